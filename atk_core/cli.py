@@ -1,0 +1,272 @@
+"""The ``atk`` command: a thin layer over config, runner and plugins.
+
+Nothing here loads a plugin until a command needs one, so ``atk --help`` and
+``atk --version`` stay fast however many plugins are installed. Every error a
+user can cause is one line on stderr and a non-zero exit status; ``--debug``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import AtkError, ConfigError
+
+log = logging.getLogger("atk")
+
+_state = {"debug": bool(os.environ.get("ATK_DEBUG")), "secrets": []}
+
+
+class AtkGroup(click.Group):
+    """Plugin commands are found only when a name is not a built-in command."""
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and not ctx.resilient_parsing:
+            from .plugins import get_registry
+
+            get_registry().add_commands(self)
+            command = super().get_command(ctx, name)
+        return command
+
+
+def _debug_option(f):
+    def turn_on(ctx, param, value):
+        if value:
+            _state["debug"] = True
+        return value
+
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+                        callback=turn_on, help="Show tracebacks of errors.")(f)
+
+
+@click.group(cls=AtkGroup, epilog="Plugins can add commands too: `atk plugins` lists what is installed.")
+@click.version_option(__version__, "--version", prog_name="atk", message="%(prog)s %(version)s")
+@_debug_option
+def cli():
+    """Turn raw documents into LLM training datasets by running pipelines."""
+
+
+# -- list and plugins -----------------------------------------------------------------------
+
+_KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter"}
+
+
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice(sorted(_KINDS)))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@_debug_option
+def list_command(kind, as_json):
+    """List installed pipelines, model backends and progress reporters."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    wanted = [kind] if kind else list(_KINDS)
+    listing = {
+        plural: [
+            {
+                "name": r.name,
+                "distribution": r.plugin.distribution,
+                "version": r.plugin.version,
+                "description": r.description,
+            }
+            for r in registry.registrations(_KINDS[plural])
+        ]
+        for plural in wanted
+    }
+    if as_json:
+        click.echo(json.dumps(listing[kind] if kind else listing, indent=2))
+        return
+    for plural in wanted:
+        if not kind:
+            click.echo(f"{plural}:")
+        rows = [[e["name"], _dist_label(e), e["description"]] for e in listing[plural]]
+        _table(rows or [["(none installed)", "", ""]], indent="  " if not kind else "")
+        if not kind and plural != wanted[-1]:
+            click.echo()
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@_debug_option
+def plugins_command(as_json):
+    """Show every plugin: its distribution, the hooks it implements, and any load error."""
+    from .plugins import get_registry
+
+    plugins = [p.to_dict() for p in get_registry().plugins.values()]
+    if as_json:
+        click.echo(json.dumps(plugins, indent=2))
+        return
+    rows = [
+        [
+            p["name"],
+            _dist_label(p) + (" (built in)" if p["builtin"] else ""),
+            ", ".join(h.replace("atk_register_", "") for h in p["hooks"]) or "-",
+            f"ERROR: {p['error']}" if p["error"] else "ok",
+        ]
+        for p in plugins
+    ]
+    _table([["NAME", "DISTRIBUTION", "HOOKS", "STATUS"], *rows])
+
+
+# -- init and prompts ---------------------------------------------------------------------------
+
+
+@cli.command("init")
+@click.argument("pipeline")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@_debug_option
+def init_command(pipeline, path, force):
+    """Write PIPELINE's config template to PATH (default: PIPELINE.yaml)."""
+    from .files import atomic_write_text
+    from .plugins import get_registry
+
+    chosen = get_registry().pipeline(pipeline)
+    path = path or f"{chosen.name}.yaml"
+    if os.path.exists(path) and not force:
+        raise ConfigError(f"{path} already exists; use --force to overwrite it")
+    atomic_write_text(path, chosen.config_template())
+    click.echo(f"wrote {path}; edit it, then run: atk run {path}")
+
+
+@cli.command("prompts")
+@click.argument("pipeline")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite prompt files that exist in DEST.")
+@_debug_option
+def prompts_command(pipeline, dest, force):
+    """Copy PIPELINE's prompts to DEST, to edit and use with `prompt_overrides: DEST`."""
+    from .plugins import get_registry
+    from .resources import copy_tree
+
+    folder = get_registry().pipeline(pipeline).prompts()
+    if not force:
+        clashes = [p for p in _traversable_files(folder, dest) if os.path.exists(p)]
+        if clashes:
+            raise ConfigError(
+                f"{len(clashes)} prompt file(s) already exist in {dest} (e.g. {clashes[0]});"
+                " use --force to overwrite"
+            )
+    written, _ = copy_tree(folder, dest, overwrite=True)
+    click.echo(f"copied {len(written)} prompt file(s) to {dest}; point prompt_overrides: at it")
+
+
+def _traversable_files(folder, dest):
+    for item in folder.iterdir():
+        if item.name == "__pycache__":
+            continue
+        target = os.path.join(dest, item.name)
+        if item.is_dir():
+            yield from _traversable_files(item, target)
+        else:
+            yield target
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. --set chunk_size=2000 (repeatable).")
+@click.option("--model", "model_overrides", multiple=True, metavar="ROLE=BACKEND[:MODEL]",
+              help="Swap a model role's backend, e.g. --model large=llamacpp (repeatable).")
+@click.option("--progress", "progress", multiple=True, metavar="NAME",
+              help="Progress reporter(s) to use instead of the config's (repeatable).")
+@_debug_option
+def run_command(config, overrides, model_overrides, progress):
+    """Run the pipeline a CONFIG file names."""
+    from .config import load_config
+    from .runner import run
+
+    loaded = load_config(config, overrides)
+    _state["secrets"] = loaded.secret_values()
+    result = run(loaded, progress=list(progress) or None, model_overrides=model_overrides)
+    if result.status == "done":
+        click.echo(f"atk: {result.pipeline} finished in {result.seconds:.1f}s;"
+                   f" outputs in {result.output_dir}", err=True)
+        return
+    if _state["debug"] and result.traceback:
+        click.echo(result.traceback, err=True, nl=False)
+    if result.status == "interrupted":
+        _error(f"{result.pipeline} was interrupted; run the same command again to resume")
+    else:
+        _error(f"pipeline {result.pipeline!r} failed: {result.error}", hint=True)
+    sys.exit(result.exit_code)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    _configure_logging()
+    try:
+        code = cli.main(args=argv, prog_name="atk", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("atk: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AtkError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        _error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("atk: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, unless --debug
+        if _state["debug"]:
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc}", hint=True)
+        sys.exit(1)
+    sys.exit(code or 0)
+
+
+def _error(message: str, hint: bool = False):
+    from .config import scrub
+
+    message = scrub(" ".join(str(message).split("\n")), _state["secrets"])
+    if hint and not _state["debug"]:
+        message += " (--debug shows the traceback)"
+    click.echo(f"atk: error: {message}", err=True)
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record):
+        from .config import scrub
+
+        text = " ".join(record.getMessage().split("\n"))
+        return f"atk: {record.levelname.lower()}: {scrub(text, _state['secrets'])}"
+
+
+def _configure_logging():
+    if any(getattr(h, "_atk", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    handler._atk = True
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _dist_label(entry) -> str:
+    name, version = entry.get("distribution"), entry.get("version")
+    return f"{name} {version}" if name and version else (name or "")
+
+
+def _table(rows, indent=""):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
+        click.echo((indent + "  ".join(cells)).rstrip())

@@ -1,0 +1,211 @@
+"""A model role as a pipeline sees it: one backend behind the core's one policy.
+
+``Model`` adds to a backend what every backend needs and none should write
+twice: the store (a request answered before is never sent again), a
+concurrency limit, an optional requests-per-minute limit, bounded retries with
+exponential backoff and jitter that honour retry-after, a per-request timeout,
+schema checking of structured answers, and token and cost totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+import weakref
+from typing import Any
+
+from .base import (
+    FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage, send,
+)
+from .specs import ModelSpec
+
+log = logging.getLogger("atk")
+
+MAX_BACKOFF = 60.0
+# After this many requests in a row give up on retries, the server is down, not flaky.
+GIVE_UP_AFTER = 8
+
+
+class Model:
+    """A ready-to-use model for one role (``models["large"]`` inside a pipeline)."""
+
+    def __init__(self, spec: ModelSpec, backend):
+        self.spec = spec
+        self.role = spec.role
+        self.backend = backend
+        self.store = None  # the run's Store, attached by the runner
+        self.usage = Usage()  # tokens of the requests this process sent
+        self.stored_usage = Usage()  # tokens of the answers taken from the store
+        self.sent = 0
+        self.from_store = 0
+        self.retries = 0
+        self._successes = 0
+        self._given_up_in_a_row = 0
+        self._limits: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._rpm_lock = threading.Lock()
+        self._next_slot = 0.0
+        self._identity = None
+
+    # -- what a pipeline calls -------------------------------------------------------------
+
+    async def chat(self, messages, *, tag: str = "", **parameters) -> Response:
+        """Send chat ``messages``; ``tag`` separates otherwise identical requests in the store."""
+        return await self.request(make_request(messages=messages, **parameters), tag=tag)
+
+    async def complete(self, prompt: str, *, tag: str = "", **parameters) -> Response:
+        return await self.request(make_request(prompt=prompt, **parameters), tag=tag)
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = dict(self.backend.identity())
+        return self._identity
+
+    def cost(self, usage: Usage | None = None) -> float | None:
+        usage = usage or self.usage
+        if self.spec.price_in is None and self.spec.price_out is None:
+            return None
+        return (usage.prompt_tokens * (self.spec.price_in or 0)
+                + usage.completion_tokens * (self.spec.price_out or 0)) / 1_000_000
+
+    async def request(self, request: Request, *, tag: str = "") -> Response:
+        key = None
+        if self.store is not None:
+            key = self.store.request_key(request, self.identity(), tag)
+            stored = self.store.get_response(key)
+            if stored is not None:
+                self.from_store += 1
+                self.stored_usage.add(stored.usage)
+                return _checked(stored, request)
+        semaphore = self._semaphore()
+        async with semaphore:
+            await self._wait_for_rpm_slot()
+            response = await self._send_with_retries(request)
+        self.sent += 1
+        self.usage.add(response.usage)
+        if self.store is not None:
+            self.store.put_response(key, request, response, tag)
+        return _checked(response, request)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    # -- the policy --------------------------------------------------------------------------
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # asyncio primitives belong to one event loop; a sync pipeline may run several.
+        loop = asyncio.get_running_loop()
+        semaphore = self._limits.get(loop)
+        if semaphore is None:
+            semaphore = self._limits[loop] = asyncio.Semaphore(self.spec.concurrency)
+        return semaphore
+
+    async def _wait_for_rpm_slot(self):
+        if not self.spec.rpm:
+            return
+        interval = 60.0 / self.spec.rpm
+        with self._rpm_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _send_with_retries(self, request: Request) -> Response:
+        attempts = self.spec.max_retries + 1
+        last: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                response = await asyncio.wait_for(send(self.backend, request), self.spec.timeout)
+            except RateLimited as exc:
+                last, delay = exc, exc.retry_after
+            except (TransientError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, asyncio.TimeoutError):
+                    exc = TransientError(f"no answer within {self.spec.timeout:g}s (timeout)")
+                last, delay = exc, None
+            except (FatalError, RequestError):
+                raise
+            except Exception as exc:  # a bug or an unexpected failure in the backend
+                raise FatalError(
+                    f"model {self.role!r} ({self.spec.backend}) failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            else:
+                self._successes += 1
+                self._given_up_in_a_row = 0
+                return response
+            if attempt + 1 < attempts:
+                self.retries += 1
+                if delay is None:
+                    delay = self._backoff(attempt)
+                await asyncio.sleep(delay)
+        self._given_up_in_a_row += 1
+        message = (f"model {self.role!r} ({self.spec.backend}): gave up after {attempts}"
+                   f" attempt{'s' if attempts > 1 else ''}: {last}")
+        if self._successes == 0 or self._given_up_in_a_row >= GIVE_UP_AFTER:
+            # Nothing has worked, or nothing works any more: stop the run, say why.
+            raise FatalError(message)
+        raise TransientError(message)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.spec.retry_base_delay * (2 ** attempt)
+        return min(MAX_BACKOFF, base) * random.uniform(0.5, 1.0)
+
+
+def make_request(*, messages=None, prompt=None, json_schema=None, extra=None, stop=None,
+                 **sampling) -> Request:
+    """A Request from keyword arguments, with lists made hashable."""
+    unknown = set(sampling) - {"temperature", "top_p", "max_tokens", "seed"}
+    if unknown:
+        raise TypeError(f"unknown request parameters: {', '.join(sorted(unknown))}")
+    if isinstance(stop, str):
+        stop = [stop]
+    return Request(
+        messages=tuple(_message(m) for m in messages) if messages is not None else None,
+        prompt=prompt,
+        stop=tuple(stop) if stop else None,
+        json_schema=json_schema,
+        extra=dict(extra or {}),
+        **sampling,
+    )
+
+
+def _message(message) -> dict:
+    if not isinstance(message, dict) or "role" not in message or "content" not in message:
+        raise TypeError(f"a chat message is a {{role, content}} mapping, not {message!r}")
+    return {"role": message["role"], "content": message["content"]}
+
+
+def _checked(response: Response, request: Request) -> Response:
+    """Parse and check a structured answer against its schema; leave the verdict on it."""
+    if request.json_schema is None:
+        return response
+    response.parsed = None
+    response.parse_error = None
+    try:
+        value = json.loads(response.text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        truncated = " (the answer was cut off: finish_reason=length)" if response.finish_reason == "length" else ""
+        response.parse_error = f"the answer is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}{truncated}"
+        return response
+    problem = schema_problem(value, request.json_schema)
+    if problem:
+        response.parse_error = f"the answer does not match the schema: {problem}"
+        return response
+    response.parsed = value
+    return response
+
+
+def schema_problem(value, schema) -> str | None:
+    """Why ``value`` does not fit ``schema``, or None when it does."""
+    import jsonschema
+
+    validator_class = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_class(schema).iter_errors(value), key=lambda e: list(e.path))
+    if not errors:
+        return None
+    error = errors[0]
+    where = "/".join(str(p) for p in error.path) or "the top level"
+    return f"at {where}: {error.message}"

@@ -1,0 +1,105 @@
+"""The pipeline record: a function plus the package data that travels with it."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import PluginError
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+CONFIG_TEMPLATE = "config.yaml"
+PROMPTS_FOLDER = "prompts"
+
+# Filled in by the runner rather than by the config file.
+RUNNER_SUPPLIED = frozenset({"task_id", "models", "output_dir", "prompt_overrides", "pipeline"})
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A registered pipeline.
+
+    ``package`` is the import package holding ``config.yaml`` and ``prompts/``;
+    by default it is the package of the module that defines ``function`` (the
+    conventions put them beside the pipeline's file).
+    ``distribution`` and ``version`` are filled in when the plugin registers it.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    description: str = ""
+    package: str | None = None
+    distribution: str | None = field(default=None, compare=False)
+    version: str | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise PluginError(
+                f"invalid pipeline name {self.name!r}: use lowercase letters, digits, '-' and '_'"
+            )
+        if not callable(self.function):
+            raise PluginError(f"pipeline {self.name!r}: function is not callable")
+        if self.package is None:
+            object.__setattr__(self, "package", _package_of(self.function))
+
+    # -- package data ---------------------------------------------------------
+
+    def files(self):
+        """The Traversable root of the pipeline's package data."""
+        from .resources import files
+
+        return files(self.package)
+
+    def config_template(self) -> str:
+        """The text of the pipeline's ``config.yaml`` template."""
+        template = self.files() / CONFIG_TEMPLATE
+        if not template.is_file():
+            raise PluginError(
+                f"pipeline {self.name!r} ships no {CONFIG_TEMPLATE} in package {self.package!r}"
+                " (is it declared as package data?)"
+            )
+        return template.read_text(encoding="utf-8")
+
+    def prompts(self):
+        """The Traversable ``prompts/`` folder of the pipeline's package."""
+        folder = self.files() / PROMPTS_FOLDER
+        if not folder.is_dir():
+            raise PluginError(
+                f"pipeline {self.name!r} ships no {PROMPTS_FOLDER}/ folder in package"
+                f" {self.package!r} (is it declared as package data?)"
+            )
+        return folder
+
+    # -- the function's signature ----------------------------------------------
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        return dict(inspect.signature(self.function).parameters)
+
+    def accepts_any_keyword(self) -> bool:
+        return any(p.kind is p.VAR_KEYWORD for p in self.parameters().values())
+
+    def required_fields(self) -> list[str]:
+        """Parameters without a default, which a config must set."""
+        return [
+            p.name
+            for p in self.parameters().values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+
+
+def _package_of(function) -> str:
+    module_name = getattr(function, "__module__", None) or ""
+    module = sys.modules.get(module_name)
+    package = getattr(module, "__package__", None)
+    if package:
+        return package
+    # A top-level module is its own data root only if it is a package.
+    return module_name.rpartition(".")[0] or module_name

@@ -1,0 +1,152 @@
+"""Progress events: the one call a pipeline makes, and their fan-out to reporters.
+
+``set_progress(task_id, progress, message)`` finds the run that owns
+``task_id`` and hands an event to each of its reporters, in order, under one
+lock, so it is safe from worker threads. Outside a run (a pipeline function
+called directly, ``task_id=None``) it does nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+log = logging.getLogger("atk")
+
+EVENT_KINDS = ("start", "progress", "finish", "fail")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One moment of a run, as reporters see it.
+
+    ``progress`` is a fraction 0..1, or None when unknown; ``time`` is Unix
+    seconds.
+    """
+
+    task_id: str
+    pipeline: str
+    kind: str
+    progress: float | None
+    message: str | None
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProgressHub:
+    """The reporters of one run, and the events sent to them."""
+
+    def __init__(self, task_id: str, pipeline: str, reporters: list[tuple[str, Any]]):
+        self.task_id = task_id
+        self.pipeline = pipeline
+        self._reporters = list(reporters)
+        self._lock = threading.RLock()
+        self._warned_clamp = False
+        self._warned_type = False
+        self.last_progress: float | None = None
+
+    def emit(self, kind: str, progress: float | None = None, message: str | None = None):
+        with self._lock:
+            if kind == "progress":
+                progress = self._checked(progress)
+            if progress is not None:
+                self.last_progress = progress
+            event = ProgressEvent(
+                task_id=self.task_id,
+                pipeline=self.pipeline,
+                kind=kind,
+                progress=progress,
+                message=None if message is None else str(message),
+                time=time.time(),
+            )
+            for entry in list(self._reporters):
+                name, reporter = entry
+                try:
+                    reporter.handle(event)
+                except Exception as exc:  # a reporter must never stop a run
+                    self._reporters.remove(entry)
+                    log.warning(
+                        "progress reporter %r failed and is disabled for this run: %s: %s",
+                        name, type(exc).__name__, exc,
+                    )
+
+    def _checked(self, progress):
+        if progress is None:
+            return None
+        if isinstance(progress, bool) or not isinstance(progress, (int, float)):
+            if not self._warned_type:
+                self._warned_type = True
+                log.warning("set_progress got %r, not a number from 0 to 1; ignored", progress)
+            return None
+        progress = float(progress)
+        if math.isnan(progress):
+            return None
+        if progress < 0.0 or progress > 1.0:
+            if not self._warned_clamp:
+                self._warned_clamp = True
+                log.warning(
+                    "set_progress got %s, outside 0..1; clamped (progress is a fraction)", progress
+                )
+            progress = min(1.0, max(0.0, progress))
+        return progress
+
+    def close(self):
+        with self._lock:
+            for name, reporter in self._reporters:
+                try:
+                    reporter.close()
+                except Exception as exc:
+                    log.warning("progress reporter %r failed to close: %s: %s",
+                                name, type(exc).__name__, exc)
+            self._reporters.clear()
+
+
+_active: dict[str, ProgressHub] = {}
+_active_lock = threading.Lock()
+
+
+def activate(hub: ProgressHub) -> None:
+    with _active_lock:
+        _active[hub.task_id] = hub
+
+
+def deactivate(hub: ProgressHub) -> None:
+    with _active_lock:
+        _active.pop(hub.task_id, None)
+
+
+def set_progress(task_id: str | None, progress: float | None, message: str | None = None) -> None:
+    """Report how far the run ``task_id`` has come: ``progress`` is a fraction 0..1."""
+    if task_id is None:
+        return
+    with _active_lock:
+        hub = _active.get(task_id)
+    if hub is not None:
+        hub.emit("progress", progress, message)
+
+
+def make_reporter(name: str, cls, options: dict | None, *, output_dir=None):
+    """Build a reporter from its class and the user's options.
+
+    ``output_dir`` is offered to reporters whose ``__init__`` names it (or
+    takes ``**kwargs``), so file-writing reporters know where the run writes.
+    """
+    options = dict(options or {})
+    if output_dir is not None and "output_dir" not in options and _accepts(cls, "output_dir"):
+        options["output_dir"] = output_dir
+    return cls(**options)
+
+
+def _accepts(cls, argument: str) -> bool:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in params)

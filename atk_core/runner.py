@@ -1,0 +1,222 @@
+"""Running one pipeline from a config.
+
+Everything that can be checked is checked before anything is written: the
+pipeline exists, the config sets its required fields, the reporters and model
+backends exist. Then the runner creates the output folder, saves the config
+(redacted) beside the outputs, calls the pipeline with its keyword arguments
+and reports start, progress, finish or fail to the chosen reporters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import secrets
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, reporter_specs, scrub
+from .errors import AtkError, ConfigError
+from .files import atomic_write_text
+from .pipeline import RUNNER_SUPPLIED, Pipeline
+from .progress import ProgressHub, activate, deactivate, make_reporter
+
+log = logging.getLogger("atk")
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+DEFAULT_REPORTERS = ("console",)
+
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class RunContext:
+    """What code running inside a pipeline can learn about its run."""
+
+    task_id: str
+    pipeline: Pipeline
+    output_dir: Path
+    config: RunConfig
+    models: dict = field(default_factory=dict)
+    prompt_overrides: Path | None = None
+
+
+_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "atk_current_run", default=None
+)
+
+
+def current_run() -> RunContext | None:
+    """The run the calling code belongs to, or None outside ``atk run``."""
+    return _current.get()
+
+
+@dataclass
+class RunResult:
+    task_id: str
+    pipeline: str
+    output_dir: Path
+    status: str  # done, failed, interrupted
+    exit_code: int
+    error: str | None = None
+    traceback: str | None = None
+    value: Any = None
+    seconds: float = 0.0
+
+
+def new_task_id(pipeline: str) -> str:
+    return f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
+        task_id: str | None = None) -> RunResult:
+    """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
+    anything starts; once it has started, returns a ``RunResult`` instead.
+
+    ``progress`` (reporter names or ``{name: options}``) replaces the config's
+    ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts.
+    """
+    from .models import build_models, resolve_model_specs
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    pipeline = registry.pipeline(config.pipeline)
+    fields = config.arguments_for(pipeline)
+    if not config.output_dir:
+        raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
+    output_dir = Path(config.output_dir).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"{config.source}: output_dir {str(output_dir)!r} exists and is not a folder")
+    overrides_dir = _prompt_overrides(config)
+    specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
+    reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
+    model_specs = resolve_model_specs(config, model_overrides, registry)
+    kwargs = _call_arguments(pipeline, fields)
+
+    task_id = task_id or new_task_id(pipeline.name)
+    secret_values = config.secret_values()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output_dir {str(output_dir)!r}: {exc.strerror}") from None
+    reporters = []
+    for name, cls, options in reporter_classes:
+        try:
+            reporters.append((name, make_reporter(name, cls, options, output_dir=output_dir)))
+        except Exception as exc:
+            for _, started in reporters:
+                _close_quietly(started)
+            raise ConfigError(
+                f"progress reporter {name!r} could not start: {scrub(str(exc), secret_values)}"
+            ) from None
+    try:
+        models = build_models(model_specs, registry)
+    except BaseException:
+        for _, started in reporters:
+            _close_quietly(started)
+        raise
+    atomic_write_text(output_dir / RESOLVED_CONFIG, config.redacted_yaml())
+
+    context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir)
+    supplied = {
+        "task_id": task_id,
+        "models": models,
+        "output_dir": str(output_dir),
+        "prompt_overrides": str(overrides_dir) if overrides_dir else None,
+        "pipeline": pipeline.name,
+    }
+    kwargs.update({k: v for k, v in supplied.items() if _accepts(pipeline, k)})
+
+    hub = ProgressHub(task_id, pipeline.name, reporters)
+    activate(hub)
+    token = _current.set(context)
+    started = time.monotonic()
+    hub.emit("start", 0.0, f"output in {output_dir}")
+    try:
+        value = _call(pipeline, kwargs, models)
+    except KeyboardInterrupt:
+        hub.emit("fail", hub.last_progress, "interrupted")
+        return RunResult(task_id, pipeline.name, output_dir, "interrupted", EXIT_INTERRUPTED,
+                         "interrupted", seconds=time.monotonic() - started)
+    except Exception as exc:
+        message = scrub(_one_line(exc), secret_values)
+        hub.emit("fail", hub.last_progress, message)
+        code = exc.exit_code if isinstance(exc, AtkError) else EXIT_FAILED
+        return RunResult(task_id, pipeline.name, output_dir, "failed", code, message,
+                         traceback=scrub(traceback.format_exc(), secret_values),
+                         seconds=time.monotonic() - started)
+    else:
+        seconds = time.monotonic() - started
+        hub.emit("finish", 1.0, f"done in {seconds:.1f}s")
+        return RunResult(task_id, pipeline.name, output_dir, "done", EXIT_DONE,
+                         value=value, seconds=seconds)
+    finally:
+        _current.reset(token)
+        deactivate(hub)
+        hub.close()
+
+
+def _call(pipeline: Pipeline, kwargs: dict, models: dict):
+    from .models import close_models
+
+    if pipeline.is_async:
+        async def main():
+            try:
+                return await pipeline.function(**kwargs)
+            finally:
+                await close_models(models)
+
+        return asyncio.run(main())
+    try:
+        return pipeline.function(**kwargs)
+    finally:
+        if models:
+            asyncio.run(close_models(models))
+
+
+def _call_arguments(pipeline: Pipeline, fields: dict) -> dict:
+    """The config's fields the pipeline accepts; the rest are named once in a warning."""
+    if pipeline.accepts_any_keyword():
+        return dict(fields)
+    parameters = pipeline.parameters()
+    unused = sorted(k for k in fields if k not in parameters)
+    if unused:
+        log.warning(
+            "pipeline %r takes no **kwargs, so these config fields are ignored: %s",
+            pipeline.name, ", ".join(unused),
+        )
+    return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}
+
+
+def _accepts(pipeline: Pipeline, name: str) -> bool:
+    return pipeline.accepts_any_keyword() or name in pipeline.parameters()
+
+
+def _prompt_overrides(config: RunConfig) -> Path | None:
+    if not config.prompt_overrides:
+        return None
+    folder = Path(config.prompt_overrides).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{config.source}: prompt_overrides {config.prompt_overrides!r} is not a folder"
+        )
+    return folder
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, AtkError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _close_quietly(reporter):
+    try:
+        reporter.close()
+    except Exception:
+        pass

@@ -1,0 +1,229 @@
+"""Running pipelines through the real CLI: outputs, events, failures and their exit status."""
+
+import json
+import re
+import sys
+import zipfile
+
+import yaml
+
+from atk_core import Pipeline
+from conftest import stderr_lines
+
+MORE_PIPELINES = {
+    "more_pipelines/__init__.py": '''
+        import asyncio, os
+        from atk_core import hookimpl, Pipeline, set_progress, current_run
+
+        async def slow_echo(*, text, output_dir, task_id=None, **kwargs):
+            await asyncio.sleep(0)
+            set_progress(task_id, 0.5, "halfway")
+            set_progress(task_id, 1.7, "overshoot")
+            set_progress(task_id, 2.0, "overshoot again")
+            run = current_run()
+            with open(os.path.join(output_dir, "async.txt"), "w") as f:
+                f.write(f"{text} {run.pipeline.name} {run.task_id == task_id}")
+
+        def strict(*, output_dir, value):
+            """No **kwargs: unknown config fields are dropped with a warning."""
+            with open(os.path.join(output_dir, "strict.txt"), "w") as f:
+                f.write(str(value))
+
+        def leaky(*, output_dir, api_key, **kwargs):
+            raise RuntimeError(f"server refused key {api_key}")
+
+        class Exploding:
+            """Raises on the second event it sees."""
+            def __init__(self, **options):
+                self.seen = 0
+            def handle(self, event):
+                self.seen += 1
+                if self.seen == 2:
+                    raise OSError("disk full")
+            def close(self):
+                pass
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="slow-echo", function=slow_echo, description="async"))
+            register(Pipeline(name="strict", function=strict))
+            register(Pipeline(name="leaky", function=leaky))
+
+        @hookimpl
+        def atk_register_progress_reporters(register):
+            register("exploding", Exploding)
+    ''',
+}
+
+
+def config(tmp_path, body):
+    path = tmp_path / "run.yaml"
+    path.write_text(body + f"\noutput_dir: {tmp_path / 'out'}\n")
+    return path
+
+
+def events(tmp_path):
+    lines = (tmp_path / "out" / "progress.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_run_writes_outputs_and_the_resolved_config(atk, demo_site, tmp_path):
+    cfg = config(tmp_path, "pipeline: echo\ngroup:\n  input_text: hi\nunknown_field: 1")
+    result = atk("run", cfg, "--set", "repeat=3", "--progress", "jsonl", env=demo_site.env())
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    record = json.loads((out / "echo.json").read_text())
+    assert record["text"] == "hihihi"
+    assert "unknown_field" in record["extra"]  # passed through **kwargs
+    saved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert saved["group"] == {"input_text": "hi"} and saved["repeat"] == 3
+    kinds = [e["kind"] for e in events(tmp_path)]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    assert f"outputs in {out}" in result.stderr
+
+
+def test_async_pipeline_with_clamped_progress(atk, site, tmp_path):
+    site.add("atk-more", MORE_PIPELINES, {"more": "more_pipelines"})
+    cfg = config(tmp_path, "pipeline: slow-echo\ntext: hey\nprogress: [jsonl]")
+    result = atk("run", cfg, env=site.env())
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "async.txt").read_text() == "hey slow-echo True"
+    progress = [e["progress"] for e in events(tmp_path)]
+    assert progress == [0.0, 0.5, 1.0, 1.0, 1.0]
+    warnings = [line for line in stderr_lines(result) if "outside 0..1" in line]
+    assert len(warnings) == 1  # once per run, not once per call
+
+
+def test_pipeline_without_kwargs_gets_only_its_fields(atk, site, tmp_path):
+    site.add("atk-more", MORE_PIPELINES, {"more": "more_pipelines"})
+    cfg = config(tmp_path, "pipeline: strict\nvalue: 42\nstray: 1\nprogress: [jsonl]")
+    result = atk("run", cfg, env=site.env())
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "strict.txt").read_text() == "42"
+    assert any("ignored: stray" in line for line in stderr_lines(result))
+
+
+def test_failing_pipeline_is_exit_1_with_one_line_and_a_fail_event(atk, demo_site, tmp_path):
+    cfg = config(tmp_path, "pipeline: echo\ninput_text: explode")
+    result = atk("run", cfg, "--progress", "jsonl", env=demo_site.env())
+    assert result.returncode == 1
+    lines = stderr_lines(result)
+    assert lines == ["atk: error: pipeline 'echo' failed: ValueError: the input asked me to explode"
+                     " (--debug shows the traceback)"]
+    last = events(tmp_path)[-1]
+    assert last["kind"] == "fail" and "explode" in last["message"] and last["progress"] == 1.0
+
+    debug = atk("run", cfg, "--progress", "jsonl", "--debug", env=demo_site.env())
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and 'raise ValueError("the input asked me to explode")' in debug.stderr
+
+
+def test_secrets_never_reach_files_or_messages(atk, site, tmp_path):
+    site.add("atk-more", MORE_PIPELINES, {"more": "more_pipelines"})
+    cfg = config(tmp_path, "pipeline: leaky\napi_key: ${ATK_TEST_KEY}\nprogress: [jsonl]")
+    secret = "sk-test-0123456789"
+    result = atk("run", cfg, env=site.env(ATK_TEST_KEY=secret))
+    assert result.returncode == 1
+    assert secret not in result.stderr + result.stdout
+    assert "server refused key <redacted>" in result.stderr
+    for file in (tmp_path / "out").iterdir():
+        assert secret not in file.read_text(), file.name
+    assert "api_key: ${ATK_TEST_KEY}" in (tmp_path / "out" / "config.resolved.yaml").read_text()
+
+
+def test_a_reporter_that_raises_is_disabled_and_the_run_goes_on(atk, site, tmp_path):
+    site.add("atk-more", MORE_PIPELINES, {"more": "more_pipelines"})
+    cfg = config(tmp_path, "pipeline: slow-echo\ntext: x")
+    result = atk("run", cfg, "--progress", "exploding", "--progress", "jsonl", env=site.env())
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in stderr_lines(result) if "exploding" in line]
+    assert warnings == ["atk: warning: progress reporter 'exploding' failed and is disabled"
+                        " for this run: OSError: disk full"]
+    assert events(tmp_path)[-1]["kind"] == "finish"  # the other reporter saw everything
+
+
+def test_console_reporter_prints_plain_timestamped_lines_when_not_a_terminal(atk, demo_site, tmp_path):
+    cfg = config(tmp_path, "pipeline: echo\ninput_text: a")
+    result = atk("run", cfg, env=demo_site.env())
+    lines = result.stdout.splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  echo"
+    assert re.match(stamp + r" +0%  started  output in ", lines[0]), lines[0]
+    assert re.match(stamp + r" +100%  finished  done in ", lines[-1]), lines[-1]
+    assert all(re.match(stamp, line) for line in lines)
+    assert "\x1b[" not in result.stdout  # no terminal control codes in a log
+
+
+def test_console_reporter_draws_a_live_bar_on_a_terminal(demo_site, tmp_path):
+    """Run atk under a real pseudo-terminal and look for the bar, the ETA and the message."""
+    import os
+    import pty
+    import subprocess
+
+    cfg = config(tmp_path, "pipeline: echo\ninput_text: a")
+    leader, follower = pty.openpty()
+    env = demo_site.env(TERM="xterm", COLUMNS="120")
+    process = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(cfg)],
+                               stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(leader)
+    text = output.decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "━" in text and "100%" in text and "eta" in text and "done in" in text
+    assert "echo finished" in text
+
+
+def test_init_writes_the_template_and_never_overwrites(atk, demo_site, tmp_path):
+    result = atk("init", "echo", env=demo_site.env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "echo.yaml").read_text()
+    assert "# the text to echo" in written and "pipeline: echo" in written
+
+    (tmp_path / "echo.yaml").write_text("mine")
+    again = atk("init", "echo", env=demo_site.env(), cwd=tmp_path)
+    assert again.returncode == 2
+    assert stderr_lines(again) == ["atk: error: echo.yaml already exists; use --force to overwrite it"]
+    assert (tmp_path / "echo.yaml").read_text() == "mine"
+
+    forced = atk("init", "echo", "custom/path.yaml", "--force", env=demo_site.env(), cwd=tmp_path)
+    assert forced.returncode == 0 and (tmp_path / "custom/path.yaml").read_text() == written
+
+    unknown = atk("init", "ech", env=demo_site.env(), cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "unknown pipeline 'ech'; did you mean 'echo'?" in unknown.stderr
+
+
+def test_prompts_are_copied_out_for_overrides(atk, demo_site, tmp_path):
+    dest = tmp_path / "my_prompts"
+    result = atk("prompts", "echo", dest, env=demo_site.env())
+    assert result.returncode == 0, result.stderr
+    assert "Say hello to {name}" in (dest / "greet.yaml").read_text()
+    again = atk("prompts", "echo", dest, env=demo_site.env())
+    assert again.returncode == 2 and "already exist" in again.stderr
+    assert atk("prompts", "echo", dest, "--force", env=demo_site.env()).returncode == 0
+
+
+def test_package_data_is_read_from_a_zip(tmp_path, monkeypatch):
+    """Pipelines read config.yaml and prompts/ through importlib resources, not the file system."""
+    archive = tmp_path / "zipped.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zipped_pipeline/__init__.py", "def run(**kwargs):\n    pass\n")
+        z.writestr("zipped_pipeline/config.yaml", "pipeline: zipped\n")
+        z.writestr("zipped_pipeline/prompts/ask.yaml", "- {role: user, content: hi}\n")
+    monkeypatch.syspath_prepend(str(archive))
+    import zipped_pipeline
+
+    pipeline = Pipeline(name="zipped", function=zipped_pipeline.run)
+    assert pipeline.package == "zipped_pipeline"
+    assert pipeline.config_template() == "pipeline: zipped\n"
+    assert [p.name for p in pipeline.prompts().iterdir()] == ["ask.yaml"]
+    assert pipeline.required_fields() == []
