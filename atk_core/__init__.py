@@ -23,6 +23,16 @@ _LAZY = {
     "TransientError": ("atk_core.models", "TransientError"),
     "RequestError": ("atk_core.models", "RequestError"),
     "FatalError": ("atk_core.models", "FatalError"),
+    "Model": ("atk_core.models", "Model"),
+    "ModelSpec": ("atk_core.models", "ModelSpec"),
+    "PipelineStep": ("atk_core.steps", "PipelineStep"),
+    "VoteStep": ("atk_core.steps", "VoteStep"),
+    "StepResult": ("atk_core.steps", "StepResult"),
+    "StepEnvironment": ("atk_core.steps", "StepEnvironment"),
+    "derive_seed": ("atk_core.steps", "derive_seed"),
+    "stream": ("atk_core.steps", "stream"),
+    "PromptLibrary": ("atk_core.prompts", "PromptLibrary"),
+    "Store": ("atk_core.store", "Store"),
 }
 
 __all__ = [

@@ -32,6 +32,8 @@ LOAD_PLUGINS_ENV = "ATK_LOAD_PLUGINS"
 # Built-in implementations go through the same hooks as third-party ones.
 BUILTIN_PLUGINS = (
     "atk_core.reporters",
+    "atk_core.models.openai",
+    "atk_core.testing",
 )
 
 HOOK_NAMES = tuple(name for name in dir(hookspecs) if name.startswith("atk_"))

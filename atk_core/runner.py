@@ -24,6 +24,7 @@ from .errors import AtkError, ConfigError
 from .files import atomic_write_text
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
+from .store import Store
 
 log = logging.getLogger("atk")
 
@@ -43,6 +44,8 @@ class RunContext:
     config: RunConfig
     models: dict = field(default_factory=dict)
     prompt_overrides: Path | None = None
+    store: Any = None  # the run's Store
+    prompt_library: Any = None  # made on first use by steps
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
@@ -120,8 +123,11 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
             _close_quietly(started)
         raise
     atomic_write_text(output_dir / RESOLVED_CONFIG, config.redacted_yaml())
+    store = Store.for_output(output_dir)
+    for model in models.values():
+        model.store = store
 
-    context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir)
+    context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir, store)
     supplied = {
         "task_id": task_id,
         "models": models,
@@ -158,6 +164,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         _current.reset(token)
         deactivate(hub)
         hub.close()
+        store.close()
 
 
 def _call(pipeline: Pipeline, kwargs: dict, models: dict):

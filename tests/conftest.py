@@ -112,3 +112,50 @@ DEMO_PIPELINE = {
 def demo_site(site) -> PluginSite:
     site.add("atk-pipeline-demo", DEMO_PIPELINE, {"demo": "demo_pipeline"}, version="2.3")
     return site
+
+
+# A one-step pipeline over generated questions: what resume and dispatch tests run.
+ANSWERS_PIPELINE = {
+    "answers_pipeline/__init__.py": '''
+        import os
+        from atk_core import hookimpl, Pipeline, PipelineStep, set_progress
+        from atk_core.files import atomic_write_jsonl
+
+        SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
+                  "required": ["answer"]}
+        ANSWER = PipelineStep(name="answer", prompt="answer", model="large",
+                              json_schema=SCHEMA, max_attempts=2, temperature=0.0)
+
+        async def answer_questions(*, count, output_dir, task_id=None, **kwargs):
+            questions = [{"id": f"q{i:05d}", "question": f"What is item {i}?"} for i in range(count)]
+            results = await ANSWER.run(questions)
+            atomic_write_jsonl(os.path.join(output_dir, "answers.jsonl"),
+                               [{"id": r.sample_id, **r.value} for r in results if r.ok])
+            atomic_write_jsonl(os.path.join(output_dir, "failures.jsonl"),
+                               [{"id": r.sample_id, "reason": r.reason} for r in results if not r.ok])
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="answers", function=answer_questions,
+                              description="Answer generated questions"))
+    ''',
+    "answers_pipeline/config.yaml": '''
+        pipeline: answers
+        count: 10
+        output_dir: ./out
+        models:
+          large: {backend: scripted}
+    ''',
+    "answers_pipeline/prompts/answer.yaml": '''
+        - role: system
+          content: 'Answer in JSON: {"answer": "..."}'
+        - role: user
+          content: "{question}{error_message}"
+    ''',
+}
+
+
+@pytest.fixture
+def answers_site(site) -> PluginSite:
+    site.add("atk-pipeline-answers", ANSWERS_PIPELINE, {"answers": "answers_pipeline"})
+    return site

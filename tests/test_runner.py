@@ -227,3 +227,41 @@ def test_package_data_is_read_from_a_zip(tmp_path, monkeypatch):
     assert pipeline.config_template() == "pipeline: zipped\n"
     assert [p.name for p in pipeline.prompts().iterdir()] == ["ask.yaml"]
     assert pipeline.required_fields() == []
+
+
+def test_model_roles_come_from_config_and_model_flag(atk, answers_site, tmp_path):
+    cfg = tmp_path / "answers.yaml"
+    cfg.write_text(
+        f"pipeline: answers\ncount: 3\noutput_dir: {tmp_path / 'out'}\nprogress: [jsonl]\n"
+        "models:\n  large: {backend: openai, model: gpt-x, concurrency: 2}\n"
+    )
+    unknown = atk("run", cfg, "--model", "large=nosuch", env=answers_site.env())
+    assert unknown.returncode == 2
+    assert stderr_lines(unknown) == [
+        f"atk: error: {cfg}: models.large: unknown backend 'nosuch' (installed: openai, scripted)"]
+
+    bad_flag = atk("run", cfg, "--model", "large", env=answers_site.env())
+    assert bad_flag.returncode == 2 and "expected ROLE=BACKEND" in bad_flag.stderr
+
+    # The openai role's options (model: gpt-x) are not handed to the scripted backend,
+    # which would refuse an option it does not know; the pipeline code is untouched.
+    swapped = atk("run", cfg, "--model", "large=scripted:fake-model", env=answers_site.env())
+    assert swapped.returncode == 0, swapped.stderr
+    assert len((tmp_path / "out" / "answers.jsonl").read_text().splitlines()) == 3
+
+
+def test_scripted_backend_from_config_logs_every_call(atk, answers_site, tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    cfg = tmp_path / "answers.yaml"
+    cfg.write_text(
+        f"pipeline: answers\ncount: 4\noutput_dir: {tmp_path / 'out'}\nprogress: [jsonl]\n"
+        f"models:\n  large: {{backend: scripted, log: '{calls}',"
+        " faults: [{kind: malformed, match: 'item 2?', times: 1}]}\n"
+    )
+    result = atk("run", cfg, env=answers_site.env())
+    assert result.returncode == 0, result.stderr
+    assert len(calls.read_text().splitlines()) == 5  # four questions, one retried
+    answers = [json.loads(line) for line in (tmp_path / "out" / "answers.jsonl").read_text().splitlines()]
+    assert [a["id"] for a in answers] == ["q00000", "q00001", "q00002", "q00003"]
+    again = atk("run", cfg, env=answers_site.env())
+    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 5

@@ -1,0 +1,125 @@
+"""Prompts live in files beside the pipeline, not in its code.
+
+A chat prompt is a YAML list of ``{role, content}``; a completion prompt is a
+``.txt`` file. ``{name}`` is a placeholder; ``{{`` and ``}}`` are literal
+braces, and braces around anything that is not a plain name (a JSON example)
+stay as they are. A run's ``prompt_overrides`` folder is searched before the
+pipeline package's ``prompts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, PipelineError
+
+EXTENSIONS = (".yaml", ".yml", ".txt")
+ROLES = ("system", "user", "assistant")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class PromptError(PipelineError):
+    """A prompt file is missing, malformed, or asks for a value nobody gave it."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A loaded prompt: chat ``messages`` or a completion ``text``."""
+
+    name: str
+    source: str  # where it was read from, for error messages
+    messages: tuple | None = None
+    text: str | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+    def placeholders(self) -> set[str]:
+        parts = [m["content"] for m in self.messages] if self.is_chat else [self.text]
+        return {m.group(1) for part in parts for m in _PLACEHOLDER.finditer(part) if m.group(1)}
+
+    def render(self, values: dict):
+        """Fill the placeholders: a list of messages for chat, a string for completion."""
+        if self.is_chat:
+            return [{"role": m["role"], "content": self._fill(m["content"], values)}
+                    for m in self.messages]
+        return self._fill(self.text, values)
+
+    def _fill(self, text: str, values: dict) -> str:
+        def replace(match):
+            token = match.group(0)
+            if token == "{{":
+                return "{"
+            if token == "}}":
+                return "}"
+            name = match.group(1)
+            if name not in values:
+                raise PromptError(
+                    f"prompt {self.source} uses {{{name}}}, but no value named {name!r} was given"
+                    f" (given: {', '.join(sorted(values)) or 'none'})"
+                )
+            return str(values[name])
+
+        return _PLACEHOLDER.sub(replace, text)
+
+
+def parse_prompt(text: str, name: str, source: str) -> Prompt:
+    """A Prompt from file text; ``source`` ends in .txt for completion prompts."""
+    if source.endswith(".txt"):
+        return Prompt(name=name, source=source, text=text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PromptError(f"prompt {source}: invalid YAML{where}") from None
+    if not isinstance(data, list) or not data:
+        raise PromptError(f"prompt {source}: a chat prompt is a YAML list of {{role, content}}")
+    messages = []
+    for i, item in enumerate(data):
+        if (not isinstance(item, dict) or set(item) != {"role", "content"}
+                or item["role"] not in ROLES or not isinstance(item["content"], str)):
+            raise PromptError(
+                f"prompt {source}: item {i + 1} must be {{role: system|user|assistant, content: text}}"
+            )
+        messages.append({"role": item["role"], "content": item["content"]})
+    return Prompt(name=name, source=source, messages=tuple(messages))
+
+
+class PromptLibrary:
+    """Finds prompts: the override folder first, then the pipeline's ``prompts/``."""
+
+    def __init__(self, package_prompts=None, overrides: str | Path | None = None):
+        self.package_prompts = package_prompts  # a Traversable, or None
+        self.overrides = Path(overrides) if overrides else None
+        self._cache: dict[str, Prompt] = {}
+
+    @classmethod
+    def for_run(cls, run) -> "PromptLibrary":
+        return cls(run.pipeline.prompts(), run.prompt_overrides)
+
+    def load(self, name: str) -> Prompt:
+        if name not in self._cache:
+            self._cache[name] = self._find(name)
+        return self._cache[name]
+
+    def _find(self, name: str) -> Prompt:
+        candidates = [name] if name.endswith(EXTENSIONS) else [name + ext for ext in EXTENSIONS]
+        places = []
+        if self.overrides is not None:
+            places.append((self.overrides, str(self.overrides)))
+        if self.package_prompts is not None:
+            places.append((self.package_prompts, "the pipeline's prompts/"))
+        for folder, label in places:
+            for candidate in candidates:
+                entry = folder / candidate
+                if entry.is_file():
+                    source = f"{label.rstrip('/')}/{candidate}" if label.startswith("the") else str(entry)
+                    return parse_prompt(entry.read_text(encoding="utf-8"), name, source)
+        searched = " or ".join(label for _, label in places) or "no prompt folder"
+        raise ConfigError(f"prompt {name!r} not found in {searched}")

@@ -1,0 +1,312 @@
+"""PipelineStep: the shared part of every LLM call a pipeline makes.
+
+A step loads its prompt, fills it from each sample, sends it to a model role,
+parses the answer (JSON schema, regex or a function), validates it, and
+retries with the problem available to the prompt as ``{error_message}``. A
+sample that still fails after the last attempt is recorded with its reason
+and skipped. All samples run concurrently under the role's limit, in a
+stream (a new request starts as soon as one finishes); results come back in
+input order. Answers are stored, so running the step again sends nothing
+that was answered before.
+
+Samples are mappings with a stable ``id`` (derive it from content, not from a
+counter, so runs can be split across machines and merged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import ConfigError, PipelineError
+from .models.base import RequestError, TransientError
+from .progress import set_progress
+
+
+@dataclass
+class StepResult:
+    """What one step made of one sample."""
+
+    sample_id: str
+    ok: bool
+    value: Any = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+def derive_seed(seed: int, *parts) -> int:
+    """A per-sample seed: the same seed and sample id always give the same number."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass
+class StepEnvironment:
+    """Where a step finds its models, prompts and store; taken from the run by default."""
+
+    models: dict
+    prompts: Any  # PromptLibrary
+    store: Any = None
+    task_id: str | None = None
+
+    @classmethod
+    def from_run(cls) -> "StepEnvironment":
+        from .prompts import PromptLibrary
+        from .runner import current_run
+
+        run = current_run()
+        if run is None:
+            raise PipelineError(
+                "this step runs outside `atk run`; pass env=StepEnvironment(models=..., prompts=...)"
+            )
+        if run.prompt_library is None:
+            run.prompt_library = PromptLibrary.for_run(run)
+        return cls(run.models, run.prompt_library, run.store, run.task_id)
+
+
+@dataclass
+class PipelineStep:
+    """One LLM call per sample, from prompt file to validated value.
+
+    Parse with ``json_schema`` (structured output, checked against the
+    schema), ``regex`` (the ``group`` of the first match) or ``parser`` (a
+    function of the text that raises ValueError on bad input); with none of
+    them the value is the stripped text. ``validator(value, sample)`` returns
+    ``(ok, message)`` (or a bool); a failure's message is shown to the next
+    attempt as ``{error_message}``. With ``many=True`` the parsed value must
+    be a list (one input, many outputs).
+    """
+
+    name: str
+    prompt: str
+    model: str = "large"
+    json_schema: dict | None = None
+    regex: str | None = None
+    group: int | str = 1
+    parser: Callable[[str], Any] | None = None
+    validator: Callable[..., Any] | None = None
+    max_attempts: int = 3
+    many: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list | None = None
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        parsers = sum(x is not None for x in (self.json_schema, self.regex, self.parser))
+        if parsers > 1:
+            raise ConfigError(f"step {self.name!r}: give one of json_schema, regex or parser")
+        if self.max_attempts < 1:
+            raise ConfigError(f"step {self.name!r}: max_attempts must be at least 1")
+        self._pattern = re.compile(self.regex, re.DOTALL) if self.regex else None
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, samples, *, env: StepEnvironment | None = None,
+                  progress: tuple[float, float] = (0.0, 1.0)) -> list[StepResult]:
+        """Run every sample; results in input order. ``progress`` is this step's share of the bar."""
+        env = env or StepEnvironment.from_run()
+        model = self._model(env)
+        prompt = env.prompts.load(self.prompt)
+        samples = list(samples)
+        _check_ids(self.name, samples)
+
+        async def one(sample):
+            result = await self._one(sample, model, prompt)
+            if env.store is not None:
+                env.store.put_result(self.name, result.sample_id, result.ok, result.value,
+                                     result.reason, result.attempts)
+            return result
+
+        results = await stream(samples, one, limit=model.spec.concurrency * 2,
+                               on_done=_progress_reporter(env.task_id, self.name, len(samples), progress))
+        if env.store is not None:
+            env.store.flush()
+        return results
+
+    def run_sync(self, samples, **kwargs) -> list[StepResult]:
+        """``run`` for pipelines written as plain functions."""
+        return asyncio.run(self.run(samples, **kwargs))
+
+    def _model(self, env):
+        try:
+            return env.models[self.model]
+        except KeyError:
+            roles = ", ".join(sorted(env.models)) or "none"
+            raise ConfigError(
+                f"step {self.name!r} uses model role {self.model!r}, which the config's models:"
+                f" does not define (defined: {roles})"
+            ) from None
+
+    async def _one(self, sample, model, prompt, tag_suffix: str = "") -> StepResult:
+        sample_id = str(sample["id"])
+        problem = None
+        for attempt in range(self.max_attempts):
+            values = dict(sample)
+            values.setdefault("error_message", problem or "")
+            try:
+                response = await self._ask(model, prompt, values, sample_id, attempt, tag_suffix)
+            except (RequestError, TransientError) as exc:
+                # The model could not answer this one; more attempts would not help.
+                return StepResult(sample_id, False, reason=f"{self.name}: {exc}", attempts=attempt + 1)
+            value, problem = self._parse(response)
+            if problem is None:
+                problem = self._validate(value, sample)
+            if problem is None:
+                return StepResult(sample_id, True, value, attempts=attempt + 1)
+        plural = "s" if self.max_attempts > 1 else ""
+        return StepResult(sample_id, False, reason=f"{self.name}: {problem}"
+                          f" (after {self.max_attempts} attempt{plural})", attempts=self.max_attempts)
+
+    async def _ask(self, model, prompt, values, sample_id, attempt, tag_suffix):
+        rendered = prompt.render(values)
+        parameters = dict(
+            tag=f"{self.name}#{attempt}{tag_suffix}",
+            seed=derive_seed(self.seed, sample_id, attempt, tag_suffix),
+            json_schema=self.json_schema,
+            extra=self.extra,
+            stop=self.stop,
+            **{k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
+                                 ("max_tokens", self.max_tokens)) if v is not None},
+        )
+        if prompt.is_chat:
+            return await model.chat(rendered, **parameters)
+        return await model.complete(rendered, **parameters)
+
+    def _parse(self, response):
+        if self.json_schema is not None:
+            if response.parse_error:
+                return None, response.parse_error
+            value = response.parsed
+        elif self._pattern is not None:
+            match = self._pattern.search(response.text)
+            if match is None:
+                return None, f"the answer does not match the expected format ({self.regex})"
+            value = match.group(self.group)
+        elif self.parser is not None:
+            try:
+                value = self.parser(response.text)
+            except (ValueError, KeyError, TypeError) as exc:
+                return None, f"the answer could not be parsed: {exc}"
+        else:
+            value = response.text.strip()
+        if self.many and not isinstance(value, list):
+            return None, "expected a list of items"
+        return value, None
+
+    def _validate(self, value, sample):
+        if self.validator is None:
+            return None
+        verdict = self.validator(value, sample)
+        ok, message = verdict if isinstance(verdict, tuple) else (bool(verdict), None)
+        return None if ok else (message or "the answer did not pass validation")
+
+
+@dataclass
+class VoteStep(PipelineStep):
+    """Majority vote: ask ``votes`` times (seeds differ), pass if ``threshold`` of them agree.
+
+    ``decide(value)`` turns one parsed answer into a yes/no vote (default:
+    ``bool(value)``). Voting stops as soon as the outcome is certain. The
+    result's value is ``{"passed", "yes", "no", "votes"}``; a sample that
+    does not pass is a failed result, with the tally as its reason.
+    """
+
+    votes: int = 3
+    threshold: float = 0.5
+    decide: Callable[[Any], bool] | None = None
+
+    async def _one(self, sample, model, prompt, tag_suffix: str = "") -> StepResult:
+        needed = max(1, -(-int(self.threshold * self.votes * 1000) // 1000))  # ceil, float-safe
+        yes = no = attempts = 0
+        reasons = []
+        for vote in range(self.votes):
+            result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}")
+            attempts += result.attempts
+            if result.ok and (self.decide(result.value) if self.decide else bool(result.value)):
+                yes += 1
+            else:
+                no += 1
+                if not result.ok:
+                    reasons.append(result.reason)
+            if yes >= needed or self.votes - no < needed:
+                break
+        tally = {"passed": yes >= needed, "yes": yes, "no": no, "votes": yes + no}
+        if tally["passed"]:
+            return StepResult(str(sample["id"]), True, tally, attempts=attempts)
+        detail = f"; {reasons[0]}" if reasons and len(reasons) == no else ""
+        return StepResult(str(sample["id"]), False, tally, attempts=attempts,
+                          reason=f"{self.name}: {yes} of {yes + no} votes passed,"
+                                 f" {needed} of {self.votes} needed{detail}")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+async def stream(items, work, *, limit: int, on_done=None):
+    """Apply async ``work`` to every item with at most ``limit`` in flight; keep input order.
+
+    A fixed set of workers pulls from one iterator, so a new item starts the
+    moment one finishes and memory stays flat however many items there are.
+    The first exception cancels the rest and is raised.
+    """
+    results: list = [None] * len(items)
+    source = iter(enumerate(items))
+    done = 0
+    failed = False
+
+    async def worker():
+        nonlocal done, failed
+        for index, item in source:
+            if failed:  # another worker failed: take no new work
+                return
+            try:
+                results[index] = await work(item)
+            except BaseException:
+                failed = True
+                raise
+            done += 1
+            if on_done is not None:
+                on_done(done)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, limit), len(items)))]
+    if not tasks:
+        return results
+    try:
+        finished, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in finished:
+            if task.exception() is not None:
+                raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+def _check_ids(step, samples):
+    seen = set()
+    for sample in samples:
+        if "id" not in sample:
+            raise PipelineError(f"step {step!r}: every sample needs an 'id'")
+        if sample["id"] in seen:
+            raise PipelineError(f"step {step!r}: sample id {sample['id']!r} appears twice")
+        seen.add(sample["id"])
+
+
+def _progress_reporter(task_id, name, total, share):
+    start, end = share
+    last = [-1]
+
+    def report(done):
+        percent = done * 100 // total
+        if percent != last[0] or done == total:
+            last[0] = percent
+            set_progress(task_id, start + (end - start) * done / total, f"{name}: {done}/{total}")
+
+    return report

@@ -1,0 +1,244 @@
+"""A kit for testing pipelines and plugins without a real model.
+
+- ``ScriptedBackend`` (registered as the ``scripted`` backend): answers from a
+  function, a dict of substrings or a JSON schema; deterministic; counts and
+  optionally logs every call; injects faults on chosen calls.
+- ``run_pipeline(...)``: run an installed pipeline in-process through the
+  real runner, as ``atk run`` would.
+- ``read_jsonl(path)``: the records of a JSON-lines output file.
+
+In a config::
+
+    models:
+      large:
+        backend: scripted
+        respond: my_tests.fakes:answer     # a function of the Request
+        answers: {"capital of France": "Paris"}
+        log: calls.jsonl                   # one line per call, to count them
+        faults: [{kind: malformed, calls: [1, 2]}]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .hookspecs import hookimpl
+from .models.base import (
+    Backend, FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage,
+)
+
+FAULT_KINDS = ("rate_limited", "transient", "request", "fatal", "malformed", "truncated", "hang")
+
+
+@hookimpl
+def atk_register_model_backends(register):
+    register("scripted", ScriptedBackend)
+
+
+class ScriptedBackend(Backend):
+    """Scripted answers for tests: from a function, substrings or a schema; can inject faults."""
+
+    name = "scripted"
+
+    def __init__(self, respond: Callable | str | None = None, answers: dict | None = None,
+                 default: Any = None, faults: list | None = None, log: str | None = None,
+                 model: str = "scripted", delay: float = 0.0, modes=("chat", "completion"),
+                 **unknown):
+        if unknown:
+            raise ValueError(f"unknown option(s) for the scripted backend: {', '.join(sorted(unknown))}")
+        super().__init__(model=model)
+        self.respond = _resolve(respond) if isinstance(respond, str) else respond
+        self.answers = dict(answers or {})
+        self.default = default
+        self.faults = [_fault(f) for f in (faults or [])]
+        self.log_path = Path(log) if log else None
+        self.delay = float(delay)
+        self.modes = tuple(modes)
+        self.calls = 0
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+
+    async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
+        if "chat" not in self.modes:
+            raise RequestError("this scripted backend serves completions only")
+        return await self._answer(Request(messages=tuple(messages), json_schema=json_schema,
+                                          extra=extra or {}, **_sampling(sampling)))
+
+    async def complete(self, prompt, *, json_schema=None, extra=None, **sampling):
+        if "completion" not in self.modes:
+            raise RequestError("this scripted backend serves chat only")
+        return await self._answer(Request(prompt=prompt, json_schema=json_schema,
+                                          extra=extra or {}, **_sampling(sampling)))
+
+    async def _answer(self, request: Request) -> Response:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+            self.requests.append(request)
+            if self.log_path is not None:
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"call": call, **request.to_dict()}) + "\n")
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        fault = self._fault_for(call, request)
+        if fault is not None:
+            result = await _inject(fault, request)
+            if result is not None:
+                return result
+        answer = self._scripted(request)
+        if isinstance(answer, BaseException):
+            raise answer
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        words = len(text.split())
+        return Response(text=text, finish_reason="stop",
+                        usage=Usage(len(_request_text(request).split()), words))
+
+    def _scripted(self, request: Request):
+        if self.respond is not None:
+            answer = self.respond(request)
+            if answer is not None:
+                return answer
+        text = _request_text(request)
+        for needle, answer in self.answers.items():
+            if needle in text:
+                return answer
+        if self.default is not None:
+            return self.default
+        if request.json_schema is not None:
+            return synthesize(request.json_schema)
+        return "scripted answer"
+
+    def _fault_for(self, call: int, request: Request):
+        text = _request_text(request)
+        for fault in self.faults:
+            if fault["calls"] is not None and call not in fault["calls"]:
+                continue
+            if fault["match"] is not None and fault["match"] not in text:
+                continue
+            with self._lock:
+                if fault["times"] is not None:
+                    if fault["times"] <= 0:
+                        continue
+                    fault["times"] -= 1
+            return fault
+        return None
+
+
+def _fault(spec) -> dict:
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    kind = spec.get("kind")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, not {kind!r}")
+    calls = spec.get("calls")
+    return {"kind": kind, "calls": set(calls) if calls is not None else None,
+            "match": spec.get("match"), "times": spec.get("times"),
+            "retry_after": spec.get("retry_after", 0)}
+
+
+async def _inject(fault, request):
+    kind = fault["kind"]
+    if kind == "rate_limited":
+        raise RateLimited("scripted: rate limited", retry_after=fault["retry_after"])
+    if kind == "transient":
+        raise TransientError("scripted: transient failure")
+    if kind == "request":
+        raise RequestError("scripted: request refused")
+    if kind == "fatal":
+        raise FatalError("scripted: fatal failure")
+    if kind == "hang":
+        await asyncio.sleep(3600)
+    if kind == "malformed":
+        return Response(text='{"this is": not json', finish_reason="stop")
+    if kind == "truncated":
+        return Response(text='{"cut off mid', finish_reason="length")
+    return None
+
+
+def _sampling(sampling: dict) -> dict:
+    values = {k: v for k, v in sampling.items() if k in ("temperature", "top_p", "max_tokens", "seed")}
+    if sampling.get("stop"):
+        values["stop"] = tuple(sampling["stop"])
+    return values
+
+
+def _request_text(request: Request) -> str:
+    if request.messages is not None:
+        return "\n".join(m["content"] for m in request.messages)
+    return request.prompt or ""
+
+
+def _resolve(path: str):
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"respond must be 'module:function', not {path!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def synthesize(schema: dict, _depth: int = 0):
+    """A small value that fits a JSON schema: the scripted backend's default answer."""
+    if not isinstance(schema, dict) or _depth > 20:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return synthesize(schema[key][0], _depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties", {})
+        return {name: synthesize(sub, _depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(1, schema.get("minItems", 1))
+        if "maxItems" in schema:
+            count = min(count, schema["maxItems"])
+        return [synthesize(schema.get("items", {}), _depth + 1) for _ in range(count)]
+    if kind == "string":
+        length = max(schema.get("minLength", 0), 8)
+        return ("scripted text " * 4)[:length].strip() or "scripted"
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "scripted"
+
+
+def run_pipeline(pipeline: str, *, output_dir, models: dict | None = None, progress=(),
+                 prompt_overrides=None, **fields):
+    """Run an installed pipeline in-process through the real runner; return its RunResult.
+
+    ``models`` maps roles to settings as in a config (``{"large": {"backend":
+    "scripted"}}``); ``progress`` lists reporters (none by default, so test
+    output stays quiet).
+    """
+    from .config import RunConfig
+    from .runner import run
+
+    tree = {"pipeline": pipeline, "output_dir": str(output_dir), **fields}
+    if models:
+        tree["models"] = models
+    if prompt_overrides:
+        tree["prompt_overrides"] = str(prompt_overrides)
+    config = RunConfig(source=f"<run_pipeline {pipeline}>", tree=tree)
+    return run(config, progress=list(progress) or [_SILENT])
+
+
+_SILENT = {"jsonl": {}}  # a quiet default: events go to progress.jsonl, not the terminal
+
+
+def read_jsonl(path) -> list:
+    """The records of a JSON-lines file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
