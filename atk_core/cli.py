@@ -190,6 +190,9 @@ def run_command(config, overrides, model_overrides, progress):
     loaded = load_config(config, overrides)
     _state["secrets"] = loaded.secret_values()
     result = run(loaded, progress=list(progress) or None, model_overrides=model_overrides)
+    if result.status != "failed":  # a failure's one line should stand alone
+        for role, model in result.models.items():
+            click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)
     if result.status == "done":
         click.echo(f"atk: {result.pipeline} finished in {result.seconds:.1f}s;"
                    f" outputs in {result.output_dir}", err=True)
@@ -201,6 +204,16 @@ def run_command(config, overrides, model_overrides, progress):
     else:
         _error(f"pipeline {result.pipeline!r} failed: {result.error}", hint=True)
     sys.exit(result.exit_code)
+
+
+def _usage_line(summary) -> str:
+    usage = summary["usage_sent"]
+    line = (f"{summary['requests_sent']} requests sent, {summary['answers_from_store']} answers"
+            f" from the store, {usage['prompt_tokens']} prompt + {usage['completion_tokens']}"
+            " completion tokens")
+    if summary["cost_sent"] is not None:
+        line += f", ${summary['cost_sent']:.4f}"
+    return line
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class RunResult:
     traceback: str | None = None
     value: Any = None
     seconds: float = 0.0
+    models: dict = field(default_factory=dict)  # role -> Model, with its usage totals
 
 
 def new_task_id(pipeline: str) -> str:
@@ -147,19 +148,19 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     except KeyboardInterrupt:
         hub.emit("fail", hub.last_progress, "interrupted")
         return RunResult(task_id, pipeline.name, output_dir, "interrupted", EXIT_INTERRUPTED,
-                         "interrupted", seconds=time.monotonic() - started)
+                         "interrupted", seconds=time.monotonic() - started, models=models)
     except Exception as exc:
         message = scrub(_one_line(exc), secret_values)
         hub.emit("fail", hub.last_progress, message)
         code = exc.exit_code if isinstance(exc, AtkError) else EXIT_FAILED
         return RunResult(task_id, pipeline.name, output_dir, "failed", code, message,
                          traceback=scrub(traceback.format_exc(), secret_values),
-                         seconds=time.monotonic() - started)
+                         seconds=time.monotonic() - started, models=models)
     else:
         seconds = time.monotonic() - started
         hub.emit("finish", 1.0, f"done in {seconds:.1f}s")
         return RunResult(task_id, pipeline.name, output_dir, "done", EXIT_DONE,
-                         value=value, seconds=seconds)
+                         value=value, seconds=seconds, models=models)
     finally:
         _current.reset(token)
         deactivate(hub)

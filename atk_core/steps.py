@@ -113,6 +113,13 @@ class PipelineStep:
         env = env or StepEnvironment.from_run()
         model = self._model(env)
         prompt = env.prompts.load(self.prompt)
+        mode = "chat" if prompt.is_chat else "completion"
+        if mode not in getattr(model.backend, "modes", (mode,)):
+            raise ConfigError(
+                f"step {self.name!r}: prompt {prompt.source} is a {mode} prompt, but the"
+                f" {model.spec.backend!r} backend of role {self.model!r} serves only"
+                f" {', '.join(model.backend.modes)}"
+            )
         samples = list(samples)
         _check_ids(self.name, samples)
 

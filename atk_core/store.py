@@ -48,9 +48,13 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
-def request_key(request: Request, identity: dict, tag: str = "") -> str:
+def canonical_request(request: Request, identity: dict, tag: str = "") -> str:
+    """The exact request as one canonical JSON text: what the store key hashes."""
     material = {"tag": tag, "identity": identity, "request": request.to_dict()}
-    canonical = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_key(canonical: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -83,6 +87,7 @@ class Store:
     def for_output(cls, output_dir) -> "Store":
         return cls(Path(output_dir) / STORE_FILE)
 
+    canonical_request = staticmethod(canonical_request)
     request_key = staticmethod(request_key)
 
     # -- answers ------------------------------------------------------------------------
@@ -97,8 +102,8 @@ class Store:
             return None
         return Response(text=row[0], finish_reason=row[1], usage=Usage(row[2], row[3]), cached=True)
 
-    def put_response(self, key: str, request: Request, response: Response, tag: str = "") -> None:
-        blob = zlib.compress(json.dumps(request.to_dict(), ensure_ascii=False).encode("utf-8"))
+    def put_response(self, key: str, canonical: str, response: Response, tag: str = "") -> None:
+        blob = zlib.compress(canonical.encode("utf-8"), 1)
         with self._lock:
             # Committed at once (with any pending results): an answer we paid
             # for must survive a kill that comes a moment later.
@@ -113,7 +118,7 @@ class Store:
             self._pending_results = 0
 
     def request_of(self, key: str) -> dict | None:
-        """The stored request behind an answer (for inspecting what was sent)."""
+        """The stored request behind an answer (with its tag and backend identity)."""
         with self._lock:
             row = self._db.execute("SELECT request FROM responses WHERE key=?", (key,)).fetchone()
         return json.loads(zlib.decompress(row[0])) if row else None

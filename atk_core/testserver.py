@@ -60,6 +60,7 @@ class FakeOpenAIServer:
         self.answer = answer
         self.record = record
         self.requests: list[dict] = []
+        self.request_count = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._queue: list[Behaviour] = []
@@ -172,6 +173,11 @@ class FakeOpenAIServer:
 
     async def _handle(self, method, path, headers, body, writer) -> bool:
         path = path.split("?", 1)[0]
+        if method == "GET" and path.endswith("/stats"):
+            with self._lock:
+                self._send(writer, 200, {"requests": self.request_count,
+                                         "answered": sum(self._answered.values())})
+            return True
         if method == "GET" and path.endswith("/models"):
             self._send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
             return True
@@ -187,6 +193,7 @@ class FakeOpenAIServer:
         text = _prompt_text(payload, chat)
         behaviour = self._behaviour_for(text)
         with self._lock:
+            self.request_count += 1
             if self.record:
                 self.requests.append({"path": path, "payload": payload,
                                       "authorization": headers.get("authorization"),
@@ -225,7 +232,7 @@ class FakeOpenAIServer:
         if kind == "length":
             content, finish = content[: max(1, len(content) // 2)], "length"
         with self._lock:
-            key = hashlib.sha256(body).hexdigest()
+            key = hashlib.sha256(body).hexdigest() if self.record else ""
             self._answered[key] = self._answered.get(key, 0) + 1
         self._send(writer, 200, _completion(payload, chat, content, finish, text))
         return True

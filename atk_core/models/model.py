@@ -71,10 +71,27 @@ class Model:
         return (usage.prompt_tokens * (self.spec.price_in or 0)
                 + usage.completion_tokens * (self.spec.price_out or 0)) / 1_000_000
 
+    def summary(self) -> dict[str, Any]:
+        """Requests and tokens of this role, for the manifest and the end-of-run line."""
+        total = Usage()
+        total.add(self.usage)
+        total.add(self.stored_usage)
+        return {
+            "identity": self.identity(),
+            "requests_sent": self.sent,
+            "answers_from_store": self.from_store,
+            "retries": self.retries,
+            "usage_sent": self.usage.to_dict(),
+            "usage_total": total.to_dict(),
+            "cost_sent": self.cost(self.usage),
+            "cost_total": self.cost(total),
+        }
+
     async def request(self, request: Request, *, tag: str = "") -> Response:
-        key = None
+        key = canonical = None
         if self.store is not None:
-            key = self.store.request_key(request, self.identity(), tag)
+            canonical = self.store.canonical_request(request, self.identity(), tag)
+            key = self.store.request_key(canonical)
             stored = self.store.get_response(key)
             if stored is not None:
                 self.from_store += 1
@@ -87,7 +104,7 @@ class Model:
         self.sent += 1
         self.usage.add(response.usage)
         if self.store is not None:
-            self.store.put_response(key, request, response, tag)
+            self.store.put_response(key, canonical, response, tag)
         return _checked(response, request)
 
     async def aclose(self) -> None:
@@ -119,7 +136,7 @@ class Model:
         last: Exception | None = None
         for attempt in range(attempts):
             try:
-                response = await asyncio.wait_for(send(self.backend, request), self.spec.timeout)
+                response = await _within(self.spec.timeout, send(self.backend, request))
             except RateLimited as exc:
                 last, delay = exc, exc.retry_after
             except (TransientError, asyncio.TimeoutError) as exc:
@@ -152,6 +169,18 @@ class Model:
     def _backoff(self, attempt: int) -> float:
         base = self.spec.retry_base_delay * (2 ** attempt)
         return min(MAX_BACKOFF, base) * random.uniform(0.5, 1.0)
+
+
+if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request
+
+    async def _within(seconds, coroutine):
+        async with asyncio.timeout(seconds):
+            return await coroutine
+
+else:
+
+    async def _within(seconds, coroutine):
+        return await asyncio.wait_for(coroutine, seconds)
 
 
 def make_request(*, messages=None, prompt=None, json_schema=None, extra=None, stop=None,
