@@ -6,6 +6,11 @@
 - ``run_pipeline(...)``: run an installed pipeline in-process through the
   real runner, as ``atk run`` would.
 - ``read_jsonl(path)``: the records of a JSON-lines output file.
+- ``run_cli(*args)``: the real ``atk`` command in a subprocess.
+- ``PluginSite``: a folder of installed-looking distributions to put on
+  PYTHONPATH, so plugin discovery in a subprocess is the real thing.
+- ``build_wheel(project)`` and ``make_venv(path, packages)``: install a plugin
+  non-editable into a fresh virtual environment, the way users get it.
 
 In a config::
 
@@ -242,3 +247,96 @@ _SILENT = {"jsonl": {}}  # a quiet default: events go to progress.jsonl, not the
 def read_jsonl(path) -> list:
     """The records of a JSON-lines file."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- the real CLI, real distributions, real wheels ---------------------------------------------
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300, input=None, python=None):
+    """Run ``atk ARGS`` in a subprocess (``python -m atk_core``) and capture its output."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [python or sys.executable, "-m", "atk_core", *map(str, args)],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input,
+    )
+
+
+def stderr_lines(result) -> list:
+    """The non-empty lines a finished subprocess wrote to stderr."""
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+class PluginSite:
+    """A folder to put on PYTHONPATH holding installed-looking distributions.
+
+    Each distribution is a ``<name>-<version>.dist-info`` folder with METADATA
+    and ``entry_points.txt`` beside its modules: exactly what importlib.metadata
+    reads from site-packages.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def add(self, dist: str, files: dict, entry_points: dict, version: str = "1.0") -> None:
+        import textwrap
+
+        for relative, text in files.items():
+            target = self.path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(textwrap.dedent(text), encoding="utf-8")
+        info = self.path / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8"
+        )
+        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[atk]\n{lines}", encoding="utf-8")
+
+    def env(self, **extra) -> dict:
+        import os
+
+        env = dict(os.environ)
+        env.pop("ATK_LOAD_PLUGINS", None)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.path), env.get("PYTHONPATH", "")) if p
+        )
+        env.update(extra)
+        return env
+
+
+def build_wheel(project, dest) -> Path:
+    """Build a project's wheel (no build isolation: uses this environment's setuptools)."""
+    import subprocess
+    import sys
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    before = set(dest.glob("*.whl"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-q", "-w", str(dest), str(project)],
+        check=True, capture_output=True, text=True,
+    )
+    (wheel,) = set(dest.glob("*.whl")) - before
+    return wheel
+
+
+def make_venv(path, packages, env=None) -> Path:
+    """A fresh virtual environment at ``path`` with ``packages`` pip-installed; its python."""
+    import subprocess
+    import sys
+
+    path = Path(path)
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = path / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         *map(str, packages)],
+        capture_output=True, text=True, env=env,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install into {path} failed:\n{result.stderr[-3000:]}")
+    return python

@@ -4,7 +4,7 @@ import pytest
 
 from atk_core import ConfigError, Pipeline
 from atk_core.config import config_from_text, is_secret_key
-from conftest import stderr_lines
+from support import stderr_lines
 
 
 def pipeline(function=None):

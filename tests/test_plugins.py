@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import stderr_lines
+from support import stderr_lines
 
 BROKEN_IMPORT = {
     "broken_import/__init__.py": '''

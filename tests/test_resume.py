@@ -9,7 +9,7 @@ import sys
 import time
 
 from atk_core.testserver import FakeOpenAIServer
-from conftest import stderr_lines
+from support import stderr_lines
 
 
 def answer(text, payload):

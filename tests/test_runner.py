@@ -8,7 +8,7 @@ import zipfile
 import yaml
 
 from atk_core import Pipeline
-from conftest import stderr_lines
+from support import stderr_lines
 
 MORE_PIPELINES = {
     "more_pipelines/__init__.py": '''

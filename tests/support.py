@@ -1,0 +1,81 @@
+"""Plugin distributions the core's tests install, and small helpers."""
+
+from atk_core.testing import stderr_lines  # noqa: F401  (re-exported for the tests)
+
+# A pipeline distribution used by many tests: package data included.
+DEMO_PIPELINE = {
+    "demo_pipeline/__init__.py": '''
+        import json, os, threading
+        from atk_core import hookimpl, Pipeline, set_progress
+
+        def echo(*, input_text, output_dir, repeat=1, task_id=None, **kwargs):
+            """Writes its input to output_dir/echo.json, reporting progress from a thread."""
+            def work():
+                for i in range(4):
+                    set_progress(task_id, (i + 1) / 4, f"step {i + 1} of 4")
+            worker = threading.Thread(target=work)
+            worker.start(); worker.join()
+            record = {"text": input_text * repeat, "extra": sorted(kwargs)}
+            with open(os.path.join(output_dir, "echo.json"), "w") as handle:
+                json.dump(record, handle)
+            if input_text == "explode":
+                raise ValueError("the input asked me to explode")
+            return record
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="echo", function=echo, description="Echo the input text"))
+    ''',
+    "demo_pipeline/config.yaml": '''
+        pipeline: echo
+        # the text to echo
+        input_text: hello
+        output_dir: ./out
+    ''',
+    "demo_pipeline/prompts/greet.yaml": '''
+        - role: user
+          content: "Say hello to {name}"
+    ''',
+}
+
+
+
+# A one-step pipeline over generated questions: what resume and dispatch tests run.
+ANSWERS_PIPELINE = {
+    "answers_pipeline/__init__.py": '''
+        import os
+        from atk_core import hookimpl, Pipeline, PipelineStep, set_progress
+        from atk_core.files import atomic_write_jsonl
+
+        SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
+                  "required": ["answer"]}
+        ANSWER = PipelineStep(name="answer", prompt="answer", model="large",
+                              json_schema=SCHEMA, max_attempts=2, temperature=0.0)
+
+        async def answer_questions(*, count, output_dir, task_id=None, **kwargs):
+            questions = [{"id": f"q{i:05d}", "question": f"What is item {i}?"} for i in range(count)]
+            results = await ANSWER.run(questions)
+            atomic_write_jsonl(os.path.join(output_dir, "answers.jsonl"),
+                               [{"id": r.sample_id, **r.value} for r in results if r.ok])
+            atomic_write_jsonl(os.path.join(output_dir, "failures.jsonl"),
+                               [{"id": r.sample_id, "reason": r.reason} for r in results if not r.ok])
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="answers", function=answer_questions,
+                              description="Answer generated questions"))
+    ''',
+    "answers_pipeline/config.yaml": '''
+        pipeline: answers
+        count: 10
+        output_dir: ./out
+        models:
+          large: {backend: scripted}
+    ''',
+    "answers_pipeline/prompts/answer.yaml": '''
+        - role: system
+          content: 'Answer in JSON: {"answer": "..."}'
+        - role: user
+          content: "{question}{error_message}"
+    ''',
+}
