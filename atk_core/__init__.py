@@ -33,6 +33,7 @@ _LAZY = {
     "stream": ("atk_core.steps", "stream"),
     "PromptLibrary": ("atk_core.prompts", "PromptLibrary"),
     "Store": ("atk_core.store", "Store"),
+    "RunRecord": ("atk_core.manifest", "RunRecord"),
 }
 
 __all__ = [

@@ -123,18 +123,30 @@ def plugins_command(as_json):
 @click.argument("pipeline")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.option("--samples", is_flag=True,
+              help="Also copy the pipeline's sample documents to documents/ beside PATH.")
 @_debug_option
-def init_command(pipeline, path, force):
+def init_command(pipeline, path, force, samples):
     """Write PIPELINE's config template to PATH (default: PIPELINE.yaml)."""
     from .files import atomic_write_text
     from .plugins import get_registry
+    from .resources import copy_tree
 
     chosen = get_registry().pipeline(pipeline)
     path = path or f"{chosen.name}.yaml"
     if os.path.exists(path) and not force:
         raise ConfigError(f"{path} already exists; use --force to overwrite it")
-    atomic_write_text(path, chosen.config_template())
+    template = chosen.config_template()
+    folder = chosen.samples() if samples else None
+    if samples and folder is None:
+        raise ConfigError(f"pipeline {chosen.name!r} ships no sample documents")
+    atomic_write_text(path, template)
     click.echo(f"wrote {path}; edit it, then run: atk run {path}")
+    if folder is not None:
+        dest = os.path.join(os.path.dirname(path) or ".", "documents")
+        written, skipped = copy_tree(folder, dest)
+        click.echo(f"copied {len(written)} sample document(s) to {dest}"
+                   + (f" ({len(skipped)} already there)" if skipped else ""))
 
 
 @cli.command("prompts")
@@ -168,6 +180,22 @@ def _traversable_files(folder, dest):
             yield from _traversable_files(item, target)
         else:
             yield target
+
+
+# -- inspect ----------------------------------------------------------------------------------------
+
+
+@cli.command("inspect")
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("-n", "samples", default=3, show_default=True, help="How many records to show.")
+@click.option("--seed", default=0, show_default=True, help="Which records (the same seed shows the same ones).")
+@click.option("--file", "file", default=None, help="Output file to sample (default: the run's main output).")
+@_debug_option
+def inspect_command(output_dir, samples, seed, file):
+    """Show where a run dropped samples and why, then a few of its records."""
+    from .inspect import report
+
+    click.echo(report(output_dir, samples=samples, seed=seed, file=file), nl=False)
 
 
 # -- run ----------------------------------------------------------------------------------------

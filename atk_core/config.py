@@ -10,7 +10,6 @@ shown or saved.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,7 +395,11 @@ def _redact(node, path, templates):
     if isinstance(node, str):
         # Keep the saved config re-runnable: a literal "${" must not become a reference.
         return re.sub(r"\$(?=[{$])", "$$", node)
-    return copy.deepcopy(node)
+    if node is None or isinstance(node, (bool, int, float)):
+        return node
+    # Objects given in-process (a function for the scripted backend) are named, not dumped.
+    name = getattr(node, "__qualname__", None) or type(node).__qualname__
+    return f"<python object {getattr(node, '__module__', '?')}.{name}>"
 
 
 def _hide(value):

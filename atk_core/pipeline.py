@@ -14,6 +14,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 CONFIG_TEMPLATE = "config.yaml"
 PROMPTS_FOLDER = "prompts"
+SAMPLES_FOLDER = "sample_documents"
 
 # Filled in by the runner rather than by the config file.
 RUNNER_SUPPLIED = frozenset({"task_id", "models", "output_dir", "prompt_overrides", "pipeline"})
@@ -73,6 +74,11 @@ class Pipeline:
                 f" {self.package!r} (is it declared as package data?)"
             )
         return folder
+
+    def samples(self):
+        """The Traversable ``sample_documents/`` folder, or None if the package ships none."""
+        folder = self.files() / SAMPLES_FOLDER
+        return folder if folder.is_dir() else None
 
     # -- the function's signature ----------------------------------------------
 

@@ -26,6 +26,10 @@ from .models.base import RequestError, TransientError
 from .progress import set_progress
 
 
+# What ``{retry_note}`` says in a prompt after a rejected answer (empty the first time).
+RETRY_NOTE = "\n\nYour previous answer was rejected: {problem}. Answer again and fix this."
+
+
 @dataclass
 class StepResult:
     """What one step made of one sample."""
@@ -76,8 +80,9 @@ class PipelineStep:
     function of the text that raises ValueError on bad input); with none of
     them the value is the stripped text. ``validator(value, sample)`` returns
     ``(ok, message)`` (or a bool); a failure's message is shown to the next
-    attempt as ``{error_message}``. With ``many=True`` the parsed value must
-    be a list (one input, many outputs).
+    attempt as ``{error_message}`` (the bare message) and ``{retry_note}`` (a
+    sentence asking for a fixed answer); both are empty on the first attempt.
+    With ``many=True`` the parsed value must be a list (one input, many outputs).
     """
 
     name: str
@@ -156,6 +161,7 @@ class PipelineStep:
         for attempt in range(self.max_attempts):
             values = dict(sample)
             values.setdefault("error_message", problem or "")
+            values.setdefault("retry_note", RETRY_NOTE.format(problem=problem) if problem else "")
             try:
                 response = await self._ask(model, prompt, values, sample_id, attempt, tag_suffix)
             except (RequestError, TransientError) as exc:

@@ -235,7 +235,8 @@ def test_model_roles_come_from_config_and_model_flag(atk, answers_site, tmp_path
         f"pipeline: answers\ncount: 3\noutput_dir: {tmp_path / 'out'}\nprogress: [jsonl]\n"
         "models:\n  large: {backend: openai, model: gpt-x, concurrency: 2}\n"
     )
-    unknown = atk("run", cfg, "--model", "large=nosuch", env=answers_site.env())
+    only_ours = answers_site.env(ATK_LOAD_PLUGINS="answers")  # whatever else is installed
+    unknown = atk("run", cfg, "--model", "large=nosuch", env=only_ours)
     assert unknown.returncode == 2
     assert stderr_lines(unknown) == [
         f"atk: error: {cfg}: models.large: unknown backend 'nosuch' (installed: openai, scripted)"]

@@ -1,0 +1,166 @@
+"""``atk inspect``: read any run's manifest and outputs, and show them to a person.
+
+"Always read your data before you train", made one command: where samples
+were dropped and why, then a few samples (chosen by a seed, so two people
+looking at the same run see the same ones) printed readably.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+from .errors import ConfigError
+from .manifest import FAILURES, MANIFEST
+
+WIDTH = 100
+
+
+def load_manifest(output_dir: Path) -> dict:
+    path = output_dir / MANIFEST
+    if not output_dir.is_dir():
+        raise ConfigError(f"{output_dir} is not a folder")
+    if not path.is_file():
+        raise ConfigError(f"{output_dir} has no {MANIFEST}; is it the output_dir of a finished run?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def read_records(path: Path) -> list:
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ConfigError(f"{path}: line {number} is not JSON") from None
+    return records
+
+
+def report(output_dir, samples: int = 3, seed: int = 0, file: str | None = None) -> str:
+    output_dir = Path(output_dir)
+    manifest = load_manifest(output_dir)
+    lines = [_headline(manifest)]
+    lines += _models(manifest.get("models") or {})
+    lines += _steps(manifest.get("steps") or [])
+    lines += _outputs(manifest.get("outputs") or {})
+    lines += _drops(output_dir / FAILURES)
+    chosen = file or manifest.get("primary_output")
+    if samples and chosen:
+        lines += _samples(output_dir / chosen, samples, seed)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _headline(manifest) -> str:
+    parts = [manifest.get("pipeline", "unknown pipeline")]
+    if manifest.get("pipeline_version"):
+        parts.append(manifest["pipeline_version"])
+    if manifest.get("distribution"):
+        parts.append(f"({manifest['distribution']})")
+    if manifest.get("task_id"):
+        parts.append(f"run {manifest['task_id']}")
+    if manifest.get("wall_seconds") is not None:
+        parts.append(f"{manifest['wall_seconds']:.1f}s")
+    return " ".join(parts)
+
+
+def _models(models) -> list[str]:
+    if not models:
+        return []
+    lines = ["", "models:"]
+    for role, summary in models.items():
+        identity = summary.get("identity") or {}
+        usage = summary.get("usage_total") or {}
+        line = (f"  {role:8} {identity.get('backend')}/{identity.get('model')}  "
+                f"{summary.get('requests_sent', 0)} sent, {summary.get('answers_from_store', 0)} from store, "
+                f"{usage.get('prompt_tokens', 0)} + {usage.get('completion_tokens', 0)} tokens")
+        if summary.get("cost_total") is not None:
+            line += f", ${summary['cost_total']:.4f}"
+        lines.append(line)
+    return lines
+
+
+def _steps(steps) -> list[str]:
+    if not steps:
+        return []
+    width = max(len(s["name"]) for s in steps)
+    lines = ["", "steps (in -> out, and what was dropped):"]
+    for step in steps:
+        dropped = ", ".join(f"{count} {kind}" for kind, count in step.get("dropped", {}).items())
+        lines.append(f"  {step['name']:{width}}  {step.get('in', 0):6} -> {step.get('out', 0):<6}  {dropped}".rstrip())
+    return lines
+
+
+def _outputs(outputs) -> list[str]:
+    if not outputs:
+        return []
+    lines = ["", "outputs:"]
+    lines += [f"  {name}  {count} records" for name, count in outputs.items()]
+    return lines
+
+
+def _drops(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    failures = read_records(path)
+    if not failures:
+        return []
+    lines = ["", f"dropped samples ({len(failures)}, all in {FAILURES}); first of each step:"]
+    by_step = Counter(f.get("step") for f in failures)
+    seen = set()
+    for failure in failures:
+        step = failure.get("step")
+        if step in seen:
+            continue
+        seen.add(step)
+        reason = _shorten(str(failure.get("reason", "")), WIDTH - 20)
+        lines.append(f"  {step} ({by_step[step]}): {failure.get('sample_id')}: {reason}")
+    return lines
+
+
+def _samples(path: Path, count: int, seed: int) -> list[str]:
+    if not path.is_file():
+        return ["", f"(no {path.name} to sample from)"]
+    records = read_records(path)
+    if not records:
+        return ["", f"{path.name} is empty: nothing to read."]
+    picks = sorted(random.Random(seed).sample(range(len(records)), min(count, len(records))))
+    lines = ["", f"{len(picks)} of {len(records)} records from {path.name} (seed {seed}):"]
+    for index in picks:
+        lines.append("")
+        lines.append(f"── record {index + 1} " + "─" * 40)
+        lines += _render(records[index])
+    return lines
+
+
+def _render(record) -> list[str]:
+    turns = None
+    if isinstance(record, dict) and isinstance(record.get("conversations"), list):
+        turns = [(t.get("from"), t.get("value")) for t in record["conversations"]]
+    elif isinstance(record, dict) and isinstance(record.get("messages"), list):
+        turns = [(t.get("role"), t.get("content")) for t in record["messages"]]
+    if turns is not None:
+        return [line for who, text in turns for line in _wrapped(f"{who}:", text)]
+    if isinstance(record, dict):
+        return [line for key, value in record.items() for line in _wrapped(f"{key}:", value)]
+    return _wrapped("", record)
+
+
+def _wrapped(label: str, value) -> list[str]:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    lines = []
+    for number, paragraph in enumerate(text.split("\n")):
+        first = (f"{label} " if label else "") if number == 0 else "    "
+        lines += textwrap.wrap(paragraph, WIDTH, initial_indent=first,
+                               subsequent_indent="    ") or [first.rstrip()]
+    return lines
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

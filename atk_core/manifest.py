@@ -1,0 +1,130 @@
+"""What a run did, written beside its outputs: ``manifest.json`` and ``failures.jsonl``.
+
+A pipeline keeps a ``RunRecord`` as it goes: how many samples went into each
+step and came out, and, for every sample it dropped, why. At the end
+``write()`` saves the failures (one JSON line per dropped sample, in a stable
+order) and the manifest (versions, config hash, model identities, token use
+and cost per role, counts per step, outputs, wall time). ``atk inspect``
+reads both, for any pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .files import atomic_write_json, atomic_write_jsonl
+
+MANIFEST = "manifest.json"
+FAILURES = "failures.jsonl"
+
+
+@dataclass
+class StepCount:
+    name: str
+    inputs: int = 0
+    outputs: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "in": self.inputs, "out": self.outputs,
+                "dropped": dict(sorted(self.dropped.items()))}
+
+
+class RunRecord:
+    """Counts per step and the dropped samples of one run."""
+
+    def __init__(self):
+        self.steps: dict[str, StepCount] = {}
+        self.failures: list[dict[str, str]] = []
+        self.started = time.time()
+
+    def _step(self, name: str) -> StepCount:
+        if name not in self.steps:
+            self.steps[name] = StepCount(name)
+        return self.steps[name]
+
+    def count(self, step: str, inputs: int, outputs: int) -> None:
+        entry = self._step(step)
+        entry.inputs += inputs
+        entry.outputs += outputs
+
+    def drop(self, step: str, sample_id: str, reason: str, kind: str | None = None) -> None:
+        """Record one dropped sample; ``kind`` is the short category counted in the manifest."""
+        self._step(step).dropped[kind or _kind_of(reason)] += 1
+        self.failures.append({"sample_id": str(sample_id), "step": step, "reason": reason})
+
+    def step(self, name: str, samples: list, results: list, *,
+             keep: Callable[[Any], bool] | None = None,
+             why_not: Callable[[Any], str] | str = "rejected") -> list[tuple[Any, Any]]:
+        """Count a PipelineStep's results; return the ``(sample, result)`` pairs that go on.
+
+        A failed result is dropped with its reason; an ok result that ``keep``
+        refuses is dropped as ``why_not`` (a text, or a function of the result).
+        """
+        kept = []
+        for sample, result in zip(samples, results):
+            if not result.ok:
+                self.drop(name, result.sample_id, result.reason or "failed")
+            elif keep is not None and not keep(result.value):
+                reason = why_not(result) if callable(why_not) else why_not
+                kind = reason.split(":", 1)[0] if callable(why_not) else why_not
+                self.drop(name, result.sample_id, f"{name}: {reason}", kind=kind)
+            else:
+                kept.append((sample, result))
+        self.count(name, len(samples), len(kept))
+        return kept
+
+    def write(self, output_dir, *, outputs: dict[str, int], primary: str | None = None,
+              extra: dict | None = None) -> dict:
+        """Write failures.jsonl and manifest.json (atomically); return the manifest."""
+        from pathlib import Path
+
+        output_dir = Path(output_dir)
+        atomic_write_jsonl(output_dir / FAILURES, self.failures)
+        manifest = {
+            **_run_facts(),
+            "steps": [s.to_dict() for s in self.steps.values()],
+            "outputs": dict(outputs, **{FAILURES: len(self.failures)}),
+            "primary_output": primary,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "wall_seconds": round(time.time() - self.started, 3),
+            **(extra or {}),
+        }
+        atomic_write_json(output_dir / MANIFEST, manifest)
+        return manifest
+
+
+def _kind_of(reason: str) -> str:
+    if "votes passed" in reason:
+        return "failed the vote"
+    if "attempt" in reason and "(after" in reason:
+        return "no valid answer after retries"
+    if "gave up after" in reason or "refused" in reason or "HTTP" in reason:
+        return "model error"
+    text = reason.split(":", 1)[-1].strip() if ":" in reason else reason
+    return text[:60]
+
+
+def _run_facts() -> dict[str, Any]:
+    """Versions, config hash and model use of the current run, when there is one."""
+    from . import __version__
+    from .runner import current_run
+
+    facts: dict[str, Any] = {"atk_core_version": __version__}
+    run = current_run()
+    if run is None:
+        return facts
+    config_text = run.config.redacted_yaml()
+    facts.update({
+        "pipeline": run.pipeline.name,
+        "distribution": run.pipeline.distribution,
+        "pipeline_version": run.pipeline.version,
+        "task_id": run.task_id,
+        "config_hash": "sha256:" + hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
+        "models": {role: model.summary() for role, model in sorted(run.models.items())},
+    })
+    return facts

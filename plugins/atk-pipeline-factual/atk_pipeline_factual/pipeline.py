@@ -1,0 +1,290 @@
+"""factual-qa: documents in, validated question-answer pairs and conversations out.
+
+The recipe, in order:
+
+1. read the input folder (text, Markdown, HTML, PDF, JSON lines);
+2. chunk the documents (about ``chunk_size`` characters; duplicates dropped);
+3. judge each chunk: does it hold facts worth questions?   (small model)
+4. write question-answer pairs for each chunk              (large model)
+5. check each question is answerable from the chunk alone   (small model, majority vote)
+6. check each answer is accurate to the chunk              (small model)
+7. write a conversation from each chunk's surviving pairs  (large model)
+
+Every dropped sample is in ``failures.jsonl`` with its reason; the outputs
+are written atomically and are the same bytes on every run of the same
+inputs and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from atk_core import ConfigError, PipelineError, PipelineStep, RunRecord, VoteStep, set_progress
+from atk_core.files import atomic_write_jsonl
+from atk_core.steps import derive_seed
+
+from .chunking import chunk_all, subset
+from .documents import read_folder
+
+DEFAULT_SYSTEM_PROMPTS = (
+    "You are a helpful assistant who answers questions accurately and clearly.",
+    "You are a knowledgeable expert. Answer precisely, in full sentences.",
+)
+
+QA_PAIRS = "qa_pairs.jsonl"
+SHAREGPT = "conversations.sharegpt.jsonl"
+MESSAGES = "conversations.messages.jsonl"
+
+
+def _verdict_schema(field: str) -> dict:
+    return {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 300},
+                       field: {"type": "boolean"}},
+        "required": ["reason", field],
+    }
+
+
+def _questions_schema(limit: int) -> dict:
+    pair = {"type": "object",
+            "properties": {"question": {"type": "string", "minLength": 5, "maxLength": 500},
+                           "answer": {"type": "string", "minLength": 1, "maxLength": 2000}},
+            "required": ["question", "answer"]}
+    return {"type": "object",
+            "properties": {"questions": {"type": "array", "items": pair,
+                                         "minItems": 1, "maxItems": limit}},
+            "required": ["questions"]}
+
+
+CONVERSATION_SCHEMA = {
+    "type": "object",
+    "properties": {"messages": {"type": "array", "minItems": 2, "items": {
+        "type": "object",
+        "properties": {"role": {"type": "string", "enum": ["user", "assistant"]},
+                       "content": {"type": "string", "minLength": 1, "maxLength": 3000}},
+        "required": ["role", "content"]}}},
+    "required": ["messages"],
+}
+
+
+def _distinct_questions(value, sample):
+    questions = [" ".join(p["question"].lower().split()) for p in value["questions"]]
+    if any(not p["answer"].strip() or not p["question"].strip() for p in value["questions"]):
+        return False, "every question and answer must have text"
+    if len(set(questions)) < len(questions):
+        return False, "two questions are the same; every question must be different"
+    return True, None
+
+
+def _alternating(value, sample):
+    roles = [m["role"] for m in value["messages"]]
+    expected = ["user", "assistant"] * (len(roles) // 2 + 1)
+    if roles != expected[: len(roles)]:
+        return False, "messages must alternate user, assistant, user, assistant, starting with user"
+    if roles[-1] != "assistant":
+        return False, "the conversation must end with an assistant message"
+    if any(not m["content"].strip() for m in value["messages"]):
+        return False, "every message must have text"
+    return True, None
+
+
+async def factual_qa(
+    *,
+    input_dir,
+    output_dir,
+    chunk_size=3000,
+    use_subset=False,
+    subset_size=100,
+    seed=0,
+    questions_per_chunk=3,
+    question_votes=3,
+    vote_threshold=0.5,
+    pairs_per_conversation=3,
+    system_prompts=DEFAULT_SYSTEM_PROMPTS,
+    skip_judge=False,
+    skip_question_check=False,
+    skip_answer_check=False,
+    rewrite_conversations=True,
+    temperature=0.7,
+    check_temperature=0.6,
+    max_tokens=1024,
+    max_attempts=3,
+    task_id=None,
+    **kwargs,
+):
+    """Turn a folder of documents into checked QA pairs and multi-turn conversations."""
+    settings = _checked_settings(locals())
+    record = RunRecord()
+    folder = Path(input_dir)
+    if not folder.exists():
+        raise ConfigError(f"input_dir {str(input_dir)!r} does not exist")
+    if not folder.is_dir():
+        raise ConfigError(f"input_dir {str(input_dir)!r} is not a folder")
+
+    # 1. read
+    set_progress(task_id, 0.0, "reading documents")
+    documents, unreadable = read_folder(folder)
+    for problem in unreadable:
+        record.drop("read", problem.source, f"read: {problem.reason}", kind=problem.reason.split(":")[0])
+    record.count("read", len(documents) + len(unreadable), len(documents))
+    if not documents:
+        raise PipelineError(
+            f"no readable documents in {input_dir} ({len(unreadable)} file(s) skipped;"
+            " supported: .txt .md .html .pdf .jsonl)"
+        )
+
+    # 2. chunk
+    chunks, duplicates = chunk_all(documents, settings["chunk_size"])
+    for chunk in duplicates:
+        record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
+                    kind="duplicate chunk")
+    if use_subset:
+        chunks = subset(chunks, settings["subset_size"], seed)
+    record.count("chunk", len(documents), len(chunks))
+    by_id = {chunk.id: chunk for chunk in chunks}
+    samples = [chunk.as_sample() for chunk in chunks]
+
+    # 3. judge
+    if not skip_judge:
+        judge = PipelineStep(name="judge", prompt="judge_chunk", model="small",
+                             json_schema=_verdict_schema("suitable"), temperature=check_temperature,
+                             max_tokens=256, max_attempts=max_attempts, seed=seed)
+        results = await judge.run(samples, progress=(0.02, 0.2))
+        samples = [s for s, _ in record.step(
+            "judge", samples, results, keep=lambda v: v["suitable"],
+            why_not=lambda r: f"judged unsuitable: {r.value['reason']}")]
+
+    # 4. generate question-answer pairs
+    generate = PipelineStep(name="generate", prompt="generate_questions", model="large",
+                            json_schema=_questions_schema(questions_per_chunk),
+                            validator=_distinct_questions, temperature=temperature,
+                            max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
+    for sample in samples:
+        sample["questions_per_chunk"] = questions_per_chunk
+    results = await generate.run(samples, progress=(0.2, 0.5))
+    pairs = []
+    for sample, result in record.step("generate", samples, results):
+        for item in result.value["questions"][:questions_per_chunk]:
+            pairs.append(_pair(by_id[sample["id"]], item))
+    pairs = list({p["id"]: p for p in pairs}.values())  # the same question twice is one pair
+
+    # 5. answerable from the chunk alone?
+    if not skip_question_check:
+        vote = VoteStep(name="check_question", prompt="check_question", model="small",
+                        json_schema=_verdict_schema("answerable"), votes=question_votes,
+                        threshold=vote_threshold, decide=lambda v: v["answerable"],
+                        temperature=check_temperature, max_tokens=256,
+                        max_attempts=max_attempts, seed=seed)
+        results = await vote.run(pairs, progress=(0.5, 0.7))
+        pairs = [p for p, _ in record.step("check_question", pairs, results)]
+
+    # 6. answer accurate to the chunk?
+    if not skip_answer_check:
+        check = PipelineStep(name="check_answer", prompt="check_answer", model="small",
+                             json_schema=_verdict_schema("accurate"), temperature=check_temperature,
+                             max_tokens=256, max_attempts=max_attempts, seed=seed)
+        results = await check.run(pairs, progress=(0.7, 0.85))
+        pairs = [p for p, _ in record.step(
+            "check_answer", pairs, results, keep=lambda v: v["accurate"],
+            why_not=lambda r: f"answer judged inaccurate: {r.value['reason']}")]
+
+    # 7. conversations
+    groups = _conversation_groups(pairs, pairs_per_conversation, settings["system_prompts"], seed)
+    if rewrite_conversations:
+        write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
+                             json_schema=CONVERSATION_SCHEMA, validator=_alternating,
+                             temperature=temperature, max_tokens=max_tokens,
+                             max_attempts=max_attempts, seed=seed)
+        results = await write.run(groups, progress=(0.85, 1.0))
+        conversations = [(g, r.value["messages"]) for g, r in record.step("conversation", groups, results)]
+    else:
+        conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
+        record.count("conversation", len(groups), len(groups))
+
+    # outputs
+    output = Path(output_dir)
+    qa_records = [{k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
+                  for p in pairs]
+    sharegpt, messages = [], []
+    for group, turns in conversations:
+        with_system = [{"role": "system", "content": group["system_prompt"]}, *turns]
+        messages.append({"messages": with_system})
+        sharegpt.append({"conversations": [
+            {"from": {"system": "system", "user": "human", "assistant": "gpt"}[m["role"]],
+             "value": m["content"]} for m in with_system]})
+    atomic_write_jsonl(output / QA_PAIRS, qa_records)
+    atomic_write_jsonl(output / SHAREGPT, sharegpt)
+    atomic_write_jsonl(output / MESSAGES, messages)
+    record.write(output, outputs={QA_PAIRS: len(qa_records), SHAREGPT: len(sharegpt),
+                                  MESSAGES: len(messages)}, primary=SHAREGPT)
+    set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(sharegpt)} conversations")
+    if not sharegpt:
+        raise PipelineError(
+            f"no conversation survived the checks; see {output / 'failures.jsonl'}"
+            f" or run: atk inspect {output}"
+        )
+    return {"qa_pairs": len(qa_records), "conversations": len(sharegpt)}
+
+
+def _pair(chunk, item) -> dict:
+    question, answer = item["question"].strip(), item["answer"].strip()
+    digest = hashlib.sha256(f"{chunk.id}\n{question}".encode("utf-8")).hexdigest()[:16]
+    return {"id": f"q-{digest}", "question": question, "answer": answer, "source": chunk.source,
+            "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id, "chunk": chunk.text}
+
+
+def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
+    by_chunk: dict[str, list] = {}
+    for pair in pairs:
+        by_chunk.setdefault(pair["chunk_id"], []).append(pair)
+    groups = []
+    for chunk_pairs in by_chunk.values():
+        for start in range(0, len(chunk_pairs), size):
+            group = chunk_pairs[start:start + size]
+            digest = hashlib.sha256("\n".join(p["id"] for p in group).encode()).hexdigest()[:16]
+            conversation_id = f"conv-{digest}"
+            groups.append({
+                "id": conversation_id,
+                "pair_list": group,
+                "pairs": "\n".join(f"{i}. Q: {p['question']}\n   A: {p['answer']}"
+                                   for i, p in enumerate(group, 1)),
+                "turns": 2 * len(group),
+                "system_prompt": system_prompts[derive_seed(seed, conversation_id) % len(system_prompts)],
+            })
+    return groups
+
+
+def _messages_from_pairs(pairs) -> list[dict]:
+    turns = []
+    for pair in pairs:
+        turns.append({"role": "user", "content": pair["question"]})
+        turns.append({"role": "assistant", "content": pair["answer"]})
+    return turns
+
+
+def _checked_settings(values: dict) -> dict:
+    """Check the config's values before anything runs; a bad one is a config error naming it."""
+    def whole(name, low):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be a whole number of at least {low}, not {value!r}")
+        return value
+
+    for name, low in (("chunk_size", 200), ("subset_size", 1), ("questions_per_chunk", 1),
+                      ("question_votes", 1), ("pairs_per_conversation", 1), ("max_tokens", 16),
+                      ("max_attempts", 1)):
+        whole(name, low)
+    threshold = values["vote_threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ConfigError(f"vote_threshold must be a fraction above 0 and at most 1, not {threshold!r}")
+    prompts = values["system_prompts"]
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ConfigError("system_prompts must be a non-empty list of texts")
+    for name in ("skip_judge", "skip_question_check", "skip_answer_check", "rewrite_conversations",
+                 "use_subset"):
+        if not isinstance(values[name], bool):
+            raise ConfigError(f"{name} must be true or false, not {values[name]!r}")
+    return {**values, "system_prompts": list(prompts)}

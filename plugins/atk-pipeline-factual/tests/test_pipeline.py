@@ -1,0 +1,187 @@
+"""factual-qa end to end with the scripted backend: outputs, failures, determinism, resume."""
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from atk_core.testing import ScriptedBackend, read_jsonl, run_cli, run_pipeline, stderr_lines
+from factual_fakes import respond, write_inputs
+
+TESTS = Path(__file__).resolve().parent
+DATASET_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl",
+                 "conversations.messages.jsonl", "failures.jsonl")
+
+
+def scripted(**extra):
+    return {"backend": "scripted", "respond": respond, **extra}
+
+
+def run(tmp_path, name="out", models=None, **fields):
+    fields.setdefault("input_dir", str(tmp_path / "in"))
+    if not (tmp_path / "in").exists():
+        write_inputs(tmp_path / "in")
+        (tmp_path / "in" / "never.txt").write_text("UNANSWERABLE-FOREVER is written here.")
+    models = models or {"small": scripted(), "large": scripted()}
+    return run_pipeline("factual-qa", output_dir=tmp_path / name, models=models, **fields)
+
+
+def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+
+    pairs = read_jsonl(out / "qa_pairs.jsonl")
+    assert pairs and all(set(p) == {"id", "question", "answer", "source", "start", "end", "chunk_id"}
+                         for p in pairs)
+    assert all(not p["question"].startswith("Why does") for p in pairs)  # failed the vote
+    sources = {p["source"] for p in pairs}
+    assert sources == {"bees.md", "records.jsonl#L1", "report.pdf"}  # the page was judged unsuitable
+
+    sharegpt = read_jsonl(out / "conversations.sharegpt.jsonl")
+    messages = read_jsonl(out / "conversations.messages.jsonl")
+    assert len(sharegpt) == len(messages) > 0
+    for share, chat in zip(sharegpt, messages):
+        turns = share["conversations"]
+        assert [t["from"] for t in turns] == ["system"] + ["human", "gpt"] * ((len(turns) - 1) // 2)
+        assert [m["role"] for m in chat["messages"]] == ["system"] + ["user", "assistant"] * ((len(turns) - 1) // 2)
+        assert [t["value"] for t in turns] == [m["content"] for m in chat["messages"]]
+        assert all(isinstance(t["value"], str) and t["value"] for t in turns)
+
+    failures = {(f["sample_id"], f["step"]): f["reason"] for f in read_jsonl(out / "failures.jsonl")}
+    assert failures[("scan.pdf", "read")] == "read: PDF has no text layer (scanned?)"
+    assert failures[("picture.bin", "read")] == "read: unsupported file type .bin"
+    assert failures[("latin1.txt", "read")].startswith("read: not UTF-8 text")
+    judged = [r for (sid, step), r in failures.items() if step == "judge"]
+    assert judged == ["judge: judged unsuitable: navigation only"]
+    never = [r for (sid, step), r in failures.items() if step == "generate"]
+    assert never == ["generate: the answer is not valid JSON: Expecting value (after 3 attempts)"]
+    votes = [r for (sid, step), r in failures.items() if step == "check_question"]
+    assert votes and all("0 of 2 votes passed, 2 of 3 needed" in r for r in votes)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    steps = {s["name"]: s for s in manifest["steps"]}
+    assert steps["read"]["in"] == 11 and steps["read"]["out"] == 5  # jsonl lines count one each
+    assert steps["generate"]["dropped"] == {"no valid answer after retries": 1}
+    assert manifest["outputs"]["qa_pairs.jsonl"] == len(pairs)
+    assert manifest["outputs"]["failures.jsonl"] == len(failures)
+    assert manifest["pipeline"] == "factual-qa" and manifest["distribution"] == "atk-pipeline-factual"
+    assert manifest["config_hash"].startswith("sha256:")
+    assert set(manifest["models"]) == {"small", "large"}
+    assert manifest["models"]["large"]["usage_total"]["completion_tokens"] > 0
+
+
+def test_malformed_answer_is_retried_with_the_problem_in_the_prompt(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))})
+    assert result.exit_code == 0, result.error
+    asks = [json.loads(line) for line in calls.read_text().splitlines()]
+    waggle = [a["messages"][-1]["content"] for a in asks if "waggle" in a["messages"][-1]["content"]
+              and "natural conversation" not in a["messages"][0]["content"]]
+    assert len(waggle) == 2
+    assert "Your previous answer was rejected: the answer is not valid JSON" in waggle[1]
+
+
+def test_outputs_are_byte_identical_on_a_fresh_run_and_on_a_rerun(tmp_path):
+    assert run(tmp_path, "first").exit_code == 0
+    assert run(tmp_path, "second").exit_code == 0
+    assert run(tmp_path, "first").exit_code == 0  # resume of a finished run
+    for name in DATASET_FILES:
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_resume_after_an_interrupted_run_repeats_no_call(tmp_path):
+    logs = {name: tmp_path / f"{name}.jsonl" for name in ("clean", "first", "second")}
+
+    def models(log, **small):
+        return {"small": scripted(log=str(log), **small), "large": scripted(log=str(log))}
+
+    assert run(tmp_path, "clean", models=models(logs["clean"])).exit_code == 0
+    clean_calls = len(logs["clean"].read_text().splitlines())
+
+    interrupted = run(tmp_path, "resumed",
+                      models=models(logs["first"], faults=[{"kind": "fatal", "calls": [12]}]))
+    assert interrupted.exit_code == 1 and "scripted: fatal failure" in interrupted.error
+    assert not (tmp_path / "resumed" / "qa_pairs.jsonl").exists()  # nothing half-written
+    with sqlite3.connect(tmp_path / "resumed" / "store.sqlite") as db:
+        answered = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert 0 < answered < clean_calls
+
+    assert run(tmp_path, "resumed", models=models(logs["second"])).exit_code == 0
+    # Exactly the requests without a stored answer were sent again.
+    assert len(logs["second"].read_text().splitlines()) == clean_calls - answered
+    for name in DATASET_FILES:
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_skip_flags_and_plain_conversations(tmp_path):
+    log = tmp_path / "small.jsonl"
+    result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
+                 skip_judge=True, skip_question_check=True, skip_answer_check=True,
+                 rewrite_conversations=False, pairs_per_conversation=2)
+    assert result.exit_code == 0, result.error
+    assert not log.exists()  # the small model was never asked
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["steps"]] == ["read", "chunk", "generate", "conversation"]
+    for record in read_jsonl(tmp_path / "out" / "conversations.messages.jsonl"):
+        assert len(record["messages"]) == 1 + 2 * 2  # the system prompt and two pairs
+
+
+def test_subset_is_deterministic(tmp_path):
+    first = run(tmp_path, "a", use_subset=True, subset_size=2)
+    second = run(tmp_path, "b", use_subset=True, subset_size=2)
+    assert first.exit_code == second.exit_code == 0
+    chunk_step = [s for s in json.loads((tmp_path / "a" / "manifest.json").read_text())["steps"]
+                  if s["name"] == "chunk"][0]
+    assert chunk_step["out"] == 2
+    assert (tmp_path / "a" / "qa_pairs.jsonl").read_bytes() == (tmp_path / "b" / "qa_pairs.jsonl").read_bytes()
+
+
+def test_no_readable_document_is_a_pipeline_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.bin").write_bytes(b"\x00\x01")
+    result = run(tmp_path)
+    assert result.exit_code == 1
+    assert result.error.startswith(f"no readable documents in {tmp_path / 'in'} (1 file(s) skipped")
+
+
+def config_file(tmp_path, **fields):
+    lines = ["pipeline: factual-qa", f"output_dir: {tmp_path / 'out'}", "progress: [jsonl]",
+             "models:", "  small: {backend: scripted}", "  large: {backend: scripted}"]
+    lines += [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
+    path = tmp_path / "factual.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "pipeline 'factual-qa' needs field 'input_dir'"),
+    ({"input_dir": "/no/such/folder"}, "input_dir '/no/such/folder' does not exist"),
+    ({"input_dir": ".", "chunk_size": 10}, "chunk_size must be a whole number of at least 200, not 10"),
+    ({"input_dir": ".", "vote_threshold": 2}, "vote_threshold must be a fraction above 0 and at most 1"),
+    ({"input_dir": ".", "system_prompts": []}, "system_prompts must be a non-empty list of texts"),
+])
+def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    result = run_cli("run", config_file(tmp_path, **fields), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = stderr_lines(result)
+    assert message in line and line.startswith("atk: error: ")
+
+
+def test_sample_documents_run_through_the_cli(tmp_path):
+    """`atk init --samples` then `atk run` on the scripted backend, as the quickstart does."""
+    init = run_cli("init", "factual-qa", "--samples", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert sorted(os.listdir(tmp_path / "documents")) == [
+        "gettysburg_address.txt", "honeybees.md", "lighthouses.html"]
+    result = run_cli("run", "factual-qa.yaml", "--model", "small=scripted", "--model", "large=scripted",
+                     "--set", "rewrite_conversations=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sources = {p["source"] for p in read_jsonl(tmp_path / "output" / "qa_pairs.jsonl")}
+    assert sources == {"gettysburg_address.txt", "honeybees.md", "lighthouses.html"}
+    inspect = run_cli("inspect", tmp_path / "output", "-n", "1", cwd=tmp_path)
+    assert inspect.returncode == 0
+    assert "steps (in -> out, and what was dropped):" in inspect.stdout
+    assert "1 of " in inspect.stdout and "system: " in inspect.stdout
