@@ -198,6 +198,39 @@ def inspect_command(output_dir, samples, seed, file):
     click.echo(report(output_dir, samples=samples, seed=seed, file=file), nl=False)
 
 
+# -- serve and new ----------------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8400, show_default=True, type=int, help="Port to listen on.")
+@click.option("--runs-dir", default="atk-runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where runs, their configs, logs and outputs are kept.")
+@click.option("--token", default=None, envvar="ATK_SERVE_TOKEN",
+              help="Token every request must carry (required when not bound to loopback).")
+@_debug_option
+def serve_command(host, port, runs_dir, token):
+    """The local web interface: start runs from templates, watch progress, fetch outputs."""
+    from .serve import serve
+
+    serve(host=host, port=port, runs_dir=runs_dir, token=token)
+
+
+@cli.command("new")
+@click.argument("kind", type=click.Choice(["pipeline", "backend", "reporter"]))
+@click.argument("name")
+@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to create the new distribution in.")
+@_debug_option
+def new_command(kind, name, directory):
+    """Create a new plugin distribution atk-KIND-NAME from a scaffold."""
+    from .scaffold import create
+
+    path = create(kind, name, directory)
+    click.echo(f"created {path}")
+    click.echo(f"next: pip install -e {path} && pytest {path}")
+
+
 # -- run ----------------------------------------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ RESERVED_KEYS = ("pipeline", "models", "progress", "output_dir", "prompt_overrid
 REDACTED = "<redacted>"
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials"}
+_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials",
+                 "authorization", "cookie"}
 
 
 def is_secret_key(key) -> bool:

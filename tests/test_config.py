@@ -134,6 +134,7 @@ def test_keys_named_like_secrets_are_redacted():
 @pytest.mark.parametrize("key, secret", [
     ("api_key", True), ("OPENAI_API_KEY", True), ("apiKey", True), ("token", True),
     ("access_token", True), ("client_secret", True), ("password", True),
+    ("Authorization", True), ("Cookie", True),
     ("max_tokens", False), ("tokens_per_chunk", False), ("model", False),
 ])
 def test_is_secret_key(key, secret):
