@@ -95,7 +95,9 @@ class PromptLibrary:
     """Finds prompts: the override folder first, then the pipeline's ``prompts/``."""
 
     def __init__(self, package_prompts=None, overrides: str | Path | None = None):
-        self.package_prompts = package_prompts  # a Traversable, or None
+        if isinstance(package_prompts, str):
+            package_prompts = Path(package_prompts)
+        self.package_prompts = package_prompts  # a Traversable or Path, or None
         self.overrides = Path(overrides) if overrides else None
         self._cache: dict[str, Prompt] = {}
 
