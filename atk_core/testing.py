@@ -307,19 +307,35 @@ class PluginSite:
         return env
 
 
+_NOT_SOURCE = ("build", "dist", "*.egg-info", ".venv", ".git", "__pycache__", ".pytest_cache",
+               "node_modules")
+
+
 def build_wheel(project, dest) -> Path:
-    """Build a project's wheel (no build isolation: uses this environment's setuptools)."""
+    """Build a project's wheel from a clean copy of its sources.
+
+    The copy keeps a stale ``build/`` folder (from an earlier build) from
+    slipping files into the wheel that the source no longer has. No build
+    isolation: this environment's setuptools does the build.
+    """
+    import shutil
     import subprocess
     import sys
+    import tempfile
 
-    dest = Path(dest)
+    dest = Path(dest).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.glob("*.whl"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-q", "-w", str(dest), str(project)],
-        check=True, capture_output=True, text=True,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / Path(project).resolve().name
+        shutil.copytree(project, source, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+             "--disable-pip-version-check", "-q", "-w", str(dest), str(source)],
+            capture_output=True, text=True,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"building a wheel of {project} failed:\n{result.stderr[-3000:]}")
     (wheel,) = set(dest.glob("*.whl")) - before
     return wheel
 

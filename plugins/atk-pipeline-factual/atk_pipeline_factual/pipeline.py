@@ -37,19 +37,22 @@ SHAREGPT = "conversations.sharegpt.jsonl"
 MESSAGES = "conversations.messages.jsonl"
 
 
+# Schemas stay simple: llama.cpp turns them into grammars, and length limits
+# (maxLength) blow those up. Lengths are checked by the validators instead.
+
+
 def _verdict_schema(field: str) -> dict:
     return {
         "type": "object",
-        "properties": {"reason": {"type": "string", "maxLength": 300},
-                       field: {"type": "boolean"}},
+        "properties": {"reason": {"type": "string"}, field: {"type": "boolean"}},
         "required": ["reason", field],
     }
 
 
 def _questions_schema(limit: int) -> dict:
     pair = {"type": "object",
-            "properties": {"question": {"type": "string", "minLength": 5, "maxLength": 500},
-                           "answer": {"type": "string", "minLength": 1, "maxLength": 2000}},
+            "properties": {"question": {"type": "string", "minLength": 1},
+                           "answer": {"type": "string", "minLength": 1}},
             "required": ["question", "answer"]}
     return {"type": "object",
             "properties": {"questions": {"type": "array", "items": pair,
@@ -62,7 +65,7 @@ CONVERSATION_SCHEMA = {
     "properties": {"messages": {"type": "array", "minItems": 2, "items": {
         "type": "object",
         "properties": {"role": {"type": "string", "enum": ["user", "assistant"]},
-                       "content": {"type": "string", "minLength": 1, "maxLength": 3000}},
+                       "content": {"type": "string", "minLength": 1}},
         "required": ["role", "content"]}}},
     "required": ["messages"],
 }
