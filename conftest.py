@@ -1,5 +1,6 @@
 """Fixtures shared by the core's tests and every plugin's tests."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,4 +24,8 @@ def installed_python(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wheels")
     wheels = [build_wheel(ROOT, root / "dist")]
     wheels += [build_wheel(project, root / "dist") for project in plugin_projects()]
-    return make_venv(root / "venv", wheels)
+    # llama-cpp-python (atk-backend-llamacpp) compiles unless pip's cache holds
+    # the wheel; a native build crashes on some CPUs, so build it portable.
+    env = dict(os.environ)
+    env.setdefault("CMAKE_ARGS", "-DGGML_NATIVE=OFF")
+    return make_venv(root / "venv", wheels, env=env)

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "atk_core.reporters",
     "atk_core.models.openai",
     "atk_core.testing",
+    "atk_core.serve.reporter",
 )
 
 HOOK_NAMES = tuple(name for name in dir(hookspecs) if name.startswith("atk_"))

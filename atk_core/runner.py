@@ -76,15 +76,27 @@ def new_task_id(pipeline: str) -> str:
     return f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
-        task_id: str | None = None) -> RunResult:
-    """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
-    anything starts; once it has started, returns a ``RunResult`` instead.
+@dataclass
+class RunPlan:
+    """What ``check()`` found: everything ``run()`` needs, with nothing created yet."""
 
-    ``progress`` (reporter names or ``{name: options}``) replaces the config's
-    ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts.
+    pipeline: Pipeline
+    fields: dict  # the config's fields for the pipeline (sections flattened)
+    output_dir: Path
+    prompt_overrides: Path | None
+    reporters: list  # (name, reporter class, options)
+    model_specs: dict  # role -> ModelSpec
+
+
+def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()) -> RunPlan:
+    """The checks ``run()`` makes before anything starts, without starting anything.
+
+    Raises ``ConfigError``/``PluginError`` with the same one-line messages
+    ``atk run`` shows: the pipeline exists, the config sets its required
+    fields and an output folder, the prompt overrides folder, progress
+    reporters and model backends exist. Writes nothing, starts no backend.
     """
-    from .models import build_models, resolve_model_specs
+    from .models import resolve_model_specs
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -99,7 +111,26 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
     reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
     model_specs = resolve_model_specs(config, model_overrides, registry)
-    kwargs = _call_arguments(pipeline, fields)
+    return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs)
+
+
+def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
+        task_id: str | None = None) -> RunResult:
+    """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
+    anything starts (see ``check()``); once it has started, returns a
+    ``RunResult`` instead.
+
+    ``progress`` (reporter names or ``{name: options}``) replaces the config's
+    ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts.
+    """
+    from .models import build_models
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides)
+    pipeline, output_dir, overrides_dir = plan.pipeline, plan.output_dir, plan.prompt_overrides
+    reporter_classes, model_specs = plan.reporters, plan.model_specs
+    kwargs = _call_arguments(pipeline, plan.fields)
 
     task_id = task_id or new_task_id(pipeline.name)
     secret_values = config.secret_values()

@@ -14,10 +14,18 @@ PY
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
-packages=(-e ".[test]")
+packages=(-e ".[test,serve]")
 for plugin in plugins/*/; do
     [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin")
 done
 # llama.cpp compiles from source; a native build crashes on some CPUs, so build portable.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+
+# The browser tests of `atk serve` drive Debian's Chromium (Playwright's own browser
+# downloads are not used).
+if ! command -v chromium >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium
+fi

@@ -1,0 +1,452 @@
+"""The web layer of ``atk serve``: a FastAPI app over ``RunManager``.
+
+Imported only by ``atk_core.serve.serve()`` (FastAPI is an optional extra).
+Everything is under ``/api/`` and described by the OpenAPI schema at
+``/openapi.json``; ``/`` is the page (plain HTML, CSS and JS shipped as
+package data, inlined into one response so that it needs no other request
+that would have to carry the token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import mimetypes
+import secrets
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal, Optional
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..errors import AtkError
+from .runs import RunError, RunManager
+from .store import ACTIVE, RESUMABLE
+
+MAX_BODY = 1_000_000  # bytes: a config is a few kilobytes
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+
+
+# -- the API's types -----------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """What every refused request answers: one line saying why."""
+
+    detail: str = Field(description="One line, the same text `atk run` prints for a config mistake.")
+
+
+class ServerInfo(BaseModel):
+    version: str = Field(description="atk-core version of the server.")
+    runs_dir: str = Field(description="Folder holding every run (config, log, output).")
+    cwd: str = Field(description="Folder that relative paths in configs (input_dir...) start from.")
+    token_required: bool
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str
+    distribution: Optional[str] = None
+    version: Optional[str] = None
+
+
+class Template(BaseModel):
+    pipeline: str
+    template: str = Field(description="The pipeline's config.yaml template, as `atk init` writes it.")
+
+
+class ConfigText(BaseModel):
+    config: str = Field(description="A run config as YAML text (`pipeline: NAME` and its fields).",
+                        examples=["pipeline: factual-qa\ninput_dir: ./documents\n"])
+
+
+class Validation(BaseModel):
+    ok: bool
+    pipeline: Optional[str] = Field(None, description="The pipeline the config runs, when ok.")
+    error: Optional[str] = Field(None, description="The config's mistake, as `atk run` says it.")
+
+
+class RunSummary(BaseModel):
+    id: str
+    pipeline: str
+    status: Status
+    progress: Optional[float] = Field(None, description="0..1, as the pipeline last reported it.")
+    message: Optional[str] = None
+    created: float = Field(description="Unix seconds.")
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    exit_code: Optional[int] = None
+    error: Optional[str] = Field(None, description="Why it failed: the last error line of its log.")
+    attempts: int = Field(description="How many times it was launched (1 + resumes).")
+    can_cancel: bool
+    can_resume: bool
+
+
+class StepCount(BaseModel):
+    name: str
+    inputs: int
+    outputs: int
+    dropped: dict[str, int] = Field(description="Dropped samples by reason.")
+
+
+class ModelUse(BaseModel):
+    role: str
+    backend: Optional[str] = None
+    model: Optional[str] = None
+    requests_sent: int = 0
+    answers_from_store: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Optional[float] = None
+
+
+class ManifestSummary(BaseModel):
+    steps: list[StepCount]
+    outputs: dict[str, int] = Field(description="Records per output file.")
+    primary_output: Optional[str] = None
+    wall_seconds: Optional[float] = None
+    models: list[ModelUse]
+
+
+class OutputFile(BaseModel):
+    path: str = Field(description="Relative to the run's output folder.")
+    size: int
+    modified: float
+
+
+class RunDetail(RunSummary):
+    config: str = Field(description="The config that runs, secrets redacted.")
+    output_dir: str
+    pid: Optional[int] = None
+    manifest: Optional[ManifestSummary] = Field(None, description="From manifest.json, once written.")
+    files: list[OutputFile]
+
+
+class LogTail(BaseModel):
+    text: str
+    size: int = Field(description="Size of the whole log in bytes.")
+    truncated: bool = Field(description="Whether text is only the end of the log.")
+
+
+class Event(BaseModel):
+    seq: int
+    kind: str = Field(description="start, progress, finish, fail (from the run); queued, started,"
+                                  " resumed, done, failed, cancelled, interrupted (from the server).")
+    progress: Optional[float] = None
+    message: Optional[str] = None
+    time: float
+
+
+# -- the app -------------------------------------------------------------------------------------------
+
+_REFUSALS = {400: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
+
+
+def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
+               max_body: int = MAX_BODY, registry=None) -> FastAPI:
+    manager = RunManager(runs_dir, registry=registry)
+
+    def get_registry():
+        from ..plugins import get_registry as load
+
+        return registry or load()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        import anyio.to_thread
+
+        get_registry()  # load the plugins once, before the first request
+        manager.recover()
+        yield
+        stopped = await anyio.to_thread.run_sync(manager.shutdown)
+        if stopped:
+            print(f"atk: interrupted {stopped} run(s) as the server stopped; resume them from the"
+                  " page after the next start", file=sys.stderr, flush=True)
+
+    app = FastAPI(
+        title="atk serve",
+        version=__version__,
+        description="Start pipeline runs from config templates, watch their progress, read their"
+                    " logs and download their outputs. When the server has a token, every request"
+                    " carries `Authorization: Bearer TOKEN`.",
+        lifespan=lifespan,
+    )
+    app.state.manager = manager
+
+    @app.exception_handler(RunError)
+    async def run_error(request, exc: RunError):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(AtkError)
+    async def atk_error(request, exc: AtkError):
+        return JSONResponse({"detail": " ".join(str(exc).split("\n"))}, status_code=400)
+
+    # -- server and pipelines --------------------------------------------------------------
+
+    @app.get("/api/info", response_model=ServerInfo, summary="About this server", tags=["server"])
+    def info():
+        import os
+
+        return ServerInfo(version=__version__, runs_dir=str(manager.runs_dir), cwd=os.getcwd(),
+                          token_required=bool(token))
+
+    @app.get("/api/pipelines", response_model=list[PipelineInfo], summary="Installed pipelines",
+             tags=["pipelines"])
+    def pipelines():
+        return [PipelineInfo(name=r.name, description=r.description,
+                             distribution=r.plugin.distribution, version=r.plugin.version)
+                for r in get_registry().registrations("pipeline")]
+
+    @app.get("/api/pipelines/{name}/template", response_model=Template, responses=_REFUSALS,
+             summary="A pipeline's config template", tags=["pipelines"])
+    def template(name: str):
+        from ..errors import ConfigError
+
+        try:
+            pipeline = get_registry().pipeline(name)
+        except ConfigError as exc:
+            raise RunError(str(exc), 404) from None
+        return Template(pipeline=pipeline.name, template=pipeline.config_template())
+
+    @app.post("/api/validate", response_model=Validation, summary="Check a config without running it",
+              tags=["runs"])
+    def validate(body: ConfigText):
+        try:
+            return Validation(ok=True, pipeline=manager.validate(body.config))
+        except AtkError as exc:
+            return Validation(ok=False, error=" ".join(str(exc).split("\n")))
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    @app.get("/api/runs", response_model=list[RunSummary], summary="Every run, newest first",
+             tags=["runs"])
+    def list_runs():
+        return [_summary(run) for run in manager.store.runs()]
+
+    @app.post("/api/runs", response_model=RunDetail, status_code=201, responses=_REFUSALS,
+              summary="Check a config and start a run of it", tags=["runs"])
+    def start_run(body: ConfigText):
+        return _detail(manager, manager.start(body.config))
+
+    @app.get("/api/runs/{run_id}", response_model=RunDetail, responses=_REFUSALS,
+             summary="One run: status, config, manifest counts, output files", tags=["runs"])
+    def get_run(run_id: str):
+        return _detail(manager, manager.get(run_id))
+
+    @app.post("/api/runs/{run_id}/cancel", response_model=RunSummary, responses=_REFUSALS,
+              summary="Cancel a run (SIGINT, then SIGKILL after a grace period)", tags=["runs"])
+    def cancel_run(run_id: str):
+        return _summary(manager.cancel(run_id))
+
+    @app.post("/api/runs/{run_id}/resume", response_model=RunSummary, responses=_REFUSALS,
+              summary="Run an interrupted, failed or cancelled run again into the same output folder",
+              tags=["runs"])
+    def resume_run(run_id: str):
+        return _summary(manager.resume(run_id))
+
+    @app.get("/api/runs/{run_id}/log", response_model=LogTail, responses=_REFUSALS,
+             summary="The end of a run's log", tags=["runs"])
+    def run_log(run_id: str, max_bytes: int = Query(64_000, ge=1, le=1_000_000)):
+        return LogTail(**manager.log_tail(manager.get(run_id), max_bytes))
+
+    @app.get("/api/runs/{run_id}/events", response_model=list[Event], responses=_REFUSALS,
+             summary="A run's progress events", tags=["runs"])
+    def run_events(run_id: str, after: int = Query(0, ge=0, description="Only events after this seq."),
+                   limit: int = Query(500, ge=1, le=5000)):
+        manager.get(run_id)
+        return [Event(**e) for e in manager.store.events(run_id, after, limit)]
+
+    @app.get("/api/runs/{run_id}/files", response_model=list[OutputFile], responses=_REFUSALS,
+             summary="A run's output files", tags=["outputs"])
+    def run_files(run_id: str):
+        return [OutputFile(**f) for f in manager.files(manager.get(run_id))]
+
+    @app.get("/api/runs/{run_id}/files/{path:path}", responses={**_REFUSALS, 200: {
+        "description": "The file's bytes", "content": {"application/octet-stream": {}}}},
+        summary="Download an output file (only files inside the run's output folder)",
+        tags=["outputs"], response_class=FileResponse)
+    def download(run_id: str, path: str):
+        real = manager.file(manager.get(run_id), path)
+        kind = "application/x-ndjson" if real.suffix == ".jsonl" else mimetypes.guess_type(real.name)[0]
+        return FileResponse(real, filename=Path(path).name, media_type=kind or "application/octet-stream")
+
+    # -- the page ------------------------------------------------------------------------------------
+
+    page = _page_parts()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index():
+        nonce = secrets.token_urlsafe(16)
+        html = (page["html"]
+                .replace("<!--STYLE-->", f'<style nonce="{nonce}">{page["css"]}</style>')
+                .replace("<!--SCRIPT-->", f'<script nonce="{nonce}">{page["js"]}</script>'))
+        return HTMLResponse(html, headers={
+            "Content-Security-Policy": (
+                f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}';"
+                " connect-src 'self'; img-src 'self' data: blob:; font-src 'self';"
+                " frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+            "Cache-Control": "no-store",
+        })
+
+    return Guard(app, token=token, loopback=loopback, max_body=max_body)
+
+
+def _summary_values(run: dict) -> dict:
+    return dict(
+        id=run["id"], pipeline=run["pipeline"], status=run["status"], progress=run["progress"],
+        message=run["message"], created=run["created"], started=run["started"],
+        finished=run["finished"], exit_code=run["exit_code"], error=run["error"],
+        attempts=run["attempts"], can_cancel=run["status"] in ACTIVE,
+        can_resume=run["status"] in RESUMABLE,
+    )
+
+
+def _summary(run: dict) -> RunSummary:
+    return RunSummary(**_summary_values(run))
+
+
+def _detail(manager: RunManager, run: dict) -> RunDetail:
+    return RunDetail(
+        **_summary_values(run), config=run["config_redacted"], pid=run["pid"],
+        output_dir=str(manager.output_dir(run)), manifest=_manifest(manager.manifest(run)),
+        files=[OutputFile(**f) for f in manager.files(run)],
+    )
+
+
+def _manifest(data: dict | None) -> ManifestSummary | None:
+    """The counts of a manifest.json; None when there is none or it has another shape."""
+    if not data:
+        return None
+    try:
+        steps = [StepCount(name=str(s["name"]), inputs=int(s.get("in", 0)), outputs=int(s.get("out", 0)),
+                           dropped={str(k): int(v) for k, v in (s.get("dropped") or {}).items()})
+                 for s in data.get("steps") or []]
+        models = []
+        for role, use in sorted((data.get("models") or {}).items()):
+            identity = use.get("identity") or {}
+            usage = use.get("usage_sent") or {}
+            models.append(ModelUse(
+                role=role, backend=identity.get("backend"), model=identity.get("model"),
+                requests_sent=int(use.get("requests_sent") or 0),
+                answers_from_store=int(use.get("answers_from_store") or 0),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cost=use.get("cost_total")))
+        outputs = {str(k): int(v) for k, v in (data.get("outputs") or {}).items()}
+        return ManifestSummary(steps=steps, outputs=outputs, primary_output=data.get("primary_output"),
+                               wall_seconds=data.get("wall_seconds"), models=models)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return None
+
+
+def _page_parts() -> dict:
+    from ..resources import files
+
+    static = files("atk_core.serve") / "static"
+    return {name: (static / f"app.{name}").read_text(encoding="utf-8") for name in ("html", "css", "js")}
+
+
+# -- the guard: host, origin, token and body size, before anything else ----------------------------------
+
+
+class Guard:
+    """ASGI middleware that refuses a request before the app sees it.
+
+    - bound to loopback, only loopback Host names are served (no DNS rebinding);
+    - a request that changes something must not come from another origin;
+    - with a token, every request carries ``Authorization: Bearer TOKEN``
+      (the page itself may be opened once with ``?token=TOKEN``);
+    - request bodies are at most ``max_body`` bytes (413 otherwise).
+    """
+
+    def __init__(self, app, *, token, loopback, max_body):
+        self.app = app
+        self.token = token
+        self.loopback = loopback
+        self.max_body = max_body
+
+    def __getattr__(self, name):  # app.state, app.openapi()... for code that holds the app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        host = headers.get("host", "")
+        if self.loopback and _hostname(host) not in LOOPBACK_NAMES:
+            return await _refuse(send, 403, f"this server answers only to localhost, not {host!r}")
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get("origin")
+            if origin is not None and urlsplit(origin).netloc != host:
+                return await _refuse(send, 403, "cross-origin requests are not allowed")
+        if self.token and not self._authorized(scope, headers):
+            return await _refuse(send, 401, "this server needs its token: send"
+                                 " 'Authorization: Bearer TOKEN' (open the page as /?token=TOKEN)",
+                                 [(b"www-authenticate", b"Bearer")])
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            length = headers.get("content-length")
+            if length is not None:
+                try:
+                    too_big = int(length) > self.max_body
+                except ValueError:
+                    return await _refuse(send, 400, "bad Content-Length")
+                if too_big:
+                    return await _refuse(send, 413, f"request body over {self.max_body} bytes")
+            body, more = [], True
+            size = 0
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    return await _refuse(send, 413, f"request body over {self.max_body} bytes")
+                body.append(chunk)
+                more = message.get("more_body", False)
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": b"".join(body), "more_body": False}
+                return await receive()
+
+            return await self.app(scope, replay, send)
+        return await self.app(scope, receive, send)
+
+    def _authorized(self, scope, headers) -> bool:
+        given = headers.get("authorization", "")
+        if given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token):
+            return True
+        if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            return any(_same(value, self.token) for value in query.get("token", []))
+        return False
+
+
+def _same(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
+def _hostname(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _refuse(send, status: int, detail: str, extra_headers=()):
+    body = json.dumps({"detail": detail}).encode("utf-8")
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *extra_headers]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,509 @@
+"""Runs as tasks: ``atk serve`` starts, watches, cancels and resumes ``atk run`` processes.
+
+A run is a folder in the runs folder::
+
+    RUNS_DIR/tasks.sqlite          the task store (every run, its status and events)
+    RUNS_DIR/RUN_ID/config.yaml    the config text exactly as submitted
+    RUNS_DIR/RUN_ID/log.txt        the run's stdout and stderr
+    RUNS_DIR/RUN_ID/output/        output_dir, forced here; downloads are confined to it
+
+and a process, ``python -m atk_core run RUN_ID/config.yaml --set output_dir=...
+--set progress=[...]``, in a session of its own. The overrides are on the
+command line, so config.yaml stays what the user wrote (comments, ``${VAR}``
+references and all); ``progress`` keeps the config's reporters, adds
+``console`` (its lines go to log.txt) and ``taskstore`` (progress into the
+task store, which is what the page shows).
+
+Nothing here imports FastAPI: the web layer is ``app.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
+
+log = logging.getLogger("atk")
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "log.txt"
+OUTPUT_DIR = "output"
+SECRET_ENV = "ATK_SERVE_SECRET_"
+CANCEL_GRACE = 5.0  # seconds between SIGINT and SIGKILL
+
+_HIDDEN_SUFFIXES = (".tmp", "-wal", "-shm", "-journal")
+
+
+class RunError(Exception):
+    """A request about a run that cannot be done; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Prepared:
+    """A submitted config, checked, with what its process needs."""
+
+    config: object  # RunConfig, with the server's overrides applied
+    pipeline: str
+    overrides: list  # --set texts
+    env: dict  # extra environment: literal reporter secrets moved off the command line
+
+    @property
+    def redacted_yaml(self) -> str:
+        text = self.config.redacted_yaml()
+        for name in self.env:
+            text = text.replace("${" + name + "}", "<redacted>")
+        return text
+
+
+class RunManager:
+    """The runs of one runs folder: start, watch, cancel, resume, recover after a restart."""
+
+    def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE):
+        self.runs_dir = Path(runs_dir).resolve()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.runs_dir / TASKS_FILE
+        self.store = TaskStore(self.db_path)
+        self.registry = registry
+        self.cancel_grace = cancel_grace
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._watchers: dict[str, threading.Thread] = {}
+        self._lock = threading.RLock()
+        self._stopping = False
+
+    # -- checking a config ---------------------------------------------------------------
+
+    def prepare(self, text: str, run_id: str) -> Prepared:
+        """Check config text as ``atk run`` would, with the server's overrides for ``run_id``.
+
+        Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages.
+        """
+        from ..config import config_from_text, parse_yaml
+        from ..plugins import get_registry
+        from ..runner import check
+
+        registry = self.registry or get_registry()
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
+        config_from_text(text, CONFIG_FILE)  # the config as written: its own mistakes first
+        raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
+        entries = raw.get("progress")
+        entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
+        env: dict[str, str] = {}
+        progress = [_plain(e) for e in entries if _reporter_name(e) != "taskstore"]
+        progress = [_move_secrets(e, env) for e in progress]
+        if "console" not in [_reporter_name(e) for e in progress]:
+            progress.insert(0, "console")
+        progress.append({"taskstore": {"db": str(self.db_path), "run_id": run_id}})
+        output_dir = self.runs_dir / run_id / OUTPUT_DIR
+        overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
+        config = config_from_text(text, CONFIG_FILE, overrides, {**os.environ, **env})
+        check(config, registry=registry)
+        return Prepared(config, config.pipeline, overrides, env)
+
+    def validate(self, text: str) -> str:
+        """The pipeline a config text would run; raises like ``prepare``."""
+        return self.prepare(text, "validate").pipeline
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def start(self, text: str) -> dict:
+        from ..files import atomic_write_text
+        from ..runner import new_task_id
+
+        if self._stopping:
+            raise RunError("the server is stopping", 503)
+        prepared = self.prepare(text, "pending")
+        run_id = new_task_id(prepared.pipeline)
+        prepared = self.prepare(text, run_id)
+        run_dir = self.runs_dir / run_id
+        (run_dir / OUTPUT_DIR).mkdir(parents=True, exist_ok=False)
+        atomic_write_text(run_dir / CONFIG_FILE, text)
+        os.chmod(run_dir / CONFIG_FILE, 0o600)  # it may hold literal secrets
+        command = self._command(run_dir, prepared)
+        self.store.add_run(id=run_id, pipeline=prepared.pipeline, run_dir=str(run_dir),
+                           cwd=os.getcwd(), command=command, config_redacted=prepared.redacted_yaml)
+        self.store.add_event(run_id, "queued", 0.0, "waiting to start")
+        self._launch(run_id, command, prepared.env, note="started")
+        return self.store.run(run_id)
+
+    def resume(self, run_id: str) -> dict:
+        run = self._get(run_id)
+        if run["status"] not in RESUMABLE:
+            raise RunError(f"run {run_id} is {run['status']}; only interrupted, failed or cancelled"
+                           " runs can be resumed", 409)
+        if self._stopping:
+            raise RunError("the server is stopping", 503)
+        run_dir = Path(run["run_dir"])
+        try:
+            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
+        prepared = self.prepare(text, run_id)  # the same checks; the environment may have changed
+        command = self._command(run_dir, prepared)
+        self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml)
+        self._launch(run_id, command, prepared.env, note="resumed")
+        return self.store.run(run_id)
+
+    def _command(self, run_dir: Path, prepared: Prepared) -> list:
+        command = [sys.executable, "-m", "atk_core", "run", str(run_dir / CONFIG_FILE), "--debug"]
+        for override in prepared.overrides:
+            command += ["--set", override]
+        return command
+
+    def _launch(self, run_id: str, command: list, extra_env: dict, note: str) -> None:
+        run = self.store.run(run_id)
+        run_dir = Path(run["run_dir"])
+        env = {k: v for k, v in os.environ.items() if k != "ATK_SERVE_TOKEN"}
+        env.update(extra_env)
+        env["PYTHONUNBUFFERED"] = "1"
+        cwd = run["cwd"] if os.path.isdir(run["cwd"]) else os.getcwd()
+        with self._lock:
+            # Running before the process exists, so that nothing the run reports is overwritten.
+            self.store.update_run(
+                run_id, status="running", pid=None, started=time.time(), finished=None,
+                exit_code=None, error=None, progress=0.0, message="starting",
+                cancel_requested=0, attempts=run["attempts"] + 1,
+            )
+            self.store.add_event(run_id, note, 0.0, None)
+            with open(run_dir / LOG_FILE, "ab") as log_file:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                log_file.write(f"# {stamp} atk serve: {note}; in {cwd}\n".encode())
+                log_file.flush()
+                try:
+                    proc = subprocess.Popen(
+                        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+                        stderr=subprocess.STDOUT, start_new_session=True,
+                    )
+                except OSError as exc:
+                    error = f"could not start the run: {exc.strerror or exc}"
+                    self.store.update_run(run_id, status="failed", finished=time.time(), error=error)
+                    self.store.add_event(run_id, "failed", 0.0, error)
+                    raise RunError(error, 500) from None
+            self._procs[run_id] = proc
+            self.store.update_run(run_id, pid=proc.pid)
+            watcher = threading.Thread(target=self._watch, args=(run_id, proc),
+                                       name=f"atk-run-{run_id}", daemon=True)
+            self._watchers[run_id] = watcher
+            watcher.start()
+
+    # -- watching -------------------------------------------------------------------------
+
+    def _watch(self, run_id: str, proc: subprocess.Popen) -> None:
+        code = proc.wait()
+        _signal_group(proc.pid, signal.SIGKILL)  # whatever the run left behind in its group
+        with self._lock:
+            self._procs.pop(run_id, None)
+            self._finish(run_id, code)
+
+    def _adopt(self, run_id: str, pid: int, marker: str) -> None:
+        """Watch a run that a previous server started and that is still going."""
+        while _alive(pid, marker):
+            time.sleep(0.25)
+        with self._lock:
+            self._finish(run_id, None)
+
+    def _finish(self, run_id: str, code: int | None) -> None:
+        run = self.store.run(run_id)
+        if run is None or run["status"] not in ACTIVE:
+            return
+        now = time.time()
+        if code is None:  # adopted: no exit status, only what the run reported
+            status, message, error = self._outcome_from_events(run)
+        elif run["cancel_requested"]:
+            status, message, error = "cancelled", "cancelled", None
+        elif self._stopping:
+            status, message, error = "interrupted", "interrupted: the server stopped", None
+        elif code == 0:
+            status, message, error = "done", run["message"], None
+        else:
+            error = last_error_line(Path(run["run_dir"]) / LOG_FILE) or f"exited with status {code}"
+            status, message = "failed", run["message"]
+        values = dict(status=status, message=message, error=error, finished=now, exit_code=code)
+        if status == "done":
+            values["progress"] = 1.0
+        self.store.update_run(run_id, **values)
+        self.store.add_event(run_id, status, values.get("progress", run["progress"]), error or message)
+
+    def _outcome_from_events(self, run) -> tuple:
+        last = self.store.last_event(run["id"])
+        if run["cancel_requested"]:
+            return "cancelled", "cancelled", None
+        if last and last["kind"] == "finish":
+            return "done", last["message"], None
+        if last and last["kind"] == "fail" and last["message"] != "interrupted":
+            return "failed", run["message"], last_error_line(Path(run["run_dir"]) / LOG_FILE) or last["message"]
+        return "interrupted", "interrupted: its process ended while the server was not watching", None
+
+    # -- cancelling ---------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> dict:
+        with self._lock:  # not while a launch is half done
+            run = self._get(run_id)
+            if run["status"] not in ACTIVE:
+                raise RunError(f"run {run_id} is {run['status']}, not running", 409)
+            self.store.update_run(run_id, cancel_requested=1, message="cancelling")
+            pid = run["pid"]
+            if pid is None:  # never launched
+                self._finish(run_id, None)
+                return self.store.run(run_id)
+        _signal_group(pid, signal.SIGINT)
+        threading.Thread(target=self._escalate, args=(pid,), daemon=True).start()
+        return self.store.run(run_id)
+
+    def _escalate(self, pid: int) -> None:
+        deadline = time.monotonic() + self.cancel_grace
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                return
+            time.sleep(0.1)
+        _signal_group(pid, signal.SIGKILL)
+
+    # -- after a restart, and at the end ---------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Find out what became of the runs that were active when the last server stopped."""
+        adopted = []
+        for run in self.store.runs(ACTIVE):
+            marker = str(Path(run["run_dir"]) / CONFIG_FILE)
+            if run["pid"] and _alive(run["pid"], marker):
+                thread = threading.Thread(target=self._adopt, args=(run["id"], run["pid"], marker),
+                                          name=f"atk-run-{run['id']}", daemon=True)
+                self._watchers[run["id"]] = thread
+                thread.start()
+                adopted.append(run["id"])
+            else:
+                with self._lock:
+                    self._finish(run["id"], None)
+        return adopted
+
+    def shutdown(self, grace: float | None = None) -> int:
+        """Interrupt every run still going (they can be resumed later) and wait for them.
+
+        Returns how many there were.
+        """
+        self._stopping = True
+        grace = self.cancel_grace if grace is None else grace
+        active = [r for r in self.store.runs(ACTIVE) if r["pid"]]
+        for run in active:
+            _signal_group(run["pid"], signal.SIGINT)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(r["pid"]) for r in active):
+            time.sleep(0.1)
+        for run in active:
+            _signal_group(run["pid"], signal.SIGKILL)
+        for watcher in list(self._watchers.values()):
+            watcher.join(timeout=2.0)
+        return len(active)
+
+    # -- reading a run ------------------------------------------------------------------------------
+
+    def _get(self, run_id: str) -> dict:
+        run = self.store.run(run_id)
+        if run is None:
+            raise RunError(f"no run {run_id!r}", 404)
+        return run
+
+    def get(self, run_id: str) -> dict:
+        return self._get(run_id)
+
+    def output_dir(self, run: dict) -> Path:
+        return Path(run["run_dir"]) / OUTPUT_DIR
+
+    def log_tail(self, run: dict, max_bytes: int = 64_000) -> dict:
+        path = Path(run["run_dir"]) / LOG_FILE
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as handle:
+                handle.seek(max(0, size - max_bytes))
+                data = handle.read(max_bytes)
+        except OSError:
+            return {"text": "", "size": 0, "truncated": False}
+        truncated = size > max_bytes
+        if truncated and b"\n" in data:
+            data = data.split(b"\n", 1)[1]  # start at a whole line
+        return {"text": data.decode("utf-8", errors="replace"), "size": size, "truncated": truncated}
+
+    def files(self, run: dict) -> list[dict]:
+        """The run's output files (inside its output folder only), by path."""
+        root = self.output_dir(run)
+        try:
+            real_root = root.resolve(strict=True)
+        except OSError:
+            return []
+        found = []
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            for name in names:
+                if name.startswith(".") or name.endswith(_HIDDEN_SUFFIXES):
+                    continue
+                path = Path(folder) / name
+                try:
+                    real = path.resolve(strict=True)
+                    stat = real.stat()
+                except OSError:
+                    continue
+                if not real.is_file() or not _inside(real, real_root):
+                    continue
+                found.append({"path": path.relative_to(root).as_posix(), "size": stat.st_size,
+                              "modified": stat.st_mtime})
+        return sorted(found, key=lambda f: f["path"])
+
+    def file(self, run: dict, relative: str) -> Path:
+        """The output file ``relative`` names; ``RunError`` unless it is inside the output folder."""
+        if not relative or "\x00" in relative or "\\" in relative:
+            raise RunError("not a valid file path", 400)
+        if relative.startswith("/") or Path(relative).is_absolute():
+            raise RunError("file paths are relative to the run's output folder", 400)
+        parts = relative.split("/")
+        if any(part in ("..", ".") for part in parts):
+            raise RunError("file paths may not contain '.' or '..'", 400)
+        root = self.output_dir(run)
+        try:
+            real_root = root.resolve(strict=True)
+            real = (root / relative).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise RunError(f"no output file {relative!r}", 404) from None
+        if not _inside(real, real_root) or not real.is_file():
+            raise RunError(f"no output file {relative!r}", 404)
+        return real
+
+    def manifest(self, run: dict) -> dict | None:
+        from ..manifest import MANIFEST
+
+        try:
+            data = json.loads((self.output_dir(run) / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def last_error_line(path) -> str | None:
+    """The last ``atk: error:`` line of a log (else its last line), without the prefix."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 32_000))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    lines = [line.strip() for line in lines if line.strip() and not line.startswith("# ")]
+    for line in reversed(lines):
+        if line.startswith("atk: error: "):
+            return line[len("atk: error: "):][:1000]
+    return lines[-1][:1000] if lines else None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return path != root
+
+
+def _reporter_name(entry):
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict) and len(entry) == 1:
+        return next(iter(entry))
+    return None
+
+
+def _plain(node):
+    """The parsed YAML as plain dicts and lists (the loader's mappings carry line numbers)."""
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _move_secrets(node, env: dict, secret: bool = False):
+    """Literal secrets in reporter options go into the run's environment, off its command line."""
+    from ..config import is_secret_key
+
+    if isinstance(node, dict):
+        return {k: _move_secrets(v, env, secret or is_secret_key(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_move_secrets(v, env, secret) for v in node]
+    if secret and isinstance(node, str) and node and "${" not in node.replace("$$", ""):
+        name = f"{SECRET_ENV}{len(env) + 1}"
+        env[name] = node.replace("$$", "$")
+        return "${" + name + "}"
+    return node
+
+
+def _flow_yaml(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True).strip()
+
+
+def _signal_group(pid: int, sig) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A group of zombies only is gone for our purposes.
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """Whether ``pid`` is still a running process whose command line names ``marker``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path("/proc") / str(pid)
+    if not Path("/proc").is_dir():
+        return True
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
+        return False
+    return marker in cmdline.split("\x00")

@@ -1,0 +1,431 @@
+"""`atk serve`'s API, against a real server process with real `atk run` processes behind it."""
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from atk_core.testing import read_jsonl, run_cli  # noqa: E402
+from serve_helpers import AtkServer, factual_config, factual_folder, wait_gone  # noqa: E402
+
+SLOW = {"delay": 0.4, "concurrency": 1}  # about 24 calls: some 10 s, time to cancel or restart
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return factual_folder(tmp_path_factory.mktemp("serve-work"))
+
+
+@pytest.fixture(scope="module")
+def server(work):
+    server = AtkServer(work / "runs", cwd=work)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def finished_run(server, work):
+    """A factual-qa run on the scripted backend, run to the end."""
+    text = factual_config(work, hf_token="literal-secret-value-123")
+    run = server.start_run(text)
+    return server.wait_for_status(run["id"], "done", "failed")
+
+
+def cli_error(folder, text) -> str:
+    """The one line `atk run config.yaml` prints for a config, without its prefix."""
+    (folder / "config.yaml").write_text(text)
+    result = run_cli("run", "config.yaml", cwd=folder)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("atk: error: "), lines
+    return lines[0][len("atk: error: "):]
+
+
+# -- pipelines, templates, the schema -----------------------------------------------------------
+
+
+def test_lists_installed_pipelines_with_descriptions(server):
+    status, pipelines, _ = server.get("/api/pipelines")
+    assert status == 200
+    factual = next(p for p in pipelines if p["name"] == "factual-qa")
+    assert factual["description"]
+    assert factual["distribution"] == "atk-pipeline-factual"
+
+
+def test_gives_a_pipelines_config_template(server, work):
+    status, body, _ = server.get("/api/pipelines/factual-qa/template")
+    assert status == 200
+    assert body["template"] == (work / "factual-qa.yaml").read_text()  # what `atk init` writes
+    status, body, _ = server.get("/api/pipelines/no-such-thing/template")
+    assert status == 404 and "unknown pipeline 'no-such-thing'" in body["detail"]
+
+
+def test_openapi_schema_documents_the_api(server):
+    status, schema, _ = server.get("/openapi.json")
+    assert status == 200
+    paths = schema["paths"]
+    for path, method in [("/api/pipelines", "get"), ("/api/runs", "post"), ("/api/runs", "get"),
+                         ("/api/runs/{run_id}", "get"), ("/api/runs/{run_id}/cancel", "post"),
+                         ("/api/runs/{run_id}/resume", "post"), ("/api/runs/{run_id}/log", "get"),
+                         ("/api/runs/{run_id}/files/{path}", "get"), ("/api/validate", "post")]:
+        assert paths[path][method]["summary"], (path, method)
+    start = paths["/api/runs"]["post"]
+    assert start["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ConfigText")
+    assert start["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunDetail")
+    assert "RunSummary" in schema["components"]["schemas"]
+
+
+# -- validation: the CLI's checks and messages ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "pipeline: factual-qq\noutput_dir: ./out\n",
+    "pipeline: factual-qa\noutput_dir: ./out\n",
+    "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nmodels:\n  large: {backend: nope}\n",
+    "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nprogress: [no-such-reporter]\n",
+    "pipeline: factual-qa\ninput_dir: [unclosed\n",
+    "input_dir: ./documents\n",
+    "pipeline: factual-qa\ninput_dir: ${ATK_TEST_SURELY_UNSET}\noutput_dir: ./out\n",
+], ids=["unknown-pipeline", "missing-field", "unknown-backend", "unknown-reporter", "bad-yaml",
+        "no-pipeline", "unset-env"])
+def test_config_mistakes_are_refused_with_the_clis_message(server, work, tmp_path, text):
+    expected = cli_error(tmp_path, text)
+    runs_before = server.get("/api/runs")[1]
+    status, body, _ = server.post("/api/runs", {"config": text})
+    assert status == 400
+    assert body["detail"] == expected
+    status, body, _ = server.post("/api/validate", {"config": text})
+    assert status == 200 and body == {"ok": False, "pipeline": None, "error": expected}
+    assert server.get("/api/runs")[1] == runs_before  # nothing was started
+
+
+def test_a_good_config_validates(server, work):
+    status, body, _ = server.post("/api/validate", {"config": factual_config(work)})
+    assert status == 200 and body == {"ok": True, "pipeline": "factual-qa", "error": None}
+
+
+# -- a run, start to finish ------------------------------------------------------------------------------
+
+
+def test_runs_factual_qa_to_done_and_serves_its_outputs(server, work, finished_run):
+    run = finished_run
+    assert run["status"] == "done", server.log_of(run["id"])
+    assert run["progress"] == 1.0 and run["exit_code"] == 0 and run["error"] is None
+    run_dir = server.runs_dir / run["id"]
+    # The config as written is kept; output_dir is forced into the run's folder.
+    assert (run_dir / "config.yaml").read_text() == factual_config(work, hf_token="literal-secret-value-123")
+    assert run["output_dir"] == str(run_dir / "output")
+    assert (run_dir / "output" / "manifest.json").is_file()
+    assert not (work / "output").exists()
+    # Secrets are redacted wherever the config is shown, and never logged.
+    assert "literal-secret-value-123" not in run["config"]
+    assert "hf_token: <redacted>" in run["config"]
+    assert "literal-secret-value-123" not in server.log_of(run["id"])
+    # Manifest counts per step.
+    steps = {s["name"]: s for s in run["manifest"]["steps"]}
+    assert steps["read"]["inputs"] == 3 and steps["read"]["outputs"] == 3
+    assert run["manifest"]["primary_output"] == "conversations.sharegpt.jsonl"
+    # Files, listed and downloaded.
+    status, files, _ = server.get(f"/api/runs/{run['id']}/files")
+    assert status == 200
+    names = [f["path"] for f in files]
+    assert "conversations.sharegpt.jsonl" in names and "manifest.json" in names
+    status, data, headers = server.get(f"/api/runs/{run['id']}/files/conversations.sharegpt.jsonl")
+    assert status == 200
+    assert "attachment" in headers["content-disposition"]
+    assert data == (run_dir / "output" / "conversations.sharegpt.jsonl").read_bytes()
+    records = [json.loads(line) for line in data.decode().splitlines()]
+    assert records and all(r["conversations"][0]["from"] == "system" for r in records)
+    assert len(records) == len(read_jsonl(run_dir / "output" / "conversations.sharegpt.jsonl"))
+    # Its events and its log.
+    status, events, _ = server.get(f"/api/runs/{run['id']}/events")
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "queued" and "start" in kinds and "finish" in kinds and kinds[-1] == "done"
+    status, log, _ = server.get(f"/api/runs/{run['id']}/log")
+    assert status == 200 and "factual-qa finished" in log["text"]
+    # A finished run can be neither cancelled nor resumed.
+    assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 409
+    assert server.post(f"/api/runs/{run['id']}/resume")[0] == 409
+
+
+def test_several_runs_at_once(server, work):
+    runs = [server.start_run(factual_config(work, seed=seed)) for seed in (1, 2, 3)]
+    finished = [server.wait_for_status(r["id"], "done", "failed") for r in runs]
+    assert [r["status"] for r in finished] == ["done"] * 3
+    listed = {r["id"] for r in server.get("/api/runs")[1]}
+    assert {r["id"] for r in runs} <= listed
+
+
+def test_a_failing_run_is_failed_with_its_error_line(server, work):
+    run = server.start_run(factual_config(work, input_dir=str(work / "not-there")))
+    run = server.wait_for_status(run["id"], "done", "failed")
+    assert run["status"] == "failed" and run["exit_code"] not in (0, None)
+    assert "not-there' does not exist" in run["error"]
+    assert run["can_resume"] is True
+
+
+# -- safety -------------------------------------------------------------------------------------------------
+
+
+def test_downloads_stay_inside_the_runs_output_folder(server, finished_run, tmp_path):
+    run_id = finished_run["id"]
+    output = server.runs_dir / run_id / "output"
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not yours")
+    (output / "escape.txt").symlink_to(secret)
+    (output / "escape-dir").symlink_to(tmp_path, target_is_directory=True)
+    (output / "inside-link.jsonl").symlink_to(output / "qa_pairs.jsonl")
+    base = f"/api/runs/{run_id}/files/"
+    refused = {
+        "../config.yaml": 400, "%2e%2e/config.yaml": 400, "%2E%2E%2Fconfig.yaml": 400,
+        "sub/../../config.yaml": 400, "..%2f..%2ftasks.sqlite": 400,
+        "/etc/passwd": 400, "%2Fetc%2Fpasswd": 400, ".": 400,
+        "escape.txt": 404, "escape-dir/outside.txt": 404, "no-such-file.jsonl": 404, "": 400,
+    }
+    for path, expected in refused.items():
+        status, body, _ = server.get(base + path)
+        assert status == expected, (path, status, body)
+        assert b"not yours" not in (body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert server.get(base + "inside-link.jsonl")[0] == 200  # a link that stays inside is fine
+    names = [f["path"] for f in server.get(f"/api/runs/{run_id}/files")[1]]
+    assert "escape.txt" not in names and not any(n.startswith("escape-dir") for n in names)
+    assert server.get("/api/runs/..%2F..%2Fetc/files/passwd")[0] == 404
+    assert server.get("/api/runs/no-such-run/files/manifest.json")[0] == 404
+
+
+def test_oversized_bodies_are_refused(server):
+    big = {"config": "pipeline: factual-qa\n# " + "x" * 1_200_000 + "\n"}
+    for path in ("/api/runs", "/api/validate"):
+        status, body, _ = server.post(path, big)
+        assert status == 413, (path, status, body)
+    # Without a Content-Length (chunked), the limit still holds.
+    body = json.dumps(big).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", "/api/validate")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    try:
+        for start in range(0, len(body), 65536):
+            chunk = body[start:start + 65536]
+            connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        connection.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may answer and close before the whole body is sent
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+def test_cross_origin_posts_and_foreign_hosts_are_refused(server, work):
+    status, _, _ = server.post("/api/validate", {"config": "pipeline: x\n"},
+                               headers={"Origin": "http://evil.example"})
+    assert status == 403
+    status, _, _ = server.get("/api/runs", headers={"Host": "evil.example"})
+    assert status == 403
+    status, _, _ = server.post("/api/validate", {"config": "pipeline: x\n"},
+                               headers={"Origin": f"http://127.0.0.1:{server.port}"})
+    assert status == 200
+
+
+def test_literal_secrets_in_reporter_options_stay_off_the_command_line(work, tmp_path):
+    from atk_core.serve.runs import RunManager
+
+    manager = RunManager(tmp_path / "runs")
+    text = factual_config(work, progress=[
+        "console", {"jsonl": {"path": str(tmp_path / "events.jsonl"), "token": "tok-literal-9876"}}])
+    prepared = manager.prepare(text, "some-run")
+    assert "tok-literal-9876" not in " ".join(prepared.overrides)
+    assert list(prepared.env.values()) == ["tok-literal-9876"]
+    assert "tok-literal-9876" not in prepared.redacted_yaml
+    # The run's config still gets the value, through its environment.
+    jsonl = next(e for e in prepared.config.progress if isinstance(e, dict) and "jsonl" in e)
+    assert jsonl["jsonl"]["token"] == "tok-literal-9876"
+
+
+# -- cancel, restart, resume ----------------------------------------------------------------------------------
+
+
+def _underway(run):
+    return run["status"] == "running" and (run["progress"] or 0) > 0
+
+
+def test_cancel_stops_the_run_and_its_process_group(server, work):
+    run = server.start_run(factual_config(work, **SLOW))
+    run = server.wait_for(run["id"], _underway, what="progress")
+    pid = run["pid"]
+    status, body, _ = server.post(f"/api/runs/{run['id']}/cancel")
+    assert status == 200, body
+    run = server.wait_for_status(run["id"], "cancelled", "done", "failed", timeout=30)
+    assert run["status"] == "cancelled"
+    assert run["can_resume"] is True and run["can_cancel"] is False
+    assert wait_gone(pid), "the run's process group is still there"
+    assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 409
+
+
+STUBBORN_PIPELINE = {
+    "stubborn_pipeline/__init__.py": '''
+        import signal, subprocess, time
+        from atk_core import hookimpl, Pipeline, set_progress
+
+        def stubborn(*, output_dir, task_id=None, **kwargs):
+            """Ignores Ctrl-C, and leaves a child behind in its process group."""
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            subprocess.Popen(["sleep", "600"])
+            set_progress(task_id, 0.5, "ignoring SIGINT")
+            time.sleep(600)
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="stubborn", function=stubborn, description="Will not stop"))
+    ''',
+    "stubborn_pipeline/config.yaml": "pipeline: stubborn\noutput_dir: ./out\n",
+}
+
+
+def test_cancel_kills_a_run_that_ignores_sigint(site, tmp_path):
+    site.add("atk-pipeline-stubborn", STUBBORN_PIPELINE, {"stubborn": "stubborn_pipeline"})
+    server = AtkServer(tmp_path / "runs", env=site.env(), cwd=tmp_path)
+    try:
+        run = server.start_run("pipeline: stubborn\noutput_dir: ./out\n")
+        run = server.wait_for(run["id"], _underway, what="progress")
+        assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 200
+        assert server.run(run["id"])["status"] == "running"  # SIGINT is ignored...
+        run = server.wait_for_status(run["id"], "cancelled", "failed", timeout=30)
+        assert run["status"] == "cancelled"  # ...so SIGKILL follows after the grace period
+        assert wait_gone(run["pid"]), "the run's process group (with its child) is still there"
+    finally:
+        server.stop()
+
+
+def test_a_run_cut_off_by_a_server_restart_is_interrupted_and_resumes(work, tmp_path):
+    runs_dir = tmp_path / "runs"
+    first = AtkServer(runs_dir, cwd=work)
+    try:
+        run = first.start_run(factual_config(work, **SLOW))
+        run = first.wait_for(run["id"], lambda r: _underway(r) and r["progress"] >= 0.1, what="10%")
+        pid = run["pid"]
+    finally:
+        first.stop()  # kill PID (SIGTERM): the server stops, and so do its runs
+    assert wait_gone(pid)
+
+    second = AtkServer(runs_dir, cwd=work)
+    try:
+        listed = {r["id"]: r for r in second.get("/api/runs")[1]}
+        assert listed[run["id"]]["status"] == "interrupted"
+        assert listed[run["id"]]["can_resume"] is True
+        status, body, _ = second.post(f"/api/runs/{run['id']}/resume")
+        assert status == 200 and body["status"] == "running", body
+        done = second.wait_for_status(run["id"], "done", "failed", "interrupted", timeout=120)
+        assert done["status"] == "done", second.log_of(run["id"])
+        assert done["progress"] == 1.0 and done["attempts"] == 2
+        # Resumed into the same output folder: what was answered before came from the store.
+        usage = re.findall(r"model small: \d+ requests sent, (\d+) answers from the store",
+                           second.log_of(run["id"]))
+        assert int(usage[-1]) > 0
+        records = read_jsonl(runs_dir / run["id"] / "output" / "conversations.sharegpt.jsonl")
+        assert records
+    finally:
+        second.stop()
+
+
+def test_a_run_whose_process_died_with_the_server_is_interrupted(work, tmp_path):
+    runs_dir = tmp_path / "runs"
+    first = AtkServer(runs_dir, cwd=work)
+    run = first.start_run(factual_config(work, **SLOW))
+    run = first.wait_for(run["id"], _underway, what="progress")
+    first.kill()  # a crash: SIGKILL to the server...
+    os.killpg(run["pid"], signal.SIGKILL)  # ...and to its run
+    assert wait_gone(run["pid"])
+    second = AtkServer(runs_dir, cwd=work)
+    try:
+        assert second.run(run["id"])["status"] == "interrupted"
+    finally:
+        second.stop()
+
+
+def test_a_run_that_outlives_a_killed_server_is_picked_up_again(work, tmp_path):
+    runs_dir = tmp_path / "runs"
+    first = AtkServer(runs_dir, cwd=work)
+    run = first.start_run(factual_config(work, delay=0.1, concurrency=1))
+    run = first.wait_for(run["id"], _underway, what="progress")
+    first.kill()  # SIGKILL: no chance to stop the run, which goes on in its own session
+    second = AtkServer(runs_dir, cwd=work)
+    try:
+        assert second.run(run["id"])["status"] in ("running", "done")
+        done = second.wait_for_status(run["id"], "done", "failed", "interrupted", timeout=120)
+        assert done["status"] == "done" and done["progress"] == 1.0
+    finally:
+        second.stop()
+
+
+# -- binding and tokens -------------------------------------------------------------------------------------------
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ATK_SERVE_TOKEN"}
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", tmp_path / "runs",
+                     env=env, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("atk: error: refusing to listen on 0.0.0.0 without a token")
+
+
+def test_with_a_token_every_request_needs_it(work, tmp_path):
+    env = dict(os.environ, ATK_SERVE_TOKEN="s3cret-token-for-tests")
+    server = AtkServer(tmp_path / "runs", "--host", "0.0.0.0", token="s3cret-token-for-tests",
+                       env=env, cwd=work)
+    try:
+        for path in ("/", "/api/runs", "/api/pipelines", "/openapi.json", "/api/runs/x/files/a.jsonl"):
+            status, body, headers = server.get(path, token=False)
+            assert status == 401, path
+            assert headers.get("www-authenticate") == "Bearer"
+        assert server.get("/api/runs", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert server.get("/?token=wrong", token=False)[0] == 401
+        assert server.get("/api/runs?token=s3cret-token-for-tests", token=False)[0] == 401  # page only
+        assert server.get("/?token=s3cret-token-for-tests", token=False)[0] == 200
+        assert server.get("/api/runs")[0] == 200
+        assert server.get("/")[0] == 200
+        run = server.start_run(factual_config(work))
+        run = server.wait_for_status(run["id"], "done", "failed")
+        path = f"/api/runs/{run['id']}/files/conversations.sharegpt.jsonl"
+        assert server.get(path, token=False)[0] == 401
+        assert server.get(path)[0] == 200
+        assert "s3cret-token-for-tests" not in server.output()
+    finally:
+        server.stop()
+
+
+def test_one_server_per_runs_folder(server):
+    result = run_cli("serve", "--port", "0", "--runs-dir", server.runs_dir, timeout=60)
+    assert result.returncode == 2
+    assert "another atk serve" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- without FastAPI, and without paying for it ------------------------------------------------------------------
+
+
+def test_without_fastapi_serve_says_which_extra_to_install(tmp_path):
+    code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
+            "from atk_core.cli import main; main(['serve', '--port', '0', '--runs-dir', %r])" % str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "atk-core[serve]" in lines[0], lines
+
+
+def test_the_core_does_not_import_the_web_stack():
+    code = ("import sys, atk_core, atk_core.cli\n"
+            "from atk_core.plugins import get_registry; get_registry()\n"
+            "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'pydantic') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "assert 'taskstore' in get_registry().names('reporter')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

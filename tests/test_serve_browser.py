@@ -1,0 +1,133 @@
+"""`atk serve` end to end in a real browser: Debian's Chromium, driven by Playwright."""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from serve_helpers import AtkServer, factual_folder  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
+    expect = sync_api.expect
+    # As a user would: `atk init factual-qa --samples`, then `atk serve` in that folder.
+    work = factual_folder(tmp_path / "work")
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        page.goto(server.url)
+        expect(page.locator("#pipelines [data-pipeline='factual-qa']")).to_contain_text("Documents to")
+
+        # New run: choose the pipeline; its template fills the editor.
+        page.click("text=+ New run")
+        page.select_option("#pipeline-select", "factual-qa")
+        editor = page.locator("#config-editor")
+        expect(editor).to_have_value(re.compile(r"^# factual-qa"))
+        template = editor.input_value()
+        assert template == (work / "factual-qa.yaml").read_text()
+
+        # A mistake is refused, with the CLI's message next to the editor.
+        editor.fill(template.replace("pipeline: factual-qa", "pipeline: factual-qq"))
+        page.click("#start-run")
+        expect(page.locator("#config-error")).to_have_text(
+            "unknown pipeline 'factual-qq'; did you mean 'factual-qa'? (installed: factual-qa)")
+        assert server.get("/api/runs")[1] == []
+
+        # Edited to run offline on the scripted backend over the sample documents.
+        edited = (template
+                  .replace("small: {backend: llamacpp}", "small: {backend: scripted}")
+                  .replace("large: {backend: llamacpp}", "large: {backend: scripted}")
+                  .replace("rewrite_conversations: true", "rewrite_conversations: false")
+                  .replace("input_dir: ./documents", f"input_dir: {work / 'documents'}"))
+        assert edited.count("scripted") == 2 and "rewrite_conversations: false" in edited
+        editor.fill(edited)
+        expect(page.locator("#config-check")).to_have_class(re.compile(r"\bok\b"))
+        page.click("#start-run")
+
+        # The runs page: the new run's bar goes to 100%.
+        row = page.locator("#runs .run-row").first
+        expect(row).to_have_attribute("data-status", "done", timeout=60_000)
+        expect(row.locator(".pct")).to_have_text("100%")
+        expect(row.locator(".bar .fill")).to_have_attribute("style", re.compile(r"width: 100"))
+        page.wait_for_timeout(600)  # let the bar's transition settle
+        page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+        run_id = row.get_attribute("data-run")
+
+        # Its page: counts, log, files; download the conversations.
+        row.click()
+        expect(page).to_have_url(re.compile(re.escape(f"#/runs/{run_id}") + "$"))
+        expect(page.locator(".hero .pill")).to_have_text("done")
+        expect(page.locator("#steps [data-step='read']")).to_contain_text("3")
+        expect(page.locator("#log")).to_contain_text("factual-qa finished")
+        item = page.locator("#files [data-path='conversations.sharegpt.jsonl']")
+        expect(item).to_contain_text("main output")
+        with page.expect_download() as download_info:
+            item.locator("[data-file]").click()
+        download = download_info.value
+        assert download.suggested_filename == "conversations.sharegpt.jsonl"
+        saved = tmp_path / "downloaded.jsonl"
+        download.save_as(saved)
+        records = [json.loads(line) for line in saved.read_text().splitlines()]
+        assert records and all(r["conversations"][0]["from"] == "system" for r in records)
+        assert saved.read_bytes() == (
+            tmp_path / "runs" / run_id / "output" / "conversations.sharegpt.jsonl").read_bytes()
+        page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+        assert (tmp_path / "runs.png").stat().st_size > 10_000
+    finally:
+        server.stop()
+
+
+def test_the_page_with_a_token(page, tmp_path):
+    expect = sync_api.expect
+    work = factual_folder(tmp_path / "work")
+    token = "browser-token-5678"
+    server = AtkServer(tmp_path / "runs", "--token", token, token=token, cwd=work)
+    try:
+        run = server.start_run((work / "factual-qa.yaml").read_text()
+                               .replace("backend: llamacpp", "backend: scripted")
+                               .replace("rewrite_conversations: true", "rewrite_conversations: false"))
+        server.wait_for_status(run["id"], "done")
+        page.goto(server.url + "?token=" + token)
+        assert "token" not in page.url  # taken once, then sent as a header
+        expect(page.locator("#pipelines [data-pipeline='factual-qa']")).to_be_visible()
+        page.locator("#runs .run-row").first.click()
+        item = page.locator("#files [data-path='conversations.sharegpt.jsonl']")
+        with page.expect_download() as download_info:
+            item.locator("[data-file]").click()
+        saved = tmp_path / "downloaded.jsonl"
+        download_info.value.save_as(saved)
+        assert saved.read_bytes() == Path(
+            tmp_path / "runs" / run["id"] / "output" / "conversations.sharegpt.jsonl").read_bytes()
+        # Without the token the page is refused.
+        other = page.context.new_page()
+        assert other.goto(server.url).status == 401
+    finally:
+        server.stop()
