@@ -1,0 +1,123 @@
+"""atk's built-in ``openai`` backend against llama.cpp's real OpenAI-compatible server.
+
+The server (``python -m llama_cpp.server``, from llama-cpp-python[server])
+serves the bundled SmolLM2-135M-Instruct on 127.0.0.1 and takes no API key.
+It is started once for this module; see ``llama_server.py`` to reuse it.
+"""
+
+import asyncio
+import json
+import os
+import time
+
+import pytest
+
+from atk_core.models import FatalError, Model, parse_spec, schema_problem
+from atk_core.models.openai import OpenAIBackend
+from llama_server import MODEL_ALIAS, server_available, start_llama_server, stop_llama_server
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 24}, "country": {"type": "string", "maxLength": 24}},
+    "required": ["city", "country"],
+}
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def llama_server():
+    """The base_url (…/v1) of a llama.cpp server running for this module."""
+    reason = server_available()
+    if reason:
+        pytest.skip(f"llama.cpp server not available: {reason}")
+    process, base_url = start_llama_server()
+    try:
+        yield base_url
+    finally:
+        stop_llama_server(process)
+
+
+@pytest.fixture(autouse=True)
+def no_openai_key(monkeypatch):
+    # The point is that no key is needed: make sure none leaks in from the environment.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def model_for(base_url, **options) -> Model:
+    policy = {k: options.pop(k) for k in ("max_retries", "retry_base_delay", "timeout") if k in options}
+    spec = parse_spec("large", {"backend": "openai", "base_url": base_url, "model": MODEL_ALIAS,
+                                **options, **policy})
+    return Model(spec, OpenAIBackend(**spec.options))
+
+
+def ask(model, method, *args, **kwargs):
+    async def call():
+        try:
+            return await getattr(model, method)(*args, **kwargs)
+        finally:
+            await model.aclose()
+
+    return asyncio.run(call())
+
+
+def test_the_server_answers_without_a_key(llama_server):
+    import urllib.request
+
+    assert "OPENAI_API_KEY" not in os.environ
+    with urllib.request.urlopen(f"{llama_server}/models", timeout=10) as response:
+        listed = json.loads(response.read())
+    assert MODEL_ALIAS in [entry["id"] for entry in listed["data"]]
+
+
+def test_chat_mode(llama_server):
+    model = model_for(llama_server)
+    response = ask(model, "chat", QUESTION, temperature=0.0, max_tokens=12, seed=1)
+    assert response.text.strip()
+    assert response.finish_reason in ("stop", "length")
+    assert response.usage.prompt_tokens > 0 and 0 < response.usage.completion_tokens <= 12
+    assert model.sent == 1 and model.retries == 0
+
+
+def test_completion_mode(llama_server):
+    model = model_for(llama_server)
+    response = ask(model, "complete", "The capital of France is", temperature=0.0, max_tokens=8, seed=1)
+    assert response.text.strip()
+    assert response.usage.completion_tokens <= 8
+
+
+def test_structured_output_with_the_json_object_style(llama_server):
+    model = model_for(llama_server, structured_output="json_object")
+    messages = [{"role": "user", "content": "Name a capital city and its country, as JSON."}]
+    response = ask(model, "chat", messages, json_schema=SCHEMA, temperature=0.7, seed=3, max_tokens=96)
+    assert response.parse_error is None, response.text
+    assert schema_problem(response.parsed, SCHEMA) is None
+    assert response.parsed == json.loads(response.text)
+
+
+def test_structured_completion_through_a_grammar_in_extra(llama_server):
+    # The server's /v1/completions ignores response_format; its own `grammar`
+    # field (GBNF, passed through `extra`) constrains a completion instead.
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    model = model_for(llama_server, structured_output="json_object")
+    response = ask(model, "complete", "A capital city and its country as JSON: ", json_schema=SCHEMA,
+                   extra={"grammar": json_schema_to_gbnf(json.dumps(SCHEMA))},
+                   temperature=0.7, seed=3, max_tokens=96)
+    assert response.parse_error is None, response.text
+    assert schema_problem(response.parsed, SCHEMA) is None
+
+
+def test_the_default_json_schema_style_fails_clearly_after_bounded_retries(llama_server):
+    # llama.cpp's server refuses OpenAI's {"type": "json_schema"} with an HTTP 500.
+    # A 500 looks transient, so the core retries — a bounded number of times —
+    # and, since nothing has ever worked, stops the run with the server's reason.
+    model = model_for(llama_server, max_retries=2, retry_base_delay=0.05, timeout=60)
+    started = time.monotonic()
+    with pytest.raises(FatalError) as caught:
+        ask(model, "chat", QUESTION, json_schema=SCHEMA, temperature=0.0, max_tokens=16)
+    message = str(caught.value)
+    assert "gave up after 3 attempts" in message
+    assert "HTTP 500" in message and "json_object" in message  # the server's own reason
+    assert model.retries == 2
+    assert time.monotonic() - started < 30
