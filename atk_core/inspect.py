@@ -92,6 +92,9 @@ def _steps(steps) -> list[str]:
     lines = ["", "steps (in -> out, and what was dropped):"]
     for step in steps:
         dropped = ", ".join(f"{count} {kind}" for kind, count in step.get("dropped", {}).items())
+        notes = ", ".join(f"{count} {what}" for what, count in step.get("notes", {}).items())
+        if notes:
+            dropped = f"{dropped}; {notes}" if dropped else notes
         lines.append(f"  {step['name']:{width}}  {step.get('in', 0):6} -> {step.get('out', 0):<6}  {dropped}".rstrip())
     return lines
 

@@ -28,10 +28,14 @@ class StepCount:
     inputs: int = 0
     outputs: int = 0
     dropped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)  # things worth knowing that dropped nothing
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "in": self.inputs, "out": self.outputs,
-                "dropped": dict(sorted(self.dropped.items()))}
+        entry = {"name": self.name, "in": self.inputs, "out": self.outputs,
+                 "dropped": dict(sorted(self.dropped.items()))}
+        if self.notes:
+            entry["notes"] = dict(sorted(self.notes.items()))
+        return entry
 
 
 class RunRecord:
@@ -51,6 +55,10 @@ class RunRecord:
         entry = self._step(step)
         entry.inputs += inputs
         entry.outputs += outputs
+
+    def note(self, step: str, what: str) -> None:
+        """Count something a step did that is worth knowing but dropped nothing."""
+        self._step(step).notes[what] += 1
 
     def drop(self, step: str, sample_id: str, reason: str, kind: str | None = None) -> None:
         """Record one dropped sample; ``kind`` is the short category counted in the manifest."""

@@ -21,7 +21,12 @@ Both are warmed up first, and the order alternates from prompt to prompt so
 that neither side always runs on a warmer machine. Throughput is generated
 tokens per second of wall time per request, summed over all requests.
 
+Then the quickstart's main job — ``atk run`` of factual-qa over the bundled
+sample documents with both roles on llamacpp, as ``scripts/quickstart.sh``
+runs it — in a fresh process: its wall time and peak memory (max RSS).
+
     python bench/local.py [--rounds 3] [--max-tokens 64] [--mode both|chat|completion]
+                          [--no-quickstart]
 
 Target: atk reaches at least 0.95 of llama-cpp-python's tokens per second.
 """
@@ -129,6 +134,8 @@ def main():
     parser.add_argument("--prompts", type=int, default=len(PROMPTS),
                         help=f"how many of the {len(PROMPTS)} prompts to use (default all)")
     parser.add_argument("--mode", choices=("chat", "completion", "both"), default="both")
+    parser.add_argument("--no-quickstart", action="store_true",
+                        help="skip timing the quickstart run (about 4 minutes on 2 cores)")
     args = parser.parse_args()
     prompts = PROMPTS[: max(1, args.prompts)]
     modes = ("chat", "completion") if args.mode == "both" else (args.mode,)
@@ -150,7 +157,37 @@ def main():
             print(f"  {label:<28} {rates[side]:7.1f} tok/s   ({tokens} tokens in {seconds:.1f}s)")
         print(f"  ratio atk/direct             {ratio:7.3f}   {'OK' if ratio >= 0.95 else 'BELOW TARGET'}")
         print(f"  identical answers            {same}/{calls}")
+    if not args.no_quickstart:
+        quickstart()
     return 0 if worst is not None and worst >= 0.95 else 1
+
+
+def quickstart():
+    """Time the quickstart's run in a child process; report wall time and peak RSS."""
+    import resource
+    import subprocess
+    import tempfile
+
+    atk = [sys.executable, "-m", "atk_core"]
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run([*atk, "init", "factual-qa", "--samples"], cwd=work, check=True,
+                       capture_output=True)
+        started = time.perf_counter()
+        result = subprocess.run([*atk, "run", "factual-qa.yaml", "--model", "small=llamacpp",
+                                 "--model", "large=llamacpp", "--progress", "jsonl"],
+                                cwd=work, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if result.returncode != 0:
+            print(f"\n[quickstart] FAILED: {result.stderr.strip().splitlines()[-1]}")
+            return
+        import json
+
+        outputs = json.loads(open(f"{work}/output/manifest.json").read())["outputs"]
+    print("\n[quickstart: factual-qa on the sample documents, both roles on llamacpp]")
+    print(f"  wall time                    {seconds:7.1f} s")
+    print(f"  peak memory (max RSS)        {peak_mb:7.0f} MB")
+    print(f"  outputs                      {outputs}")
 
 
 if __name__ == "__main__":

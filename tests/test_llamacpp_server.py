@@ -8,7 +8,6 @@ It is started once for this module; see ``llama_server.py`` to reuse it.
 import asyncio
 import json
 import os
-import time
 
 import pytest
 
@@ -28,8 +27,8 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 def llama_server():
     """The base_url (…/v1) of a llama.cpp server running for this module."""
     reason = server_available()
-    if reason:
-        pytest.skip(f"llama.cpp server not available: {reason}")
+    if reason:  # the README's test command installs it: its absence is a failure, not a skip
+        pytest.fail(f"llama.cpp server not available: {reason}")
     process, base_url = start_llama_server()
     try:
         yield base_url
@@ -113,11 +112,37 @@ def test_the_default_json_schema_style_fails_clearly_after_bounded_retries(llama
     # A 500 looks transient, so the core retries — a bounded number of times —
     # and, since nothing has ever worked, stops the run with the server's reason.
     model = model_for(llama_server, max_retries=2, retry_base_delay=0.05, timeout=60)
-    started = time.monotonic()
     with pytest.raises(FatalError) as caught:
         ask(model, "chat", QUESTION, json_schema=SCHEMA, temperature=0.0, max_tokens=16)
     message = str(caught.value)
     assert "gave up after 3 attempts" in message
     assert "HTTP 500" in message and "json_object" in message  # the server's own reason
     assert model.retries == 2
-    assert time.monotonic() - started < 30
+
+
+def test_factual_qa_runs_on_the_server_through_the_openai_backend(llama_server, tmp_path):
+    """The whole pipeline, both roles on llama.cpp's server, through `atk run`, no key."""
+    from atk_core.testing import read_jsonl, run_cli
+
+    assert run_cli("init", "factual-qa", "--samples", cwd=tmp_path).returncode == 0
+    role = (f"{{backend: openai, base_url: '{llama_server}', model: {MODEL_ALIAS},"
+            " structured_output: json_object, concurrency: 1, timeout: 600}")
+    result = run_cli(
+        "run", "factual-qa.yaml", "--set", f"models.small={role}", "--set", f"models.large={role}",
+        "--set", "use_subset=true", "--set", "subset_size=2", "--set", "question_votes=1",
+        "--set", "max_tokens=400", "--progress", "jsonl", cwd=tmp_path, timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "output"
+    pairs = read_jsonl(output / "qa_pairs.jsonl")
+    sharegpt = read_jsonl(output / "conversations.sharegpt.jsonl")
+    messages = read_jsonl(output / "conversations.messages.jsonl")
+    assert pairs and all(p["question"].strip() and p["answer"].strip() for p in pairs)
+    assert len(sharegpt) == len(messages) >= 1
+    for conversation in messages:
+        roles = [m["role"] for m in conversation["messages"]]
+        assert roles[0] == "system" and roles[1:] == ["user", "assistant"] * ((len(roles) - 1) // 2)
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["models"]["large"]["identity"] == {
+        "backend": "openai", "model": MODEL_ALIAS, "endpoint": llama_server}
+    assert manifest["models"]["large"]["requests_sent"] > 0

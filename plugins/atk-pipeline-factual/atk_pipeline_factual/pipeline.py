@@ -71,12 +71,10 @@ CONVERSATION_SCHEMA = {
 }
 
 
-def _distinct_questions(value, sample):
-    questions = [" ".join(p["question"].lower().split()) for p in value["questions"]]
+def _complete_pairs(value, sample):
+    # A repeated question is not an error: pairs are keyed by their text, so it collapses.
     if any(not p["answer"].strip() or not p["question"].strip() for p in value["questions"]):
         return False, "every question and answer must have text"
-    if len(set(questions)) < len(questions):
-        return False, "two questions are the same; every question must be different"
     return True, None
 
 
@@ -109,6 +107,7 @@ async def factual_qa(
     skip_question_check=False,
     skip_answer_check=False,
     rewrite_conversations=True,
+    conversation_fallback=True,
     temperature=0.7,
     check_temperature=0.6,
     max_tokens=1024,
@@ -161,7 +160,7 @@ async def factual_qa(
     # 4. generate question-answer pairs
     generate = PipelineStep(name="generate", prompt="generate_questions", model="large",
                             json_schema=_questions_schema(questions_per_chunk),
-                            validator=_distinct_questions, temperature=temperature,
+                            validator=_complete_pairs, temperature=temperature,
                             max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
     for sample in samples:
         sample["questions_per_chunk"] = questions_per_chunk
@@ -200,7 +199,20 @@ async def factual_qa(
                              temperature=temperature, max_tokens=max_tokens,
                              max_attempts=max_attempts, seed=seed)
         results = await write.run(groups, progress=(0.85, 1.0))
-        conversations = [(g, r.value["messages"]) for g, r in record.step("conversation", groups, results)]
+        if conversation_fallback:
+            # The pairs are already checked: when the model cannot turn them into a
+            # conversation, they become one as they are rather than being lost.
+            conversations = []
+            for group, result in zip(groups, results):
+                if result.ok:
+                    conversations.append((group, result.value["messages"]))
+                else:
+                    record.note("conversation", "built from the pairs as they are")
+                    conversations.append((group, _messages_from_pairs(group["pair_list"])))
+            record.count("conversation", len(groups), len(conversations))
+        else:
+            conversations = [(g, r.value["messages"])
+                             for g, r in record.step("conversation", groups, results)]
     else:
         conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
         record.count("conversation", len(groups), len(groups))
@@ -287,6 +299,7 @@ def _checked_settings(values: dict) -> dict:
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ConfigError("system_prompts must be a non-empty list of texts")
     for name in ("skip_judge", "skip_question_check", "skip_answer_check", "rewrite_conversations",
+                 "conversation_fallback",
                  "use_subset"):
         if not isinstance(values[name], bool):
             raise ConfigError(f"{name} must be true or false, not {values[name]!r}")

@@ -185,3 +185,27 @@ def test_sample_documents_run_through_the_cli(tmp_path):
     assert inspect.returncode == 0
     assert "steps (in -> out, and what was dropped):" in inspect.stdout
     assert "1 of " in inspect.stdout and "system: " in inspect.stdout
+
+
+def test_a_conversation_the_model_cannot_write_falls_back_to_the_pairs(tmp_path):
+    def no_conversations(request):
+        if "natural conversation" in request.messages[0]["content"]:
+            return "not a conversation"
+        return respond(request)
+
+    models = {"small": scripted(), "large": scripted(respond=no_conversations)}
+    result = run(tmp_path, "fallback", models=models)
+    assert result.exit_code == 0, result.error
+    conversations = read_jsonl(tmp_path / "fallback" / "conversations.messages.jsonl")
+    pairs = read_jsonl(tmp_path / "fallback" / "qa_pairs.jsonl")
+    turns = [m["content"] for c in conversations for m in c["messages"] if m["role"] != "system"]
+    assert turns == [text for p in pairs for text in (p["question"], p["answer"])]
+    step = [s for s in json.loads((tmp_path / "fallback" / "manifest.json").read_text())["steps"]
+            if s["name"] == "conversation"][0]
+    assert step["in"] == step["out"] == len(conversations)
+    assert step["notes"] == {"built from the pairs as they are": len(conversations)}
+
+    strict = run(tmp_path, "strict", models=models, conversation_fallback=False)
+    assert strict.exit_code == 1 and "no conversation survived" in strict.error
+    dropped = [f for f in read_jsonl(tmp_path / "strict" / "failures.jsonl") if f["step"] == "conversation"]
+    assert len(dropped) == len(conversations)
