@@ -147,15 +147,12 @@ async def factual_qa(
     by_id = {chunk.id: chunk for chunk in chunks}
     samples = [chunk.as_sample() for chunk in chunks]
 
+    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+
     # 3. judge
     if not skip_judge:
-        judge = PipelineStep(name="judge", prompt="judge_chunk", model="small",
-                             json_schema=_verdict_schema("suitable"), temperature=check_temperature,
-                             max_tokens=256, max_attempts=max_attempts, seed=seed)
-        results = await judge.run(samples, progress=(0.02, 0.2))
-        samples = [s for s, _ in record.step(
-            "judge", samples, results, keep=lambda v: v["suitable"],
-            why_not=lambda r: f"judged unsuitable: {r.value['reason']}")]
+        samples = await _verdict(record, "judge", "judge_chunk", "suitable", samples,
+                                 progress=(0.02, 0.2), rejected="judged unsuitable", **checking)
 
     # 4. generate question-answer pairs
     generate = PipelineStep(name="generate", prompt="generate_questions", model="large",
@@ -176,20 +173,14 @@ async def factual_qa(
         vote = VoteStep(name="check_question", prompt="check_question", model="small",
                         json_schema=_verdict_schema("answerable"), votes=question_votes,
                         threshold=vote_threshold, decide=lambda v: v["answerable"],
-                        temperature=check_temperature, max_tokens=256,
-                        max_attempts=max_attempts, seed=seed)
+                        max_tokens=256, **checking)
         results = await vote.run(pairs, progress=(0.5, 0.7))
         pairs = [p for p, _ in record.step("check_question", pairs, results)]
 
     # 6. answer accurate to the chunk?
     if not skip_answer_check:
-        check = PipelineStep(name="check_answer", prompt="check_answer", model="small",
-                             json_schema=_verdict_schema("accurate"), temperature=check_temperature,
-                             max_tokens=256, max_attempts=max_attempts, seed=seed)
-        results = await check.run(pairs, progress=(0.7, 0.85))
-        pairs = [p for p, _ in record.step(
-            "check_answer", pairs, results, keep=lambda v: v["accurate"],
-            why_not=lambda r: f"answer judged inaccurate: {r.value['reason']}")]
+        pairs = await _verdict(record, "check_answer", "check_answer", "accurate", pairs,
+                               progress=(0.7, 0.85), rejected="answer judged inaccurate", **checking)
 
     # 7. conversations
     groups = _conversation_groups(pairs, pairs_per_conversation, settings["system_prompts"], seed)
@@ -240,6 +231,16 @@ async def factual_qa(
             f" or run: atk inspect {output}"
         )
     return {"qa_pairs": len(qa_records), "conversations": len(sharegpt)}
+
+
+async def _verdict(record, name, prompt, field, samples, *, progress, rejected, **options):
+    """A small-model yes/no check: the samples whose answer sets ``field`` true go on."""
+    step = PipelineStep(name=name, prompt=prompt, model="small", json_schema=_verdict_schema(field),
+                        max_tokens=256, **options)
+    results = await step.run(samples, progress=progress)
+    kept = record.step(name, samples, results, keep=lambda v: v[field],
+                       why_not=lambda r: f"{rejected}: {r.value['reason']}")
+    return [sample for sample, _ in kept]
 
 
 def _pair(chunk, item) -> dict:
