@@ -227,12 +227,26 @@ def _checked(response: Response, request: Request) -> Response:
     return response
 
 
+_validators: dict[int, tuple] = {}
+
+
+def _validator(schema):
+    # Checked on every structured answer: build each schema's validator once. Steps
+    # pass the same schema object every time; the entry keeps it alive, so its id is safe.
+    cached = _validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        import jsonschema
+
+        cached = (schema, jsonschema.validators.validator_for(schema)(schema))
+        if len(_validators) > 256:
+            _validators.clear()
+        _validators[id(schema)] = cached
+    return cached[1]
+
+
 def schema_problem(value, schema) -> str | None:
     """Why ``value`` does not fit ``schema``, or None when it does."""
-    import jsonschema
-
-    validator_class = jsonschema.validators.validator_for(schema)
-    errors = sorted(validator_class(schema).iter_errors(value), key=lambda e: list(e.path))
+    errors = sorted(_validator(schema).iter_errors(value), key=lambda e: list(e.path))
     if not errors:
         return None
     error = errors[0]

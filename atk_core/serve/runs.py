@@ -382,12 +382,13 @@ class RunManager:
         return real
 
     def manifest(self, run: dict) -> dict | None:
-        from ..manifest import MANIFEST
+        from ..errors import ConfigError
+        from ..inspect import load_manifest
 
         try:
-            data = json.loads((self.output_dir(run) / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+            data = load_manifest(self.output_dir(run))  # the same reading as `atk inspect`
+        except (ConfigError, OSError, ValueError):
+            return None  # not written yet, or a run that failed before its end
         return data if isinstance(data, dict) else None
 
 
