@@ -131,3 +131,32 @@ def test_the_page_with_a_token(page, tmp_path):
         assert other.goto(server.url).status == 401
     finally:
         server.stop()
+
+
+def test_a_late_template_never_replaces_what_the_user_typed(page, tmp_path):
+    # The template is fetched while the page is already usable. Hold its responses, choose the
+    # pipeline again (Playwright fires `change` even for the same value) and type: when the
+    # responses arrive the typed text must still be there, and a second fetch must not be made.
+    expect = sync_api.expect
+    work = factual_folder(tmp_path / "work")
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    held = []
+    try:
+        page.route("**/api/pipelines/*/template", lambda route: held.append(route))
+        page.goto(server.url + "#/new/factual-qa")
+        while not held:
+            page.wait_for_timeout(20)
+        page.select_option("#pipeline-select", "factual-qa")
+        editor = page.locator("#config-editor")
+        editor.fill("pipeline: factual-qq\n")
+        page.wait_for_timeout(200)
+        assert len(held) == 1
+        held.pop().continue_()
+        expect(page.locator("#config-error")).to_contain_text("unknown pipeline 'factual-qq'")
+        assert editor.input_value() == "pipeline: factual-qq\n"
+        # The template did arrive: one click brings it back.
+        page.click("text=Reset to template")
+        expect(editor).to_have_value((work / "factual-qa.yaml").read_text())
+        assert held == []
+    finally:
+        server.stop()

@@ -308,6 +308,8 @@
     let badLine = null;
     let template = "";
     let checkSeq = 0;
+    let loadSeq = 0;
+    let requested = null;
     let timer = null;
 
     show(
@@ -375,17 +377,24 @@
       }
     }
 
+    // The template arrives asynchronously: only the latest request counts, and text typed while
+    // it was on its way is kept (the template is then one "Reset to template" away).
     async function load(name) {
       if (!name) return;
+      const seq = ++loadSeq;
+      const before = editor.value;
+      requested = name;
       try {
         const t = await api(`/api/pipelines/${enc(name)}/template`);
+        if (seq !== loadSeq) return;
         template = t.template;
+        if (editor.value !== before) return;
         editor.value = template;
         editor.scrollTop = 0;
         lines();
         check();
       } catch (err) {
-        setCheck("error", err.message);
+        if (seq === loadSeq) setCheck("error", err.message);
       }
     }
 
@@ -421,6 +430,7 @@
       }
     });
     select.addEventListener("change", () => {
+      if (select.value === requested) return;
       if (editor.value !== template && !confirm("Replace your edits with this pipeline's template?")) return;
       history.replaceState(null, "", "#/new/" + enc(select.value));
       load(select.value);
