@@ -16,14 +16,17 @@ class Receiver:
     """An HTTP server in a thread that records every POST: its path, headers and JSON body.
 
     ``status`` is the answer's status code; ``statuses`` lists the codes of the
-    first answers (then ``status`` again); ``delay`` makes it read the request,
-    then sleep before answering; ``headers`` are added to every answer.
+    first answers (then ``status`` again); ``hold=True`` makes it read each
+    request, then wait to answer until the test calls ``release()`` (or the
+    receiver stops); ``headers`` are added to every answer.
     """
 
-    def __init__(self, status=200, statuses=(), delay=0.0, headers=None):
+    def __init__(self, status=200, statuses=(), hold=False, headers=None):
         self.status = status
         self.statuses = list(statuses)
-        self.delay = delay
+        self.hold = hold
+        self.released = threading.Event()
+        self.answered = 0
         self.answer_headers = dict(headers or {})
         self.posts: list[dict] = []
         self._changed = threading.Condition()
@@ -55,6 +58,15 @@ class Receiver:
                 self._changed.wait(left)
             return list(self.posts)
 
+    @property
+    def holding(self) -> int:
+        """How many requests it has read and not yet answered."""
+        with self._changed:
+            return len(self.posts) - self.answered
+
+    def release(self):
+        self.released.set()
+
     def _record(self, post) -> int:
         with self._changed:
             self.posts.append(post)
@@ -66,6 +78,7 @@ class Receiver:
         return self
 
     def stop(self):
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -93,8 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
             "time": time.monotonic(),
         }
         status = receiver._record(post)
-        if receiver.delay:
-            time.sleep(receiver.delay)
+        if receiver.hold:
+            receiver.released.wait(120)
+        with receiver._changed:
+            receiver.answered += 1
         answer = b'{"ok": true}' if status < 300 else b'{"error": "scripted"}'
         try:
             self.send_response(status)

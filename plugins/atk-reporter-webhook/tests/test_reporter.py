@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -21,10 +22,17 @@ def progress_events(count):
     return [event("progress", (i + 1) / count, f"step {i + 1} of {count}") for i in range(count)]
 
 
-def timed(function, *args):
-    started = time.monotonic()
-    function(*args)
-    return time.monotonic() - started
+def returns(function, *args, hang=30.0) -> bool:
+    """Whether ``function(*args)`` returns at all: a hang detector, not a stopwatch.
+
+    Properties such as "never blocks on the receiver" are checked causally (the call
+    returns while the receiver still holds a request it has not answered); ``hang`` only
+    keeps a broken reporter from hanging the suite.
+    """
+    thread = threading.Thread(target=function, args=args, daemon=True)
+    thread.start()
+    thread.join(hang)
+    return not thread.is_alive()
 
 
 def not_answering(url, reason="ConnectionRefusedError"):
@@ -140,29 +148,45 @@ def test_receiver_down_never_blocks_warns_once_and_sums_up(dead_url, atk_warning
     reporter = WebhookReporter(webhook_url=dead_url, interval=0.05, close_timeout=2.0)
     reporter.handle(event("start", 0.0))
     many = progress_events(1000)
-    assert timed(lambda: [reporter.handle(e) for e in many]) < 1.0
+    assert returns(lambda: [reporter.handle(e) for e in many])
     time.sleep(0.3)  # let the sender fail a few times
     reporter.handle(event("finish", 1.0))
-    assert timed(reporter.close) < 2.0 + 0.5
+    assert returns(reporter.close)
     assert reporter.dropped == reporter.received == 1002
     assert atk_warnings() == [not_answering(dead_url), summary(1002, 1002, dead_url)]
 
 
 def test_slow_receiver_never_blocks_and_close_is_bounded(make_receiver, atk_warnings):
-    receiver = make_receiver(delay=5.0)
-    reporter = WebhookReporter(webhook_url=receiver.url, timeout=0.3, retries=1,
-                               close_timeout=1.0)
+    # The receiver reads the first POST and does not answer until released; the reporter
+    # would wait 60 s for it. Handling events and closing both return while it still holds it.
+    receiver = make_receiver(hold=True)
+    reporter = WebhookReporter(webhook_url=receiver.url, timeout=60, retries=1,
+                               close_timeout=0.5)
     reporter.handle(event("start", 0.0))
     receiver.wait_for_posts(1)  # the sender is now waiting for an answer
     many = progress_events(1000) + [event("finish", 1.0)]
-    assert timed(lambda: [reporter.handle(e) for e in many]) < 1.0
-    assert timed(reporter.close) < 1.0 + 0.5
+    assert returns(lambda: [reporter.handle(e) for e in many])
+    assert receiver.holding == 1
+    assert returns(reporter.close)
+    assert receiver.holding == 1  # close() gave up on the POST still waiting
+    assert len(receiver.posts) == 1
     assert reporter.delivered == 0
-    assert atk_warnings() == [
-        f"webhook reporter: {receiver.url} did not answer within 0.3s;"
-        " progress events are being dropped",
-        summary(1002, 1002, receiver.url),
-    ]
+    assert atk_warnings() == [summary(1002, 1002, receiver.url)]
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_named(make_receiver, atk_warnings):
+    receiver = make_receiver(hold=True)
+    reporter = WebhookReporter(webhook_url=receiver.url, timeout=0.3, retries=0)
+    reporter.handle(event("start", 0.0))
+    receiver.wait_for_posts(1)
+    message = (f"webhook reporter: {receiver.url} did not answer within 0.3s;"
+               " progress events are being dropped")
+    deadline = time.monotonic() + 30
+    while not atk_warnings() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reporter.close()
+    assert atk_warnings() == [message, summary(1, 1, receiver.url)]
+    assert reporter.dropped == 1
 
 
 def test_a_receiver_answering_500_is_retried_then_dropped(make_receiver, atk_warnings):
@@ -173,8 +197,8 @@ def test_a_receiver_answering_500_is_retried_then_dropped(make_receiver, atk_war
     first = receiver.wait_for_posts(3)  # one try and two retries of the same batch
     assert first[0]["raw"] == first[1]["raw"] == first[2]["raw"]
     many = progress_events(1000) + [event("finish", 1.0)]
-    assert timed(lambda: [reporter.handle(e) for e in many]) < 1.0
-    assert timed(reporter.close) < 2.0 + 0.5
+    assert returns(lambda: [reporter.handle(e) for e in many])
+    assert returns(reporter.close)
     # While the receiver keeps failing, later batches get one try each.
     assert len(receiver.posts) == 4
     assert [e["kind"] for e in receiver.posts[3]["body"]["events"]][-1] == "finish"
@@ -210,12 +234,13 @@ def test_redirects_are_not_followed_so_headers_stay_with_the_configured_address(
 
 
 def test_close_timeout_zero_returns_at_once(make_receiver, atk_warnings):
-    receiver = make_receiver(delay=5.0)
-    reporter = WebhookReporter(webhook_url=receiver.url, close_timeout=0)
+    receiver = make_receiver(hold=True)
+    reporter = WebhookReporter(webhook_url=receiver.url, timeout=60, close_timeout=0)
     reporter.handle(event("start", 0.0))
     receiver.wait_for_posts(1)
     reporter.handle(event("finish", 1.0))
-    assert timed(reporter.close) < 0.5
+    assert returns(reporter.close)
+    assert receiver.holding == 1 and len(receiver.posts) == 1
     assert atk_warnings() == [summary(2, 2, receiver.url)]
 
 
