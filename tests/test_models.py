@@ -144,7 +144,7 @@ def test_bad_request_is_a_sample_level_error(server):
 
 def test_a_hang_times_out_and_is_retried(server):
     server.push("hang")
-    m = model(server, timeout=0.5)
+    m = model(server, timeout=2.0)  # generous: the retried request must not time out too
     response = run(using(m, m.chat(USER)))
     assert response.text.startswith("answer ")
     assert [r["behaviour"] for r in server.requests] == ["hang", "ok"]
