@@ -228,7 +228,7 @@ def new_command(kind, name, directory):
 
     path = create(kind, name, directory)
     click.echo(f"created {path}")
-    click.echo(f"next: pip install -e {path} && pytest {path}")
+    click.echo(f"next: pip install -e {path} && python -m pytest {path}")
 
 
 # -- run ----------------------------------------------------------------------------------------
