@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -268,6 +270,43 @@ def test_cancel_stops_the_run_and_its_process_group(server, work):
     assert run["can_resume"] is True and run["can_cancel"] is False
     assert wait_gone(pid), "the run's process group is still there"
     assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 409
+
+
+def _processes_running(config_path) -> int:
+    """How many processes on this machine have ``config_path`` in their command line."""
+    needle = str(config_path).encode()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    count += needle in f.read()
+            except OSError:
+                pass
+    return count
+
+
+def test_resumes_sent_at_once_start_one_process(server, work):
+    run = server.start_run(factual_config(work, **SLOW))
+    run = server.wait_for(run["id"], _underway, what="progress")
+    assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 200
+    run = server.wait_for_status(run["id"], "cancelled")
+    assert wait_gone(run["pid"])
+
+    barrier = threading.Barrier(4)
+
+    def resume():
+        barrier.wait()
+        return server.post(f"/api/runs/{run['id']}/resume")[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(lambda _: resume(), range(4)))
+    assert statuses == [200, 409, 409, 409]
+    assert _processes_running(os.path.join(server.runs_dir, run["id"], "config.yaml")) == 1
+    assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 200
+    run = server.wait_for_status(run["id"], "cancelled", "done", "failed", timeout=30)
+    assert wait_gone(run["pid"])
+    assert _processes_running(os.path.join(server.runs_dir, run["id"], "config.yaml")) == 0
 
 
 STUBBORN_PIPELINE = {

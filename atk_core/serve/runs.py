@@ -141,22 +141,25 @@ class RunManager:
         return self.store.run(run_id)
 
     def resume(self, run_id: str) -> dict:
-        run = self._get(run_id)
-        if run["status"] not in RESUMABLE:
-            raise RunError(f"run {run_id} is {run['status']}; only interrupted, failed or cancelled"
-                           " runs can be resumed", 409)
-        if self._stopping:
-            raise RunError("the server is stopping", 503)
-        run_dir = Path(run["run_dir"])
-        try:
-            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
-        prepared = self.prepare(text, run_id)  # the same checks; the environment may have changed
-        command = self._command(run_dir, prepared)
-        self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml)
-        self._launch(run_id, command, prepared.env, note="resumed")
-        return self.store.run(run_id)
+        # One lock from the status check to the new process: of two resumes sent at once,
+        # the second finds the run running and is refused, rather than starting a twin.
+        with self._lock:
+            run = self._get(run_id)
+            if run["status"] not in RESUMABLE:
+                raise RunError(f"run {run_id} is {run['status']}; only interrupted, failed or"
+                               " cancelled runs can be resumed", 409)
+            if self._stopping:
+                raise RunError("the server is stopping", 503)
+            run_dir = Path(run["run_dir"])
+            try:
+                text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
+            prepared = self.prepare(text, run_id)  # the same checks; the environment may differ
+            command = self._command(run_dir, prepared)
+            self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml)
+            self._launch(run_id, command, prepared.env, note="resumed")
+            return self.store.run(run_id)
 
     def _command(self, run_dir: Path, prepared: Prepared) -> list:
         command = [sys.executable, "-m", "atk_core", "run", str(run_dir / CONFIG_FILE), "--debug"]
