@@ -429,7 +429,19 @@ def test_with_a_token_every_request_needs_it(work, tmp_path):
         assert server.get("/api/runs", headers={"Authorization": "Bearer wrong"})[0] == 401
         assert server.get("/?token=wrong", token=False)[0] == 401
         assert server.get("/api/runs?token=s3cret-token-for-tests", token=False)[0] == 401  # page only
-        assert server.get("/?token=s3cret-token-for-tests", token=False)[0] == 200
+        status, _, headers = server.get("/?token=s3cret-token-for-tests", token=False)
+        assert status == 200
+        # Opening the page with the token leaves a cookie that carries it from then on (a
+        # reload, a new tab); the cookie is out of scripts' reach and not sent cross-site.
+        cookie = headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        name, value = cookie.split(";")[0].split("=", 1)
+        assert value == "s3cret-token-for-tests"
+        assert server.get("/", token=False, headers={"Cookie": f"{name}={value}"})[0] == 200
+        assert server.get("/api/runs", token=False, headers={"Cookie": f"{name}={value}"})[0] == 200
+        assert server.get("/api/runs", token=False, headers={"Cookie": f"{name}=wrong"})[0] == 401
+        assert server.get("/api/runs", token=False, headers={"Cookie": f"other={value}"})[0] == 401
+        assert "set-cookie" not in server.get("/")[2]  # only the ?token= visit sets it
         assert server.get("/api/runs")[0] == 200
         assert server.get("/")[0] == 200
         run = server.start_run(factual_config(work))
@@ -440,6 +452,16 @@ def test_with_a_token_every_request_needs_it(work, tmp_path):
         assert "s3cret-token-for-tests" not in server.output()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("token", ["two words", "   ", "semi;colon", "caf\u00e9"])
+def test_a_token_that_cannot_travel_in_a_header_url_and_cookie_is_refused(tmp_path, token):
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", tmp_path / "runs",
+                     "--token", token, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("atk: error: the token must be letters, digits")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_one_server_per_runs_folder(server):

@@ -118,6 +118,13 @@ def test_the_page_with_a_token(page, tmp_path):
         page.goto(server.url + "?token=" + token)
         assert "token" not in page.url  # taken once, then sent as a header
         expect(page.locator("#pipelines [data-pipeline='factual-qa']")).to_be_visible()
+        # A reload, and the address pasted into a new tab, still work (the cookie carries it).
+        page.reload()
+        expect(page.locator("#pipelines [data-pipeline='factual-qa']")).to_be_visible()
+        tab = page.context.new_page()
+        assert tab.goto(server.url + "#/runs/" + run["id"]).status == 200
+        expect(tab.locator(".hero .pill")).to_have_text("done")
+        tab.close()
         page.locator("#runs .run-row").first.click()
         item = page.locator("#files [data-path='conversations.sharegpt.jsonl']")
         with page.expect_download() as download_info:
@@ -126,9 +133,12 @@ def test_the_page_with_a_token(page, tmp_path):
         download_info.value.save_as(saved)
         assert saved.read_bytes() == Path(
             tmp_path / "runs" / run["id"] / "output" / "conversations.sharegpt.jsonl").read_bytes()
-        # Without the token the page is refused.
-        other = page.context.new_page()
-        assert other.goto(server.url).status == 401
+        # A browser that never had the token is refused.
+        stranger = page.context.browser.new_context()
+        try:
+            assert stranger.new_page().goto(server.url).status == 401
+        finally:
+            stranger.close()
     finally:
         server.stop()
 

@@ -9,12 +9,14 @@ that would have to carry the token).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import mimetypes
 import secrets
 import sys
 from contextlib import asynccontextmanager
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -361,8 +363,11 @@ class Guard:
 
     - bound to loopback, only loopback Host names are served (no DNS rebinding);
     - a request that changes something must not come from another origin;
-    - with a token, every request carries ``Authorization: Bearer TOKEN``
-      (the page itself may be opened once with ``?token=TOKEN``);
+    - with a token, every request carries ``Authorization: Bearer TOKEN``, or the
+      cookie that opening the page once as ``/?token=TOKEN`` sets (HttpOnly,
+      SameSite=Strict, named after a hash of the token so that two servers on one
+      host do not overwrite each other's), so that reloading the page or opening a
+      link in a new tab keeps working;
     - request bodies are at most ``max_body`` bytes (413 otherwise).
     """
 
@@ -371,6 +376,9 @@ class Guard:
         self.token = token
         self.loopback = loopback
         self.max_body = max_body
+        if token:
+            digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+            self.cookie = f"atk_serve_{digest}"
 
     def __getattr__(self, name):  # app.state, app.openapi()... for code that holds the app
         return getattr(self.app, name)
@@ -387,10 +395,14 @@ class Guard:
             origin = headers.get("origin")
             if origin is not None and urlsplit(origin).netloc != host:
                 return await _refuse(send, 403, "cross-origin requests are not allowed")
-        if self.token and not self._authorized(scope, headers):
-            return await _refuse(send, 401, "this server needs its token: send"
-                                 " 'Authorization: Bearer TOKEN' (open the page as /?token=TOKEN)",
-                                 [(b"www-authenticate", b"Bearer")])
+        if self.token:
+            how = self._authorized(scope, headers)
+            if not how:
+                return await _refuse(send, 401, "this server needs its token: send"
+                                     " 'Authorization: Bearer TOKEN' (open the page as"
+                                     " /?token=TOKEN)", [(b"www-authenticate", b"Bearer")])
+            if how == "query":
+                send = self._setting_cookie(send)
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             length = headers.get("content-length")
             if length is not None:
@@ -424,14 +436,34 @@ class Guard:
             return await self.app(scope, replay, send)
         return await self.app(scope, receive, send)
 
-    def _authorized(self, scope, headers) -> bool:
+    def _authorized(self, scope, headers) -> str | None:
+        """How the request proved it has the token ("header", "cookie", "query"), or None."""
         given = headers.get("authorization", "")
         if given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token):
-            return True
+            return "header"
+        cookies = SimpleCookie()
+        try:
+            cookies.load(headers.get("cookie", ""))
+        except CookieError:
+            cookies = {}
+        if self.cookie in cookies and _same(cookies[self.cookie].value, self.token):
+            return "cookie"
         if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            return any(_same(value, self.token) for value in query.get("token", []))
-        return False
+            if any(_same(value, self.token) for value in query.get("token", [])):
+                return "query"
+        return None
+
+    def _setting_cookie(self, send):
+        cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"set-cookie", cookie)]}
+            await send(message)
+
+        return sending
 
 
 def _same(given: str, token: str) -> bool:
