@@ -28,6 +28,13 @@ class Pipeline:
     by default it is the package of the module that defines ``function`` (the
     conventions put them beside the pipeline's file).
     ``distribution`` and ``version`` are filled in when the plugin registers it.
+
+    ``check``, if given, vets the config's values before anything is written or
+    started: it is called with the keyword arguments the pipeline would get from
+    the config (its defaults filled in; not the runner's ``models``/``task_id``)
+    and raises ``ConfigError`` (or ``ValueError``) naming what is wrong. ``atk
+    run`` then refuses the config like any other mistake, and ``atk serve``
+    shows the message next to the editor.
     """
 
     name: str
@@ -36,6 +43,7 @@ class Pipeline:
     package: str | None = None
     distribution: str | None = field(default=None, compare=False)
     version: str | None = field(default=None, compare=False)
+    check: Callable[..., Any] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
@@ -44,6 +52,8 @@ class Pipeline:
             )
         if not callable(self.function):
             raise PluginError(f"pipeline {self.name!r}: function is not callable")
+        if self.check is not None and not callable(self.check):
+            raise PluginError(f"pipeline {self.name!r}: check is not callable")
         if self.package is None:
             object.__setattr__(self, "package", _package_of(self.function))
 
@@ -91,6 +101,17 @@ class Pipeline:
 
     def accepts_any_keyword(self) -> bool:
         return any(p.kind is p.VAR_KEYWORD for p in self.parameters().values())
+
+    def with_defaults(self, fields: dict) -> dict:
+        """The config's fields plus the function's defaults for those it leaves out."""
+        values = {
+            p.name: p.default
+            for p in self.parameters().values()
+            if p.default is not p.empty and p.name not in RUNNER_SUPPLIED
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        values.update(fields)
+        return values
 
     def required_fields(self) -> list[str]:
         """Parameters without a default, which a config must set."""

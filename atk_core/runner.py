@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, reporter_specs, scrub
-from .errors import AtkError, ConfigError
+from .errors import AtkError, ConfigError, PluginError
 from .files import atomic_write_text
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
@@ -86,6 +86,7 @@ class RunPlan:
     prompt_overrides: Path | None
     reporters: list  # (name, reporter class, options)
     model_specs: dict  # role -> ModelSpec
+    warnings: list = field(default_factory=list)  # worth saying, not worth refusing the run for
 
 
 def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()) -> RunPlan:
@@ -104,6 +105,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     fields = config.arguments_for(pipeline)
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
+    warnings = _misspelt_fields(pipeline, fields, config.source)
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"{config.source}: output_dir {str(output_dir)!r} exists and is not a folder")
@@ -111,7 +113,9 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
     reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
     model_specs = resolve_model_specs(config, model_overrides, registry)
-    return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs)
+    _pipeline_check(pipeline, fields, config)  # last: the core's own checks come first
+    return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs,
+                   warnings)
 
 
 def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
@@ -130,6 +134,8 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides)
     pipeline, output_dir, overrides_dir = plan.pipeline, plan.output_dir, plan.prompt_overrides
     reporter_classes, model_specs = plan.reporters, plan.model_specs
+    for warning in plan.warnings:
+        log.warning("%s", warning)
     kwargs = _call_arguments(pipeline, plan.fields)
 
     task_id = task_id or new_task_id(pipeline.name)
@@ -217,18 +223,57 @@ def _call(pipeline: Pipeline, kwargs: dict, models: dict):
             asyncio.run(close_models(models))
 
 
-def _call_arguments(pipeline: Pipeline, fields: dict) -> dict:
+def _call_arguments(pipeline: Pipeline, fields: dict, quiet: bool = False) -> dict:
     """The config's fields the pipeline accepts; the rest are named once in a warning."""
     if pipeline.accepts_any_keyword():
         return dict(fields)
     parameters = pipeline.parameters()
     unused = sorted(k for k in fields if k not in parameters)
-    if unused:
+    if unused and not quiet:
         log.warning(
             "pipeline %r takes no **kwargs, so these config fields are ignored: %s",
             pipeline.name, ", ".join(unused),
         )
     return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}
+
+
+def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig) -> None:
+    """Run the pipeline's own ``check`` on the config's values (see ``Pipeline``)."""
+    if pipeline.check is None:
+        return
+    values = pipeline.with_defaults(_call_arguments(pipeline, fields, quiet=True))
+    values["output_dir"] = config.output_dir
+    if not (pipeline.accepts_any_keyword() or "output_dir" in pipeline.parameters()):
+        values.pop("output_dir")
+    try:
+        pipeline.check(**values)
+    except (ConfigError, ValueError) as exc:
+        message = scrub(_one_line(exc) if isinstance(exc, ConfigError) else str(exc).strip(),
+                        config.secret_values())
+        raise ConfigError(f"{config.source}: {message}") from None
+    except Exception as exc:
+        raise PluginError(
+            f"pipeline {pipeline.name!r}: its config check failed: {_one_line(exc)}") from None
+
+
+def _misspelt_fields(pipeline: Pipeline, fields: dict, source) -> list[str]:
+    """Name each field the pipeline does not take that looks like one it does.
+
+    Extra fields are allowed (configs outlive code; ``**kwargs`` takes them), so
+    only a near miss, the likely typo, is worth a warning.
+    """
+    import difflib
+
+    known = [name for name in pipeline.parameters() if name not in RUNNER_SUPPLIED]
+    warnings = []
+    for name in fields:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            warnings.append(f"{source}: pipeline {pipeline.name!r} has no field {name!r};"
+                            f" did you mean {close[0]!r}? (it is passed on unused)")
+    return warnings
 
 
 def _accepts(pipeline: Pipeline, name: str) -> bool:

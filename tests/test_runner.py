@@ -5,9 +5,11 @@ import re
 import sys
 import zipfile
 
+import pytest
 import yaml
 
 from atk_core import Pipeline
+from atk_core.errors import PluginError
 from support import stderr_lines
 
 MORE_PIPELINES = {
@@ -266,3 +268,65 @@ def test_scripted_backend_from_config_logs_every_call(atk, answers_site, tmp_pat
     assert [a["id"] for a in answers] == ["q00000", "q00001", "q00002", "q00003"]
     again = atk("run", cfg, env=answers_site.env())
     assert again.returncode == 0 and len(calls.read_text().splitlines()) == 5
+
+
+CHECKED_PIPELINE = {
+    "checked_pipeline/__init__.py": '''
+        import json, os
+        from atk_core import ConfigError, hookimpl, Pipeline
+
+        def sized(*, output_dir, size=10, label="x", api_key=None, **kwargs):
+            with open(os.path.join(output_dir, "sized.txt"), "w") as f:
+                f.write(label * size)
+
+        def check(*, size, label, output_dir, api_key, **kwargs):
+            with open(os.environ["CHECK_LOG"], "a") as f:  # what the check was given
+                f.write(json.dumps({"size": size, "label": label, "extra": sorted(kwargs),
+                                    "has_output_dir": bool(output_dir)}) + "\\n")
+            if label == "bug":
+                return {}["missing"]
+            if not isinstance(size, int) or size < 1:
+                raise ConfigError(f"size must be a whole number of at least 1, not {size!r}")
+            if label == "":
+                raise ValueError(f"label must not be empty (key {api_key})")
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="sized", function=sized, check=check))
+    ''',
+}
+
+
+def test_a_pipelines_check_refuses_bad_values_before_anything_is_written(atk, site, tmp_path):
+    site.add("atk-checked", CHECKED_PIPELINE, {"checked": "checked_pipeline"})
+    log = tmp_path / "check.jsonl"
+    env = site.env(CHECK_LOG=str(log), ATK_TEST_KEY="sk-hidden-42")
+    cases = [
+        ("size: lots", "size must be a whole number of at least 1, not 'lots'"),
+        ("label: ''\napi_key: ${ATK_TEST_KEY}", "label must not be empty (key <redacted>)"),
+    ]
+    for body, message in cases:
+        result = atk("run", config(tmp_path, "pipeline: sized\n" + body), env=env)
+        assert result.returncode == 2, result.stderr
+        assert stderr_lines(result) == [f"atk: error: {tmp_path / 'run.yaml'}: {message}"]
+        assert not (tmp_path / "out").exists()  # nothing half-written
+
+    # A bug in a check is the plugin's, said as such, in one line.
+    result = atk("run", config(tmp_path, "pipeline: sized\nlabel: bug"), env=env)
+    assert result.returncode != 0
+    assert stderr_lines(result) == [
+        "atk: error: pipeline 'sized': its config check failed: KeyError: 'missing'"]
+    assert not (tmp_path / "out").exists()
+
+    # A good config passes, and the check saw the defaults and the extra fields.
+    result = atk("run", config(tmp_path, "pipeline: sized\nsize: 3\nmore: 1"), "--progress", "jsonl",
+                 env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "sized.txt").read_text() == "xxx"
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    assert seen[-1] == {"size": 3, "label": "x", "extra": ["more"], "has_output_dir": True}
+
+
+def test_a_check_that_is_not_callable_is_the_plugins_error():
+    with pytest.raises(PluginError, match="pipeline 'p': check is not callable"):
+        Pipeline(name="p", function=lambda **kw: None, check="yes")

@@ -96,8 +96,10 @@ def test_openapi_schema_documents_the_api(server):
     "pipeline: factual-qa\ninput_dir: [unclosed\n",
     "input_dir: ./documents\n",
     "pipeline: factual-qa\ninput_dir: ${ATK_TEST_SURELY_UNSET}\noutput_dir: ./out\n",
+    "pipeline: factual-qa\ninput_dir: ./nowhere\noutput_dir: ./out\n",
+    "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nchunk_size: lots\n",
 ], ids=["unknown-pipeline", "missing-field", "unknown-backend", "unknown-reporter", "bad-yaml",
-        "no-pipeline", "unset-env"])
+        "no-pipeline", "unset-env", "pipeline-check-input-dir", "pipeline-check-value"])
 def test_config_mistakes_are_refused_with_the_clis_message(server, work, tmp_path, text):
     expected = cli_error(tmp_path, text)
     runs_before = server.get("/api/runs")[1]
@@ -105,13 +107,29 @@ def test_config_mistakes_are_refused_with_the_clis_message(server, work, tmp_pat
     assert status == 400
     assert body["detail"] == expected
     status, body, _ = server.post("/api/validate", {"config": text})
-    assert status == 200 and body == {"ok": False, "pipeline": None, "error": expected}
+    assert status == 200 and body == {"ok": False, "pipeline": None, "error": expected,
+                                      "warnings": []}
     assert server.get("/api/runs")[1] == runs_before  # nothing was started
+    assert not (tmp_path / "out").exists()  # nor did the CLI write anything
 
 
 def test_a_good_config_validates(server, work):
     status, body, _ = server.post("/api/validate", {"config": factual_config(work)})
-    assert status == 200 and body == {"ok": True, "pipeline": "factual-qa", "error": None}
+    assert status == 200 and body == {"ok": True, "pipeline": "factual-qa", "error": None,
+                                      "warnings": []}
+
+
+def test_a_field_that_looks_misspelt_is_a_warning_as_in_the_cli(server, work, tmp_path):
+    text = factual_config(work, chunk_sise=3)
+    status, body, _ = server.post("/api/validate", {"config": text})
+    warning = ("config.yaml: pipeline 'factual-qa' has no field 'chunk_sise'; did you mean"
+               " 'chunk_size'? (it is passed on unused)")
+    assert status == 200 and body == {"ok": True, "pipeline": "factual-qa", "error": None,
+                                      "warnings": [warning]}
+    (tmp_path / "config.yaml").write_text(text)
+    result = run_cli("run", "config.yaml", "--progress", "jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "atk: warning: " + warning
 
 
 # -- a run, start to finish ------------------------------------------------------------------------------
@@ -167,10 +185,12 @@ def test_several_runs_at_once(server, work):
 
 
 def test_a_failing_run_is_failed_with_its_error_line(server, work):
-    run = server.start_run(factual_config(work, input_dir=str(work / "not-there")))
+    empty = work / "no-documents"  # passes the config check; fails once the run reads it
+    empty.mkdir(exist_ok=True)
+    run = server.start_run(factual_config(work, input_dir=str(empty)))
     run = server.wait_for_status(run["id"], "done", "failed")
-    assert run["status"] == "failed" and run["exit_code"] not in (0, None)
-    assert "not-there' does not exist" in run["error"]
+    assert run["status"] == "failed" and run["exit_code"] == 1
+    assert run["error"].startswith(f"pipeline 'factual-qa' failed: no readable documents in {empty}")
     assert run["can_resume"] is True
 
 

@@ -73,6 +73,8 @@ class Validation(BaseModel):
     ok: bool
     pipeline: Optional[str] = Field(None, description="The pipeline the config runs, when ok.")
     error: Optional[str] = Field(None, description="The config's mistake, as `atk run` says it.")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "What `atk run` would warn about but still run (a field that looks misspelt)."))
 
 
 class RunSummary(BaseModel):
@@ -221,7 +223,8 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
               tags=["runs"])
     def validate(body: ConfigText):
         try:
-            return Validation(ok=True, pipeline=manager.validate(body.config))
+            prepared = manager.prepare(body.config, "validate")
+            return Validation(ok=True, pipeline=prepared.pipeline, warnings=prepared.warnings)
         except AtkError as exc:
             return Validation(ok=False, error=" ".join(str(exc).split("\n")))
 

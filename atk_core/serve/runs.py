@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -60,6 +60,7 @@ class Prepared:
     pipeline: str
     overrides: list  # --set texts
     env: dict  # extra environment: literal reporter secrets moved off the command line
+    warnings: list = field(default_factory=list)  # what `atk run` would warn about
 
     @property
     def redacted_yaml(self) -> str:
@@ -111,12 +112,8 @@ class RunManager:
         output_dir = self.runs_dir / run_id / OUTPUT_DIR
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
         config = config_from_text(text, CONFIG_FILE, overrides, {**os.environ, **env})
-        check(config, registry=registry)
-        return Prepared(config, config.pipeline, overrides, env)
-
-    def validate(self, text: str) -> str:
-        """The pipeline a config text would run; raises like ``prepare``."""
-        return self.prepare(text, "validate").pipeline
+        plan = check(config, registry=registry)
+        return Prepared(config, config.pipeline, overrides, env, plan.warnings)
 
     # -- starting ---------------------------------------------------------------------------
 

@@ -356,7 +356,7 @@
     function setCheck(state, text) {
       checkBox.className = "check " + (state || "");
       checkBox.replaceChildren(
-        h("span.icon", {}, state === "ok" ? "✓" : state === "error" ? "!" : "…"),
+        h("span.icon", {}, state === "ok" ? "✓" : state === "error" || state === "ok warn" ? "!" : "…"),
         h("span.text", { id: "config-error" }, text));
       const m = state === "error" ? /line (\d+)/.exec(text) : null;
       badLine = m ? Number(m[1]) : null;
@@ -368,7 +368,8 @@
       try {
         const result = await api("/api/validate", { method: "POST", json: { config: editor.value } });
         if (seq !== checkSeq) return null;
-        if (result.ok) setCheck("ok", `Looks good: runs ${result.pipeline}.`);
+        if (result.ok && result.warnings.length) setCheck("ok warn", result.warnings.join(" "));
+        else if (result.ok) setCheck("ok", `Looks good: runs ${result.pipeline}.`);
         else setCheck("error", result.error);
         return result;
       } catch (err) {

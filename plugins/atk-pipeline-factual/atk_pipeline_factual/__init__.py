@@ -2,7 +2,7 @@
 
 from atk_core import Pipeline, hookimpl
 
-from .pipeline import factual_qa
+from .pipeline import check_config, factual_qa
 
 
 @hookimpl
@@ -11,4 +11,5 @@ def atk_register_pipelines(register):
         name="factual-qa",
         function=factual_qa,
         description="Documents to validated question-answer pairs and multi-turn conversations",
+        check=check_config,
     ))

@@ -118,11 +118,7 @@ async def factual_qa(
     """Turn a folder of documents into checked QA pairs and multi-turn conversations."""
     settings = _checked_settings(locals())
     record = RunRecord()
-    folder = Path(input_dir)
-    if not folder.exists():
-        raise ConfigError(f"input_dir {str(input_dir)!r} does not exist")
-    if not folder.is_dir():
-        raise ConfigError(f"input_dir {str(input_dir)!r} is not a folder")
+    folder = _input_folder(input_dir)
 
     # 1. read
     set_progress(task_id, 0.0, "reading documents")
@@ -277,6 +273,24 @@ def _messages_from_pairs(pairs) -> list[dict]:
         turns.append({"role": "user", "content": pair["question"]})
         turns.append({"role": "assistant", "content": pair["answer"]})
     return turns
+
+
+def check_config(*, input_dir, **values) -> None:
+    """What atk checks before a run writes anything (``Pipeline(check=...)``): the
+    config's values, with this pipeline's defaults filled in."""
+    _checked_settings(values)
+    _input_folder(input_dir)
+
+
+def _input_folder(input_dir) -> Path:
+    if not isinstance(input_dir, (str, Path)) or not str(input_dir).strip():
+        raise ConfigError(f"input_dir must be a folder path, not {input_dir!r}")
+    folder = Path(input_dir).expanduser()
+    if not folder.exists():
+        raise ConfigError(f"input_dir {str(input_dir)!r} does not exist")
+    if not folder.is_dir():
+        raise ConfigError(f"input_dir {str(input_dir)!r} is not a folder")
+    return folder
 
 
 def _checked_settings(values: dict) -> dict:
