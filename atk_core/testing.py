@@ -50,12 +50,21 @@ class ScriptedBackend(Backend):
 
     name = "scripted"
 
+    @classmethod
+    def check_options(cls, respond=None, faults=None, **options):
+        unknown = sorted(set(options) - {"answers", "default", "log", "model", "delay", "modes"})
+        if unknown:
+            raise ValueError(f"unknown option(s) for the scripted backend: {', '.join(unknown)}")
+        if isinstance(respond, str):
+            _resolve(respond)
+        for fault in faults or []:
+            _fault(fault)
+
     def __init__(self, respond: Callable | str | None = None, answers: dict | None = None,
                  default: Any = None, faults: list | None = None, log: str | None = None,
                  model: str = "scripted", delay: float = 0.0, modes=("chat", "completion"),
                  **unknown):
-        if unknown:
-            raise ValueError(f"unknown option(s) for the scripted backend: {', '.join(sorted(unknown))}")
+        self.check_options(respond=respond, faults=faults, **unknown)
         super().__init__(model=model)
         self.respond = _resolve(respond) if isinstance(respond, str) else respond
         self.answers = dict(answers or {})
@@ -180,9 +189,16 @@ def _request_text(request: Request) -> str:
 
 def _resolve(path: str):
     module_name, _, attr = path.partition(":")
-    if not attr:
+    if not attr or not module_name:
         raise ValueError(f"respond must be 'module:function', not {path!r}")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"respond {path!r}: cannot import {module_name!r} ({exc}); the module"
+                         " must be installed or on PYTHONPATH") from None
+    if not callable(getattr(module, attr, None)):
+        raise ValueError(f"respond {path!r}: {module_name} has no function {attr!r}")
+    return getattr(module, attr)
 
 
 def synthesize(schema: dict, _depth: int = 0):

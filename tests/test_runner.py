@@ -330,3 +330,50 @@ def test_a_pipelines_check_refuses_bad_values_before_anything_is_written(atk, si
 def test_a_check_that_is_not_callable_is_the_plugins_error():
     with pytest.raises(PluginError, match="pipeline 'p': check is not callable"):
         Pipeline(name="p", function=lambda **kw: None, check="yes")
+
+
+BACKENDS_WITH_OPTIONS = {
+    "option_backends/__init__.py": '''
+        from atk_core import Backend, Response, hookimpl
+
+        class Fixed(Backend):
+            """Names its options and takes no **kwargs: the default check applies."""
+            name = "fixed"
+            def __init__(self, model="m", answer="yes"):
+                super().__init__(model=model)
+                self.answer = answer
+            async def chat(self, messages, **kwargs):
+                return Response(text=self.answer)
+
+        class Broken(Fixed):
+            name = "broken"
+            @classmethod
+            def check_options(cls, **options):
+                raise RuntimeError("a bug in the check")
+
+        @hookimpl
+        def atk_register_model_backends(register):
+            register("fixed", Fixed)
+            register("broken", Broken)
+    ''',
+}
+
+
+@pytest.mark.parametrize("models, line", [
+    ("{large: {backend: fixed, temprature: 1}}",
+     "{source}: models.large: backend 'fixed': unknown option(s) temprature; the fixed backend"
+     " takes model, answer"),
+    ("{large: {backend: scripted, faults: [{kind: explode}]}}",
+     "{source}: models.large: backend 'scripted': fault kind must be one of rate_limited,"
+     " transient, request, fatal, malformed, truncated, hang, not 'explode'"),
+    ("{large: {backend: broken}}",
+     "backend 'broken': its option check failed: RuntimeError: a bug in the check"),
+], ids=["default-check", "backend-check", "bug-in-check"])
+def test_backend_options_are_checked_before_anything_is_written(atk, demo_site, tmp_path, models, line):
+    demo_site.add("atk-backends", BACKENDS_WITH_OPTIONS, {"backends": "option_backends"})
+    cfg = config(tmp_path, f"pipeline: echo\ninput_text: hi\nmodels: {models}")
+    result = atk("run", cfg, env=demo_site.env())
+    assert result.returncode != 0
+    assert stderr_lines(result) == ["atk: error: " + line.format(source=cfg)]
+    assert not (tmp_path / "out").exists()
+

@@ -97,9 +97,14 @@ def test_openapi_schema_documents_the_api(server):
     "input_dir: ./documents\n",
     "pipeline: factual-qa\ninput_dir: ${ATK_TEST_SURELY_UNSET}\noutput_dir: ./out\n",
     "pipeline: factual-qa\ninput_dir: ./nowhere\noutput_dir: ./out\n",
+    "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nmodels:\n"
+    "  large: {backend: scripted, api_key: sk-abc}\n",
+    "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nmodels:\n"
+    "  large: {backend: scripted, respond: 'no_such_module_xyz:answer'}\n",
     "pipeline: factual-qa\ninput_dir: ./documents\noutput_dir: ./out\nchunk_size: lots\n",
 ], ids=["unknown-pipeline", "missing-field", "unknown-backend", "unknown-reporter", "bad-yaml",
-        "no-pipeline", "unset-env", "pipeline-check-input-dir", "pipeline-check-value"])
+        "no-pipeline", "unset-env", "pipeline-check-input-dir", "pipeline-check-value",
+        "backend-option", "backend-option-value"])
 def test_config_mistakes_are_refused_with_the_clis_message(server, work, tmp_path, text):
     expected = cli_error(tmp_path, text)
     runs_before = server.get("/api/runs")[1]

@@ -120,6 +120,30 @@ class Backend:
     def __init__(self, **options):
         self.options = options
 
+    @classmethod
+    def check_options(cls, **options) -> None:
+        """Vet a role's options without starting anything; raise ``ValueError`` naming a bad one.
+
+        atk calls it when it checks a config, before a run writes anything (and
+        for ``atk serve``'s editor), so a typo is refused before a model loads.
+        By default an option ``__init__`` does not name is refused, unless
+        ``__init__`` takes ``**kwargs``; override it to check values too, and
+        call it from ``__init__`` so the two cannot disagree.
+        """
+        import inspect
+
+        try:
+            parameters = inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return
+        named = [name for name in parameters if name != "self"]
+        unknown = sorted(set(options) - set(named))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)}; the {cls.name} backend"
+                             f" takes {', '.join(named) or 'none'}")
+
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:
         raise RequestError(f"backend {self.name!r} does not support chat requests")
 

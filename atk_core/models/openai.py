@@ -36,9 +36,9 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
-    def __init__(self, model: str | None = None, base_url: str | None = None,
-                 api_key: str | None = None, structured_output: str = "json_schema",
-                 headers: dict | None = None, **unknown):
+    @classmethod
+    def check_options(cls, model=None, base_url=None, api_key=None, structured_output="json_schema",
+                      headers=None, **unknown):
         if unknown:
             raise ValueError(
                 f"unknown option(s) {', '.join(sorted(unknown))}; the openai backend takes"
@@ -48,6 +48,12 @@ class OpenAIBackend(Backend):
             raise ValueError(
                 f"structured_output must be one of {', '.join(STRUCTURED_STYLES)}, not {structured_output!r}"
             )
+
+    def __init__(self, model: str | None = None, base_url: str | None = None,
+                 api_key: str | None = None, structured_output: str = "json_schema",
+                 headers: dict | None = None, **unknown):
+        self.check_options(model=model, base_url=base_url, api_key=api_key,
+                           structured_output=structured_output, headers=headers, **unknown)
         super().__init__(model=model, base_url=base_url)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.model = model or "default"

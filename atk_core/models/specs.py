@@ -88,7 +88,28 @@ def resolve_model_specs(config, overrides=(), registry=None) -> dict[str, ModelS
     if registry is not None:
         for spec in specs.values():
             try:
-                registry.backend(spec.backend)
+                cls = registry.backend(spec.backend)
             except ConfigError as exc:
                 raise ConfigError(f"{config.source}: models.{spec.role}: {exc}") from None
+            _check_options(cls, spec, config)
     return specs
+
+
+def _check_options(cls, spec: ModelSpec, config) -> None:
+    """The backend's own look at its options (``Backend.check_options``), nothing started."""
+    from ..config import scrub
+    from ..errors import PluginError
+
+    check = getattr(cls, "check_options", None)
+    if check is None:
+        return
+    try:
+        check(**spec.options)
+    except ValueError as exc:
+        message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid options",
+                        config.secret_values())
+        raise ConfigError(f"{config.source}: models.{spec.role}: backend {spec.backend!r}:"
+                          f" {message}") from None
+    except Exception as exc:
+        raise PluginError(f"backend {spec.backend!r}: its option check failed:"
+                          f" {type(exc).__name__}: {exc}") from None

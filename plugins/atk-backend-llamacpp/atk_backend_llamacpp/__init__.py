@@ -89,30 +89,46 @@ class LlamaCppBackend(Backend):
     OPTIONS = ("model_path", "model", "n_ctx", "n_threads", "n_batch", "n_gpu_layers",
                "chat_format", "seed")
 
+    @classmethod
+    def check_options(cls, model_path=None, model=None, n_ctx=DEFAULT_N_CTX, n_threads=None,
+                      n_batch=DEFAULT_N_BATCH, n_gpu_layers=0, chat_format=None,
+                      seed=DEFAULT_SEED, **unknown):
+        """Everything but loading the model: names, values, the file, llama-cpp-python."""
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; the llamacpp backend takes"
+                f" {', '.join(cls.OPTIONS)}"
+            )
+        _whole("n_ctx", n_ctx, 16)
+        if n_threads is not None:
+            _whole("n_threads", n_threads, 1)
+        _whole("n_batch", n_batch, 1)
+        _whole("n_gpu_layers", n_gpu_layers, -1)
+        if chat_format is not None and (not isinstance(chat_format, str) or not chat_format):
+            raise ValueError(f"chat_format must be the name of a llama.cpp chat format, not {chat_format!r}")
+        _whole("seed", seed, None)
+        _model_file(model_path, model)
+        if _find_spec("llama_cpp") is None:
+            raise ValueError("llama-cpp-python is not installed (pip install llama-cpp-python)")
+
     def __init__(self, model_path: str | None = None, model: str | None = None,
                  n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
                  n_batch: int = DEFAULT_N_BATCH, n_gpu_layers: int = 0,
                  chat_format: str | None = None, seed: int = DEFAULT_SEED, **unknown):
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {', '.join(sorted(unknown))}; the llamacpp backend takes"
-                f" {', '.join(self.OPTIONS)}"
-            )
+        self.check_options(model_path=model_path, model=model, n_ctx=n_ctx, n_threads=n_threads,
+                           n_batch=n_batch, n_gpu_layers=n_gpu_layers, chat_format=chat_format,
+                           seed=seed, **unknown)
         path, display = _model_file(model_path, model)
         self.model_path = path
-        self.n_ctx = _whole("n_ctx", n_ctx, 16)
-        self.n_threads = _whole("n_threads", n_threads, 1) if n_threads is not None else _cpus()
-        self.n_batch = _whole("n_batch", n_batch, 1)
-        self.n_gpu_layers = _whole("n_gpu_layers", n_gpu_layers, -1)
-        if chat_format is not None and (not isinstance(chat_format, str) or not chat_format):
-            raise ValueError(f"chat_format must be the name of a llama.cpp chat format, not {chat_format!r}")
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads if n_threads is not None else _cpus()
+        self.n_batch = n_batch
+        self.n_gpu_layers = n_gpu_layers
         self.chat_format = chat_format
-        self.seed = _whole("seed", seed, None)
+        self.seed = seed
         self.model = display or path.name
         self._size = path.stat().st_size
         super().__init__(model=self.model, model_path=str(path))
-        if _find_spec("llama_cpp") is None:
-            raise ValueError("llama-cpp-python is not installed (pip install llama-cpp-python)")
         self._shared = _shared_model(path, dict(
             n_ctx=self.n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
             n_batch=self.n_batch, n_gpu_layers=self.n_gpu_layers, chat_format=chat_format,

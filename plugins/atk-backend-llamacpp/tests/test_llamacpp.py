@@ -215,6 +215,28 @@ def test_options_are_checked_when_the_backend_is_made(tmp_path):
         LlamaCppBackend(n_ctx="big")
 
 
+def test_a_config_is_checked_without_loading_a_model(tmp_path):
+    from atk_backend_llamacpp import loaded_models
+
+    before = len(loaded_models())
+    LlamaCppBackend.check_options(n_ctx=4096, seed=7)  # the bundled model: fine
+    with pytest.raises(ValueError, match="n_ctx must be"):
+        LlamaCppBackend.check_options(n_ctx="big")
+    with pytest.raises(ValueError, match="model file not found"):
+        LlamaCppBackend.check_options(model_path=str(tmp_path / "missing.gguf"))
+    assert len(loaded_models()) == before
+    # So `atk run` refuses such a config in one line, with nothing written.
+    (tmp_path / "run.yaml").write_text(
+        "pipeline: factual-qa\ninput_dir: .\noutput_dir: out\n"
+        "models: {small: {backend: llamacpp, n_ctxx: 512}, large: {backend: llamacpp}}\n")
+    result = run_cli("run", "run.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "atk: error: run.yaml: models.small: backend 'llamacpp': unknown option(s) n_ctxx;"
+        " the llamacpp backend takes " + ", ".join(LlamaCppBackend.OPTIONS))
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_empty_completion_prompt_is_a_request_error(backend):
     with pytest.raises(RequestError, match="empty"):
         run(backend.complete("", max_tokens=4))
