@@ -228,6 +228,23 @@ def test_downloads_stay_inside_the_runs_output_folder(server, finished_run, tmp_
     assert server.get("/api/runs/no-such-run/files/manifest.json")[0] == 404
 
 
+def test_a_malformed_request_body_is_one_line(server):
+    runs_before = server.get("/api/runs")[1]
+    cases = [
+        (b"not json", "application/json"),
+        (b'{"configuration": "pipeline: x"}', "application/json"),
+        (b'{"config": 42}', "application/json"),
+    ]
+    for body, kind in cases:
+        status, answer, _ = server.request("POST", "/api/runs", body=body,
+                                           headers={"Content-Type": kind})
+        assert status == 422, (body, answer)
+        assert isinstance(answer["detail"], str) and answer["detail"].startswith("malformed request: ")
+        assert "\n" not in answer["detail"]
+    assert "config: Field required" in server.post("/api/validate", {"configuration": "x"})[1]["detail"]
+    assert server.get("/api/runs")[1] == runs_before
+
+
 def test_oversized_bodies_are_refused(server):
     big = {"config": "pipeline: factual-qa\n# " + "x" * 1_200_000 + "\n"}
     for path in ("/api/runs", "/api/validate"):

@@ -22,6 +22,7 @@ from typing import Literal, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -191,6 +192,16 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     @app.exception_handler(AtkError)
     async def atk_error(request, exc: AtkError):
         return JSONResponse({"detail": " ".join(str(exc).split("\n"))}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed_request(request, exc: RequestValidationError):
+        # One line, like every other refusal, rather than the framework's list of errors.
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        return JSONResponse({"detail": "malformed request: " + "; ".join(problems)},
+                            status_code=422)
 
     # -- server and pipelines --------------------------------------------------------------
 
