@@ -210,8 +210,11 @@ def test_downloads_stay_inside_the_runs_output_folder(server, finished_run, tmp_
     (output / "escape.txt").symlink_to(secret)
     (output / "escape-dir").symlink_to(tmp_path, target_is_directory=True)
     (output / "inside-link.jsonl").symlink_to(output / "qa_pairs.jsonl")
+    (output / "qa_pairs.jsonl.tmp").write_text("half written")  # as an atomic write leaves it
+    (output / ".hidden").write_text("internal")
     base = f"/api/runs/{run_id}/files/"
     refused = {
+        "qa_pairs.jsonl.tmp": 404, ".hidden": 404, "store.sqlite-wal": 404,
         "../config.yaml": 400, "%2e%2e/config.yaml": 400, "%2E%2E%2Fconfig.yaml": 400,
         "sub/../../config.yaml": 400, "..%2f..%2ftasks.sqlite": 400,
         "/etc/passwd": 400, "%2Fetc%2Fpasswd": 400, ".": 400,
@@ -224,6 +227,9 @@ def test_downloads_stay_inside_the_runs_output_folder(server, finished_run, tmp_
     assert server.get(base + "inside-link.jsonl")[0] == 200  # a link that stays inside is fine
     names = [f["path"] for f in server.get(f"/api/runs/{run_id}/files")[1]]
     assert "escape.txt" not in names and not any(n.startswith("escape-dir") for n in names)
+    assert "qa_pairs.jsonl.tmp" not in names and ".hidden" not in names
+    for name in names:  # and everything listed can be downloaded
+        assert server.get(base + name)[0] == 200, name
     assert server.get("/api/runs/..%2F..%2Fetc/files/passwd")[0] == 404
     assert server.get("/api/runs/no-such-run/files/manifest.json")[0] == 404
 

@@ -348,7 +348,7 @@ class RunManager:
         for folder, dirs, names in os.walk(root):
             dirs.sort()
             for name in names:
-                if name.startswith(".") or name.endswith(_HIDDEN_SUFFIXES):
+                if _hidden(name):
                     continue
                 path = Path(folder) / name
                 try:
@@ -371,6 +371,8 @@ class RunManager:
         parts = relative.split("/")
         if any(part in ("..", ".") for part in parts):
             raise RunError("file paths may not contain '.' or '..'", 400)
+        if _hidden(parts[-1]):  # what the listing leaves out: half-written or internal files
+            raise RunError(f"no output file {relative!r}", 404)
         root = self.output_dir(run)
         try:
             real_root = root.resolve(strict=True)
@@ -393,6 +395,11 @@ class RunManager:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _hidden(name: str) -> bool:
+    """Files a run's listing leaves out: dotfiles, and atomic writes or SQLite journals in progress."""
+    return name.startswith(".") or name.endswith(_HIDDEN_SUFFIXES)
 
 
 def last_error_line(path) -> str | None:
