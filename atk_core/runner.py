@@ -89,13 +89,17 @@ class RunPlan:
     warnings: list = field(default_factory=list)  # worth saying, not worth refusing the run for
 
 
-def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()) -> RunPlan:
+def check(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
+          values: bool = True) -> RunPlan:
     """The checks ``run()`` makes before anything starts, without starting anything.
 
     Raises ``ConfigError``/``PluginError`` with the same one-line messages
     ``atk run`` shows: the pipeline exists, the config sets its required
     fields and an output folder, the prompt overrides folder, progress
-    reporters and model backends exist. Writes nothing, starts no backend.
+    reporters and model backends exist; then (unless ``values`` is false) each
+    backend's ``check_options`` and the pipeline's ``check`` look at the values,
+    which may name paths relative to the working folder. Writes nothing, starts
+    no backend.
     """
     from .models import resolve_model_specs
     from .plugins import get_registry
@@ -112,8 +116,9 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     overrides_dir = _prompt_overrides(config)
     specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
     reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
-    model_specs = resolve_model_specs(config, model_overrides, registry)
-    _pipeline_check(pipeline, fields, config)  # last: the core's own checks come first
+    model_specs = resolve_model_specs(config, model_overrides, registry, check_options=values)
+    if values:
+        _pipeline_check(pipeline, fields, config)  # last: the core's own checks come first
     return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs,
                    warnings)
 
@@ -252,8 +257,8 @@ def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig) -> None
                         config.secret_values())
         raise ConfigError(f"{config.source}: {message}") from None
     except Exception as exc:
-        raise PluginError(
-            f"pipeline {pipeline.name!r}: its config check failed: {_one_line(exc)}") from None
+        raise PluginError(scrub(f"pipeline {pipeline.name!r}: its config check failed:"
+                                f" {_one_line(exc)}", config.secret_values())) from None
 
 
 def _misspelt_fields(pipeline: Pipeline, fields: dict, source) -> list[str]:

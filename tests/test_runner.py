@@ -377,3 +377,38 @@ def test_backend_options_are_checked_before_anything_is_written(atk, demo_site, 
     assert stderr_lines(result) == ["atk: error: " + line.format(source=cfg)]
     assert not (tmp_path / "out").exists()
 
+
+
+SUBCLASSED_BACKEND = {
+    "subclassed_backend/__init__.py": '''
+        from atk_core import hookimpl
+        from atk_core.models.openai import OpenAIBackend
+
+        class Tuned(OpenAIBackend):
+            """An OpenAI-compatible server with an option of its own, passed the rest."""
+            name = "tuned"
+            def __init__(self, gpu_memory=0.9, **options):
+                super().__init__(**options)
+                self.gpu_memory = gpu_memory
+
+        @hookimpl
+        def atk_register_model_backends(register):
+            register("tuned", Tuned)
+    ''',
+}
+
+
+def test_a_subclass_of_a_built_in_backend_keeps_its_own_options(atk, demo_site, tmp_path):
+    # The parent's check_options describes the parent's options, not the subclass's.
+    demo_site.add("atk-tuned", SUBCLASSED_BACKEND, {"tuned": "subclassed_backend"})
+    cfg = config(tmp_path, "pipeline: echo\ninput_text: hi\nmodels:\n"
+                           "  large: {backend: tuned, gpu_memory: 0.5, model: m, base_url: 'http://127.0.0.1:9/v1'}")
+    result = atk("run", cfg, "--progress", "jsonl", env=demo_site.env())
+    assert result.returncode == 0, result.stderr
+    # Its parent still refuses what it does not know, when the backend is made.
+    cfg = config(tmp_path, "pipeline: echo\ninput_text: hi\nmodels:\n  large: {backend: tuned, modle: m}")
+    result = atk("run", cfg, env=demo_site.env())
+    assert result.returncode == 2
+    assert stderr_lines(result) == [
+        "atk: error: models.large: backend 'tuned' could not start: unknown option(s) modle;"
+        " the openai backend takes model, base_url, api_key, structured_output, headers"]

@@ -59,7 +59,8 @@ def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
     return ModelSpec(role=role, backend=backend, options=settings, **policy)
 
 
-def resolve_model_specs(config, overrides=(), registry=None) -> dict[str, ModelSpec]:
+def resolve_model_specs(config, overrides=(), registry=None, *,
+                        check_options: bool = True) -> dict[str, ModelSpec]:
     """The config's model roles with ``ROLE=BACKEND[:MODEL]`` overrides applied.
 
     Switching a role to another backend drops the old backend's options (a
@@ -91,7 +92,8 @@ def resolve_model_specs(config, overrides=(), registry=None) -> dict[str, ModelS
                 cls = registry.backend(spec.backend)
             except ConfigError as exc:
                 raise ConfigError(f"{config.source}: models.{spec.role}: {exc}") from None
-            _check_options(cls, spec, config)
+            if check_options:
+                _check_options(cls, spec, config)
     return specs
 
 
@@ -100,16 +102,39 @@ def _check_options(cls, spec: ModelSpec, config) -> None:
     from ..config import scrub
     from ..errors import PluginError
 
-    check = getattr(cls, "check_options", None)
+    check = _options_check_for(cls)
     if check is None:
         return
+    secrets = config.secret_values()
     try:
         check(**spec.options)
-    except ValueError as exc:
-        message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid options",
-                        config.secret_values())
+    except (ValueError, ConfigError) as exc:
+        text = str(exc).strip()
+        message = scrub(text.splitlines()[0] if text else "invalid options", secrets)
         raise ConfigError(f"{config.source}: models.{spec.role}: backend {spec.backend!r}:"
                           f" {message}") from None
     except Exception as exc:
-        raise PluginError(f"backend {spec.backend!r}: its option check failed:"
-                          f" {type(exc).__name__}: {exc}") from None
+        raise PluginError(scrub(f"backend {spec.backend!r}: its option check failed:"
+                                f" {type(exc).__name__}: {exc}", secrets)) from None
+
+
+def _options_check_for(cls):
+    """The ``check_options`` that describes ``cls.__init__``, or None.
+
+    A subclass that redefines ``__init__`` (say, an OpenAI-compatible backend
+    with options of its own) but not ``check_options`` would otherwise inherit
+    a check written for its parent's options and be refused; it gets the
+    default, signature-based check instead.
+    """
+    from .base import Backend
+
+    def defined_by(name):
+        return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+    check_from = defined_by("check_options")
+    if check_from is None:
+        return None  # not a Backend subclass: it checks its options when it is made
+    init_from = defined_by("__init__")
+    if init_from is not check_from and init_from is not None and issubclass(init_from, check_from):
+        return Backend.check_options.__func__.__get__(cls)
+    return cls.check_options

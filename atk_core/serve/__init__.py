@@ -23,7 +23,8 @@ from ..errors import ConfigError
 
 EXTRA_HINT = "pip install 'atk-core[serve]'"
 # What a token may hold: it travels in a header, a URL and a cookie, unquoted.
-TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+# Not "+": a query string reads it as a space.
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~/=-]+")
 
 
 def is_loopback(host: str) -> bool:
@@ -40,7 +41,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     """Run the web interface until interrupted (Ctrl-C stops it and interrupts its runs)."""
     token = token or None
     if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
-        raise ConfigError("the token must be letters, digits and . _ ~ + / = - only (no spaces);"
+        raise ConfigError("the token must be letters, digits and . _ ~ / = - only (no spaces);"
                           " for example: python -c 'import secrets; print(secrets.token_urlsafe())'")
     if not is_loopback(host) and not token:
         raise ConfigError(

@@ -16,7 +16,6 @@ import mimetypes
 import secrets
 import sys
 from contextlib import asynccontextmanager
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -455,13 +454,12 @@ class Guard:
         given = headers.get("authorization", "")
         if given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token):
             return "header"
-        cookies = SimpleCookie()
-        try:
-            cookies.load(headers.get("cookie", ""))
-        except CookieError:
-            cookies = {}
-        if self.cookie in cookies and _same(cookies[self.cookie].value, self.token):
-            return "cookie"
+        # Parsed by hand: a browser sends every cookie of the host name, whatever the port,
+        # and one that SimpleCookie cannot parse would make it drop ours too.
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.cookie and _same(value.strip().strip('"'), self.token):
+                return "cookie"
         if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             if any(_same(value, self.token) for value in query.get("token", [])):

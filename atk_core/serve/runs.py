@@ -87,10 +87,12 @@ class RunManager:
 
     # -- checking a config ---------------------------------------------------------------
 
-    def prepare(self, text: str, run_id: str) -> Prepared:
+    def prepare(self, text: str, run_id: str, values: bool = True) -> Prepared:
         """Check config text as ``atk run`` would, with the server's overrides for ``run_id``.
 
         Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages.
+        ``values=False`` leaves out the backends' and the pipeline's own checks,
+        which read paths relative to the folder the run will run in.
         """
         from ..config import config_from_text, parse_yaml
         from ..plugins import get_registry
@@ -112,7 +114,7 @@ class RunManager:
         output_dir = self.runs_dir / run_id / OUTPUT_DIR
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
         config = config_from_text(text, CONFIG_FILE, overrides, {**os.environ, **env})
-        plan = check(config, registry=registry)
+        plan = check(config, registry=registry, values=values)
         return Prepared(config, config.pipeline, overrides, env, plan.warnings)
 
     # -- starting ---------------------------------------------------------------------------
@@ -138,25 +140,34 @@ class RunManager:
         return self.store.run(run_id)
 
     def resume(self, run_id: str) -> dict:
-        # One lock from the status check to the new process: of two resumes sent at once,
-        # the second finds the run running and is refused, rather than starting a twin.
+        run = self._resumable(run_id)
+        run_dir = Path(run["run_dir"])
+        try:
+            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
+        # The same checks (the environment may have changed), outside the lock: a slow
+        # pipeline check must not hold up cancels and finishing runs. Values naming
+        # relative paths are checked only where the run will run; else the run checks them.
+        same_folder = os.path.realpath(run["cwd"]) == os.path.realpath(os.getcwd())
+        prepared = self.prepare(text, run_id, values=same_folder)
+        command = self._command(run_dir, prepared)
+        # One lock from the second status check to the new process: of two resumes sent at
+        # once, the second finds the run running and is refused, rather than starting a twin.
         with self._lock:
-            run = self._get(run_id)
-            if run["status"] not in RESUMABLE:
-                raise RunError(f"run {run_id} is {run['status']}; only interrupted, failed or"
-                               " cancelled runs can be resumed", 409)
-            if self._stopping:
-                raise RunError("the server is stopping", 503)
-            run_dir = Path(run["run_dir"])
-            try:
-                text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
-            prepared = self.prepare(text, run_id)  # the same checks; the environment may differ
-            command = self._command(run_dir, prepared)
+            self._resumable(run_id)
             self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml)
             self._launch(run_id, command, prepared.env, note="resumed")
             return self.store.run(run_id)
+
+    def _resumable(self, run_id: str) -> dict:
+        run = self._get(run_id)
+        if run["status"] not in RESUMABLE:
+            raise RunError(f"run {run_id} is {run['status']}; only interrupted, failed or cancelled"
+                           " runs can be resumed", 409)
+        if self._stopping:
+            raise RunError("the server is stopping", 503)
+        return run
 
     def _command(self, run_dir: Path, prepared: Prepared) -> list:
         command = [sys.executable, "-m", "atk_core", "run", str(run_dir / CONFIG_FILE), "--debug"]

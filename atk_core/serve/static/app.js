@@ -395,7 +395,9 @@
         lines();
         check();
       } catch (err) {
-        if (seq === loadSeq) setCheck("error", err.message);
+        if (seq !== loadSeq) return;
+        requested = null;  // choosing it again tries again
+        setCheck("error", err.message);
       }
     }
 
