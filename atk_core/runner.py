@@ -118,7 +118,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
     model_specs = resolve_model_specs(config, model_overrides, registry, check_options=values)
     if values:
-        _pipeline_check(pipeline, fields, config)  # last: the core's own checks come first
+        _pipeline_check(pipeline, fields, config, model_specs)  # last: the core's checks first
     return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs,
                    warnings)
 
@@ -242,14 +242,22 @@ def _call_arguments(pipeline: Pipeline, fields: dict, quiet: bool = False) -> di
     return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}
 
 
-def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig) -> None:
+def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig, model_specs: dict) -> None:
     """Run the pipeline's own ``check`` on the config's values (see ``Pipeline``)."""
+    import inspect
+
     if pipeline.check is None:
         return
     values = pipeline.with_defaults(_call_arguments(pipeline, fields, quiet=True))
     values["output_dir"] = config.output_dir
     if not (pipeline.accepts_any_keyword() or "output_dir" in pipeline.parameters()):
         values.pop("output_dir")
+    try:
+        takes = inspect.signature(pipeline.check).parameters
+    except (TypeError, ValueError):
+        takes = {}
+    if "models" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        values["models"] = dict(model_specs)  # role -> settings, nothing started
     try:
         pipeline.check(**values)
     except (ConfigError, ValueError) as exc:

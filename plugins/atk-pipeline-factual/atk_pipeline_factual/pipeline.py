@@ -18,6 +18,8 @@ inputs and config.
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections import Counter
 from pathlib import Path
 
 from atk_core import ConfigError, PipelineError, PipelineStep, RunRecord, VoteStep, set_progress
@@ -26,6 +28,8 @@ from atk_core.steps import derive_seed
 
 from .chunking import chunk_all, subset
 from .documents import read_folder
+
+log = logging.getLogger("atk")
 
 DEFAULT_SYSTEM_PROMPTS = (
     "You are a helpful assistant who answers questions accurately and clearly.",
@@ -189,14 +193,21 @@ async def factual_qa(
         if conversation_fallback:
             # The pairs are already checked: when the model cannot turn them into a
             # conversation, they become one as they are rather than being lost.
-            conversations = []
+            conversations, reasons = [], Counter()
             for group, result in zip(groups, results):
                 if result.ok:
                     conversations.append((group, result.value["messages"]))
                 else:
                     record.note("conversation", "built from the pairs as they are")
+                    reasons[result.reason] += 1
                     conversations.append((group, _messages_from_pairs(group["pair_list"])))
             record.count("conversation", len(groups), len(conversations))
+            if reasons:  # kept, but not silently: the user should know the model could not
+                log.warning(
+                    "factual-qa: %d of %d conversations were built from the checked pairs as they"
+                    " are, because the model's rewrite failed (most often: %s); set"
+                    " conversation_fallback: false to drop them instead",
+                    sum(reasons.values()), len(groups), reasons.most_common(1)[0][0])
         else:
             conversations = [(g, r.value["messages"])
                              for g, r in record.step("conversation", groups, results)]
@@ -275,11 +286,21 @@ def _messages_from_pairs(pairs) -> list[dict]:
     return turns
 
 
-def check_config(*, input_dir, **values) -> None:
+def check_config(*, input_dir, models, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``): the
-    config's values, with this pipeline's defaults filled in."""
+    config's values, with this pipeline's defaults filled in, and its model roles."""
     _checked_settings(values)
     _input_folder(input_dir)
+    uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
+    small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
+                                     ("check_answer", "skip_answer_check")) if not values[skip]]
+    if small:
+        uses["small"] = small
+    for role, steps in uses.items():
+        if role not in models:
+            defined = ", ".join(sorted(models)) or "none"
+            raise ConfigError(f"models: has no {role!r} role, which the {', '.join(steps)} step(s)"
+                              f" use (defined: {defined})")
 
 
 def _input_folder(input_dir) -> Path:
