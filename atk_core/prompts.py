@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError, PipelineError
 
 EXTENSIONS = (".yaml", ".yml", ".txt")
+RETRY_NOTE_FILE = "retry_note.txt"
 ROLES = ("system", "user", "assistant")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -100,10 +101,30 @@ class PromptLibrary:
         self.package_prompts = package_prompts  # a Traversable or Path, or None
         self.overrides = Path(overrides) if overrides else None
         self._cache: dict[str, Prompt] = {}
+        self._notes: dict[str, str] = {}
 
     @classmethod
     def for_run(cls, run) -> "PromptLibrary":
         return cls(run.pipeline.prompts(), run.prompt_overrides)
+
+    def retry_note(self) -> str:
+        """What ``{retry_note}`` says after a rejected answer; ``{problem}`` is the reason.
+
+        ``retry_note.txt`` in the override folder or the pipeline's ``prompts/``
+        (its text, after a blank line), else atk's own sentence: the words the
+        model sees stay out of code and can be changed like any prompt.
+        """
+        if RETRY_NOTE_FILE not in self._notes:
+            from .steps import RETRY_NOTE
+
+            text = None
+            for folder in (self.overrides, self.package_prompts):
+                entry = folder / RETRY_NOTE_FILE if folder is not None else None
+                if entry is not None and entry.is_file():
+                    text = entry.read_text(encoding="utf-8").strip()
+                    break
+            self._notes[RETRY_NOTE_FILE] = "\n\n" + text if text else RETRY_NOTE
+        return self._notes[RETRY_NOTE_FILE]
 
     def load(self, name: str) -> Prompt:
         if name not in self._cache:

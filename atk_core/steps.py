@@ -26,7 +26,8 @@ from .models.base import RequestError, TransientError
 from .progress import set_progress
 
 
-# What ``{retry_note}`` says in a prompt after a rejected answer (empty the first time).
+# What ``{retry_note}`` says in a prompt after a rejected answer (empty the first time), unless
+# the prompt folder (or the run's prompt_overrides) has a retry_note.txt.
 RETRY_NOTE = "\n\nYour previous answer was rejected: {problem}. Answer again and fix this."
 
 
@@ -118,6 +119,7 @@ class PipelineStep:
         env = env or StepEnvironment.from_run()
         model = self._model(env)
         prompt = env.prompts.load(self.prompt)
+        note = env.prompts.retry_note() if hasattr(env.prompts, "retry_note") else RETRY_NOTE
         mode = "chat" if prompt.is_chat else "completion"
         if mode not in getattr(model.backend, "modes", (mode,)):
             raise ConfigError(
@@ -129,7 +131,7 @@ class PipelineStep:
         _check_ids(self.name, samples)
 
         async def one(sample):
-            result = await self._one(sample, model, prompt)
+            result = await self._one(sample, model, prompt, note=note)
             if env.store is not None:
                 env.store.put_result(self.name, result.sample_id, result.ok, result.value,
                                      result.reason, result.attempts)
@@ -155,13 +157,14 @@ class PipelineStep:
                 f" does not define (defined: {roles})"
             ) from None
 
-    async def _one(self, sample, model, prompt, tag_suffix: str = "") -> StepResult:
+    async def _one(self, sample, model, prompt, tag_suffix: str = "",
+                   note: str = RETRY_NOTE) -> StepResult:
         sample_id = str(sample["id"])
         problem = None
         for attempt in range(self.max_attempts):
             values = dict(sample)
             values.setdefault("error_message", problem or "")
-            values.setdefault("retry_note", RETRY_NOTE.format(problem=problem) if problem else "")
+            values.setdefault("retry_note", note.replace("{problem}", problem) if problem else "")
             try:
                 response = await self._ask(model, prompt, values, sample_id, attempt, tag_suffix)
             except (RequestError, TransientError) as exc:
@@ -234,12 +237,13 @@ class VoteStep(PipelineStep):
     threshold: float = 0.5
     decide: Callable[[Any], bool] | None = None
 
-    async def _one(self, sample, model, prompt, tag_suffix: str = "") -> StepResult:
+    async def _one(self, sample, model, prompt, tag_suffix: str = "",
+                   note: str = RETRY_NOTE) -> StepResult:
         needed = max(1, -(-int(self.threshold * self.votes * 1000) // 1000))  # ceil, float-safe
         yes = no = attempts = 0
         reasons = []
         for vote in range(self.votes):
-            result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}")
+            result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}", note=note)
             attempts += result.attempts
             if result.ok and (self.decide(result.value) if self.decide else bool(result.value)):
                 yes += 1

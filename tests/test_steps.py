@@ -190,3 +190,30 @@ def test_stream_keeps_order_and_bounds_work_in_flight():
 
     results = asyncio.run(stream(list(range(50)), work, limit=5))
     assert results == [i * 2 for i in range(50)] and peak == 5
+
+
+@pytest.mark.parametrize("where", ["default", "pipeline", "override"])
+def test_the_retry_note_is_a_prompt_file_like_the_others(prompts, tmp_path, where):
+    (prompts / "noted.yaml").write_text("- role: user\n  content: \"{question}{retry_note}\"\n")
+    overrides = tmp_path / "mine"
+    overrides.mkdir()
+    if where in ("pipeline", "override"):
+        (prompts / "retry_note.txt").write_text("Rejected ({problem}); try again.\n")
+    if where == "override":
+        (overrides / "retry_note.txt").write_text("Nope: {problem}. Again, with {braces} kept.\n")
+    seen = []
+
+    def respond(request):
+        seen.append(request.messages[-1]["content"])
+        return {"answer": "x"}
+
+    step = PipelineStep(name="noted", prompt="noted", json_schema=SCHEMA, max_attempts=2,
+                        validator=lambda value, sample: (False, "too terse"))
+    step.run_sync(samples(1), env=environment(prompts, ScriptedBackend(respond=respond),
+                                              overrides=overrides))
+    expected = {
+        "default": "\n\nYour previous answer was rejected: too terse. Answer again and fix this.",
+        "pipeline": "\n\nRejected (too terse); try again.",
+        "override": "\n\nNope: too terse. Again, with {braces} kept.",
+    }[where]
+    assert seen == ["question 0", "question 0" + expected]

@@ -25,7 +25,7 @@ def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     atk("prompts", "factual-qa", "my_prompts")
     assert sorted(p.name for p in (tmp_path / "my_prompts").iterdir()) == [
         "check_answer.yaml", "check_question.yaml", "generate_questions.yaml",
-        "judge_chunk.yaml", "write_conversation.yaml"]
+        "judge_chunk.yaml", "retry_note.txt", "write_conversation.yaml"]
 
     atk("run", "factual-qa.yaml", "--model", "small=scripted", "--model", "large=scripted",
         "--set", "rewrite_conversations=false", "--set", "prompt_overrides=my_prompts")
