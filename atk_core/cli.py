@@ -93,7 +93,7 @@ def list_command(kind, as_json):
             click.echo()
 
 
-@cli.command("plugins")
+@cli.command("plugins", short_help="Every plugin: its distribution, hooks and any load error.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @_debug_option
 def plugins_command(as_json):
@@ -119,9 +119,9 @@ def plugins_command(as_json):
 # -- init and prompts ---------------------------------------------------------------------------
 
 
-@cli.command("init")
+@cli.command("init", short_help="Write a pipeline's config template (and --samples).")
 @click.argument("pipeline")
-@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.argument("path", required=False, type=click.Path())
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--samples", is_flag=True,
               help="Also copy the pipeline's sample documents to documents/ beside PATH.")
@@ -133,6 +133,8 @@ def init_command(pipeline, path, force, samples):
     from .resources import copy_tree
 
     chosen = get_registry().pipeline(pipeline)
+    if path and (path.endswith(("/", os.sep)) or os.path.isdir(path)):  # a folder: the file in it
+        path = os.path.join(path, f"{chosen.name}.yaml")
     path = path or f"{chosen.name}.yaml"
     if os.path.exists(path) and not force:
         raise ConfigError(f"{path} already exists; use --force to overwrite it")
@@ -140,16 +142,19 @@ def init_command(pipeline, path, force, samples):
     folder = chosen.samples() if samples else None
     if samples and folder is None:
         raise ConfigError(f"pipeline {chosen.name!r} ships no sample documents")
+    dest = os.path.join(os.path.dirname(path) or ".", "documents")
+    if folder is not None:  # the documents first: a refusal there leaves no config behind
+        if os.path.exists(dest) and not os.path.isdir(dest):
+            raise ConfigError(f"{dest} exists and is not a folder; the sample documents go there")
+        written, skipped = copy_tree(folder, dest)
     atomic_write_text(path, template)
     click.echo(f"wrote {path}; edit it, then run: atk run {path}")
     if folder is not None:
-        dest = os.path.join(os.path.dirname(path) or ".", "documents")
-        written, skipped = copy_tree(folder, dest)
         click.echo(f"copied {len(written)} sample document(s) to {dest}"
                    + (f" ({len(skipped)} already there)" if skipped else ""))
 
 
-@cli.command("prompts")
+@cli.command("prompts", short_help="Copy a pipeline's prompts out, to edit and override.")
 @click.argument("pipeline")
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite prompt files that exist in DEST.")
@@ -185,9 +190,10 @@ def _traversable_files(folder, dest):
 # -- inspect ----------------------------------------------------------------------------------------
 
 
-@cli.command("inspect")
+@cli.command("inspect", short_help="Where a run dropped samples and why, and a few records.")
 @click.argument("output_dir", type=click.Path(file_okay=False))
-@click.option("-n", "samples", default=3, show_default=True, help="How many records to show.")
+@click.option("-n", "samples", default=3, show_default=True, type=click.IntRange(min=0),
+              help="How many records to show.")
 @click.option("--seed", default=0, show_default=True, help="Which records (the same seed shows the same ones).")
 @click.option("--file", "file", default=None, help="Output file to sample (default: the run's main output).")
 @_debug_option
@@ -201,9 +207,10 @@ def inspect_command(output_dir, samples, seed, file):
 # -- serve and new ----------------------------------------------------------------------------------
 
 
-@cli.command("serve")
+@cli.command("serve", short_help="The web interface: start runs, watch them, get outputs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8400, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8400, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
 @click.option("--runs-dir", default="atk-runs", show_default=True, type=click.Path(file_okay=False),
               help="Where runs, their configs, logs and outputs are kept.")
 @click.option("--token", default=None, envvar="ATK_SERVE_TOKEN",
@@ -287,8 +294,12 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("atk: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, like every other refusal
+        where = exc.ctx.command_path if exc.ctx is not None else "atk"
+        _error(f"{exc.format_message()} (see `{where} --help`)")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except AtkError as exc:
         if _state["debug"]:
@@ -298,6 +309,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("atk: interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the machine said no (permissions, a full disk): say what and where
+        if _state["debug"]:
+            traceback.print_exc()
+        what = exc.strerror or type(exc).__name__
+        _error(f"{what}: {exc.filename}" if exc.filename else what)
+        sys.exit(1)
     except Exception as exc:  # a bug: still one line, unless --debug
         if _state["debug"]:
             traceback.print_exc()
@@ -309,7 +326,7 @@ def main(argv=None):
 def _error(message: str, hint: bool = False):
     from .config import scrub
 
-    message = scrub(" ".join(str(message).split("\n")), _state["secrets"])
+    message = scrub(" ".join(str(message).split()), _state["secrets"])
     if hint and not _state["debug"]:
         message += " (--debug shows the traceback)"
     click.echo(f"atk: error: {message}", err=True)

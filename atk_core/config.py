@@ -50,8 +50,25 @@ class _Mapping(dict):
     lines: dict
 
 
-class _Loader(yaml.SafeLoader):
+# YAML aliases can nest into an exponentially large tree ("billion laughs"); a config
+# needs a handful at most (shared model settings).
+MAX_ALIASES = 25
+
+
+class _TooManyAliases(yaml.YAMLError):
     pass
+
+
+class _Loader(yaml.SafeLoader):
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooManyAliases(f"more than {MAX_ALIASES} YAML aliases (*name); a config"
+                                      " needs far fewer, so this one is refused")
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _Loader, node):
@@ -83,8 +100,10 @@ def parse_yaml(text: str, source: str):
     """Parse config YAML safely; errors become one-line ``ConfigError``\\ s."""
     try:
         return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except _DuplicateKey as exc:
+    except (_DuplicateKey, _TooManyAliases) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -11,8 +11,14 @@ from pathlib import Path
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise OSError(exc.errno, f"cannot write {path}: {blocker} is not a folder") from None
+    except OSError as exc:  # name the file the user knows, not our temporary one
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
         os.chmod(temp, 0o644)  # mkstemp makes it private; outputs are ordinary files
         with os.fdopen(fd, "wb") as handle:

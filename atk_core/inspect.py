@@ -26,14 +26,26 @@ def load_manifest(output_dir: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{output_dir} has no {MANIFEST}; is it the output_dir of a finished run?")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_text(path))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not an atk manifest (a JSON object)")
+    return data
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def read_records(path: Path) -> list:
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_text(path).splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
@@ -45,13 +57,19 @@ def read_records(path: Path) -> list:
 def report(output_dir, samples: int = 3, seed: int = 0, file: str | None = None) -> str:
     output_dir = Path(output_dir)
     manifest = load_manifest(output_dir)
-    lines = [_headline(manifest)]
-    lines += _models(manifest.get("models") or {})
-    lines += _steps(manifest.get("steps") or [])
-    lines += _outputs(manifest.get("outputs") or {})
+    try:
+        lines = [_headline(manifest)]
+        lines += _models(manifest.get("models") or {})
+        lines += _steps(manifest.get("steps") or [])
+        lines += _outputs(manifest.get("outputs") or {})
+    except (AttributeError, TypeError, KeyError, ValueError):
+        raise ConfigError(f"{output_dir / MANIFEST} is not an atk manifest: its fields have the"
+                          " wrong shape") from None
     lines += _drops(output_dir / FAILURES)
+    if file is not None and not (output_dir / file).is_file():
+        raise ConfigError(f"{output_dir} has no file {file!r} to sample from")
     chosen = file or manifest.get("primary_output")
-    if samples and chosen:
+    if samples and isinstance(chosen, str):
         lines += _samples(output_dir / chosen, samples, seed)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -110,7 +128,7 @@ def _outputs(outputs) -> list[str]:
 def _drops(path: Path) -> list[str]:
     if not path.is_file():
         return []
-    failures = read_records(path)
+    failures = [f for f in read_records(path) if isinstance(f, dict)]
     if not failures:
         return []
     lines = ["", f"dropped samples ({len(failures)}, all in {FAILURES}); first of each step:"]

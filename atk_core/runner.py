@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import logging
 import secrets
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
     warnings = _misspelt_fields(pipeline, fields, config.source)
+    warnings += _new_roles(model_overrides, config)
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"{config.source}: output_dir {str(output_dir)!r} exists and is not a folder")
@@ -145,25 +147,32 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
 
     task_id = task_id or new_task_id(pipeline.name)
     secret_values = config.secret_values()
+    created = not output_dir.exists()
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output_dir {str(output_dir)!r}: {exc.strerror}") from None
+
+    def refuse(reporters):
+        """Undo what starting did, so that a refused run leaves nothing behind."""
+        for _, started in reporters:
+            _close_quietly(started)
+        if created:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
     reporters = []
     for name, cls, options in reporter_classes:
         try:
             reporters.append((name, make_reporter(name, cls, options, output_dir=output_dir)))
         except Exception as exc:
-            for _, started in reporters:
-                _close_quietly(started)
+            refuse(reporters)
             raise ConfigError(
                 f"progress reporter {name!r} could not start: {scrub(str(exc), secret_values)}"
             ) from None
     try:
         models = build_models(model_specs, registry)
     except BaseException:
-        for _, started in reporters:
-            _close_quietly(started)
+        refuse(reporters)
         raise
     atomic_write_text(output_dir / RESOLVED_CONFIG, config.redacted_yaml())
     store = Store.for_output(output_dir)
@@ -267,6 +276,25 @@ def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig, model_s
     except Exception as exc:
         raise PluginError(scrub(f"pipeline {pipeline.name!r}: its config check failed:"
                                 f" {_one_line(exc)}", config.secret_values())) from None
+
+
+def _new_roles(overrides, config: RunConfig) -> list[str]:
+    """``--model ROLE=...`` for a role the config does not define: likely a typo, so say so."""
+    import difflib
+
+    roles = [str(role) for role in config.models]
+    warnings = []
+    for override in overrides:
+        role = str(override).partition("=")[0].strip()
+        if not role or role in roles:
+            continue
+        lowered = {r.lower(): r for r in roles}
+        close = difflib.get_close_matches(role.lower(), list(lowered), n=1, cutoff=0.6)
+        hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+        warnings.append(f"--model {override}: {config.source} defines no model role {role!r}"
+                        f"{hint} (it defines: {', '.join(roles) or 'none'}); it is added as a"
+                        " new role")
+    return warnings
 
 
 def _misspelt_fields(pipeline: Pipeline, fields: dict, source) -> list[str]:

@@ -59,6 +59,9 @@ class ScriptedBackend(Backend):
             _resolve(respond)
         for fault in faults or []:
             _fault(fault)
+        delay = options.get("delay", 0.0)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < 3600:
+            raise ValueError(f"delay must be a number of seconds from 0, not {delay!r}")
 
     def __init__(self, respond: Callable | str | None = None, answers: dict | None = None,
                  default: Any = None, faults: list | None = None, log: str | None = None,

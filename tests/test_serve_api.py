@@ -192,6 +192,7 @@ def test_several_runs_at_once(server, work):
 def test_a_failing_run_is_failed_with_its_error_line(server, work):
     empty = work / "no-documents"  # passes the config check; fails once the run reads it
     empty.mkdir(exist_ok=True)
+    (empty / "data.bin").write_bytes(b"\x00\x01")  # not a document type factual-qa reads
     run = server.start_run(factual_config(work, input_dir=str(empty)))
     run = server.wait_for_status(run["id"], "done", "failed")
     assert run["status"] == "failed" and run["exit_code"] == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -56,12 +57,20 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
                           f" {EXTRA_HINT}") from None
 
     folder = Path(runs_dir).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--runs-dir {str(folder)!r} is a file, not a folder")
+    sock = _bind(host, port)  # first: a port in use or a bad host leaves no runs folder behind
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the runs folder {str(folder)!r}: {exc.strerror}") from None
-    lock = _lock_runs_dir(folder)
-    sock = _bind(host, port)
+        lock = _lock_runs_dir(folder)
+    except BaseException as exc:
+        sock.close()
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot use the runs folder {str(folder)!r}: {exc.strerror}") from None
+        raise
     from .app import create_app
 
     app = create_app(folder, token=token, loopback=is_loopback(host))

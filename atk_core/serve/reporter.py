@@ -28,11 +28,12 @@ class TaskStoreReporter:
     keep_every = 2.0  # seconds: a progress event is kept at least this often
     keep_step = 0.01  # or when progress moved this much
 
-    def __init__(self, db, run_id):
+    def __init__(self, db=None, run_id=None):
         from .store import connect
 
-        if not run_id:
-            raise ValueError("the taskstore reporter needs a run_id")
+        if not db or not run_id:
+            raise ValueError("the taskstore reporter is atk serve's own: it needs the db and"
+                             " run_id that atk serve gives it")
         self.run_id = str(run_id)
         self._db = connect(db)
         self._kept = (None, -1.0, 0.0)  # message step, progress, time of the last kept event

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from atk_core.files import atomic_write_jsonl
 from atk_core.steps import derive_seed
 
 from .chunking import chunk_all, subset
-from .documents import read_folder
+from .documents import SUPPORTED, read_folder
 
 log = logging.getLogger("atk")
 
@@ -286,11 +287,24 @@ def _messages_from_pairs(pairs) -> list[dict]:
     return turns
 
 
-def check_config(*, input_dir, models, **values) -> None:
+def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``): the
     config's values, with this pipeline's defaults filled in, and its model roles."""
     _checked_settings(values)
-    _input_folder(input_dir)
+    folder = _input_folder(input_dir)
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except OSError as exc:
+        raise ConfigError(f"cannot read input_dir {str(input_dir)!r}: {exc.strerror}") from None
+    if not names:
+        raise ConfigError(f"input_dir {str(input_dir)!r} is empty; put the documents to read"
+                          f" there ({' '.join(SUPPORTED)})")
+    if output_dir is not None:
+        out, inside = Path(output_dir).expanduser().resolve(), folder.resolve()
+        if out == inside or inside in out.parents:
+            raise ConfigError(f"output_dir {str(output_dir)!r} is inside input_dir"
+                              f" {str(input_dir)!r}: the outputs would be read as documents"
+                              " next time; put them elsewhere")
     uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
     small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
                                      ("check_answer", "skip_answer_check")) if not values[skip]]
@@ -326,6 +340,13 @@ def _checked_settings(values: dict) -> dict:
                       ("question_votes", 1), ("pairs_per_conversation", 1), ("max_tokens", 16),
                       ("max_attempts", 1)):
         whole(name, low)
+    seed = values["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be a whole number, not {seed!r}")
+    for name in ("temperature", "check_temperature"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
+            raise ConfigError(f"{name} must be a number from 0 to 2, not {value!r}")
     threshold = values["vote_threshold"]
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         raise ConfigError(f"vote_threshold must be a fraction above 0 and at most 1, not {threshold!r}")

@@ -149,7 +149,8 @@ def test_no_readable_document_is_a_pipeline_error(tmp_path):
 
 def config_file(tmp_path, **fields):
     fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
-    lines = ["pipeline: factual-qa", f"output_dir: {tmp_path / 'out'}", "progress: [jsonl]"]
+    fields.setdefault("output_dir", str(tmp_path / "out"))
+    lines = ["pipeline: factual-qa", "progress: [jsonl]"]
     lines += [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
     path = tmp_path / "factual.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -159,16 +160,23 @@ def config_file(tmp_path, **fields):
 @pytest.mark.parametrize("fields, message", [
     ({}, "pipeline 'factual-qa' needs field 'input_dir'"),
     ({"input_dir": "/no/such/folder"}, "input_dir '/no/such/folder' does not exist"),
-    ({"input_dir": ".", "chunk_size": 10}, "chunk_size must be a whole number of at least 200, not 10"),
-    ({"input_dir": ".", "vote_threshold": 2}, "vote_threshold must be a fraction above 0 and at most 1"),
-    ({"input_dir": ".", "system_prompts": []}, "system_prompts must be a non-empty list of texts"),
-    ({"input_dir": ".", "models": {"large": {"backend": "scripted"}}},
+    ({"input_dir": "docs", "chunk_size": 10}, "chunk_size must be a whole number of at least 200, not 10"),
+    ({"input_dir": "docs", "vote_threshold": 2}, "vote_threshold must be a fraction above 0 and at most 1"),
+    ({"input_dir": "docs", "system_prompts": []}, "system_prompts must be a non-empty list of texts"),
+    ({"input_dir": "docs", "seed": "x"}, "seed must be a whole number, not 'x'"),
+    ({"input_dir": "docs", "temperature": -3}, "temperature must be a number from 0 to 2, not -3"),
+    ({"input_dir": "empty"}, "input_dir 'empty' is empty; put the documents to read there"),
+    ({"input_dir": "docs", "output_dir": "docs/out"}, "output_dir 'docs/out' is inside input_dir 'docs'"),
+    ({"input_dir": "docs", "models": {"large": {"backend": "scripted"}}},
      "models: has no 'small' role, which the judge, check_question, check_answer step(s) use"
      " (defined: large)"),
-    ({"input_dir": ".", "models": {"small": {"backend": "scripted"}}, "rewrite_conversations": False},
+    ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}, "rewrite_conversations": False},
      "models: has no 'large' role, which the generate step(s) use (defined: small)"),
 ])
 def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A document.")
     result = run_cli("run", config_file(tmp_path, **fields), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     (line,) = stderr_lines(result)
