@@ -165,6 +165,9 @@ def prompts_command(pipeline, dest, force):
     from .resources import copy_tree
 
     folder = get_registry().pipeline(pipeline).prompts()
+    in_the_way = [p for p in _traversable_files(folder, dest) if os.path.isdir(p)]
+    if in_the_way:  # checked before copying, so that nothing is half copied
+        raise ConfigError(f"{in_the_way[0]} is a folder where a prompt file goes")
     if not force:
         clashes = [p for p in _traversable_files(folder, dest) if os.path.exists(p)]
         if clashes:

@@ -9,7 +9,10 @@ installs with pip and passes its own tests untouched.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
@@ -47,10 +50,19 @@ def create(kind: str, name: str, directory=".") -> Path:
         raise ConfigError(f"{target} already exists; choose another name or --dir")
     scaffold = files("atk_core") / "scaffolds" / kind
     rendered = list(_render_tree(scaffold, Path(), values))
-    for relative, content in rendered:
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+    # Written beside the target, then renamed: a failure half way leaves no half a package.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{values['dist']}.", dir=target.parent))
+    try:
+        for relative, content in rendered:
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; a package folder is an ordinary one
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
 
 

@@ -127,3 +127,10 @@ def test_a_model_role_the_config_does_not_define_is_named(atk, demo_site, tmp_pa
     assert stderr_lines(result)[0] == (
         "atk: warning: --model LARGE=scripted: run.yaml defines no model role 'LARGE'; did you"
         " mean 'large'? (it defines: large); it is added as a new role")
+
+
+def test_prompts_are_not_half_copied(atk, demo_site, tmp_path):
+    (tmp_path / "mine" / "greet.yaml").mkdir(parents=True)  # a folder where a prompt goes
+    message = one_error(atk("prompts", "echo", "mine", "--force", cwd=tmp_path, env=demo_site.env()))
+    assert message == "mine/greet.yaml is a folder where a prompt file goes"
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["greet.yaml"]

@@ -8,6 +8,7 @@ text must be UTF-8, which is what a training set will be written in anyway.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -97,6 +98,9 @@ def _read_pdf(data: bytes) -> tuple[str, str | None]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    # pypdf logs what it tolerates in a damaged file straight to stderr; the file's
+    # problem, if it has one, is recorded in failures.jsonl instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
