@@ -19,6 +19,8 @@ from .errors import ConfigError, PipelineError
 
 EXTENSIONS = (".yaml", ".yml", ".txt")
 RETRY_NOTE_FILE = "retry_note.txt"
+# What ``{retry_note}`` says after a rejected answer, unless a prompt folder has RETRY_NOTE_FILE.
+RETRY_NOTE = "\n\nYour previous answer was rejected: {problem}. Answer again and fix this."
 ROLES = ("system", "user", "assistant")
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -101,11 +103,18 @@ class PromptLibrary:
         self.package_prompts = package_prompts  # a Traversable or Path, or None
         self.overrides = Path(overrides) if overrides else None
         self._cache: dict[str, Prompt] = {}
-        self._notes: dict[str, str] = {}
+        self._retry_note: str | None = None
 
     @classmethod
     def for_run(cls, run) -> "PromptLibrary":
         return cls(run.pipeline.prompts(), run.prompt_overrides)
+
+    def _places(self):
+        """Where prompts are looked for, in order, with how to name each in messages."""
+        if self.overrides is not None:
+            yield self.overrides, str(self.overrides)
+        if self.package_prompts is not None:
+            yield self.package_prompts, "the pipeline's prompts/"
 
     def retry_note(self) -> str:
         """What ``{retry_note}`` says after a rejected answer; ``{problem}`` is the reason.
@@ -114,17 +123,12 @@ class PromptLibrary:
         (its text, after a blank line), else atk's own sentence: the words the
         model sees stay out of code and can be changed like any prompt.
         """
-        if RETRY_NOTE_FILE not in self._notes:
-            from .steps import RETRY_NOTE
-
-            text = None
-            for folder in (self.overrides, self.package_prompts):
-                entry = folder / RETRY_NOTE_FILE if folder is not None else None
-                if entry is not None and entry.is_file():
-                    text = entry.read_text(encoding="utf-8").strip()
-                    break
-            self._notes[RETRY_NOTE_FILE] = "\n\n" + text if text else RETRY_NOTE
-        return self._notes[RETRY_NOTE_FILE]
+        if self._retry_note is None:
+            entry = next((folder / RETRY_NOTE_FILE for folder, _ in self._places()
+                          if (folder / RETRY_NOTE_FILE).is_file()), None)
+            text = entry.read_text(encoding="utf-8").strip() if entry is not None else ""
+            self._retry_note = "\n\n" + text if text else RETRY_NOTE
+        return self._retry_note
 
     def load(self, name: str) -> Prompt:
         if name not in self._cache:
@@ -133,11 +137,7 @@ class PromptLibrary:
 
     def _find(self, name: str) -> Prompt:
         candidates = [name] if name.endswith(EXTENSIONS) else [name + ext for ext in EXTENSIONS]
-        places = []
-        if self.overrides is not None:
-            places.append((self.overrides, str(self.overrides)))
-        if self.package_prompts is not None:
-            places.append((self.package_prompts, "the pipeline's prompts/"))
+        places = list(self._places())
         for folder, label in places:
             for candidate in candidates:
                 entry = folder / candidate

@@ -24,11 +24,9 @@ from typing import Any, Callable
 from .errors import ConfigError, PipelineError
 from .models.base import RequestError, TransientError
 from .progress import set_progress
+from .prompts import RETRY_NOTE
 
 
-# What ``{retry_note}`` says in a prompt after a rejected answer (empty the first time), unless
-# the prompt folder (or the run's prompt_overrides) has a retry_note.txt.
-RETRY_NOTE = "\n\nYour previous answer was rejected: {problem}. Answer again and fix this."
 
 
 @dataclass
@@ -119,7 +117,7 @@ class PipelineStep:
         env = env or StepEnvironment.from_run()
         model = self._model(env)
         prompt = env.prompts.load(self.prompt)
-        note = env.prompts.retry_note() if hasattr(env.prompts, "retry_note") else RETRY_NOTE
+        note = env.prompts.retry_note()
         mode = "chat" if prompt.is_chat else "completion"
         if mode not in getattr(model.backend, "modes", (mode,)):
             raise ConfigError(
