@@ -51,30 +51,24 @@ class ScriptedBackend(Backend):
     name = "scripted"
 
     @classmethod
-    def check_options(cls, respond=None, faults=None, **options):
-        unknown = sorted(set(options) - {"answers", "default", "log", "model", "delay", "modes"})
-        if unknown:
-            raise ValueError(f"unknown option(s) for the scripted backend: {', '.join(unknown)}")
-        if isinstance(respond, str):
-            _resolve(respond)
-        for fault in faults or []:
+    def check_options(cls, **options):
+        super().check_options(**options)  # the option names, from __init__'s signature
+        if isinstance(options.get("respond"), str):
+            _resolve(options["respond"])
+        for fault in options.get("faults") or []:
             _fault(fault)
-        delay = options.get("delay", 0.0)
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < 3600:
-            raise ValueError(f"delay must be a number of seconds from 0, not {delay!r}")
+        _delay(options.get("delay", 0.0))
 
     def __init__(self, respond: Callable | str | None = None, answers: dict | None = None,
                  default: Any = None, faults: list | None = None, log: str | None = None,
-                 model: str = "scripted", delay: float = 0.0, modes=("chat", "completion"),
-                 **unknown):
-        self.check_options(respond=respond, faults=faults, **unknown)
+                 model: str = "scripted", delay: float = 0.0, modes=("chat", "completion")):
         super().__init__(model=model)
         self.respond = _resolve(respond) if isinstance(respond, str) else respond
         self.answers = dict(answers or {})
         self.default = default
         self.faults = [_fault(f) for f in (faults or [])]
         self.log_path = Path(log) if log else None
-        self.delay = float(delay)
+        self.delay = _delay(delay)
         self.modes = tuple(modes)
         self.calls = 0
         self.requests: list[Request] = []
@@ -188,6 +182,12 @@ def _request_text(request: Request) -> str:
     if request.messages is not None:
         return "\n".join(m["content"] for m in request.messages)
     return request.prompt or ""
+
+
+def _delay(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 3600:
+        raise ValueError(f"delay must be a number of seconds from 0, not {value!r}")
+    return float(value)
 
 
 def _resolve(path: str):
