@@ -165,11 +165,12 @@ def prompts_command(pipeline, dest, force):
     from .resources import copy_tree
 
     folder = get_registry().pipeline(pipeline).prompts()
-    in_the_way = [p for p in _traversable_files(folder, dest) if os.path.isdir(p)]
+    targets = list(_traversable_files(folder, dest))
+    in_the_way = [p for p in targets if os.path.isdir(p)]
     if in_the_way:  # checked before copying, so that nothing is half copied
         raise ConfigError(f"{in_the_way[0]} is a folder where a prompt file goes")
     if not force:
-        clashes = [p for p in _traversable_files(folder, dest) if os.path.exists(p)]
+        clashes = [p for p in targets if os.path.exists(p)]
         if clashes:
             raise ConfigError(
                 f"{len(clashes)} prompt file(s) already exist in {dest} (e.g. {clashes[0]});"
