@@ -281,6 +281,9 @@ def test_cross_origin_posts_and_foreign_hosts_are_refused(server, work):
     assert status == 403
     status, _, _ = server.get("/api/runs", headers={"Host": "evil.example"})
     assert status == 403
+    # Any loopback name is this machine: the same rule as for binding (--host 127.0.0.2).
+    for host in ("localhost", f"127.0.0.2:{server.port}", f"[::1]:{server.port}"):
+        assert server.get("/api/runs", headers={"Host": host})[0] == 200, host
     status, _, _ = server.post("/api/validate", {"config": "pipeline: x\n"},
                                headers={"Origin": f"http://127.0.0.1:{server.port}"})
     assert status == 200

@@ -26,12 +26,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from .. import __version__
+from . import is_loopback
 from ..errors import AtkError
 from .runs import RunError, RunManager
 from .store import ACTIVE, RESUMABLE
 
 MAX_BODY = 1_000_000  # bytes: a config is a few kilobytes
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 
@@ -402,7 +402,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         host = headers.get("host", "")
-        if self.loopback and _hostname(host) not in LOOPBACK_NAMES:
+        if self.loopback and not is_loopback(_hostname(host)):
             return await _refuse(send, 403, f"this server answers only to localhost, not {host!r}")
         if method not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
