@@ -82,7 +82,7 @@ class RunPlan:
     """What ``check()`` found: everything ``run()`` needs, with nothing created yet."""
 
     pipeline: Pipeline
-    fields: dict  # the config's fields for the pipeline (sections flattened)
+    arguments: dict  # the config's fields the pipeline takes (sections flattened)
     output_dir: Path
     prompt_overrides: Path | None
     reporters: list  # (name, reporter class, options)
@@ -110,7 +110,8 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     fields = config.arguments_for(pipeline)
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
-    warnings = _misspelt_fields(pipeline, fields, config.source)
+    arguments, warnings = _call_arguments(pipeline, fields)
+    warnings += _misspelt_fields(pipeline, fields, config.source)
     warnings += _new_roles(model_overrides, config)
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
@@ -120,8 +121,8 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
     model_specs = resolve_model_specs(config, model_overrides, registry, check_options=values)
     if values:
-        _pipeline_check(pipeline, fields, config, model_specs)  # last: the core's checks first
-    return RunPlan(pipeline, fields, output_dir, overrides_dir, reporter_classes, model_specs,
+        _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
+    return RunPlan(pipeline, arguments, output_dir, overrides_dir, reporter_classes, model_specs,
                    warnings)
 
 
@@ -143,7 +144,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     reporter_classes, model_specs = plan.reporters, plan.model_specs
     for warning in plan.warnings:
         log.warning("%s", warning)
-    kwargs = _call_arguments(pipeline, plan.fields)
+    kwargs = dict(plan.arguments)
 
     task_id = task_id or new_task_id(pipeline.name)
     secret_values = config.secret_values()
@@ -237,30 +238,27 @@ def _call(pipeline: Pipeline, kwargs: dict, models: dict):
             asyncio.run(close_models(models))
 
 
-def _call_arguments(pipeline: Pipeline, fields: dict, quiet: bool = False) -> dict:
-    """The config's fields the pipeline accepts; the rest are named once in a warning."""
+def _call_arguments(pipeline: Pipeline, fields: dict) -> tuple[dict, list[str]]:
+    """The config's fields the pipeline accepts, and a warning naming the rest."""
     if pipeline.accepts_any_keyword():
-        return dict(fields)
+        return dict(fields), []
     parameters = pipeline.parameters()
     unused = sorted(k for k in fields if k not in parameters)
-    if unused and not quiet:
-        log.warning(
-            "pipeline %r takes no **kwargs, so these config fields are ignored: %s",
-            pipeline.name, ", ".join(unused),
-        )
-    return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}
+    warnings = [f"pipeline {pipeline.name!r} takes no **kwargs, so these config fields are"
+                f" ignored: {', '.join(unused)}"] if unused else []
+    return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}, warnings
 
 
-def _pipeline_check(pipeline: Pipeline, fields: dict, config: RunConfig, model_specs: dict) -> None:
+def _pipeline_check(pipeline: Pipeline, arguments: dict, config: RunConfig,
+                    model_specs: dict) -> None:
     """Run the pipeline's own ``check`` on the config's values (see ``Pipeline``)."""
     import inspect
 
     if pipeline.check is None:
         return
-    values = pipeline.with_defaults(_call_arguments(pipeline, fields, quiet=True))
-    values["output_dir"] = config.output_dir
-    if not (pipeline.accepts_any_keyword() or "output_dir" in pipeline.parameters()):
-        values.pop("output_dir")
+    values = pipeline.with_defaults(arguments)
+    if _accepts(pipeline, "output_dir"):
+        values["output_dir"] = config.output_dir
     try:
         takes = inspect.signature(pipeline.check).parameters
     except (TypeError, ValueError):
@@ -301,10 +299,13 @@ def _misspelt_fields(pipeline: Pipeline, fields: dict, source) -> list[str]:
     """Name each field the pipeline does not take that looks like one it does.
 
     Extra fields are allowed (configs outlive code; ``**kwargs`` takes them), so
-    only a near miss, the likely typo, is worth a warning.
+    only a near miss, the likely typo, is worth a warning. (A pipeline without
+    ``**kwargs`` has every field it does not take named by ``_call_arguments``.)
     """
     import difflib
 
+    if not pipeline.accepts_any_keyword():
+        return []
     known = [name for name in pipeline.parameters() if name not in RUNNER_SUPPLIED]
     warnings = []
     for name in fields:

@@ -58,6 +58,7 @@ class Prepared:
 
     config: object  # RunConfig, with the server's overrides applied
     pipeline: str
+    run_id: str
     overrides: list  # --set texts
     env: dict  # extra environment: literal reporter secrets moved off the command line
     warnings: list = field(default_factory=list)  # what `atk run` would warn about
@@ -87,8 +88,9 @@ class RunManager:
 
     # -- checking a config ---------------------------------------------------------------
 
-    def prepare(self, text: str, run_id: str, values: bool = True) -> Prepared:
-        """Check config text as ``atk run`` would, with the server's overrides for ``run_id``.
+    def prepare(self, text: str, run_id: str | None = None, values: bool = True) -> Prepared:
+        """Check config text as ``atk run`` would, with the server's overrides for ``run_id``
+        (a new run's id, named after its pipeline, when None).
 
         Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages.
         ``values=False`` leaves out the backends' and the pipeline's own checks,
@@ -96,12 +98,13 @@ class RunManager:
         """
         from ..config import config_from_text, parse_yaml
         from ..plugins import get_registry
-        from ..runner import check
+        from ..runner import check, new_task_id
 
         registry = self.registry or get_registry()
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
-        config_from_text(text, CONFIG_FILE)  # the config as written: its own mistakes first
+        written = config_from_text(text, CONFIG_FILE)  # the config as written: its mistakes first
+        run_id = run_id or new_task_id(written.pipeline)
         raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
         entries = raw.get("progress")
         entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
@@ -115,19 +118,17 @@ class RunManager:
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
         config = config_from_text(text, CONFIG_FILE, overrides, {**os.environ, **env})
         plan = check(config, registry=registry, values=values)
-        return Prepared(config, config.pipeline, overrides, env, plan.warnings)
+        return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
 
     # -- starting ---------------------------------------------------------------------------
 
     def start(self, text: str) -> dict:
         from ..files import atomic_write_text
-        from ..runner import new_task_id
 
         if self._stopping:
             raise RunError("the server is stopping", 503)
-        prepared = self.prepare(text, "pending")
-        run_id = new_task_id(prepared.pipeline)
-        prepared = self.prepare(text, run_id)
+        prepared = self.prepare(text)
+        run_id = prepared.run_id
         run_dir = self.runs_dir / run_id
         (run_dir / OUTPUT_DIR).mkdir(parents=True, exist_ok=False)
         atomic_write_text(run_dir / CONFIG_FILE, text)
