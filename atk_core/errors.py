@@ -23,3 +23,40 @@ class PipelineError(AtkError):
     """A pipeline-level failure (unreadable input, backend unreachable): exit status 1."""
 
     exit_code = 1
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: an ``AtkError``'s first line is meant for users as it
+    is; anything else is a surprise, so its type is named."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if isinstance(exc, AtkError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def did_you_mean(name, choices, *, n: int = 1, cutoff: float = 0.6) -> str:
+    """``did you mean 'x'?`` for the choices nearest ``name`` (ignoring case), else ``""``."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for choice in choices:
+        by_lower.setdefault(str(choice).lower(), str(choice))
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+
+
+def run_check(check, options: dict, *, refused: str, broken: str, secrets=()) -> None:
+    """Call a plugin's config check: ``ValueError``/``ConfigError`` is the user's mistake
+    (a ``ConfigError`` after ``refused``); anything else is the plugin's bug (a
+    ``PluginError`` after ``broken``). Messages are one line, with secrets hidden."""
+    from .config import scrub
+
+    try:
+        check(**options)
+    except (ConfigError, ValueError) as exc:
+        message = one_line(exc) if isinstance(exc, AtkError) else (
+            str(exc).strip().splitlines() or ["invalid value"])[0]
+        raise ConfigError(scrub(f"{refused}: {message}", secrets)) from None
+    except Exception as exc:
+        raise PluginError(scrub(f"{broken}: {one_line(exc)}", secrets)) from None

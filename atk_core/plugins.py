@@ -10,7 +10,6 @@ Nothing is loaded until something asks for the registry, and then only once.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import os
@@ -21,7 +20,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError
+from .errors import ConfigError, PluginError, did_you_mean, one_line
 from .pipeline import Pipeline
 
 log = logging.getLogger("atk")
@@ -141,7 +140,7 @@ class Registry:
             _check_hook_names(module)
             self.pm.register(module, name=info.name)
         except Exception as exc:
-            self._disable(info, f"failed to load: {_describe(exc)}")
+            self._disable(info, f"failed to load: {one_line(exc)}")
             return
         impls = _impls_of(self.pm, module)
         info.hooks = sorted(impls)
@@ -153,7 +152,7 @@ class Registry:
             try:
                 _call(impls[hook_name], register=register)
             except Exception as exc:
-                self._disable(info, f"hook {hook_name} raised {_describe(exc)}")
+                self._disable(info, f"hook {hook_name} raised {one_line(exc)}")
                 return
         for registration in pending:
             self._entries[registration.kind].setdefault(registration.name, []).append(registration)
@@ -184,8 +183,8 @@ class Registry:
         registrations = self._entries[kind].get(name)
         if not registrations:
             installed = self.names(kind)
-            close = difflib.get_close_matches(str(name), installed, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, installed, n=3, cutoff=0.5)
+            hint = f"; {hint}" if hint else ""
             listing = ", ".join(installed) if installed else "none"
             raise ConfigError(f"unknown {kind} {name!r}{hint} (installed: {listing})")
         if len(registrations) > 1:
@@ -213,7 +212,7 @@ class Registry:
             try:
                 _call(impl, cli=cli)
             except Exception as exc:
-                self._disable(info, f"hook atk_register_commands raised {_describe(exc)}")
+                self._disable(info, f"hook atk_register_commands raised {one_line(exc)}")
 
 
 def _impls_of(pm, module) -> dict:
@@ -265,22 +264,14 @@ def _check_hook_names(module) -> None:
             if callable(value) and not marked:
                 raise PluginError(f"{attr} is not marked with @atk_core.hookimpl")
         elif marked:
-            close = difflib.get_close_matches(attr, HOOK_NAMES, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(attr, HOOK_NAMES)
+            hint = f" ({hint})" if hint else ""
             raise PluginError(f"unknown hook {attr!r}{hint}")
 
 
 def _conflict_message(kind, name, registrations) -> str:
     owners = " and ".join(r.plugin.label for r in registrations)
     return f"{kind} name {name!r} is registered twice, by {owners}; uninstall one of them"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    if isinstance(exc, PluginError):
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _load_only_from_env():

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, reporter_specs, scrub
-from .errors import AtkError, ConfigError, PluginError
+from .errors import AtkError, ConfigError, did_you_mean, one_line, run_check
 from .files import atomic_write_text
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
@@ -202,7 +202,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         return RunResult(task_id, pipeline.name, output_dir, "interrupted", EXIT_INTERRUPTED,
                          "interrupted", seconds=time.monotonic() - started, models=models)
     except Exception as exc:
-        message = scrub(_one_line(exc), secret_values)
+        message = scrub(one_line(exc), secret_values)
         hub.emit("fail", hub.last_progress, message)
         code = exc.exit_code if isinstance(exc, AtkError) else EXIT_FAILED
         return RunResult(task_id, pipeline.name, output_dir, "failed", code, message,
@@ -265,30 +265,21 @@ def _pipeline_check(pipeline: Pipeline, arguments: dict, config: RunConfig,
         takes = {}
     if "models" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values()):
         values["models"] = dict(model_specs)  # role -> settings, nothing started
-    try:
-        pipeline.check(**values)
-    except (ConfigError, ValueError) as exc:
-        message = scrub(_one_line(exc) if isinstance(exc, ConfigError) else str(exc).strip(),
-                        config.secret_values())
-        raise ConfigError(f"{config.source}: {message}") from None
-    except Exception as exc:
-        raise PluginError(scrub(f"pipeline {pipeline.name!r}: its config check failed:"
-                                f" {_one_line(exc)}", config.secret_values())) from None
+    run_check(pipeline.check, values, refused=str(config.source),
+              broken=f"pipeline {pipeline.name!r}: its config check failed",
+              secrets=config.secret_values())
 
 
 def _new_roles(overrides, config: RunConfig) -> list[str]:
     """``--model ROLE=...`` for a role the config does not define: likely a typo, so say so."""
-    import difflib
-
     roles = [str(role) for role in config.models]
     warnings = []
     for override in overrides:
         role = str(override).partition("=")[0].strip()
         if not role or role in roles:
             continue
-        lowered = {r.lower(): r for r in roles}
-        close = difflib.get_close_matches(role.lower(), list(lowered), n=1, cutoff=0.6)
-        hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+        hint = did_you_mean(role, roles)
+        hint = f"; {hint}" if hint else ""
         warnings.append(f"--model {override}: {config.source} defines no model role {role!r}"
                         f"{hint} (it defines: {', '.join(roles) or 'none'}); it is added as a"
                         " new role")
@@ -302,19 +293,15 @@ def _misspelt_fields(pipeline: Pipeline, fields: dict, source) -> list[str]:
     only a near miss, the likely typo, is worth a warning. (A pipeline without
     ``**kwargs`` has every field it does not take named by ``_call_arguments``.)
     """
-    import difflib
-
     if not pipeline.accepts_any_keyword():
         return []
     known = [name for name in pipeline.parameters() if name not in RUNNER_SUPPLIED]
     warnings = []
     for name in fields:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-        if close:
+        hint = "" if name in known else did_you_mean(name, known, cutoff=0.8)
+        if hint:
             warnings.append(f"{source}: pipeline {pipeline.name!r} has no field {name!r};"
-                            f" did you mean {close[0]!r}? (it is passed on unused)")
+                            f" {hint} (it is passed on unused)")
     return warnings
 
 
@@ -331,14 +318,6 @@ def _prompt_overrides(config: RunConfig) -> Path | None:
             f"{config.source}: prompt_overrides {config.prompt_overrides!r} is not a folder"
         )
     return folder
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, AtkError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _close_quietly(reporter):

@@ -99,23 +99,14 @@ def resolve_model_specs(config, overrides=(), registry=None, *,
 
 def _check_options(cls, spec: ModelSpec, config) -> None:
     """The backend's own look at its options (``Backend.check_options``), nothing started."""
-    from ..config import scrub
-    from ..errors import PluginError
+    from ..errors import run_check
 
     check = _options_check_for(cls)
-    if check is None:
-        return
-    secrets = config.secret_values()
-    try:
-        check(**spec.options)
-    except (ValueError, ConfigError) as exc:
-        text = str(exc).strip()
-        message = scrub(text.splitlines()[0] if text else "invalid options", secrets)
-        raise ConfigError(f"{config.source}: models.{spec.role}: backend {spec.backend!r}:"
-                          f" {message}") from None
-    except Exception as exc:
-        raise PluginError(scrub(f"backend {spec.backend!r}: its option check failed:"
-                                f" {type(exc).__name__}: {exc}", secrets)) from None
+    if check is not None:
+        run_check(check, spec.options,
+                  refused=f"{config.source}: models.{spec.role}: backend {spec.backend!r}",
+                  broken=f"backend {spec.backend!r}: its option check failed",
+                  secrets=config.secret_values())
 
 
 def _options_check_for(cls):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
