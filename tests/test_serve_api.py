@@ -158,6 +158,12 @@ def test_runs_factual_qa_to_done_and_serves_its_outputs(server, work, finished_r
     steps = {s["name"]: s for s in run["manifest"]["steps"]}
     assert steps["read"]["inputs"] == 3 and steps["read"]["outputs"] == 3
     assert run["manifest"]["primary_output"] == "conversations.sharegpt.jsonl"
+    # The API's counts are the manifest's, notes included (as `atk inspect` shows them).
+    written = json.loads((run_dir / "output" / "manifest.json").read_text())
+    assert [(s["name"], s["inputs"], s["outputs"], s["dropped"], s["notes"])
+            for s in run["manifest"]["steps"]] == [
+        (s["name"], s["in"], s["out"], s.get("dropped", {}), s.get("notes", {}))
+        for s in written["steps"]]
     # Files, listed and downloaded.
     status, files, _ = server.get(f"/api/runs/{run['id']}/files")
     assert status == 200

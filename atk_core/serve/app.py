@@ -98,6 +98,8 @@ class StepCount(BaseModel):
     inputs: int
     outputs: int
     dropped: dict[str, int] = Field(description="Dropped samples by reason.")
+    notes: dict[str, int] = Field(default_factory=dict, description=(
+        "What the step did that dropped nothing but is worth knowing, with counts."))
 
 
 class ModelUse(BaseModel):
@@ -341,7 +343,8 @@ def _manifest(data: dict | None) -> ManifestSummary | None:
         return None
     try:
         steps = [StepCount(name=str(s["name"]), inputs=int(s.get("in", 0)), outputs=int(s.get("out", 0)),
-                           dropped={str(k): int(v) for k, v in (s.get("dropped") or {}).items()})
+                           dropped={str(k): int(v) for k, v in (s.get("dropped") or {}).items()},
+                           notes={str(k): int(v) for k, v in (s.get("notes") or {}).items()})
                  for s in data.get("steps") or []]
         models = []
         for role, use in sorted((data.get("models") or {}).items()):

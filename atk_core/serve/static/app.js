@@ -532,11 +532,12 @@
         h("thead", {}, h("tr", {}, h("th", {}, "Step"), h("th.n", {}, "In"), h("th.n", {}, "Out"), h("th.n", {}, "Dropped"))),
         h("tbody", {}, manifest.steps.map((s) => {
           const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+          const said = [...Object.entries(s.dropped), ...Object.entries(s.notes || {})];
           const keep = h("span.keep");
           keep.style.width = Math.max(2, Math.round(48 * s.outputs / widest)) + "px";
           return h("tr", { "data-step": s.name },
             h("td.step", {}, s.name,
-              dropped ? h("div.reasons", {}, Object.entries(s.dropped).map(([why, n]) =>
+              said.length ? h("div.reasons", {}, said.map(([why, n]) =>
                 h("span.reason", { title: why }, `${n} × ${why}`))) : null),
             h("td.n", {}, s.inputs),
             h("td.n", {}, keep, s.outputs),
