@@ -515,7 +515,7 @@
           e.currentTarget.disabled = true;
           try {
             await api(`/api/runs/${enc(runId)}/resume`, { method: "POST" });
-            toast("Resumed"); logDone = false;
+            toast("Resumed"); logDone = false; last = null;  // look again at once
           } catch (err) { toast(err.message); e.currentTarget.disabled = false; }
         } }, "Resume"));
       }
@@ -626,10 +626,14 @@
     }
 
     let ticks = 0;
+    let last = null;
     return poll(async () => {
+      // A finished run changes only if it is resumed: look every few ticks, not every one
+      // (each look walks its output folder and reads its manifest).
+      if (last && !ACTIVE.has(last.status) && ticks++ % 6 !== 0) return;
       let run;
       try {
-        run = await refresh();
+        run = last = await refresh();
       } catch (err) {
         if (err.status === 404) {
           show(h("a.crumb", { href: "#/" }, "← All runs"),
@@ -638,11 +642,10 @@
         throw err;
       }
       const active = ACTIVE.has(run.status);
-      if (active || !logDone || ticks % 6 === 0) {
+      if (active || !logDone) {
         await refreshLog(active);
         if (!active) logDone = true;
       }
-      ticks++;
     });
   }
 
