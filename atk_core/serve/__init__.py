@@ -12,9 +12,7 @@ and are imported only when the server starts, so ``import atk_core`` and
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import shutil
 import socket
 import sys
@@ -22,20 +20,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+from .guard import TOKEN_CHARACTERS, is_loopback
+
 EXTRA_HINT = "pip install 'atk-core[serve]'"
-# What a token may hold: it travels in a header, a URL and a cookie, unquoted.
-# Not "+": a query string reads it as a space.
-TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~/=-]+")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token: str | None = None):

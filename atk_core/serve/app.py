@@ -9,148 +9,27 @@ that would have to carry the token).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import mimetypes
 import secrets
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal, Optional
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
 
-from .. import __version__
-from . import is_loopback
 from ..errors import AtkError
+from ..version import __version__
+from .api_types import (
+    ConfigText, Event, LogTail, ManifestSummary, ModelUse, OutputFile, PipelineInfo, Problem,
+    RunDetail, RunSummary, ServerInfo, StepCount, Template, Validation,
+)
+from .guard import Guard
 from .runs import RunError, RunManager
 from .store import ACTIVE, RESUMABLE
 
 MAX_BODY = 1_000_000  # bytes: a config is a few kilobytes
-
-Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
-
-
-# -- the API's types -----------------------------------------------------------------------------
-
-
-class Problem(BaseModel):
-    """What every refused request answers: one line saying why."""
-
-    detail: str = Field(description="One line, the same text `atk run` prints for a config mistake.")
-
-
-class ServerInfo(BaseModel):
-    version: str = Field(description="atk-core version of the server.")
-    runs_dir: str = Field(description="Folder holding every run (config, log, output).")
-    cwd: str = Field(description="Folder that relative paths in configs (input_dir...) start from.")
-    token_required: bool
-
-
-class PipelineInfo(BaseModel):
-    name: str
-    description: str
-    distribution: Optional[str] = None
-    version: Optional[str] = None
-
-
-class Template(BaseModel):
-    pipeline: str
-    template: str = Field(description="The pipeline's config.yaml template, as `atk init` writes it.")
-
-
-class ConfigText(BaseModel):
-    config: str = Field(description="A run config as YAML text (`pipeline: NAME` and its fields).",
-                        examples=["pipeline: factual-qa\ninput_dir: ./documents\n"])
-
-
-class Validation(BaseModel):
-    ok: bool
-    pipeline: Optional[str] = Field(None, description="The pipeline the config runs, when ok.")
-    error: Optional[str] = Field(None, description="The config's mistake, as `atk run` says it.")
-    warnings: list[str] = Field(default_factory=list, description=(
-        "What `atk run` would warn about but still run (a field that looks misspelt)."))
-
-
-class RunSummary(BaseModel):
-    id: str
-    pipeline: str
-    status: Status
-    progress: Optional[float] = Field(None, description="0..1, as the pipeline last reported it.")
-    message: Optional[str] = None
-    created: float = Field(description="Unix seconds.")
-    started: Optional[float] = None
-    finished: Optional[float] = None
-    exit_code: Optional[int] = None
-    error: Optional[str] = Field(None, description="Why it failed: the last error line of its log.")
-    attempts: int = Field(description="How many times it was launched (1 + resumes).")
-    can_cancel: bool
-    can_resume: bool
-
-
-class StepCount(BaseModel):
-    name: str
-    inputs: int
-    outputs: int
-    dropped: dict[str, int] = Field(description="Dropped samples by reason.")
-    notes: dict[str, int] = Field(default_factory=dict, description=(
-        "What the step did that dropped nothing but is worth knowing, with counts."))
-
-
-class ModelUse(BaseModel):
-    role: str
-    backend: Optional[str] = None
-    model: Optional[str] = None
-    requests_sent: int = 0
-    answers_from_store: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Optional[float] = None
-
-
-class ManifestSummary(BaseModel):
-    steps: list[StepCount]
-    outputs: dict[str, int] = Field(description="Records per output file.")
-    primary_output: Optional[str] = None
-    wall_seconds: Optional[float] = None
-    models: list[ModelUse]
-
-
-class OutputFile(BaseModel):
-    path: str = Field(description="Relative to the run's output folder.")
-    size: int
-    modified: float
-
-
-class RunDetail(RunSummary):
-    config: str = Field(description="The config that runs, secrets redacted.")
-    output_dir: str
-    pid: Optional[int] = None
-    manifest: Optional[ManifestSummary] = Field(None, description="From manifest.json, once written.")
-    files: list[OutputFile]
-
-
-class LogTail(BaseModel):
-    text: str
-    size: int = Field(description="Size of the whole log in bytes.")
-    truncated: bool = Field(description="Whether text is only the end of the log.")
-
-
-class Event(BaseModel):
-    seq: int
-    kind: str = Field(description="start, progress, finish, fail (from the run); queued, started,"
-                                  " resumed, done, failed, cancelled, interrupted (from the server).")
-    progress: Optional[float] = None
-    message: Optional[str] = None
-    time: float
-
-
-# -- the app -------------------------------------------------------------------------------------------
 
 _REFUSALS = {400: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
 
@@ -312,7 +191,8 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
             "Cache-Control": "no-store",
         })
 
-    return Guard(app, token=token, loopback=loopback, max_body=max_body)
+    app.add_middleware(Guard, token=token, loopback=loopback, max_body=max_body)
+    return app
 
 
 def _summary_values(run: dict) -> dict:
@@ -369,131 +249,3 @@ def _page_parts() -> dict:
 
     static = files("atk_core.serve") / "static"
     return {name: (static / f"app.{name}").read_text(encoding="utf-8") for name in ("html", "css", "js")}
-
-
-# -- the guard: host, origin, token and body size, before anything else ----------------------------------
-
-
-class Guard:
-    """ASGI middleware that refuses a request before the app sees it.
-
-    - bound to loopback, only loopback Host names are served (no DNS rebinding);
-    - a request that changes something must not come from another origin;
-    - with a token, every request carries ``Authorization: Bearer TOKEN``, or the
-      cookie that opening the page once as ``/?token=TOKEN`` sets (HttpOnly,
-      SameSite=Strict, named after a hash of the token so that two servers on one
-      host do not overwrite each other's), so that reloading the page or opening a
-      link in a new tab keeps working;
-    - request bodies are at most ``max_body`` bytes (413 otherwise).
-    """
-
-    def __init__(self, app, *, token, loopback, max_body):
-        self.app = app
-        self.token = token
-        self.loopback = loopback
-        self.max_body = max_body
-        if token:
-            digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
-            self.cookie = f"atk_serve_{digest}"
-
-    def __getattr__(self, name):  # app.state, app.openapi()... for code that holds the app
-        return getattr(self.app, name)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        method = scope["method"]
-        host = headers.get("host", "")
-        if self.loopback and not is_loopback(_hostname(host)):
-            return await _refuse(send, 403, f"this server answers only to localhost, not {host!r}")
-        if method not in ("GET", "HEAD", "OPTIONS"):
-            origin = headers.get("origin")
-            if origin is not None and urlsplit(origin).netloc != host:
-                return await _refuse(send, 403, "cross-origin requests are not allowed")
-        if self.token:
-            how = self._authorized(scope, headers)
-            if not how:
-                return await _refuse(send, 401, "this server needs its token: send"
-                                     " 'Authorization: Bearer TOKEN' (open the page as"
-                                     " /?token=TOKEN)", [(b"www-authenticate", b"Bearer")])
-            if how == "query":
-                send = self._setting_cookie(send)
-        if method in ("POST", "PUT", "PATCH", "DELETE"):
-            length = headers.get("content-length")
-            if length is not None:
-                try:
-                    too_big = int(length) > self.max_body
-                except ValueError:
-                    return await _refuse(send, 400, "bad Content-Length")
-                if too_big:
-                    return await _refuse(send, 413, f"request body over {self.max_body} bytes")
-            body, more = [], True
-            size = 0
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    return await _refuse(send, 413, f"request body over {self.max_body} bytes")
-                body.append(chunk)
-                more = message.get("more_body", False)
-            replayed = False
-
-            async def replay():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": b"".join(body), "more_body": False}
-                return await receive()
-
-            return await self.app(scope, replay, send)
-        return await self.app(scope, receive, send)
-
-    def _authorized(self, scope, headers) -> str | None:
-        """How the request proved it has the token ("header", "cookie", "query"), or None."""
-        given = headers.get("authorization", "")
-        if given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token):
-            return "header"
-        # Parsed by hand: a browser sends every cookie of the host name, whatever the port,
-        # and one that SimpleCookie cannot parse would make it drop ours too.
-        for part in headers.get("cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == self.cookie and _same(value.strip().strip('"'), self.token):
-                return "cookie"
-        if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            if any(_same(value, self.token) for value in query.get("token", [])):
-                return "query"
-        return None
-
-    def _setting_cookie(self, send):
-        cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
-
-        async def sending(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"set-cookie", cookie)]}
-            await send(message)
-
-        return sending
-
-
-def _same(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
-
-
-def _hostname(host: str) -> str:
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-async def _refuse(send, status: int, detail: str, extra_headers=()):
-    body = json.dumps({"detail": detail}).encode("utf-8")
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        *extra_headers]})
-    await send({"type": "http.response.body", "body": body})

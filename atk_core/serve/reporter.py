@@ -28,35 +28,19 @@ class TaskStoreReporter:
     keep_every = 2.0  # seconds: a progress event is kept at least this often
     keep_step = 0.01  # or when progress moved this much
 
-    def __init__(self, db=None, run_id=None):
-        from .store import connect
+    def __init__(self, db: str | None = None, run_id: str | None = None):
+        from .store import TaskStore
 
         if not db or not run_id:
             raise ValueError("the taskstore reporter is atk serve's own: it needs the db and"
                              " run_id that atk serve gives it")
         self.run_id = str(run_id)
-        self._db = connect(db)
+        self._store = TaskStore(db)
         self._kept = (None, -1.0, 0.0)  # message step, progress, time of the last kept event
 
     def handle(self, event):
-        now = time.time()
-        self._db.execute("BEGIN")  # one transaction: the run's row and maybe an event
-        try:
-            if event.progress is None:
-                self._db.execute("UPDATE runs SET message = ?, updated = ? WHERE id = ?",
-                                 (event.message, now, self.run_id))
-            else:
-                self._db.execute("UPDATE runs SET progress = ?, message = ?, updated = ? WHERE id = ?",
-                                 (event.progress, event.message, now, self.run_id))
-            if self._keep(event, now):
-                self._db.execute(
-                    "INSERT INTO events (run_id, kind, progress, message, time) VALUES (?, ?, ?, ?, ?)",
-                    (self.run_id, event.kind, event.progress, event.message, event.time),
-                )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        self._store.report(self.run_id, event.kind, event.progress, event.message, event.time,
+                           keep=self._keep(event, time.time()))
 
     def _keep(self, event, now) -> bool:
         step = (event.message or "").split(":", 1)[0]
@@ -69,4 +53,4 @@ class TaskStoreReporter:
         return False
 
     def close(self):
-        self._db.close()
+        self._store.close()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..redaction import REDACTED, move_to_environment
+from .processes import is_alive, launch, signal_group, stop_groups
 from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
 
 log = logging.getLogger("atk")
@@ -67,7 +69,7 @@ class Prepared:
     def redacted_yaml(self) -> str:
         text = self.config.redacted_yaml()
         for name in self.env:
-            text = text.replace("${" + name + "}", "<redacted>")
+            text = text.replace("${" + name + "}", REDACTED)
         return text
 
 
@@ -110,7 +112,7 @@ class RunManager:
         entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
         env: dict[str, str] = {}
         progress = [_plain(e) for e in entries if _reporter_name(e) != "taskstore"]
-        progress = [_move_secrets(e, env) for e in progress]
+        progress = [move_to_environment(e, env, SECRET_ENV) for e in progress]
         if "console" not in [_reporter_name(e) for e in progress]:
             progress.insert(0, "console")
         progress.append({"taskstore": {"db": str(self.db_path), "run_id": run_id}})
@@ -191,20 +193,13 @@ class RunManager:
                 cancel_requested=0, attempts=run["attempts"] + 1,
             )
             self.store.add_event(run_id, note, 0.0, None)
-            with open(run_dir / LOG_FILE, "ab") as log_file:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                log_file.write(f"# {stamp} atk serve: {note}; in {cwd}\n".encode())
-                log_file.flush()
-                try:
-                    proc = subprocess.Popen(
-                        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                        stderr=subprocess.STDOUT, start_new_session=True,
-                    )
-                except OSError as exc:
-                    error = f"could not start the run: {exc.strerror or exc}"
-                    self.store.update_run(run_id, status="failed", finished=time.time(), error=error)
-                    self.store.add_event(run_id, "failed", 0.0, error)
-                    raise RunError(error, 500) from None
+            try:
+                proc = launch(command, cwd=cwd, env=env, log_path=run_dir / LOG_FILE, note=note)
+            except OSError as exc:
+                error = f"could not start the run: {exc.strerror or exc}"
+                self.store.update_run(run_id, status="failed", finished=time.time(), error=error)
+                self.store.add_event(run_id, "failed", 0.0, error)
+                raise RunError(error, 500) from None
             self._procs[run_id] = proc
             self.store.update_run(run_id, pid=proc.pid)
             watcher = threading.Thread(target=self._watch, args=(run_id, proc),
@@ -216,14 +211,14 @@ class RunManager:
 
     def _watch(self, run_id: str, proc: subprocess.Popen) -> None:
         code = proc.wait()
-        _signal_group(proc.pid, signal.SIGKILL)  # whatever the run left behind in its group
+        signal_group(proc.pid, signal.SIGKILL)  # whatever the run left behind in its group
         with self._lock:
             self._procs.pop(run_id, None)
             self._finish(run_id, code)
 
     def _adopt(self, run_id: str, pid: int, marker: str) -> None:
         """Watch a run that a previous server started and that is still going."""
-        while _alive(pid, marker):
+        while is_alive(pid, marker):
             time.sleep(0.25)
         with self._lock:
             self._finish(run_id, None)
@@ -272,17 +267,8 @@ class RunManager:
             if pid is None:  # never launched
                 self._finish(run_id, None)
                 return self.store.run(run_id)
-        _signal_group(pid, signal.SIGINT)
-        threading.Thread(target=self._escalate, args=(pid,), daemon=True).start()
+        threading.Thread(target=stop_groups, args=([pid], self.cancel_grace), daemon=True).start()
         return self.store.run(run_id)
-
-    def _escalate(self, pid: int) -> None:
-        deadline = time.monotonic() + self.cancel_grace
-        while time.monotonic() < deadline:
-            if not _group_alive(pid):
-                return
-            time.sleep(0.1)
-        _signal_group(pid, signal.SIGKILL)
 
     # -- after a restart, and at the end ---------------------------------------------------------
 
@@ -291,7 +277,7 @@ class RunManager:
         adopted = []
         for run in self.store.runs(ACTIVE):
             marker = str(Path(run["run_dir"]) / CONFIG_FILE)
-            if run["pid"] and _alive(run["pid"], marker):
+            if run["pid"] and is_alive(run["pid"], marker):
                 thread = threading.Thread(target=self._adopt, args=(run["id"], run["pid"], marker),
                                           name=f"atk-run-{run['id']}", daemon=True)
                 self._watchers[run["id"]] = thread
@@ -310,13 +296,7 @@ class RunManager:
         self._stopping = True
         grace = self.cancel_grace if grace is None else grace
         active = [r for r in self.store.runs(ACTIVE) if r["pid"]]
-        for run in active:
-            _signal_group(run["pid"], signal.SIGINT)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_group_alive(r["pid"]) for r in active):
-            time.sleep(0.1)
-        for run in active:
-            _signal_group(run["pid"], signal.SIGKILL)
+        stop_groups([run["pid"] for run in active], grace)
         for watcher in list(self._watchers.values()):
             watcher.join(timeout=2.0)
         return len(active)
@@ -397,7 +377,7 @@ class RunManager:
 
     def manifest(self, run: dict) -> dict | None:
         from ..errors import ConfigError
-        from ..inspect import load_manifest
+        from ..inspection import load_manifest
 
         try:
             data = load_manifest(self.output_dir(run))  # the same reading as `atk inspect`
@@ -456,74 +436,7 @@ def _plain(node):
     return node
 
 
-def _move_secrets(node, env: dict, secret: bool = False):
-    """Literal secrets in reporter options go into the run's environment, off its command line."""
-    from ..config import is_secret_key
-
-    if isinstance(node, dict):
-        return {k: _move_secrets(v, env, secret or is_secret_key(k)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_move_secrets(v, env, secret) for v in node]
-    if secret and isinstance(node, str) and node and "${" not in node.replace("$$", ""):
-        name = f"{SECRET_ENV}{len(env) + 1}"
-        env[name] = node.replace("$$", "$")
-        return "${" + name + "}"
-    return node
-
-
 def _flow_yaml(value) -> str:
     import yaml
 
     return yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True).strip()
-
-
-def _signal_group(pid: int, sig) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A group of zombies only is gone for our purposes.
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-def _alive(pid: int, marker: str) -> bool:
-    """Whether ``pid`` is still a running process whose command line names ``marker``."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    proc = Path("/proc") / str(pid)
-    if not Path("/proc").is_dir():
-        return True
-    try:
-        stat = (proc / "stat").read_text()
-        cmdline = (proc / "cmdline").read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
-        return False
-    return marker in cmdline.split("\x00")

@@ -127,6 +127,27 @@ class TaskStore:
 
     # -- events ---------------------------------------------------------------------
 
+    def report(self, run_id: str, kind: str, progress, message, at: float, *, keep: bool) -> None:
+        """What a run's progress reporter says: the run's progress and message (unless
+        ``progress`` is None), and, if ``keep``, an event; in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                if progress is None:
+                    self._db.execute("UPDATE runs SET message = ?, updated = ? WHERE id = ?",
+                                     (message, now, run_id))
+                else:
+                    self._db.execute("UPDATE runs SET progress = ?, message = ?, updated = ?"
+                                     " WHERE id = ?", (progress, message, now, run_id))
+                if keep:
+                    self._db.execute("INSERT INTO events (run_id, kind, progress, message, time)"
+                                     " VALUES (?, ?, ?, ?, ?)", (run_id, kind, progress, message, at))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def add_event(self, run_id: str, kind: str, progress=None, message=None, at=None) -> None:
         with self._lock:
             self._db.execute(

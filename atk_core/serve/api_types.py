@@ -1,0 +1,122 @@
+"""The types of ``atk serve``'s HTTP API: what each route takes and answers (its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from .store import STATUSES
+
+Status = Literal[STATUSES]
+
+
+class Problem(BaseModel):
+    """What every refused request answers: one line saying why."""
+
+    detail: str = Field(description="One line, the same text `atk run` prints for a config mistake.")
+
+
+class ServerInfo(BaseModel):
+    version: str = Field(description="atk-core version of the server.")
+    runs_dir: str = Field(description="Folder holding every run (config, log, output).")
+    cwd: str = Field(description="Folder that relative paths in configs (input_dir...) start from.")
+    token_required: bool
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str
+    distribution: Optional[str] = None
+    version: Optional[str] = None
+
+
+class Template(BaseModel):
+    pipeline: str
+    template: str = Field(description="The pipeline's config.yaml template, as `atk init` writes it.")
+
+
+class ConfigText(BaseModel):
+    config: str = Field(description="A run config as YAML text (`pipeline: NAME` and its fields).",
+                        examples=["pipeline: factual-qa\ninput_dir: ./documents\n"])
+
+
+class Validation(BaseModel):
+    ok: bool
+    pipeline: Optional[str] = Field(None, description="The pipeline the config runs, when ok.")
+    error: Optional[str] = Field(None, description="The config's mistake, as `atk run` says it.")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "What `atk run` would warn about but still run (a field that looks misspelt)."))
+
+
+class RunSummary(BaseModel):
+    id: str
+    pipeline: str
+    status: Status
+    progress: Optional[float] = Field(None, description="0..1, as the pipeline last reported it.")
+    message: Optional[str] = None
+    created: float = Field(description="Unix seconds.")
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    exit_code: Optional[int] = None
+    error: Optional[str] = Field(None, description="Why it failed: the last error line of its log.")
+    attempts: int = Field(description="How many times it was launched (1 + resumes).")
+    can_cancel: bool
+    can_resume: bool
+
+
+class StepCount(BaseModel):
+    name: str
+    inputs: int
+    outputs: int
+    dropped: dict[str, int] = Field(description="Dropped samples by reason.")
+    notes: dict[str, int] = Field(default_factory=dict, description=(
+        "What the step did that dropped nothing but is worth knowing, with counts."))
+
+
+class ModelUse(BaseModel):
+    role: str
+    backend: Optional[str] = None
+    model: Optional[str] = None
+    requests_sent: int = 0
+    answers_from_store: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Optional[float] = None
+
+
+class ManifestSummary(BaseModel):
+    steps: list[StepCount]
+    outputs: dict[str, int] = Field(description="Records per output file.")
+    primary_output: Optional[str] = None
+    wall_seconds: Optional[float] = None
+    models: list[ModelUse]
+
+
+class OutputFile(BaseModel):
+    path: str = Field(description="Relative to the run's output folder.")
+    size: int
+    modified: float
+
+
+class RunDetail(RunSummary):
+    config: str = Field(description="The config that runs, secrets redacted.")
+    output_dir: str
+    pid: Optional[int] = None
+    manifest: Optional[ManifestSummary] = Field(None, description="From manifest.json, once written.")
+    files: list[OutputFile]
+
+
+class LogTail(BaseModel):
+    text: str
+    size: int = Field(description="Size of the whole log in bytes.")
+    truncated: bool = Field(description="Whether text is only the end of the log.")
+
+
+class Event(BaseModel):
+    seq: int
+    kind: str = Field(description="start, progress, finish, fail (from the run); queued, started,"
+                                  " resumed, done, failed, cancelled, interrupted (from the server).")
+    progress: Optional[float] = None
+    message: Optional[str] = None
+    time: float
