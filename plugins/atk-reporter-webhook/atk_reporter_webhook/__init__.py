@@ -25,17 +25,17 @@ import re
 import threading
 import time
 
-from atk_core import hookimpl
+from typing import Annotated
+
+from atk_core import Above, AtLeast, check_arguments, hookimpl
+
+Seconds = Annotated[float, AtLeast(0, unit="seconds")]
 
 __version__ = "0.1.0"
 
-__all__ = ["WebhookReporter", "OPTIONS", "__version__"]
+__all__ = ["WebhookReporter", "__version__"]
 
 log = logging.getLogger("atk")
-
-#: Every option the reporter accepts (``url`` is an alias of ``webhook_url``).
-OPTIONS = ("webhook_url", "url", "headers", "interval", "timeout", "retries", "max_queue",
-           "close_timeout")
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an HTTP header name
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -52,21 +52,23 @@ def atk_register_progress_reporters(register):
 class WebhookReporter:
     """POSTs progress events as JSON to a URL, in batches, from a background thread."""
 
-    def __init__(self, webhook_url=None, url=None, headers=None, interval=1.0, timeout=2.0,
-                 retries=2, max_queue=10000, close_timeout=5.0, output_dir=None, **unknown):
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) for the webhook reporter: {', '.join(sorted(map(str, unknown)))}"
-                f" (it takes {', '.join(OPTIONS)})"
-            )
+    def __init__(self, webhook_url: str | None = None, url: str | None = None,
+                 headers: dict | None = None, interval: Seconds = 1.0,
+                 timeout: Annotated[float, Above(0, unit="seconds")] = 2.0,
+                 retries: Annotated[int, AtLeast(0)] = 2, max_queue: Annotated[int, AtLeast(1)] = 10000,
+                 close_timeout: Seconds = 5.0, output_dir=None):
+        # atk checks a config's options against these annotations before the run starts;
+        # a reporter made in code gets the same check here.
+        check_arguments(WebhookReporter, dict(interval=interval, timeout=timeout, retries=retries,
+                                              max_queue=max_queue, close_timeout=close_timeout))
         self.url, basic_auth = _without_credentials(_checked_url(webhook_url, url))
         self.display_url = _display_url(self.url)
         self.headers = _checked_headers(headers, basic_auth)
-        self.interval = _number("interval", interval, minimum=0.0)
-        self.timeout = _number("timeout", timeout, minimum=0.0, inclusive=False)
-        self.retries = _integer("retries", retries, minimum=0)
-        self.max_queue = _integer("max_queue", max_queue, minimum=1)
-        self.close_timeout = _number("close_timeout", close_timeout, minimum=0.0)
+        self.interval = float(interval)
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.max_queue = max_queue
+        self.close_timeout = float(close_timeout)
 
         self._queue: collections.deque = collections.deque()
         self._cond = threading.Condition()
@@ -369,21 +371,3 @@ def _checked_headers(headers, basic_auth=None) -> dict:
                 del checked[existing]
         checked[name] = value
     return checked
-
-
-def _number(name, value, *, minimum, inclusive=True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"webhook option {name} must be a number of seconds, not {value!r}")
-    value = float(value)
-    if value != value or value == float("inf") or value < minimum or (
-            not inclusive and value == minimum):
-        bound = f"{'at least' if inclusive else 'more than'} {minimum:g}"
-        raise ValueError(f"webhook option {name} must be a finite number {bound}, not {value!r}")
-    return value
-
-
-def _integer(name, value, *, minimum) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"webhook option {name} must be a whole number of at least {minimum},"
-                         f" not {value!r}")
-    return value

@@ -105,6 +105,20 @@ def test_a_bad_webhook_url_is_a_config_error(site, tmp_path):
     assert not (tmp_path / "out" / "config.resolved.yaml").exists()
 
 
+def test_a_misspelt_or_wrong_option_is_refused_before_anything_starts(site, tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/hook")
+    for setting, problem in (
+            ("progress.0.webhook.intervall=2",
+             "unknown option(s) intervall; the webhook reporter takes webhook_url, url, headers,"
+             " interval, timeout, retries, max_queue, close_timeout"),
+            ("progress.0.webhook.retries=lots", "retries must be a whole number of at least 0, not 'lots'")):
+        result = run_cli("run", config, "--set", setting, env=env(site))
+        assert result.returncode == 2
+        assert stderr_lines(result) == [
+            f"atk: error: {config}: progress reporter 'webhook': {problem}"]
+        assert not (tmp_path / "out").exists()
+
+
 def test_progress_webhook_without_options_names_the_missing_url(site, receiver, tmp_path):
     config = write_config(tmp_path, receiver.url)
     result = run_cli("run", config, "--progress", "webhook", env=env(site))
