@@ -1,14 +1,13 @@
-"""Reading inputs and chunking them."""
+"""Documents and chunks, the shared start of every pipeline: reading inputs and chunking them."""
 
 from pathlib import Path
 
-from atk_pipeline_factual.chunking import chunk_all, chunk_document, subset
-from atk_pipeline_factual.documents import Document, html_to_text, read_folder
-from factual_fakes import pdf_bytes, write_inputs
+from atk_core import Document, chunk_document, chunk_documents, chunk_subset, html_to_text, read_documents
+from atk_core.testing import pdf_bytes, write_mixed_inputs as write_inputs
 
 
 def test_every_kind_of_input_is_read_or_reported(tmp_path):
-    documents, problems = read_folder(write_inputs(tmp_path / "in"))
+    documents, problems = read_documents(write_inputs(tmp_path / "in"))
     assert [d.source for d in documents] == [
         "bees.md", "nested/page.html", "records.jsonl#L1", "report.pdf"]
     assert documents[1].text == "Lights\n\nThe Fresnel lens was designed in 1822.\n\nShare this page"
@@ -26,7 +25,7 @@ def test_every_kind_of_input_is_read_or_reported(tmp_path):
 def test_binary_data_with_a_text_suffix(tmp_path):
     (tmp_path / "fake.txt").write_bytes(b"\x00\x01\x02binary")
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
-    documents, problems = read_folder(tmp_path)
+    documents, problems = read_documents(tmp_path)
     assert documents == []
     reasons = {p.source: p.reason for p in problems}
     assert reasons["fake.txt"] == "binary file, not text"
@@ -40,7 +39,7 @@ def test_html_drops_scripts_styles_and_keeps_blocks():
 
 def test_pdf_text_layer_roundtrip(tmp_path):
     (tmp_path / "a.pdf").write_bytes(pdf_bytes("Hello PDF"))
-    documents, _ = read_folder(tmp_path)
+    documents, _ = read_documents(tmp_path)
     assert documents[0].text.strip() == "Hello PDF"
 
 
@@ -64,10 +63,10 @@ def test_chunks_are_exact_slices_near_the_size_ending_at_breaks():
 def test_duplicates_are_dropped_and_subsets_are_deterministic():
     a = Document("a.txt", "Same paragraph here.\n\nAnother one.")
     b = Document("b.txt", "Same paragraph here.\n\nAnother one.")
-    kept, duplicates = chunk_all([a, b], 1000)
+    kept, duplicates = chunk_documents([a, b], 1000)
     assert [c.source for c in kept] == ["a.txt"] and [c.source for c in duplicates] == ["b.txt"]
     many = chunk_document(long_document(), 300)
-    first, second = subset(many, 3, seed=1), subset(many, 3, seed=1)
+    first, second = chunk_subset(many, 3, seed=1), chunk_subset(many, 3, seed=1)
     assert first == second and len(first) == 3
     assert [c.start for c in first] == sorted(c.start for c in first)  # original order kept
-    assert subset(many, 3, seed=2) != first
+    assert chunk_subset(many, 3, seed=2) != first

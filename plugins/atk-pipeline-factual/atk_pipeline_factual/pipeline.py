@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import Counter
 from pathlib import Path
+from typing import Annotated
 
-from atk_core import ConfigError, PipelineError, PipelineStep, RunRecord, VoteStep, set_progress
-from atk_core.files import atomic_write_jsonl
-from atk_core.steps import derive_seed
-
-from .chunking import chunk_all, subset
-from .documents import SUPPORTED, read_folder
+from atk_core import (
+    AtLeast, Between, ConfigError, NonEmpty, PipelineError, PipelineStep, RunRecord, VoteStep,
+    atomic_write_jsonl, check_input_dir, chunk_folder, derive_seed, set_progress,
+)
 
 log = logging.getLogger("atk")
 
@@ -95,56 +93,46 @@ def _alternating(value, sample):
     return True, None
 
 
+Temperature = Annotated[float, Between(0, 2)]
+Count = Annotated[int, AtLeast(1)]
+
+
 async def factual_qa(
     *,
-    input_dir,
-    output_dir,
-    chunk_size=3000,
-    use_subset=False,
-    subset_size=100,
-    seed=0,
-    questions_per_chunk=3,
-    question_votes=3,
-    vote_threshold=0.5,
-    pairs_per_conversation=3,
-    system_prompts=DEFAULT_SYSTEM_PROMPTS,
-    skip_judge=False,
-    skip_question_check=False,
-    skip_answer_check=False,
-    rewrite_conversations=True,
-    conversation_fallback=True,
-    temperature=0.7,
-    check_temperature=0.6,
-    max_tokens=1024,
-    max_attempts=3,
+    input_dir: str,
+    output_dir: str,
+    chunk_size: Annotated[int, AtLeast(200)] = 3000,
+    use_subset: bool = False,
+    subset_size: Count = 100,
+    seed: int = 0,
+    questions_per_chunk: Count = 3,
+    question_votes: Count = 3,
+    vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
+    pairs_per_conversation: Count = 3,
+    system_prompts: Annotated[list[str], NonEmpty] = DEFAULT_SYSTEM_PROMPTS,
+    skip_judge: bool = False,
+    skip_question_check: bool = False,
+    skip_answer_check: bool = False,
+    rewrite_conversations: bool = True,
+    conversation_fallback: bool = True,
+    temperature: Temperature = 0.7,
+    check_temperature: Temperature = 0.6,
+    max_tokens: Annotated[int, AtLeast(16)] = 1024,
+    max_attempts: Count = 3,
     task_id=None,
     **kwargs,
 ):
-    """Turn a folder of documents into checked QA pairs and multi-turn conversations."""
-    settings = _checked_settings(locals())
+    """Turn a folder of documents into checked QA pairs and multi-turn conversations.
+
+    The annotations are what a config may set; atk checks them before the run
+    starts, and ``check_config`` below looks at what they cannot say.
+    """
     record = RunRecord()
-    folder = _input_folder(input_dir)
 
-    # 1. read
+    # 1. read, 2. chunk
     set_progress(task_id, 0.0, "reading documents")
-    documents, unreadable = read_folder(folder)
-    for problem in unreadable:
-        record.drop("read", problem.source, f"read: {problem.reason}", kind=problem.reason.split(":")[0])
-    record.count("read", len(documents) + len(unreadable), len(documents))
-    if not documents:
-        raise PipelineError(
-            f"no readable documents in {input_dir} ({len(unreadable)} file(s) skipped;"
-            " supported: .txt .md .html .pdf .jsonl)"
-        )
-
-    # 2. chunk
-    chunks, duplicates = chunk_all(documents, settings["chunk_size"])
-    for chunk in duplicates:
-        record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
-                    kind="duplicate chunk")
-    if use_subset:
-        chunks = subset(chunks, settings["subset_size"], seed)
-    record.count("chunk", len(documents), len(chunks))
+    chunks = chunk_folder(input_dir, record, chunk_size=chunk_size, seed=seed,
+                          subset_size=subset_size if use_subset else None)
     by_id = {chunk.id: chunk for chunk in chunks}
     samples = [chunk.as_sample() for chunk in chunks]
 
@@ -184,7 +172,7 @@ async def factual_qa(
                                progress=(0.7, 0.85), rejected="answer judged inaccurate", **checking)
 
     # 7. conversations
-    groups = _conversation_groups(pairs, pairs_per_conversation, settings["system_prompts"], seed)
+    groups = _conversation_groups(pairs, pairs_per_conversation, list(system_prompts), seed)
     if rewrite_conversations:
         write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
                              json_schema=CONVERSATION_SCHEMA, validator=_alternating,
@@ -288,23 +276,9 @@ def _messages_from_pairs(pairs) -> list[dict]:
 
 
 def check_config(*, input_dir, models, output_dir=None, **values) -> None:
-    """What atk checks before a run writes anything (``Pipeline(check=...)``): the
-    config's values, with this pipeline's defaults filled in, and its model roles."""
-    _checked_settings(values)
-    folder = _input_folder(input_dir)
-    try:
-        names = [entry.name for entry in os.scandir(folder)]
-    except OSError as exc:
-        raise ConfigError(f"cannot read input_dir {str(input_dir)!r}: {exc.strerror}") from None
-    if not names:
-        raise ConfigError(f"input_dir {str(input_dir)!r} is empty; put the documents to read"
-                          f" there ({' '.join(SUPPORTED)})")
-    if output_dir is not None:
-        out, inside = Path(output_dir).expanduser().resolve(), folder.resolve()
-        if out == inside or inside in out.parents:
-            raise ConfigError(f"output_dir {str(output_dir)!r} is inside input_dir"
-                              f" {str(input_dir)!r}: the outputs would be read as documents"
-                              " next time; put them elsewhere")
+    """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
+    the annotations say: the input folder, and the model roles the chosen steps use."""
+    check_input_dir(input_dir, output_dir)
     uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
     small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
                                      ("check_answer", "skip_answer_check")) if not values[skip]]
@@ -315,49 +289,3 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
             defined = ", ".join(sorted(models)) or "none"
             raise ConfigError(f"models: has no {role!r} role, which the {', '.join(steps)} step(s)"
                               f" use (defined: {defined})")
-
-
-def _input_folder(input_dir) -> Path:
-    if not isinstance(input_dir, (str, Path)) or not str(input_dir).strip():
-        raise ConfigError(f"input_dir must be a folder path, not {input_dir!r}")
-    folder = Path(input_dir).expanduser()
-    if not folder.exists():
-        raise ConfigError(f"input_dir {str(input_dir)!r} does not exist")
-    if not folder.is_dir():
-        raise ConfigError(f"input_dir {str(input_dir)!r} is not a folder")
-    return folder
-
-
-def _checked_settings(values: dict) -> dict:
-    """Check the config's values before anything runs; a bad one is a config error naming it."""
-    def whole(name, low):
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be a whole number of at least {low}, not {value!r}")
-        return value
-
-    for name, low in (("chunk_size", 200), ("subset_size", 1), ("questions_per_chunk", 1),
-                      ("question_votes", 1), ("pairs_per_conversation", 1), ("max_tokens", 16),
-                      ("max_attempts", 1)):
-        whole(name, low)
-    seed = values["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed must be a whole number, not {seed!r}")
-    for name in ("temperature", "check_temperature"):
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
-            raise ConfigError(f"{name} must be a number from 0 to 2, not {value!r}")
-    threshold = values["vote_threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ConfigError(f"vote_threshold must be a fraction above 0 and at most 1, not {threshold!r}")
-    prompts = values["system_prompts"]
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ConfigError("system_prompts must be a non-empty list of texts")
-    for name in ("skip_judge", "skip_question_check", "skip_answer_check", "rewrite_conversations",
-                 "conversation_fallback",
-                 "use_subset"):
-        if not isinstance(values[name], bool):
-            raise ConfigError(f"{name} must be true or false, not {values[name]!r}")
-    return {**values, "system_prompts": list(prompts)}

@@ -1,0 +1,167 @@
+"""Chunks: documents split into pieces of about ``chunk_size`` characters.
+
+Chunks end at paragraph breaks where they can, at sentence ends where a
+paragraph is too long, and at spaces only as a last resort. Each chunk is an
+exact slice of its document, so ``text[start:end]`` finds it again, and its
+id is derived from its text, so the same text is the same chunk on every run
+and every machine. Exact duplicates are dropped; a seeded subset picks the
+same chunks for the same seed. No tokenizer is needed (and none is
+downloaded): characters are a fine budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .documents import Document
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document: ``text == document.text[start:end]``."""
+
+    id: str
+    source: str
+    start: int
+    end: int
+    text: str
+
+    def as_sample(self) -> dict:
+        return {"id": self.id, "chunk": self.text, "source": self.source}
+
+
+def chunk_id(text: str) -> str:
+    """Stable and content-derived: the same text is the same chunk on any machine."""
+    return "c-" + hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
+
+
+def chunk_document(document: Document, chunk_size: int) -> list[Chunk]:
+    """One document's chunks, in order."""
+    spans = _pieces(document.text, chunk_size)
+    chunks = []
+    current: tuple[int, int] | None = None
+    for start, end in spans:
+        if current is None:
+            current = (start, end)
+        elif end - current[0] <= chunk_size:
+            current = (current[0], end)
+        else:
+            chunks.append(current)
+            current = (start, end)
+    if current is not None:
+        # A short tail reads better joined to the chunk before it.
+        if chunks and current[1] - current[0] < chunk_size // 4:
+            chunks[-1] = (chunks[-1][0], current[1])
+        else:
+            chunks.append(current)
+    text = document.text
+    return [Chunk(chunk_id(text[s:e]), document.source, s, e, text[s:e]) for s, e in chunks]
+
+
+def _pieces(text: str, limit: int) -> list[tuple[int, int]]:
+    """Paragraph spans, with paragraphs longer than ``limit`` cut into sentences, then words."""
+    pieces = []
+    for start, end in _split(text, 0, len(text), _PARAGRAPH_BREAK):
+        if end - start <= limit:
+            pieces.append((start, end))
+            continue
+        for s_start, s_end in _split(text, start, end, _SENTENCE_END):
+            if s_end - s_start <= limit:
+                pieces.append((s_start, s_end))
+            else:
+                pieces += _hard_cut(text, s_start, s_end, limit)
+    return pieces
+
+
+def _split(text, start, end, pattern) -> list[tuple[int, int]]:
+    """Spans of ``text[start:end]`` between matches of ``pattern``, trimmed of whitespace."""
+    spans, position = [], start
+    for match in pattern.finditer(text, start, end):
+        spans.append((position, match.start()))
+        position = match.end()
+    spans.append((position, end))
+    return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _trim(text, start, end):
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _hard_cut(text, start, end, limit) -> list[tuple[int, int]]:
+    spans = []
+    while end - start > limit:
+        cut = text.rfind(" ", start, start + limit)
+        if cut <= start:
+            cut = start + limit
+        spans.append(_trim(text, start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if start < end:
+        spans.append(_trim(text, start, end))
+    return spans
+
+
+def chunk_documents(documents: list[Document], chunk_size: int) -> tuple[list[Chunk], list[Chunk]]:
+    """All chunks in document order, and the exact duplicates that were dropped."""
+    kept, duplicates, seen = [], [], set()
+    for document in documents:
+        for chunk in chunk_document(document, chunk_size):
+            if chunk.id in seen:
+                duplicates.append(chunk)
+            else:
+                seen.add(chunk.id)
+                kept.append(chunk)
+    return kept, duplicates
+
+
+def chunk_subset(chunks: list[Chunk], size: int, seed: int) -> list[Chunk]:
+    """A deterministic subset: the ``size`` chunks first in order of hash(seed + text),
+    returned in their original order."""
+    def rank(chunk):
+        return hashlib.sha256(f"{seed}:{chunk.text}".encode("utf-8")).hexdigest()
+
+    chosen = {c.id for c in sorted(chunks, key=rank)[:size]}
+    return [c for c in chunks if c.id in chosen]
+
+
+def chunk_folder(input_dir, record, *, chunk_size: int, subset_size: int | None = None,
+                 seed: int = 0) -> list[Chunk]:
+    """Read ``input_dir`` and chunk it, keeping ``record``'s books; the chunks that go on.
+
+    What every pipeline over a folder of documents starts with: unreadable
+    files are dropped into ``record`` (a ``RunRecord``) as step ``read`` with
+    their reason, exact duplicate chunks as step ``chunk``; ``subset_size``
+    keeps that many chunks, picked by ``seed``. No readable document at all
+    is a ``PipelineError``.
+    """
+    from .documents import input_folder, read_documents
+    from .errors import PipelineError
+
+    documents, unreadable = read_documents(input_folder(input_dir))
+    for problem in unreadable:
+        record.drop("read", problem.source, f"read: {problem.reason}",
+                    kind=problem.reason.split(":")[0])
+    record.count("read", len(documents) + len(unreadable), len(documents))
+    if not documents:
+        raise PipelineError(
+            f"no readable documents in {input_dir} ({len(unreadable)} file(s) skipped;"
+            " supported: .txt .md .html .pdf .jsonl)"
+        )
+    chunks, duplicates = chunk_documents(documents, chunk_size)
+    for chunk in duplicates:
+        record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
+                    kind="duplicate chunk")
+    if subset_size is not None:
+        chunks = chunk_subset(chunks, subset_size, seed)
+    record.count("chunk", len(documents), len(chunks))
+    return chunks
