@@ -1,39 +1,44 @@
 """atk: turn raw documents into LLM training datasets with pipelines that are plugins.
 
-What this module exports is the public API; everything else may change.
-Heavier parts (models, steps, the runner) are imported on first use, so that
-``import atk_core`` and ``atk --help`` stay fast.
+What this module exports (and ``atk_core.testing``, the test kit) is the
+public API: plugins import these names and nothing else, and they stay.
+Every other module is private and may change. Heavier parts (models, steps,
+the runner) are imported on first use, so that ``import atk_core`` and
+``atk --help`` stay fast.
 """
 
 from .errors import AtkError, ConfigError, PipelineError, PluginError
 from .hookspecs import hookimpl, hookspec
 from .pipeline import Pipeline
 from .progress import ProgressEvent, set_progress
-
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
-    "current_run": ("atk_core.runner", "current_run"),
-    "RunContext": ("atk_core.runner", "RunContext"),
-    "Backend": ("atk_core.models", "Backend"),
-    "Request": ("atk_core.models", "Request"),
-    "Response": ("atk_core.models", "Response"),
-    "Usage": ("atk_core.models", "Usage"),
-    "RateLimited": ("atk_core.models", "RateLimited"),
-    "TransientError": ("atk_core.models", "TransientError"),
-    "RequestError": ("atk_core.models", "RequestError"),
-    "FatalError": ("atk_core.models", "FatalError"),
-    "Model": ("atk_core.models", "Model"),
-    "ModelSpec": ("atk_core.models", "ModelSpec"),
-    "PipelineStep": ("atk_core.steps", "PipelineStep"),
-    "VoteStep": ("atk_core.steps", "VoteStep"),
-    "StepResult": ("atk_core.steps", "StepResult"),
-    "StepEnvironment": ("atk_core.steps", "StepEnvironment"),
-    "derive_seed": ("atk_core.steps", "derive_seed"),
-    "stream": ("atk_core.steps", "stream"),
-    "PromptLibrary": ("atk_core.prompts", "PromptLibrary"),
-    "Store": ("atk_core.store", "Store"),
-    "RunRecord": ("atk_core.manifest", "RunRecord"),
+    # the run a pipeline is in
+    "current_run": "context", "RunContext": "context",
+    # steps: the shared part of every LLM call
+    "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
+    "StepEnvironment": "steps", "derive_seed": "steps", "stream": "steps",
+    "PromptLibrary": "prompts", "Prompt": "prompts", "PromptError": "prompts",
+    # what a run keeps
+    "RunRecord": "manifest", "Store": "store",
+    "atomic_write_bytes": "files", "atomic_write_text": "files", "atomic_write_json": "files",
+    "atomic_write_jsonl": "files", "jsonl_text": "files",
+    # documents and chunks
+    "Document": "documents", "Unreadable": "documents", "read_documents": "documents",
+    "html_to_text": "documents", "check_input_dir": "documents",
+    "Chunk": "chunks", "chunk_id": "chunks", "chunk_document": "chunks",
+    "chunk_documents": "chunks", "chunk_subset": "chunks", "chunk_folder": "chunks",
+    # declaring and checking values
+    "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
+    "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",
+    "check_value": "checks",
+    # model backends and roles
+    "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
+    "BackendError": "models", "RateLimited": "models", "TransientError": "models",
+    "RequestError": "models", "FatalError": "models", "Model": "models", "ModelSpec": "models",
+    "OpenAIBackend": "models.openai",
+    "schema_problem": "schemas", "value_for_schema": "schemas",
 }
 
 __all__ = [
@@ -46,8 +51,11 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        module_name, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module_name), attr)
+        value = getattr(importlib.import_module(f"atk_core.{_LAZY[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'atk_core' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -16,8 +16,8 @@ import traceback
 
 import click
 
-from . import __version__
 from .errors import AtkError, ConfigError
+from .version import __version__
 
 log = logging.getLogger("atk")
 
@@ -203,7 +203,7 @@ def _traversable_files(folder, dest):
 @_debug_option
 def inspect_command(output_dir, samples, seed, file):
     """Show where a run dropped samples and why, then a few of its records."""
-    from .inspect import report
+    from .inspection import report
 
     click.echo(report(output_dir, samples=samples, seed=seed, file=file), nl=False)
 
@@ -328,7 +328,7 @@ def main(argv=None):
 
 
 def _error(message: str, hint: bool = False):
-    from .config import scrub
+    from .redaction import scrub
 
     message = scrub(" ".join(str(message).split()), _state["secrets"])
     if hint and not _state["debug"]:
@@ -338,7 +338,7 @@ def _error(message: str, hint: bool = False):
 
 class _OneLine(logging.Formatter):
     def format(self, record):
-        from .config import scrub
+        from .redaction import scrub
 
         text = " ".join(record.getMessage().split("\n"))
         return f"atk: {record.levelname.lower()}: {scrub(text, _state['secrets'])}"

@@ -19,26 +19,11 @@ import yaml
 
 from .errors import ConfigError
 from .pipeline import RUNNER_SUPPLIED, Pipeline
+from .redaction import redact, secret_strings
 
 RESERVED_KEYS = ("pipeline", "models", "progress", "output_dir", "prompt_overrides")
-REDACTED = "<redacted>"
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials",
-                 "authorization", "cookie"}
-
-
-def is_secret_key(key) -> bool:
-    """Whether a key names a secret: ``api_key``, ``hf_token``, ``client_secret``...
-
-    Words are matched whole, so ``max_tokens`` is not a secret but ``token`` is.
-    """
-    if not isinstance(key, str):
-        return False
-    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()
-    if "api_key" in snake or "apikey" in snake:
-        return True
-    return any(word in _SECRET_WORDS for word in re.split(r"[^a-z0-9]+", snake))
 
 
 # -- YAML with line numbers and duplicate-key detection ----------------------------------
@@ -194,16 +179,14 @@ class RunConfig:
 
     def redacted(self) -> dict:
         """The tree with every secret hidden: env values show their ``${VAR}``."""
-        return _redact(self.tree, (), self.env_templates)
+        return redact(self.tree, self.env_templates)
 
     def redacted_yaml(self) -> str:
         return yaml.safe_dump(self.redacted(), sort_keys=False, allow_unicode=True)
 
     def secret_values(self) -> list[str]:
         """Secret strings to scrub from anything shown or written (longest first)."""
-        found = set(self.env_values)
-        _collect_secrets(self.tree, found)
-        return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+        return secret_strings(self.tree, self.env_values)
 
 
 def load_config(path, overrides=(), environ=None) -> RunConfig:
@@ -399,52 +382,3 @@ def _substitute(node, path, environ, found, source):
     if used_env:
         found[0][path] = node
     return result
-
-
-def _redact(node, path, templates):
-    if path in templates:
-        return templates[path]
-    if isinstance(node, dict):
-        return {
-            k: (_hide(v) if is_secret_key(k) and path + (k,) not in templates
-                else _redact(v, path + (k,), templates))
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_redact(v, path + (i,), templates) for i, v in enumerate(node)]
-    if isinstance(node, str):
-        # Keep the saved config re-runnable: a literal "${" must not become a reference.
-        return re.sub(r"\$(?=[{$])", "$$", node)
-    if node is None or isinstance(node, (bool, int, float)):
-        return node
-    # Objects given in-process (a function for the scripted backend) are named, not dumped.
-    name = getattr(node, "__qualname__", None) or type(node).__qualname__
-    return f"<python object {getattr(node, '__module__', '?')}.{name}>"
-
-
-def _hide(value):
-    if value is None or value == "":
-        return value
-    if isinstance(value, dict):
-        return {k: _hide(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_hide(v) for v in value]
-    return REDACTED
-
-
-def _collect_secrets(node, found, secret=False):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            _collect_secrets(v, found, secret or is_secret_key(k))
-    elif isinstance(node, list):
-        for v in node:
-            _collect_secrets(v, found, secret)
-    elif secret and isinstance(node, str) and node:
-        found.add(node)
-
-
-def scrub(text: str, secrets) -> str:
-    """Replace every secret value in ``text`` with a redaction mark."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text

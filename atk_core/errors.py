@@ -44,19 +44,3 @@ def did_you_mean(name, choices, *, n: int = 1, cutoff: float = 0.6) -> str:
         by_lower.setdefault(str(choice).lower(), str(choice))
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n, cutoff=cutoff)
     return f"did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
-
-
-def run_check(check, options: dict, *, refused: str, broken: str, secrets=()) -> None:
-    """Call a plugin's config check: ``ValueError``/``ConfigError`` is the user's mistake
-    (a ``ConfigError`` after ``refused``); anything else is the plugin's bug (a
-    ``PluginError`` after ``broken``). Messages are one line, with secrets hidden."""
-    from .config import scrub
-
-    try:
-        check(**options)
-    except (ConfigError, ValueError) as exc:
-        message = one_line(exc) if isinstance(exc, AtkError) else (
-            str(exc).strip().splitlines() or ["invalid value"])[0]
-        raise ConfigError(scrub(f"{refused}: {message}", secrets)) from None
-    except Exception as exc:
-        raise PluginError(scrub(f"{broken}: {one_line(exc)}", secrets)) from None

@@ -119,8 +119,8 @@ def _kind_of(reason: str) -> str:
 
 def _run_facts() -> dict[str, Any]:
     """Versions, config hash and model use of the current run, when there is one."""
-    from . import __version__
-    from .runner import current_run
+    from .context import current_run
+    from .version import __version__
 
     facts: dict[str, Any] = {"atk_core_version": __version__}
     run = current_run()

@@ -32,7 +32,7 @@ LOAD_PLUGINS_ENV = "ATK_LOAD_PLUGINS"
 BUILTIN_PLUGINS = (
     "atk_core.reporters",
     "atk_core.models.openai",
-    "atk_core.testing",
+    "atk_core.models.scripted",
     "atk_core.serve.reporter",
 )
 
@@ -282,7 +282,7 @@ def _load_only_from_env():
 
 
 def _core_version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 

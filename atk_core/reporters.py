@@ -7,7 +7,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
+from .checks import AtLeast
 from .hookspecs import hookimpl
 
 
@@ -24,7 +26,8 @@ def _percent(progress):
 class ConsoleReporter:
     """A live bar with message, elapsed time and ETA on a terminal; plain timestamped lines otherwise."""
 
-    def __init__(self, stream=None, live: bool | None = None, min_interval: float = 10.0):
+    def __init__(self, stream=None, live: bool | None = None,
+                 min_interval: Annotated[float, AtLeast(0, unit="seconds")] = 10.0):
         self.stream = stream or sys.stdout
         if live is None:
             live = _isatty(self.stream) and os.environ.get("TERM") != "dumb"
@@ -111,7 +114,7 @@ class ConsoleReporter:
 class JsonlReporter:
     """One JSON object per event, appended to progress.jsonl in the output folder."""
 
-    def __init__(self, path=None, output_dir=None):
+    def __init__(self, path: Path | None = None, output_dir=None):
         if path is None:
             if output_dir is None:
                 raise ValueError("the jsonl reporter needs a path or an output_dir")

@@ -10,7 +10,6 @@ and reports start, progress, finish or fail to the chosen reporters.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import secrets
 import shutil
@@ -20,11 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, reporter_specs, scrub
-from .errors import AtkError, ConfigError, did_you_mean, one_line, run_check
+from . import context as run_context
+from .checks import check_arguments, run_check
+from .config import RunConfig, reporter_specs
+from .context import RunContext
+from .errors import AtkError, ConfigError, did_you_mean, one_line
 from .files import atomic_write_text
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
+from .redaction import scrub
 from .store import Store
 
 log = logging.getLogger("atk")
@@ -33,30 +36,6 @@ RESOLVED_CONFIG = "config.resolved.yaml"
 DEFAULT_REPORTERS = ("console",)
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-@dataclass
-class RunContext:
-    """What code running inside a pipeline can learn about its run."""
-
-    task_id: str
-    pipeline: Pipeline
-    output_dir: Path
-    config: RunConfig
-    models: dict = field(default_factory=dict)
-    prompt_overrides: Path | None = None
-    store: Any = None  # the run's Store
-    prompt_library: Any = None  # made on first use by steps
-
-
-_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
-    "atk_current_run", default=None
-)
-
-
-def current_run() -> RunContext | None:
-    """The run the calling code belongs to, or None outside ``atk run``."""
-    return _current.get()
 
 
 @dataclass
@@ -111,6 +90,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
     arguments, warnings = _call_arguments(pipeline, fields)
+    arguments = _checked(lambda: check_arguments(pipeline.function, arguments), config.source)
     warnings += _misspelt_fields(pipeline, fields, config.source)
     warnings += _new_roles(model_overrides, config)
     output_dir = Path(config.output_dir).expanduser()
@@ -118,7 +98,14 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
         raise ConfigError(f"{config.source}: output_dir {str(output_dir)!r} exists and is not a folder")
     overrides_dir = _prompt_overrides(config)
     specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
-    reporter_classes = [(name, registry.reporter(name), options) for name, options in specs]
+    reporter_classes = []
+    for name, options in specs:
+        cls = registry.reporter(name)
+        options = _checked(lambda: check_arguments(cls, options, refuse_unknown=True,
+                                                   owner=f"the {name} reporter",
+                                                   supplied=("output_dir",)),
+                           f"{config.source}: progress reporter {name!r}")
+        reporter_classes.append((name, cls, options))
     model_specs = resolve_model_specs(config, model_overrides, registry, check_options=values)
     if values:
         _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
@@ -192,7 +179,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
 
     hub = ProgressHub(task_id, pipeline.name, reporters)
     activate(hub)
-    token = _current.set(context)
+    token = run_context.enter(context)
     started = time.monotonic()
     hub.emit("start", 0.0, f"output in {output_dir}")
     try:
@@ -214,10 +201,18 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         return RunResult(task_id, pipeline.name, output_dir, "done", EXIT_DONE,
                          value=value, seconds=seconds, models=models)
     finally:
-        _current.reset(token)
+        run_context.leave(token)
         deactivate(hub)
         hub.close()
         store.close()
+
+
+def _checked(check, where: str):
+    """What ``check()`` returns; its ``ConfigError`` said after ``where``, the place in the config."""
+    try:
+        return check()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _call(pipeline: Pipeline, kwargs: dict, models: dict):

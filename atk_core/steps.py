@@ -48,17 +48,16 @@ def derive_seed(seed: int, *parts) -> int:
 
 @dataclass
 class StepEnvironment:
-    """Where a step finds its models, prompts and store; taken from the run by default."""
+    """Where a step finds its models and prompts; taken from the run by default."""
 
-    models: dict
+    models: dict  # role -> Model (a run's models carry its store)
     prompts: Any  # PromptLibrary
-    store: Any = None
     task_id: str | None = None
 
     @classmethod
     def from_run(cls) -> "StepEnvironment":
+        from .context import current_run
         from .prompts import PromptLibrary
-        from .runner import current_run
 
         run = current_run()
         if run is None:
@@ -67,7 +66,7 @@ class StepEnvironment:
             )
         if run.prompt_library is None:
             run.prompt_library = PromptLibrary.for_run(run)
-        return cls(run.models, run.prompt_library, run.store, run.task_id)
+        return cls(run.models, run.prompt_library, run.task_id)
 
 
 @dataclass
@@ -129,17 +128,10 @@ class PipelineStep:
         _check_ids(self.name, samples)
 
         async def one(sample):
-            result = await self._one(sample, model, prompt, note=note)
-            if env.store is not None:
-                env.store.put_result(self.name, result.sample_id, result.ok, result.value,
-                                     result.reason, result.attempts)
-            return result
+            return await self._one(sample, model, prompt, note=note)
 
-        results = await stream(samples, one, limit=model.spec.concurrency * 2,
-                               on_done=_progress_reporter(env.task_id, self.name, len(samples), progress))
-        if env.store is not None:
-            env.store.flush()
-        return results
+        return await stream(samples, one, limit=model.spec.concurrency * 2,
+                            on_done=_progress_reporter(env.task_id, self.name, len(samples), progress))
 
     def run_sync(self, samples, **kwargs) -> list[StepResult]:
         """``run`` for pipelines written as plain functions."""

@@ -58,7 +58,7 @@ def free_port():
 def start_server():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "atk_core.testserver", "--port", str(port), "--no-record"],
+        [sys.executable, "-m", "atk_core.testing.openai_server", "--port", str(port), "--no-record"],
         stdout=subprocess.PIPE, text=True)
     process.stdout.readline()  # "listening on ..."
     return process, f"http://127.0.0.1:{port}/v1"

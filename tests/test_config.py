@@ -3,7 +3,8 @@
 import pytest
 
 from atk_core import ConfigError, Pipeline
-from atk_core.config import config_from_text, is_secret_key
+from atk_core.config import config_from_text
+from atk_core.redaction import is_secret_key
 from support import stderr_lines
 
 

@@ -1,6 +1,6 @@
 """The openai backend and the core's retry, timeout and concurrency policy, against a real server.
 
-The server is ``atk_core.testserver.FakeOpenAIServer``: a real HTTP server on
+The server is ``atk_core.testing.FakeOpenAIServer``: a real HTTP server on
 127.0.0.1 that can answer normally or inject faults.
 """
 
@@ -13,7 +13,7 @@ from atk_core.errors import ConfigError
 from atk_core.models import FatalError, Model, RequestError, TransientError, parse_spec
 from atk_core.models.openai import OpenAIBackend
 from atk_core.store import Store
-from atk_core.testserver import FakeOpenAIServer
+from atk_core.testing import FakeOpenAIServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
@@ -215,9 +215,9 @@ def test_stored_answers_are_never_sent_again(server, tmp_path):
 
 @pytest.mark.parametrize("settings, problem", [
     ({"concurrency": 0}, "models.large.concurrency must be a whole number of at least 1"),
-    ({"timeout": -1}, "models.large.timeout must be a positive number of seconds"),
+    ({"timeout": -1}, "models.large.timeout must be a number of seconds, above 0, not -1"),
     ({"max_retries": 1.5}, "models.large.max_retries must be a whole number of at least 0"),
-    ({"price_in": "cheap"}, "models.large.price_in must be a price per million tokens"),
+    ({"price_in": "cheap"}, "models.large.price_in must be a number of dollars per million tokens, at least 0, not 'cheap'"),
 ])
 def test_policy_settings_are_checked(settings, problem):
     with pytest.raises(ConfigError, match=problem):
@@ -225,5 +225,9 @@ def test_policy_settings_are_checked(settings, problem):
 
 
 def test_unknown_backend_option_is_named():
-    with pytest.raises(ValueError, match="unknown option.*temprature"):
-        OpenAIBackend(model="m", temprature=0.2)
+    with pytest.raises(ConfigError, match="unknown option.s. temprature; the openai backend takes"
+                                          " model, base_url, api_key, structured_output, headers"):
+        OpenAIBackend.check_options(model="m", temprature=0.2)
+    with pytest.raises(ConfigError, match="structured_output must be one of 'json_schema',"
+                                          " 'json_object', 'none', not 'grammar'"):
+        OpenAIBackend(model="m", structured_output="grammar")

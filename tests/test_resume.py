@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from atk_core.testserver import FakeOpenAIServer
+from atk_core.testing import FakeOpenAIServer
 from support import stderr_lines
 
 

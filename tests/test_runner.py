@@ -382,7 +382,7 @@ def test_backend_options_are_checked_before_anything_is_written(atk, demo_site, 
 SUBCLASSED_BACKEND = {
     "subclassed_backend/__init__.py": '''
         from atk_core import hookimpl
-        from atk_core.models.openai import OpenAIBackend
+        from atk_core import OpenAIBackend
 
         class Tuned(OpenAIBackend):
             """An OpenAI-compatible server with an option of its own, passed the rest."""
@@ -405,10 +405,15 @@ def test_a_subclass_of_a_built_in_backend_keeps_its_own_options(atk, demo_site, 
                            "  large: {backend: tuned, gpu_memory: 0.5, model: m, base_url: 'http://127.0.0.1:9/v1'}")
     result = atk("run", cfg, "--progress", "jsonl", env=demo_site.env())
     assert result.returncode == 0, result.stderr
-    # Its parent still refuses what it does not know, when the backend is made.
-    cfg = config(tmp_path, "pipeline: echo\ninput_text: hi\nmodels:\n  large: {backend: tuned, modle: m}")
-    result = atk("run", cfg, env=demo_site.env())
-    assert result.returncode == 2
-    assert stderr_lines(result) == [
-        "atk: error: models.large: backend 'tuned' could not start: unknown option(s) modle;"
-        " the openai backend takes model, base_url, api_key, structured_output, headers"]
+    # What neither takes is refused when the config is checked, naming both's options;
+    # and the parent's annotations still hold for what is passed on.
+    for options, problem in (
+            ("modle: m", "unknown option(s) modle; the tuned backend takes gpu_memory, model,"
+                         " base_url, api_key, structured_output, headers"),
+            ("structured_output: grammar", "structured_output must be one of 'json_schema',"
+                                           " 'json_object', 'none', not 'grammar'")):
+        cfg = config(tmp_path, "pipeline: echo\ninput_text: hi\nmodels:\n"
+                               f"  large: {{backend: tuned, {options}}}")
+        result = atk("run", cfg, env=demo_site.env())
+        assert result.returncode == 2
+        assert stderr_lines(result) == [f"atk: error: {cfg}: models.large: backend 'tuned': {problem}"]

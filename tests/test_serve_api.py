@@ -299,15 +299,15 @@ def test_literal_secrets_in_reporter_options_stay_off_the_command_line(work, tmp
     from atk_core.serve.runs import RunManager
 
     manager = RunManager(tmp_path / "runs")
-    text = factual_config(work, progress=[
-        "console", {"jsonl": {"path": str(tmp_path / "events.jsonl"), "token": "tok-literal-9876"}}])
+    text = factual_config(work, progress=["console", {"webhook": {
+        "url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "tok-literal-9876"}}}])
     prepared = manager.prepare(text, "some-run")
     assert "tok-literal-9876" not in " ".join(prepared.overrides)
     assert list(prepared.env.values()) == ["tok-literal-9876"]
     assert "tok-literal-9876" not in prepared.redacted_yaml
     # The run's config still gets the value, through its environment.
-    jsonl = next(e for e in prepared.config.progress if isinstance(e, dict) and "jsonl" in e)
-    assert jsonl["jsonl"]["token"] == "tok-literal-9876"
+    webhook = next(e for e in prepared.config.progress if isinstance(e, dict) and "webhook" in e)
+    assert webhook["webhook"]["headers"]["Authorization"] == "tok-literal-9876"
 
 
 # -- cancel, restart, resume ----------------------------------------------------------------------------------

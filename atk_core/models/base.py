@@ -126,23 +126,16 @@ class Backend:
 
         atk calls it when it checks a config, before a run writes anything (and
         for ``atk serve``'s editor), so a typo is refused before a model loads.
-        By default an option ``__init__`` does not name is refused, unless
-        ``__init__`` takes ``**kwargs``; override it to check values too, and
-        call it from ``__init__`` so the two cannot disagree.
+        By default it reads ``__init__``'s signature: an option it does not
+        name is refused (unless it takes ``**kwargs``), and each value is
+        checked against its parameter's annotation (``n_ctx: Annotated[int,
+        AtLeast(16)]``; see ``atk_core.checks``). Override it to check more
+        (a file exists, a library is installed), calling the default first.
         """
-        import inspect
+        from ..checks import check_arguments
 
-        try:
-            parameters = inspect.signature(cls.__init__).parameters
-        except (TypeError, ValueError):
-            return
-        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            return
-        named = [name for name in parameters if name != "self"]
-        unknown = sorted(set(options) - set(named))
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; the {cls.name} backend"
-                             f" takes {', '.join(named) or 'none'}")
+        check_arguments(cls, options, refuse_unknown=True, owner=f"the {cls.name} backend",
+                        up_to=Backend)
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:
         raise RequestError(f"backend {self.name!r} does not support chat requests")

@@ -10,6 +10,7 @@ schema checking of structured answers, and token and cost totals.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -21,6 +22,7 @@ from typing import Any
 from .base import (
     FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage, send,
 )
+from ..schemas import schema_problem
 from .specs import ModelSpec
 
 log = logging.getLogger("atk")
@@ -90,13 +92,16 @@ class Model:
     async def request(self, request: Request, *, tag: str = "") -> Response:
         key = canonical = None
         if self.store is not None:
-            canonical = self.store.canonical_request(request, self.identity(), tag)
-            key = self.store.request_key(canonical)
-            stored = self.store.get_response(key)
+            canonical = canonical_request(request, self.identity(), tag)
+            key = request_key(canonical)
+            stored = self.store.get(key)
             if stored is not None:
                 self.from_store += 1
-                self.stored_usage.add(stored.usage)
-                return _checked(stored, request)
+                response = Response(text=stored.text, finish_reason=stored.finish_reason,
+                                    usage=Usage(stored.prompt_tokens, stored.completion_tokens),
+                                    cached=True)
+                self.stored_usage.add(response.usage)
+                return _checked(response, request)
         semaphore = self._semaphore()
         async with semaphore:
             await self._wait_for_rpm_slot()
@@ -104,7 +109,11 @@ class Model:
         self.sent += 1
         self.usage.add(response.usage)
         if self.store is not None:
-            self.store.put_response(key, canonical, response, tag)
+            from ..store import StoredAnswer
+
+            self.store.put(key, canonical, StoredAnswer(
+                response.text, response.finish_reason, response.usage.prompt_tokens,
+                response.usage.completion_tokens), tag)
         return _checked(response, request)
 
     async def aclose(self) -> None:
@@ -183,6 +192,16 @@ else:
         return await asyncio.wait_for(coroutine, seconds)
 
 
+def canonical_request(request: Request, identity: dict, tag: str = "") -> str:
+    """The exact request as one canonical JSON text: what its store key hashes."""
+    material = {"tag": tag, "identity": identity, "request": request.to_dict()}
+    return json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_key(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def make_request(*, messages=None, prompt=None, json_schema=None, extra=None, stop=None,
                  **sampling) -> Request:
     """A Request from keyword arguments, with lists made hashable."""
@@ -225,30 +244,3 @@ def _checked(response: Response, request: Request) -> Response:
         return response
     response.parsed = value
     return response
-
-
-_validators: dict[int, tuple] = {}
-
-
-def _validator(schema):
-    # Checked on every structured answer: build each schema's validator once. Steps
-    # pass the same schema object every time; the entry keeps it alive, so its id is safe.
-    cached = _validators.get(id(schema))
-    if cached is None or cached[0] is not schema:
-        import jsonschema
-
-        cached = (schema, jsonschema.validators.validator_for(schema)(schema))
-        if len(_validators) > 256:
-            _validators.clear()
-        _validators[id(schema)] = cached
-    return cached[1]
-
-
-def schema_problem(value, schema) -> str | None:
-    """Why ``value`` does not fit ``schema``, or None when it does."""
-    errors = sorted(_validator(schema).iter_errors(value), key=lambda e: list(e.path))
-    if not errors:
-        return None
-    error = errors[0]
-    where = "/".join(str(p) for p in error.path) or "the top level"
-    return f"at {where}: {error.message}"

@@ -16,12 +16,12 @@ an option, not a guess:
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from ..hookspecs import hookimpl
 from .base import Backend, FatalError, RateLimited, RequestError, Response, TransientError, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-STRUCTURED_STYLES = ("json_schema", "json_object", "none")
 # Local servers take any key; the SDK insists on having one.
 NO_KEY = "no-key-needed"
 
@@ -36,24 +36,14 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
-    @classmethod
-    def check_options(cls, model=None, base_url=None, api_key=None, structured_output="json_schema",
-                      headers=None, **unknown):
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {', '.join(sorted(unknown))}; the openai backend takes"
-                " model, base_url, api_key, structured_output, headers"
-            )
-        if structured_output not in STRUCTURED_STYLES:
-            raise ValueError(
-                f"structured_output must be one of {', '.join(STRUCTURED_STYLES)}, not {structured_output!r}"
-            )
-
     def __init__(self, model: str | None = None, base_url: str | None = None,
-                 api_key: str | None = None, structured_output: str = "json_schema",
-                 headers: dict | None = None, **unknown):
+                 api_key: str | None = None,
+                 structured_output: Literal["json_schema", "json_object", "none"] = "json_schema",
+                 headers: dict | None = None):
+        # Options are checked against these annotations before a run starts
+        # (Backend.check_options); one made in code is checked here too.
         self.check_options(model=model, base_url=base_url, api_key=api_key,
-                           structured_output=structured_output, headers=headers, **unknown)
+                           structured_output=structured_output, headers=headers)
         super().__init__(model=model, base_url=base_url)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.model = model or "default"

@@ -2,38 +2,38 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field, fields
+from typing import Annotated
 
+from ..checks import Above, AtLeast, check_value
 from ..errors import ConfigError
+
+_PRICE = Annotated[float, AtLeast(0, unit="dollars per million tokens")]
 
 
 @dataclass
 class ModelSpec:
-    """One model role: which backend, its options, and the core's policy for it."""
+    """One model role: which backend, its options, and the core's policy for it.
+
+    The policy's annotations are what a config may set (checked as any
+    pipeline field is, see ``atk_core.checks``).
+    """
 
     role: str
     backend: str
     options: dict = field(default_factory=dict)
-    concurrency: int = 8
-    rpm: float | None = None
-    timeout: float = 300.0
-    max_retries: int = 5
-    retry_base_delay: float = 1.0
-    price_in: float | None = None  # per million prompt tokens
-    price_out: float | None = None  # per million completion tokens
+    concurrency: Annotated[int, AtLeast(1)] = 8
+    rpm: Annotated[float, Above(0, unit="requests per minute")] | None = None
+    timeout: Annotated[float, Above(0, unit="seconds")] = 300.0
+    max_retries: Annotated[int, AtLeast(0)] = 5
+    retry_base_delay: Annotated[float, AtLeast(0, unit="seconds")] = 1.0
+    price_in: _PRICE | None = None  # per million prompt tokens
+    price_out: _PRICE | None = None  # per million completion tokens
 
 
 POLICY_KEYS = tuple(f.name for f in fields(ModelSpec) if f.name not in ("role", "backend", "options"))
-
-_CHECKS = {
-    "concurrency": (int, lambda v: v >= 1, "a whole number of at least 1"),
-    "rpm": ((int, float), lambda v: v > 0, "a positive number of requests per minute"),
-    "timeout": ((int, float), lambda v: v > 0, "a positive number of seconds"),
-    "max_retries": (int, lambda v: v >= 0, "a whole number of at least 0"),
-    "retry_base_delay": ((int, float), lambda v: v >= 0, "a number of seconds, 0 or more"),
-    "price_in": ((int, float), lambda v: v >= 0, "a price per million tokens, 0 or more"),
-    "price_out": ((int, float), lambda v: v >= 0, "a price per million tokens, 0 or more"),
-}
+_POLICY_TYPES = typing.get_type_hints(ModelSpec, include_extras=True)
 
 
 def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
@@ -49,13 +49,9 @@ def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
     for key in POLICY_KEYS:
         if key not in settings:
             continue
-        raw = settings.pop(key)
-        if raw is None and key in ("rpm", "price_in", "price_out"):
-            continue
-        kind, ok, wanted = _CHECKS[key]
-        if isinstance(raw, bool) or not isinstance(raw, kind) or not ok(raw):
-            raise ConfigError(f"{source}: models.{role}.{key} must be {wanted}, not {raw!r}")
-        policy[key] = raw
+        value = check_value(f"{source}: models.{role}.{key}", settings.pop(key), _POLICY_TYPES[key])
+        if value is not None:
+            policy[key] = value
     return ModelSpec(role=role, backend=backend, options=settings, **policy)
 
 
@@ -98,34 +94,16 @@ def resolve_model_specs(config, overrides=(), registry=None, *,
 
 
 def _check_options(cls, spec: ModelSpec, config) -> None:
-    """The backend's own look at its options (``Backend.check_options``), nothing started."""
-    from ..errors import run_check
+    """The backend's own look at its options (``Backend.check_options``), nothing started.
 
-    check = _options_check_for(cls)
+    A backend class that is not a ``Backend`` subclass has no such check: it
+    checks its options when it is made.
+    """
+    from ..checks import run_check
+
+    check = getattr(cls, "check_options", None)
     if check is not None:
         run_check(check, spec.options,
                   refused=f"{config.source}: models.{spec.role}: backend {spec.backend!r}",
                   broken=f"backend {spec.backend!r}: its option check failed",
                   secrets=config.secret_values())
-
-
-def _options_check_for(cls):
-    """The ``check_options`` that describes ``cls.__init__``, or None.
-
-    A subclass that redefines ``__init__`` (say, an OpenAI-compatible backend
-    with options of its own) but not ``check_options`` would otherwise inherit
-    a check written for its parent's options and be refused; it gets the
-    default, signature-based check instead.
-    """
-    from .base import Backend
-
-    def defined_by(name):
-        return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
-
-    check_from = defined_by("check_options")
-    if check_from is None:
-        return None  # not a Backend subclass: it checks its options when it is made
-    init_from = defined_by("__init__")
-    if init_from is not check_from and init_from is not None and issubclass(init_from, check_from):
-        return Backend.check_options.__func__.__get__(cls)
-    return cls.check_options

@@ -7,7 +7,7 @@ every request. Faults are queued (``push``) or matched by prompt text
 answer, a dropped connection. It is a real server on a real socket (asyncio,
 HTTP/1.1 keep-alive), run on a thread (``start()``) or as a process::
 
-    python -m atk_core.testserver --port 8011
+    python -m atk_core.testing.openai_server --port 8011
 """
 
 from __future__ import annotations
@@ -242,9 +242,9 @@ class FakeOpenAIServer:
         if self.answer is not None:
             value = self.answer(text, payload)
         elif schema is not None:
-            from .testing import synthesize
+            from ..schemas import value_for_schema
 
-            value = synthesize(schema)
+            value = value_for_schema(schema)
         else:
             value = f"answer {hashlib.sha256(text.encode()).hexdigest()[:12]}"
         return value if isinstance(value, str) else json.dumps(value)

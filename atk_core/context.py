@@ -1,0 +1,46 @@
+"""The run that code is running in: what a step or the manifest can learn about it.
+
+The runner sets it for the length of a pipeline call; steps read it to find
+the run's models, prompts and store, and the manifest to record the run's
+facts. It lives below all of them, so that none of them imports the runner.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunContext:
+    """What code running inside a pipeline can learn about its run."""
+
+    task_id: str
+    pipeline: Any  # Pipeline
+    output_dir: Path
+    config: Any  # RunConfig: the config as it runs, overrides applied
+    models: dict = field(default_factory=dict)
+    prompt_overrides: Path | None = None
+    store: Any = None  # the run's Store
+    prompt_library: Any = None  # made on first use by steps
+
+
+_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "atk_current_run", default=None
+)
+
+
+def current_run() -> RunContext | None:
+    """The run the calling code belongs to, or None outside ``atk run``."""
+    return _current.get()
+
+
+def enter(context: RunContext):
+    """Make ``context`` the current run; returns the token ``leave`` needs."""
+    return _current.set(context)
+
+
+def leave(token) -> None:
+    _current.reset(token)

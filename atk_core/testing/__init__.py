@@ -1,0 +1,39 @@
+"""The kit for testing pipelines and plugins, the one atk's own tests use. Public API.
+
+Nothing here is a mock of atk: runs go through the real runner, the CLI runs
+in a real subprocess, HTTP goes over a real socket, plugins are installed
+from real wheels.
+
+- ``ScriptedBackend`` (the ``scripted`` backend): answers from a function, a
+  dict of substrings or a JSON schema; deterministic; counts and optionally
+  logs every call; injects faults on chosen calls.
+- ``run_pipeline(name, output_dir=..., models=..., **fields)``: run an
+  installed pipeline in-process, as ``atk run`` would; its ``RunResult``.
+- ``make_model(settings, backend=None)``: one role's ``Model`` (retries,
+  limits, schema checks, store) as a pipeline gets it.
+- ``read_jsonl(path)``: the records of a JSON-lines output file.
+- ``run_cli(*args)`` and ``stderr_lines(result)``: the real ``atk`` command
+  in a subprocess.
+- ``PluginSite``: a folder of installed-looking distributions to put on
+  PYTHONPATH, so plugin discovery in a subprocess is the real thing.
+- ``build_wheel(project, dest)`` and ``make_venv(path, packages)``: install a
+  plugin non-editable into a fresh virtual environment, the way users get it.
+- ``write_mixed_inputs(folder)`` and ``pdf_bytes(text)``: input files of every
+  kind atk reads, and of the kinds it reports as unreadable.
+- ``FakeOpenAIServer``: an OpenAI-compatible HTTP server on 127.0.0.1 that
+  injects faults (``python -m atk_core.testing.openai_server`` runs one).
+"""
+
+from ..models.scripted import FAULT_KINDS, ScriptedBackend
+from ..runner import RunResult
+from .distributions import PluginSite, build_wheel, make_venv
+from .inputs import pdf_bytes, write_mixed_inputs
+from .openai_server import FakeOpenAIServer
+from .running import make_model, read_jsonl, run_pipeline
+from .subprocesses import run_cli, stderr_lines
+
+__all__ = [
+    "FAULT_KINDS", "FakeOpenAIServer", "PluginSite", "RunResult", "ScriptedBackend",
+    "build_wheel", "make_model", "make_venv", "pdf_bytes", "read_jsonl", "run_cli",
+    "run_pipeline", "stderr_lines", "write_mixed_inputs",
+]
