@@ -62,6 +62,14 @@ def test_generated_plugins_work_together_in_atk_run(generated):
     diary = (work / "output" / "diary-progress.log").read_text().splitlines()
     assert diary[0].split()[1:3] == ["shout-qa", "start"]
     assert diary[-1].split()[1:4] == ["shout-qa", "finish", "100%"]
+    # A misspelt reporter option is one line before anything runs, not a TypeError.
+    misspelt = run_cli("run", "shout-qa.yaml", "--model", "large=parrot", "--set",
+                       "output_dir=other", "--progress", "{diary: {pth: d.log}}",
+                       python=python, env=env, cwd=work)
+    assert misspelt.returncode == 2
+    assert stderr_lines(misspelt) == ["atk: error: shout-qa.yaml: progress reporter 'diary':"
+                                      " unknown option(s) pth; the diary reporter takes path"]
+    assert not (work / "other").exists()
 
 
 @pytest.mark.parametrize("args, message", [
