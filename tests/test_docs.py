@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def test_every_hook_is_in_the_reference_with_its_exact_signature():
     reference = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## (atk_\w+\(.*\))$", reference, re.M)
     assert sorted(headings) == sorted(signature(name) for name in HOOK_NAMES)
+
+
+def test_the_api_page_lists_every_public_name():
+    import atk_core
+    import atk_core.testing
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", page))
+    public = set(atk_core.__all__) | set(atk_core.testing.__all__)
+    assert sorted(public - listed) == []
 
 
 def test_docs_name_no_hook_that_does_not_exist():
@@ -77,6 +88,39 @@ def test_every_example_runs(page, tmp_path):
             result = subprocess.run(command.split(), cwd=tmp_path, env=env, capture_output=True, text=True)
             assert result.returncode == 0, result.stderr
         assert (tmp_path / "output" / "shout.txt").read_text() == "HELLO"
+
+
+def yaml_examples():
+    for page in PAGES:
+        for marker, language, body in blocks(page):
+            if language == "yaml":
+                yield page, marker, textwrap.dedent(body)
+
+
+@pytest.mark.parametrize("page, marker, text", list(yaml_examples()),
+                         ids=[f"{p.relative_to(ROOT)}:{i}" for i, (p, _, _) in enumerate(yaml_examples())])
+def test_every_yaml_example_is_what_atk_reads(page, marker, text, tmp_path, monkeypatch):
+    """A YAML example is a prompt (a list) or a config: configs are loaded as `atk run` loads
+    them, and checked against the pipeline they name when it is installed."""
+    import yaml
+
+    from atk_core.config import config_from_text
+    from atk_core.plugins import get_registry
+    from atk_core.prompts import parse_prompt
+    from atk_core.runner import check
+
+    data = yaml.safe_load(text)
+    if isinstance(data, list):
+        parse_prompt(text, "example", f"{page.name}.yaml")
+        return
+    assert isinstance(data, dict) and "pipeline" in data, f"{page.name}: {text[:80]}"
+    config = config_from_text(text, page.name, environ={"OPENAI_API_KEY": "sk-docs-example"})
+    if config.pipeline not in get_registry().names("pipeline"):
+        return  # a pipeline the page builds (glossary...): its own example runs it
+    monkeypatch.chdir(tmp_path)
+    if config.prompt_overrides:
+        Path(config.prompt_overrides).mkdir(parents=True)
+    check(config, values=False)
 
 
 def _install_entry_points(folder: Path) -> dict:
