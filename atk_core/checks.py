@@ -144,8 +144,11 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
     import inspect
 
     checked, remaining, named = dict(values), dict(values), []
+    targets = _targets(function, up_to)
+    if not targets:  # a class that declares no __init__ of its own takes what its base takes
+        return checked
     open_ended = False
-    for target in _targets(function, up_to):
+    for target in targets:
         try:
             parameters = inspect.signature(target).parameters
         except (TypeError, ValueError):
@@ -163,6 +166,9 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
         open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         if not open_ended:
             break
+    else:
+        if up_to is not None and isinstance(function, type) and function is not up_to:
+            open_ended = False  # what is passed on reaches up_to, which takes none of it
     if refuse_unknown and remaining and not open_ended:
         listed = [n for n in named if n not in supplied]
         who = f"; {owner} takes {', '.join(listed) or 'none'}" if owner else ""
@@ -176,7 +182,7 @@ def _targets(function, up_to):
         return [function]
     stop = up_to.__mro__ if up_to is not None else (object,)
     return [klass.__init__ for klass in function.__mro__
-            if "__init__" in vars(klass) and klass not in stop] or [function.__init__]
+            if "__init__" in vars(klass) and klass not in stop]
 
 
 def annotations_of(function) -> dict[str, Any]:

@@ -252,16 +252,18 @@ def new_command(kind, name, directory):
 @click.option("--model", "model_overrides", multiple=True, metavar="ROLE=BACKEND[:MODEL]",
               help="Swap a model role's backend, e.g. --model large=llamacpp (repeatable).")
 @click.option("--progress", "progress", multiple=True, metavar="NAME",
-              help="Progress reporter(s) to use instead of the config's (repeatable).")
+              help="Progress reporter(s) to use instead of the config's (repeatable); with"
+                   " options: --progress '{webhook: {url: http://...}}'.")
 @_debug_option
 def run_command(config, overrides, model_overrides, progress):
     """Run the pipeline a CONFIG file names."""
-    from .config import load_config
+    from .config import load_config, progress_option
     from .runner import run
 
     loaded = load_config(config, overrides)
     _state["secrets"] = loaded.secret_values()
-    result = run(loaded, progress=list(progress) or None, model_overrides=model_overrides)
+    reporters = [progress_option(text) for text in progress]
+    result = run(loaded, progress=reporters or None, model_overrides=model_overrides)
     if result.status != "failed":  # a failure's one line should stand alone
         for role, model in result.models.items():
             click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)

@@ -171,6 +171,16 @@ class RunConfig:
         fields[key] = value
         places[key] = place
 
+    def with_changes(self, **sections) -> "RunConfig":
+        """This config with top-level keys replaced (``models=...``, ``progress=...``): what a
+        run saves about itself when the command line changed them."""
+        tree = dict(self.tree)
+        for key, value in sections.items():
+            tree[key] = value
+            self.origins.setdefault((key,), "the command line")
+        return RunConfig(self.source, tree, dict(self.env_templates), dict(self.origins),
+                         set(self.env_values))
+
     def _at(self, path) -> str:
         origin = self.origins.get(path)
         return f" ({origin})" if origin else ""
@@ -251,13 +261,41 @@ def _check_shape(config: RunConfig) -> None:
             raise ConfigError(f"{source}: '{key}:' must be a folder path, not a {_kind(value)}")
     progress = tree.get("progress")
     for entry in progress if isinstance(progress, list) else ([progress] if progress else []):
-        if isinstance(entry, str):
-            continue
-        if isinstance(entry, dict) and len(entry) == 1 and isinstance(next(iter(entry.values())) or {}, dict):
-            continue
-        raise ConfigError(
-            f"{source}: each 'progress:' entry is a reporter name or {{name: {{options}}}}"
-        )
+        if not _is_progress_entry(entry):
+            raise ConfigError(
+                f"{source}: each 'progress:' entry is a reporter name or {{name: {{options}}}}"
+            )
+
+
+def _is_progress_entry(entry) -> bool:
+    if isinstance(entry, str):
+        return bool(entry)
+    return (isinstance(entry, dict) and len(entry) == 1
+            and isinstance(next(iter(entry.values())) or {}, dict))
+
+
+def progress_option(text: str):
+    """One ``--progress`` value: a reporter's name, or ``{name: {options}}`` (YAML, as an
+    entry of a config's ``progress:`` list)."""
+    text = str(text).strip()
+    if not text.startswith("{"):
+        if not text:
+            raise ConfigError("--progress needs a reporter name (see `atk list reporters`)")
+        return text
+    entry = parse_yaml(text, f"--progress {text!r}")
+    if not _is_progress_entry(entry):
+        raise ConfigError(f"--progress {text!r}: give a reporter name, or {{name: {{option: value}}}}"
+                          " with one name, e.g. --progress '{jsonl: {path: events.jsonl}}'")
+    return plain(entry)
+
+
+def plain(node):
+    """Parsed YAML as plain dicts and lists (the loader's mappings carry line numbers)."""
+    if isinstance(node, dict):
+        return {k: plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
 
 
 def reporter_specs(entries) -> list[tuple[str, dict]]:

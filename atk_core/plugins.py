@@ -300,9 +300,3 @@ def get_registry() -> Registry:
         except pluggy.PluginValidationError as exc:  # per-plugin checks should have caught it
             log.warning("%s", exc)
     return _registry
-
-
-def reset_registry() -> None:
-    """Forget the loaded plugins (tests install and remove plugins between runs)."""
-    global _registry
-    _registry = None

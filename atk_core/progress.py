@@ -18,9 +18,6 @@ from typing import Any
 
 log = logging.getLogger("atk")
 
-EVENT_KINDS = ("start", "progress", "finish", "fail")
-
-
 @dataclass(frozen=True)
 class ProgressEvent:
     """One moment of a run, as reporters see it.

@@ -61,6 +61,7 @@ class RunPlan:
     """What ``check()`` found: everything ``run()`` needs, with nothing created yet."""
 
     pipeline: Pipeline
+    config: RunConfig  # the config as it will run: --model and --progress applied
     arguments: dict  # the config's fields the pipeline takes (sections flattened)
     output_dir: Path
     prompt_overrides: Path | None
@@ -79,25 +80,32 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     reporters and model backends exist; then (unless ``values`` is false) each
     backend's ``check_options`` and the pipeline's ``check`` look at the values,
     which may name paths relative to the working folder. Writes nothing, starts
-    no backend.
+    no backend. The plan's ``config`` is the config as it will run, with
+    ``model_overrides`` and ``progress`` written into it, so that what the run
+    saves about itself (``config.resolved.yaml``, the manifest's
+    ``config_hash``) is what ran.
     """
-    from .models import resolve_model_specs
+    from .models import resolve_model_specs, with_model_overrides
     from .plugins import get_registry
 
     registry = registry or get_registry()
+    warnings = _new_roles(model_overrides, config)
+    if model_overrides:
+        config = config.with_changes(models=with_model_overrides(config.models, model_overrides))
+    if progress:
+        config = config.with_changes(progress=list(progress))
     pipeline = registry.pipeline(config.pipeline)
     fields = config.arguments_for(pipeline)
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
-    arguments, warnings = _call_arguments(pipeline, fields)
+    arguments, unused = _call_arguments(pipeline, fields)
     arguments = _checked(lambda: check_arguments(pipeline.function, arguments), config.source)
-    warnings += _misspelt_fields(pipeline, fields, config.source)
-    warnings += _new_roles(model_overrides, config)
+    warnings += unused + _misspelt_fields(pipeline, fields, config.source)
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"{config.source}: output_dir {str(output_dir)!r} exists and is not a folder")
     overrides_dir = _prompt_overrides(config)
-    specs = reporter_specs(progress if progress else (config.progress or DEFAULT_REPORTERS))
+    specs = reporter_specs(config.progress or DEFAULT_REPORTERS)
     reporter_classes = []
     for name, options in specs:
         cls = registry.reporter(name)
@@ -106,10 +114,10 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
                                                    supplied=("output_dir",)),
                            f"{config.source}: progress reporter {name!r}")
         reporter_classes.append((name, cls, options))
-    model_specs = resolve_model_specs(config, model_overrides, registry, check_options=values)
+    model_specs = resolve_model_specs(config, registry, check_options=values)
     if values:
         _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
-    return RunPlan(pipeline, arguments, output_dir, overrides_dir, reporter_classes, model_specs,
+    return RunPlan(pipeline, config, arguments, output_dir, overrides_dir, reporter_classes, model_specs,
                    warnings)
 
 
@@ -127,6 +135,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
 
     registry = registry or get_registry()
     plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides)
+    config = plan.config
     pipeline, output_dir, overrides_dir = plan.pipeline, plan.output_dir, plan.prompt_overrides
     reporter_classes, model_specs = plan.reporters, plan.model_specs
     for warning in plan.warnings:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything atk needs on a fresh machine: a virtual environment in
-# ./.venv with atk-core, every package in plugins/, and the test tools.
+# Install what atk needs to run on a fresh machine: a virtual environment in
+# ./.venv with atk-core (and its web interface) and every package in plugins/.
+# The test tools and the browser the tests drive are scripts/test.sh's business.
 # Safe to run again; it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,18 +15,14 @@ PY
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
-packages=(-e ".[test,serve]")
+packages=(-e ".[serve]")
 for plugin in plugins/*/; do
     [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin")
 done
 # llama.cpp compiles from source; a native build crashes on some CPUs, so build portable.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}"
-
-# The browser tests of `atk serve` drive Debian's Chromium (Playwright's own browser
-# downloads are not used).
-if ! command -v chromium >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium
+if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
+    echo "atk setup: installing; llama-cpp-python (the embedded model's engine) compiles from"
+    echo "atk setup: source the first time: about 5 minutes on 2 cores, then pip reuses the build."
 fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}"

@@ -44,8 +44,7 @@ DEMO_PIPELINE = {
 ANSWERS_PIPELINE = {
     "answers_pipeline/__init__.py": '''
         import os
-        from atk_core import hookimpl, Pipeline, PipelineStep, set_progress
-        from atk_core.files import atomic_write_jsonl
+        from atk_core import hookimpl, Pipeline, PipelineStep, RunRecord, atomic_write_jsonl
 
         SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
                   "required": ["answer"]}
@@ -55,10 +54,11 @@ ANSWERS_PIPELINE = {
         async def answer_questions(*, count, output_dir, task_id=None, **kwargs):
             questions = [{"id": f"q{i:05d}", "question": f"What is item {i}?"} for i in range(count)]
             results = await ANSWER.run(questions)
+            record = RunRecord()
+            kept = record.step("answer", questions, results)
             atomic_write_jsonl(os.path.join(output_dir, "answers.jsonl"),
-                               [{"id": r.sample_id, **r.value} for r in results if r.ok])
-            atomic_write_jsonl(os.path.join(output_dir, "failures.jsonl"),
-                               [{"id": r.sample_id, "reason": r.reason} for r in results if not r.ok])
+                               [{"id": r.sample_id, **r.value} for _, r in kept])
+            record.write(output_dir, outputs={"answers.jsonl": len(kept)}, primary="answers.jsonl")
 
         @hookimpl
         def atk_register_pipelines(register):

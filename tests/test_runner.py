@@ -251,6 +251,36 @@ def test_model_roles_come_from_config_and_model_flag(atk, answers_site, tmp_path
     swapped = atk("run", cfg, "--model", "large=scripted:fake-model", env=answers_site.env())
     assert swapped.returncode == 0, swapped.stderr
     assert len((tmp_path / "out" / "answers.jsonl").read_text().splitlines()) == 3
+    # What the run saves about itself is what ran: the backend that answered, the role's policy kept.
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
+    assert resolved["models"] == {"large": {"backend": "scripted", "model": "fake-model", "concurrency": 2}}
+    swapped_hash = json.loads((tmp_path / "out" / "manifest.json").read_text())["config_hash"]
+    other = atk("run", cfg, "--model", "large=scripted:another-model", env=answers_site.env())
+    assert other.returncode == 0, other.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["config_hash"] != swapped_hash
+
+
+def test_progress_from_the_command_line_takes_options_and_is_saved(atk, answers_site, tmp_path):
+    cfg = config(tmp_path, "pipeline: answers\ncount: 2\nmodels: {large: {backend: scripted}}")
+    events_file = tmp_path / "events.jsonl"
+    result = atk("run", cfg, "--progress", f"{{jsonl: {{path: '{events_file}'}}}}",
+                 env=answers_site.env())
+    assert result.returncode == 0, result.stderr
+    kinds = [json.loads(line)["kind"] for line in events_file.read_text().splitlines()]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    resolved = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())
+    assert resolved["progress"] == [{"jsonl": {"path": str(events_file)}}]
+    for value, problem in (
+            ("{jsonl: {pth: x.jsonl}}",
+             f"{cfg}: progress reporter 'jsonl': unknown option(s) pth; the jsonl reporter takes path"),
+            ("{jsonl: x, console: y}", "--progress '{jsonl: x, console: y}': give a reporter name,"
+                                       " or {name: {option: value}} with one name, e.g."
+                                       " --progress '{jsonl: {path: events.jsonl}}'"),
+            ("{jsonl: {path: [", "--progress '{jsonl: {path: [': invalid YAML")):
+        refused = atk("run", cfg, "--progress", value, env=answers_site.env())
+        assert refused.returncode == 2
+        (line,) = stderr_lines(refused)
+        assert line.startswith(f"atk: error: {problem}"), line
 
 
 def test_scripted_backend_from_config_logs_every_call(atk, answers_site, tmp_path):

@@ -8,12 +8,12 @@ from .base import (
     TransientError, Usage,
 )
 from .model import Model, make_request, schema_problem
-from .specs import ModelSpec, parse_spec, resolve_model_specs
+from .specs import ModelSpec, parse_spec, resolve_model_specs, with_model_overrides
 
 __all__ = [
     "Backend", "BackendError", "FatalError", "Model", "ModelSpec", "RateLimited", "Request",
     "RequestError", "Response", "TransientError", "Usage", "build_models", "close_models",
-    "make_request", "parse_spec", "resolve_model_specs", "schema_problem",
+    "make_request", "parse_spec", "resolve_model_specs", "schema_problem", "with_model_overrides",
 ]
 
 

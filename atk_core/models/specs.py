@@ -55,15 +55,15 @@ def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
     return ModelSpec(role=role, backend=backend, options=settings, **policy)
 
 
-def resolve_model_specs(config, overrides=(), registry=None, *,
-                        check_options: bool = True) -> dict[str, ModelSpec]:
-    """The config's model roles with ``ROLE=BACKEND[:MODEL]`` overrides applied.
+def with_model_overrides(models: dict, overrides) -> dict:
+    """The config's ``models:`` section with ``ROLE=BACKEND[:MODEL]`` overrides applied,
+    as a config would say it (so the saved config says what ran).
 
     Switching a role to another backend drops the old backend's options (a
     base_url or key meant for one server must not reach another) but keeps
     the core's policy (concurrency, timeout...).
     """
-    specs = {role: parse_spec(role, value, config.source) for role, value in config.models.items()}
+    result = {role: _as_mapping(settings) for role, settings in models.items()}
     for override in overrides:
         role, sep, target = str(override).partition("=")
         role = role.strip()
@@ -73,15 +73,28 @@ def resolve_model_specs(config, overrides=(), registry=None, *,
                 " e.g. --model large=llamacpp"
             )
         backend, _, model = target.strip().partition(":")
-        old = specs.get(role)
-        if old is not None and old.backend == backend:
-            options = dict(old.options)
-        else:
+        old = result.get(role) or {}
+        policy = {k: old[k] for k in POLICY_KEYS if k in old}
+        options = {k: v for k, v in old.items() if k not in POLICY_KEYS and k != "backend"}
+        if old.get("backend") != backend:
             options = {}
         if model:
             options["model"] = model
-        policy = {k: getattr(old, k) for k in POLICY_KEYS} if old else {}
-        specs[role] = ModelSpec(role=role, backend=backend, options=options, **policy)
+        result[role] = {"backend": backend, **options, **policy}
+    return result
+
+
+def _as_mapping(settings):
+    if isinstance(settings, str):  # the short "backend:model" form
+        backend, _, model = settings.partition(":")
+        return {"backend": backend, **({"model": model} if model else {})}
+    return dict(settings)
+
+
+def resolve_model_specs(config, registry=None, *, check_options: bool = True) -> dict[str, ModelSpec]:
+    """The config's model roles as ModelSpecs; with a registry, each backend is looked up
+    and (``check_options``) vets its options."""
+    specs = {role: parse_spec(role, value, config.source) for role, value in config.models.items()}
     if registry is not None:
         for spec in specs.values():
             try:

@@ -98,7 +98,7 @@ class RunManager:
         ``values=False`` leaves out the backends' and the pipeline's own checks,
         which read paths relative to the folder the run will run in.
         """
-        from ..config import config_from_text, parse_yaml
+        from ..config import config_from_text, parse_yaml, plain
         from ..plugins import get_registry
         from ..runner import check, new_task_id
 
@@ -111,7 +111,7 @@ class RunManager:
         entries = raw.get("progress")
         entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
         env: dict[str, str] = {}
-        progress = [_plain(e) for e in entries if _reporter_name(e) != "taskstore"]
+        progress = [plain(e) for e in entries if _reporter_name(e) != "taskstore"]
         progress = [move_to_environment(e, env, SECRET_ENV) for e in progress]
         if "console" not in [_reporter_name(e) for e in progress]:
             progress.insert(0, "console")
@@ -425,15 +425,6 @@ def _reporter_name(entry):
     if isinstance(entry, dict) and len(entry) == 1:
         return next(iter(entry))
     return None
-
-
-def _plain(node):
-    """The parsed YAML as plain dicts and lists (the loader's mappings carry line numbers)."""
-    if isinstance(node, dict):
-        return {k: _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _flow_yaml(value) -> str:

@@ -1,0 +1,142 @@
+"""One way to check values: annotations on a pipeline's parameters (or a backend's or reporter's
+``__init__``), enforced before anything runs with one line naming field, value and what is allowed."""
+
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal
+
+import pytest
+
+from atk_core import (
+    Above, AtLeast, AtMost, Between, ConfigError, NonEmpty, check_arguments, check_value,
+)
+from support import stderr_lines
+
+
+@pytest.mark.parametrize("annotation, value, allowed", [
+    (int, "3", "a whole number"),
+    (int, True, "a whole number"),  # YAML's true is not 1
+    (int, 2.5, "a whole number"),
+    (float, "fast", "a number"),
+    (float, float("nan"), "a number"),
+    (bool, "yes", "true or false"),
+    (str, 3, "a text"),
+    (Path, "", "a path"),
+    (Annotated[int, AtLeast(200)], 10, "a whole number of at least 200"),
+    (Annotated[int, AtLeast(1)], "many", "a whole number of at least 1"),
+    (Annotated[float, Between(0, 2)], -3, "a number from 0 to 2"),
+    (Annotated[float, Between(0, 1, minimum_open=True)], 0, "a number above 0 and at most 1"),
+    (Annotated[float, Above(0, unit="seconds")], 0, "a number of seconds, above 0"),
+    (Annotated[int, AtMost(5)], 6, "a whole number at most 5"),
+    (Literal["plain", "formal"], "loud", "one of 'plain', 'formal'"),
+    (list[str], ["a", 2], "a list of texts"),
+    (Annotated[list[str], NonEmpty], [], "a non-empty list of texts"),
+    (Annotated[list[str], NonEmpty], ["  "], "a non-empty list of texts"),
+    (Annotated[str, NonEmpty], "   ", "a non-empty text"),
+    (dict, [1], "a mapping of keys to values"),
+    (int | None, "x", "a whole number"),
+    (int | str, 1.5, "a whole number or a text"),
+    (Annotated[int, AtLeast(1)] | None, 0, "a whole number of at least 1"),
+])
+def test_a_wrong_value_names_the_field_the_value_and_what_is_allowed(annotation, value, allowed):
+    with pytest.raises(ConfigError) as refused:
+        check_value("field", value, annotation)
+    assert str(refused.value) == f"field must be {allowed}, not {value!r}"
+
+
+@pytest.mark.parametrize("annotation, value, expected", [
+    (int, 3, 3),
+    (float, 2, 2),  # a whole number is a number, and stays as written (cache keys see it)
+    (Annotated[float, Between(0, 2)], 2.0, 2.0),
+    (int | None, None, None),
+    (list[str], "one prompt", ["one prompt"]),  # a single value where a list is wanted
+    (list[str], ("a", "b"), ("a", "b")),
+    (tuple[int, ...], [1, 2], [1, 2]),
+    (Literal[1, 2], 2, 2),
+    (Any, object, object),
+    (Callable, print, print),
+    (Path, "docs", "docs"),
+])
+def test_a_right_value_passes(annotation, value, expected):
+    assert check_value("field", value, annotation) == expected
+
+
+def test_arguments_are_checked_against_a_functions_annotations_only_where_it_has_them():
+    def pipeline(*, input_dir: str, chunk_size: Annotated[int, AtLeast(200)] = 3000, free=None,
+                 **kwargs):
+        pass
+
+    values = {"input_dir": "docs", "chunk_size": 500, "free": object, "extra": "kept"}
+    assert check_arguments(pipeline, values) == values
+    with pytest.raises(ConfigError, match="chunk_size must be a whole number of at least 200, not 10"):
+        check_arguments(pipeline, {"chunk_size": 10})
+
+
+def test_a_subclass_takes_its_own_options_and_passes_the_rest_to_its_parent():
+    class Base:
+        def __init__(self, **options):
+            pass
+
+    class Parent(Base):
+        def __init__(self, model: str = "m", mode: Literal["a", "b"] = "a"):
+            pass
+
+    class Child(Parent):
+        def __init__(self, memory: Annotated[float, Between(0, 1)] = 0.5, **options):
+            pass
+
+    assert check_arguments(Child, {"memory": 0.2, "mode": "b"}, refuse_unknown=True, up_to=Base)
+    with pytest.raises(ConfigError, match="mode must be one of 'a', 'b', not 'c'"):
+        check_arguments(Child, {"mode": "c"}, up_to=Base)
+    with pytest.raises(ConfigError) as refused:
+        check_arguments(Child, {"modle": "x"}, refuse_unknown=True, owner="the child backend",
+                        up_to=Base)
+    assert str(refused.value) == "unknown option(s) modle; the child backend takes memory, model, mode"
+
+    class Open(Base):  # passes everything on to a base that takes anything
+        def __init__(self, depth: int = 1, **options):
+            pass
+
+    assert check_arguments(Open, {"anything": 1}, refuse_unknown=True) == {"anything": 1}
+    with pytest.raises(ConfigError, match="unknown option.s. anything; the open backend takes depth"):
+        check_arguments(Open, {"anything": 1}, refuse_unknown=True, owner="the open backend",
+                        up_to=Base)
+
+
+TYPED_PIPELINE = {
+    "typed_pipeline/__init__.py": '''
+        from typing import Annotated, Literal
+        from atk_core import AtLeast, Between, hookimpl, Pipeline
+
+        def typed(*, output_dir: str, rounds: Annotated[int, AtLeast(1)] = 2,
+                  style: Literal["plain", "formal"] = "plain",
+                  temperature: Annotated[float, Between(0, 2)] = 0.7,
+                  tags: list[str] = (), task_id=None, **kwargs):
+            import json, os
+            with open(os.path.join(output_dir, "typed.json"), "w") as f:
+                json.dump({"rounds": rounds, "tags": list(tags)}, f)
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="typed", function=typed))
+    ''',
+}
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("rounds=0", "rounds must be a whole number of at least 1, not 0"),
+    ("style=loud", "style must be one of 'plain', 'formal', not 'loud'"),
+    ("temperature=hot", "temperature must be a number from 0 to 2, not 'hot'"),
+    ("tags=[1, 2]", "tags must be a list of texts, not [1, 2]"),
+])
+def test_atk_run_refuses_a_wrong_value_in_one_line_before_writing_anything(
+        atk, site, tmp_path, setting, message):
+    site.add("atk-typed", TYPED_PIPELINE, {"typed": "typed_pipeline"})
+    cfg = tmp_path / "typed.yaml"
+    cfg.write_text(f"pipeline: typed\noutput_dir: {tmp_path / 'out'}\nprogress: [jsonl]\n")
+    result = atk("run", cfg, "--set", setting, env=site.env())
+    assert result.returncode == 2
+    assert stderr_lines(result) == [f"atk: error: {cfg}: {message}"]
+    assert not (tmp_path / "out").exists()
+    fine = atk("run", cfg, "--set", "tags=solo", env=site.env())
+    assert fine.returncode == 0, fine.stderr
+    assert (tmp_path / "out" / "typed.json").read_text() == '{"rounds": 2, "tags": ["solo"]}'
