@@ -29,6 +29,12 @@ _LAZY = {
     "html_to_text": "documents", "check_input_dir": "documents",
     "Chunk": "chunks", "chunk_id": "chunks", "chunk_document": "chunks",
     "chunk_documents": "chunks", "chunk_subset": "chunks", "chunk_folder": "chunks",
+    "sentences": "chunks",
+    # quality gates: checks of generated text that do not trust the model
+    "Problem": "gates", "first_problem": "gates", "question_problem": "gates",
+    "grounding_problem": "gates", "answer_fits_problem": "gates", "placeholder_problem": "gates", "copied_problem": "gates",
+    "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
+    "content_words": "gates", "content_problem": "gates",
     # declaring and checking values
     "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
     "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",

@@ -111,6 +111,15 @@ def _hard_cut(text, start, end, limit) -> list[tuple[int, int]]:
     return spans
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a text (paragraph breaks end a sentence too), whitespace collapsed."""
+    found = []
+    for start, end in _split(text, 0, len(text), _PARAGRAPH_BREAK):
+        for s_start, s_end in _split(text, start, end, _SENTENCE_END):
+            found.append(" ".join(text[s_start:s_end].split()))
+    return found
+
+
 def chunk_documents(documents: list[Document], chunk_size: int) -> tuple[list[Chunk], list[Chunk]]:
     """All chunks in document order, and the exact duplicates that were dropped."""
     kept, duplicates, seen = [], [], set()

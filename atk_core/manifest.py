@@ -62,8 +62,10 @@ class RunRecord:
 
     def drop(self, step: str, sample_id: str, reason: str, kind: str | None = None) -> None:
         """Record one dropped sample; ``kind`` is the short category counted in the manifest."""
-        self._step(step).dropped[kind or _kind_of(reason)] += 1
-        self.failures.append({"sample_id": str(sample_id), "step": step, "reason": reason})
+        kind = kind or _kind_of(reason)
+        self._step(step).dropped[kind] += 1
+        self.failures.append({"sample_id": str(sample_id), "step": step, "kind": kind,
+                              "reason": reason})
 
     def step(self, name: str, samples: list, results: list, *,
              keep: Callable[[Any], bool] | None = None,
@@ -76,7 +78,8 @@ class RunRecord:
         kept = []
         for sample, result in zip(samples, results):
             if not result.ok:
-                self.drop(name, result.sample_id, result.reason or "failed")
+                self.drop(name, result.sample_id, result.reason or "failed",
+                          kind=getattr(result, "kind", None))
             elif keep is not None and not keep(result.value):
                 reason = why_not(result) if callable(why_not) else why_not
                 kind = reason.split(":", 1)[0] if callable(why_not) else why_not

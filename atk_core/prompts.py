@@ -46,6 +46,13 @@ class Prompt:
         parts = [m["content"] for m in self.messages] if self.is_chat else [self.text]
         return {m.group(1) for part in parts for m in _PLACEHOLDER.finditer(part) if m.group(1)}
 
+    def own_words(self) -> str:
+        """The prompt's own text (instructions, examples), its placeholders left out: what an
+        answer should not copy."""
+        parts = [m["content"] for m in self.messages] if self.is_chat else [self.text]
+        return "\n".join(_PLACEHOLDER.sub(lambda m: "" if m.group(1) else m.group(0)[0], part)
+                         for part in parts)
+
     def render(self, values: dict):
         """Fill the placeholders: a list of messages for chat, a string for completion."""
         if self.is_chat:

@@ -31,13 +31,15 @@ from .prompts import RETRY_NOTE
 
 @dataclass
 class StepResult:
-    """What one step made of one sample."""
+    """What one step made of one sample; a failed one says why (``reason``) and what kind of
+    failure it was (``kind``, short, counted in the manifest)."""
 
     sample_id: str
     ok: bool
     value: Any = None
     reason: str | None = None
     attempts: int = 0
+    kind: str | None = None
 
 
 def derive_seed(seed: int, *parts) -> int:
@@ -77,10 +79,18 @@ class PipelineStep:
     schema), ``regex`` (the ``group`` of the first match) or ``parser`` (a
     function of the text that raises ValueError on bad input); with none of
     them the value is the stripped text. ``validator(value, sample)`` returns
-    ``(ok, message)`` (or a bool); a failure's message is shown to the next
-    attempt as ``{error_message}`` (the bare message) and ``{retry_note}`` (a
-    sentence asking for a fixed answer); both are empty on the first attempt.
+    ``None`` or a ``Problem`` (the quality gates' verdict: a ``kind`` and a
+    ``message``), or ``(ok, message)``, or a bool; a failure's message is
+    shown to the next attempt as ``{error_message}`` (the bare message) and
+    ``{retry_note}`` (a sentence asking for a fixed answer); both are empty on
+    the first attempt. A sample that fails every attempt has the last
+    problem's kind (``"malformed answer"`` for one that never parsed,
+    ``"rejected"`` for a validator's plain no).
     With ``many=True`` the parsed value must be a list (one input, many outputs).
+    With ``gate_copies=True`` an answer that copies five or more words in a row
+    from the prompt's own instructions or examples (not from the sample's
+    values) is rejected and retried, before the validator runs: a small model
+    often repeats the example instead of answering.
     """
 
     name: str
@@ -99,6 +109,7 @@ class PipelineStep:
     stop: list | None = None
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    gate_copies: bool = False
 
     def __post_init__(self):
         parsers = sum(x is not None for x in (self.json_schema, self.regex, self.parser))
@@ -127,8 +138,10 @@ class PipelineStep:
         samples = list(samples)
         _check_ids(self.name, samples)
 
+        own = prompt.own_words() if self.gate_copies else None
+
         async def one(sample):
-            return await self._one(sample, model, prompt, note=note)
+            return await self._one(sample, model, prompt, note=note, own=own)
 
         return await stream(samples, one, limit=model.spec.concurrency * 2,
                             on_done=_progress_reporter(env.task_id, self.name, len(samples), progress))
@@ -148,9 +161,9 @@ class PipelineStep:
             ) from None
 
     async def _one(self, sample, model, prompt, tag_suffix: str = "",
-                   note: str = RETRY_NOTE) -> StepResult:
+                   note: str = RETRY_NOTE, own: str | None = None) -> StepResult:
         sample_id = str(sample["id"])
-        problem = None
+        problem = kind = None
         for attempt in range(self.max_attempts):
             values = dict(sample)
             values.setdefault("error_message", problem or "")
@@ -159,15 +172,20 @@ class PipelineStep:
                 response = await self._ask(model, prompt, values, sample_id, attempt, tag_suffix)
             except (RequestError, TransientError) as exc:
                 # The model could not answer this one; more attempts would not help.
-                return StepResult(sample_id, False, reason=f"{self.name}: {exc}", attempts=attempt + 1)
+                return StepResult(sample_id, False, reason=f"{self.name}: {exc}", attempts=attempt + 1,
+                                  kind="model error")
             value, problem = self._parse(response)
+            kind = "malformed answer"
+            if problem is None and own is not None:
+                problem, kind = _copied(value, own, sample)
             if problem is None:
-                problem = self._validate(value, sample)
+                problem, kind = self._validate(value, sample)
             if problem is None:
                 return StepResult(sample_id, True, value, attempts=attempt + 1)
         plural = "s" if self.max_attempts > 1 else ""
         return StepResult(sample_id, False, reason=f"{self.name}: {problem}"
-                          f" (after {self.max_attempts} attempt{plural})", attempts=self.max_attempts)
+                          f" (after {self.max_attempts} attempt{plural})", attempts=self.max_attempts,
+                          kind=kind)
 
     async def _ask(self, model, prompt, values, sample_id, attempt, tag_suffix):
         rendered = prompt.render(values)
@@ -205,12 +223,18 @@ class PipelineStep:
             return None, "expected a list of items"
         return value, None
 
-    def _validate(self, value, sample):
+    def _validate(self, value, sample) -> tuple[str | None, str | None]:
+        """(problem message, kind), or (None, None) when the value passes."""
         if self.validator is None:
-            return None
+            return None, None
         verdict = self.validator(value, sample)
+        if verdict is None:
+            return None, None
+        kind = getattr(verdict, "kind", None)
+        if kind is not None:  # a gate's Problem
+            return str(verdict), kind
         ok, message = verdict if isinstance(verdict, tuple) else (bool(verdict), None)
-        return None if ok else (message or "the answer did not pass validation")
+        return (None, None) if ok else (message or "the answer did not pass validation", "rejected")
 
 
 @dataclass
@@ -228,12 +252,13 @@ class VoteStep(PipelineStep):
     decide: Callable[[Any], bool] | None = None
 
     async def _one(self, sample, model, prompt, tag_suffix: str = "",
-                   note: str = RETRY_NOTE) -> StepResult:
+                   note: str = RETRY_NOTE, own: str | None = None) -> StepResult:
         needed = max(1, -(-int(self.threshold * self.votes * 1000) // 1000))  # ceil, float-safe
         yes = no = attempts = 0
         reasons = []
         for vote in range(self.votes):
-            result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}", note=note)
+            result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}", note=note,
+                                        own=own)
             attempts += result.attempts
             if result.ok and (self.decide(result.value) if self.decide else bool(result.value)):
                 yes += 1
@@ -249,7 +274,7 @@ class VoteStep(PipelineStep):
         detail = f"; {reasons[0]}" if reasons and len(reasons) == no else ""
         return StepResult(str(sample["id"]), False, tally, attempts=attempts,
                           reason=f"{self.name}: {yes} of {yes + no} votes passed,"
-                                 f" {needed} of {self.votes} needed{detail}")
+                                 f" {needed} of {self.votes} needed{detail}", kind="failed the vote")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -294,6 +319,29 @@ async def stream(items, work, *, limit: int, on_done=None):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return results
+
+
+def _copied(value, own: str, sample) -> tuple[str | None, str | None]:
+    """Whether any text in ``value`` copies the prompt's own words (not the sample's)."""
+    from .gates import copied_problem
+
+    given = " ".join(v for v in sample.values() if isinstance(v, str))
+    for text in _texts(value):
+        problem = copied_problem(text, own, given)
+        if problem is not None:
+            return str(problem), problem.kind
+    return None, None
+
+
+def _texts(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
 
 
 def _check_ids(step, samples):

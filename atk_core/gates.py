@@ -1,0 +1,364 @@
+"""Quality gates: deterministic checks of generated text that do not trust the model's judgment.
+
+A small model approves almost anything it is asked to check; these checks
+approve nothing it did not earn. Each returns ``None`` when the text passes,
+or a ``Problem``: a short ``kind`` (counted in ``manifest.json``, kept in
+``failures.jsonl``) and a ``message`` written to be shown to the model on a
+retry. A pipeline uses them as a ``PipelineStep`` validator — return the
+``Problem`` and the step retries with the message, and records the kind if
+the sample still fails.
+
+- ``question_problem``: a question is a question (ends with ``?``, a sensible
+  length), is not its own answer, does not point at "the passage / the text
+  / the author", and is about the chunk's content.
+- ``grounding_problem``: an answer's content words occur in its chunk (at
+  least ``threshold`` of them), and every number and name in it does.
+- ``placeholder_problem`` and ``copied_problem``: no template filler
+  (``the_story_with_fact_1``, ``<answer>``, ``...``), nothing lifted from the
+  prompt's own instructions or examples.
+- ``conversation_problem``: a conversation alternates user and assistant,
+  never repeats the turn before, and carries each answer it was written from.
+- ``NearDuplicates``: near-copies of a text seen before (MinHash with LSH,
+  from datasketch), for a run-wide de-duplication.
+
+Words are compared lower-cased, without common function words, and a word of
+six letters or more matches another with the same first five (so "invented"
+finds "invention" and "inventing"): crude, language-light, predictable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# -- words ---------------------------------------------------------------------------------------
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers herself him himself his how i if in into is it its itself just
+me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+same she should so some such than that the their theirs them themselves then there these they this
+those through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself yourselves one two many much may might must shall used using
+use make made like well yes also etc get got into onto upon per via whose
+""".split())
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*", re.UNICODE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_STEM = 5  # letters a long word is matched by
+
+
+def words(text: str) -> list[str]:
+    """The words and numbers of ``text``, lower-cased, in order."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_words(text: str) -> list[str]:
+    """The words that carry content: not function words, not one or two letters."""
+    return [w for w in words(text) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())]
+
+
+def _key(word: str) -> str:
+    return word[:_STEM] if len(word) > _STEM and not word[0].isdigit() else word
+
+
+def _keys(text: str) -> set[str]:
+    return {_key(w) for w in content_words(text)}
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised words not at the start of a sentence: the names a text mentions."""
+    found = []
+    text = text.strip()
+    for match in re.finditer(r"\b([A-Z][^\W\d_]+)", text):
+        before = text[: match.start()].rstrip()
+        if before and before[-1] not in ".!?:;\"“([\n":
+            found.append(match.group(1))
+    return found
+
+
+def _normal(text: str) -> str:
+    return " ".join(words(text))
+
+
+# -- problems ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a text failed a gate: ``kind`` is short and counted; ``message`` is for the model."""
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def first_problem(*checks) -> Problem | None:
+    """The first of ``checks`` (Problems or Nones, or functions returning one) that is a Problem."""
+    for check in checks:
+        problem = check() if callable(check) else check
+        if problem is not None:
+            return problem
+    return None
+
+
+def content_problem(text: str, *, min_words: int = 12) -> Problem | None:
+    """A chunk worth writing about: at least ``min_words`` content words, in at least one
+    sentence (navigation text, tables of numbers and headings alone are not)."""
+    count = len(content_words(text))
+    if count < min_words:
+        return Problem("too little content",
+                       f"{count} content word(s), fewer than {min_words}")
+    from .chunks import sentences
+
+    if not any(len(words(s)) >= 3 and s.rstrip("\"'”’)]").endswith((".", "!", "?", "…"))
+               for s in sentences(text)):
+        return Problem("no sentences", "no sentence in it: a list, a table or headings only")
+    return None
+
+
+_SOURCE_REFERENCE = re.compile(
+    r"\b(?:the|this|that|these|above|given|provided|following)\s+"
+    r"(?:passages?|texts?|documents?|articles?|excerpts?|paragraphs?|chunks?|authors?|writers?|"
+    r"readings?|sections?|sources?|extracts?|snippets?|context)\b(?!\s+of\b)"
+    r"|\baccording to (?:the )?(?:passage|text|document|article|author|excerpt)\b"
+    r"|\b(?:mentioned|described|stated) above\b",
+    re.IGNORECASE,
+)
+
+
+def refers_to_source(text: str) -> Problem | None:
+    """Text that points at where it came from ("the passage says") instead of saying it."""
+    match = _SOURCE_REFERENCE.search(text)
+    if match:
+        return Problem("refers to the passage",
+                       f"it refers to {match.group(0)!r}; ask and answer about the subject itself,"
+                       " as if there were no passage")
+    return None
+
+
+def question_problem(question: str, *, chunk: str | None = None, answer: str | None = None,
+                     min_words: int = 3, max_words: int = 40) -> Problem | None:
+    """A question asks one thing about the chunk's content, in a sensible number of words."""
+    text = question.strip()
+    count = len(words(text))
+    if not text.endswith("?"):
+        return Problem("not a question", "the question must be a question ending with '?'")
+    if count < min_words:
+        return Problem("question too short",
+                       f"the question has {count} word(s); ask a full question of at least {min_words}")
+    if count > max_words:
+        return Problem("question too long",
+                       f"the question has {count} words; ask it in at most {max_words}")
+    if answer is not None and _normal(answer) and _normal(answer) == _normal(text.rstrip("?")):
+        return Problem("question is the answer", "the question repeats the answer; ask about it instead")
+    problem = refers_to_source(text)
+    if problem:
+        return problem
+    if chunk is not None and not (_keys(text) & _keys(chunk)):
+        return Problem("question not about the content",
+                       "the question shares no word with the passage; ask about what it says")
+    return None
+
+
+_NUMBER_WORDS = frozenset("""
+zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
+thousand million billion dozen half quarter third fifth tenth several few many dozens hundreds
+thousands millions first second
+""".split())
+_MONTHS = frozenset("january february march april may june july august september october"
+                    " november december".split())
+_ASKS_FOR_NUMBER = re.compile(r"^\s*(?:how (?:many|much|long|old|far|big|tall|high|deep|fast|often|"
+                              r"large|wide|heavy)|in what year|what year|when)\b", re.I)
+
+
+def answer_fits_problem(question: str, answer: str, *, source: str | None = None,
+                        share: float = 0.5) -> Problem | None:
+    """An answer answers its question: the question does not already say most of it, it
+    says something the question does not, a question asking how many, how long or when
+    gets a number or a date, and (given ``source``, the sentence the pair was written about)
+    the question is about that sentence and most of what the answer adds comes from it."""
+    asked = _keys(question)
+    told = _keys(answer)
+    if len(told) >= 4 and len(told & asked) / len(told) >= 0.8:
+        return Problem("question gives the answer away",
+                       "the question already says most of the answer; ask for the fact instead"
+                       " of stating it")
+    if source is not None and not (asked & _keys(source)):
+        return Problem("question not about its sentence",
+                       f"the question shares no word with the sentence it is about ({source!r});"
+                       " ask about what that sentence says")
+    new = [w for w in content_words(answer) if _key(w) not in asked]
+    if not new:
+        return Problem("answer repeats the question",
+                       "the answer only repeats words of the question; say the fact that answers it")
+    if _ASKS_FOR_NUMBER.search(question):
+        said = set(words(answer))
+        if not (_numbers(answer) or said & _NUMBER_WORDS or said & _MONTHS):
+            return Problem("answer does not fit the question",
+                           "the question asks how many, how long or when, and the answer gives no"
+                           " number or date")
+    if source is not None:
+        from_source = _keys(source)
+        if sum(_key(w) in from_source for w in new) / len(new) < share:
+            return Problem("answer not from its sentence",
+                           f"the answer does not come from the sentence it is about ({source!r});"
+                           " answer with what that sentence says")
+    return None
+
+
+def grounding_problem(answer: str, chunk: str, *, threshold: float = 0.75) -> Problem | None:
+    """An answer says what its chunk says: at least ``threshold`` of its content words occur in
+    the chunk, and every number and name in it does."""
+    own = content_words(answer)
+    if not own:
+        return Problem("answer empty", "the answer says nothing; answer with a fact from the passage")
+    numbers = _numbers(answer) - _numbers(chunk)
+    if numbers:
+        return Problem("answer not grounded",
+                       f"the answer has {', '.join(sorted(numbers))}, which the passage does not;"
+                       " use only what the passage says")
+    chunk_words = {w.lower() for w in _WORD.findall(chunk)}
+    names = [name for name in _names(answer) if name.lower() not in chunk_words]
+    if names:
+        return Problem("answer not grounded",
+                       f"the answer names {', '.join(dict.fromkeys(names))}, which the passage does"
+                       " not; use only what the passage says")
+    present = _keys(chunk)
+    missing = [w for w in own if _key(w) not in present]
+    share = 1 - len(missing) / len(own)
+    if share < threshold:
+        shown = ", ".join(dict.fromkeys(missing[:5]))
+        return Problem("answer not grounded",
+                       f"the answer uses words the passage does not ({shown}); answer with what the"
+                       " passage says")
+    return None
+
+
+_PLACEHOLDERS = [
+    (re.compile(r"\b[a-z]+(?:_[a-z0-9]+){2,}\b"), "a template name"),
+    (re.compile(r"<\s*/?\s*[A-Za-z_][\w ]{0,30}>"), "a tag"),
+    (re.compile(r"\[(?:insert|your|answer|question|name|text|placeholder)[^\]]*\]", re.I), "a blank"),
+    (re.compile(r"\{[A-Za-z_]\w*\}"), "an unfilled field"),
+    (re.compile(r"\blorem ipsum\b", re.I), "filler text"),
+    (re.compile(r"(?:\.\.\.|…)\s*$|^\s*(?:\.\.\.|…)"), "an ellipsis"),
+]
+_EMPTY_WORDS = {"question", "answer", "string", "text", "none", "null", "n/a", "example", "todo"}
+
+
+def placeholder_problem(text: str) -> Problem | None:
+    """Template filler where content should be: ``the_story_with_fact_1``, ``<answer>``, ``...``."""
+    stripped = text.strip()
+    if _normal(stripped) in _EMPTY_WORDS or not _normal(stripped):
+        return Problem("placeholder text", f"{stripped!r} is a placeholder; write the real text")
+    for pattern, what in _PLACEHOLDERS:
+        match = pattern.search(stripped)
+        if match:
+            return Problem("placeholder text",
+                           f"it contains {what} ({match.group(0).strip()!r}) instead of real text")
+    return None
+
+
+def copied_problem(text: str, prompt: str, chunk: str = "", *, span: int = 5) -> Problem | None:
+    """Text that copies ``span`` words in a row from the prompt's own instructions or examples
+    (``prompt``) that are not in ``chunk``: the model repeated the prompt instead of answering."""
+    own = words(text)
+    if len(own) < span:
+        return None
+    prompt_spans = _spans(words(prompt), span) - _spans(words(chunk), span)
+    for start in range(len(own) - span + 1):
+        piece = tuple(own[start:start + span])
+        if piece in prompt_spans:
+            return Problem("copied from the prompt",
+                           f"it copies the instructions ({' '.join(piece)!r}); write your own words"
+                           " about the passage")
+    return None
+
+
+def _spans(sequence, span: int) -> set:
+    return {tuple(sequence[i:i + span]) for i in range(len(sequence) - span + 1)}
+
+
+def conversation_problem(messages, answers=(), *, coverage: float = 0.6) -> Problem | None:
+    """A conversation alternates user and assistant (user first, assistant last), never repeats
+    the turn before, and carries each of ``answers``: at least ``coverage`` of each answer's
+    content words occur in the assistant's turns."""
+    roles = [m.get("role") for m in messages]
+    if not roles or roles != ["user", "assistant"] * (len(roles) // 2) or len(roles) % 2:
+        return Problem("roles do not alternate",
+                       "messages must alternate user, assistant, ..., starting with user and ending"
+                       " with assistant")
+    previous = None
+    for message in messages:
+        text = _normal(message.get("content") or "")
+        if not text:
+            return Problem("empty turn", "every message must have text")
+        if text == previous:
+            return Problem("repeated turn", "a message repeats the one before it; write a new one")
+        previous = text
+    said = set()
+    for message in messages:
+        if message["role"] == "assistant":
+            said |= _keys(message["content"])
+    for answer in answers:
+        own = _keys(answer)
+        if own and len(own & said) / len(own) < coverage:
+            return Problem("conversation misses a pair",
+                           f"the conversation does not give the answer {answer!r}; include every"
+                           " answer you were given")
+    return None
+
+
+# -- near duplicates -----------------------------------------------------------------------------
+
+
+class NearDuplicates:
+    """Texts seen so far, and whether a new one is a near copy of one of them.
+
+    Texts are compared by the Jaccard similarity of their character 4-gram
+    shingles (after lower-casing and dropping punctuation), estimated with
+    MinHash and found through LSH (datasketch), so a run of a million
+    questions costs a million lookups, not a million squared comparisons.
+    Deterministic: the same texts in the same order give the same answers.
+    """
+
+    def __init__(self, threshold: float = 0.7, *, num_perm: int = 128, seed: int = 1):
+        from datasketch import MinHashLSH
+
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.seed = seed
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._hashes: dict[str, object] = {}
+        self._order: dict[str, int] = {}
+
+    def _minhash(self, text: str):
+        from datasketch import MinHash
+
+        normal = _normal(text)
+        shingles = {normal[i:i + 4] for i in range(max(1, len(normal) - 3))}
+        minhash = MinHash(num_perm=self.num_perm, seed=self.seed)
+        for shingle in sorted(shingles):
+            minhash.update(shingle.encode("utf-8"))
+        return minhash
+
+    def add(self, key: str, text: str) -> str | None:
+        """Remember ``text`` under ``key``, unless it nearly copies a text seen before: then
+        the key of the earliest such text (and ``text`` is not remembered)."""
+        minhash = self._minhash(text)
+        close = [k for k in self._lsh.query(minhash)
+                 if self._hashes[k].jaccard(minhash) >= self.threshold]
+        if close:
+            return min(close, key=self._order.__getitem__)
+        self._lsh.insert(key, minhash)
+        self._hashes[key] = minhash
+        self._order[key] = len(self._order)
+        return None
