@@ -1,16 +1,27 @@
-"""factual-qa: documents in, validated question-answer pairs and conversations out.
+"""factual-qa: documents in, checked question-answer pairs and conversations out.
 
 The recipe, in order:
 
 1. read the input folder (text, Markdown, HTML, PDF, JSON lines);
 2. chunk the documents (about ``chunk_size`` characters; duplicates dropped);
-3. judge each chunk: does it hold facts worth questions?   (small model)
-4. write question-answer pairs for each chunk              (large model)
-5. check each question is answerable from the chunk alone   (small model, majority vote)
-6. check each answer is accurate to the chunk              (small model)
-7. write a conversation from each chunk's surviving pairs  (large model)
+3. content: a chunk must hold sentences with enough content words (no model);
+4. judge: does the chunk hold facts worth questions?        (small model, a vote)
+5. generate: one question-answer pair per focus sentence     (large model)
+   -- the model writes both (``answers: written``), or only the question, the
+   sentence itself being the answer (``answers: sentence``, for a small model);
+   gated: a real question about its sentence, an answer grounded in the chunk
+   that answers it, no placeholder, nothing copied from the prompt; a pair
+   that fails is asked again with the problem shown;
+6. deduplicate: near-copies of a question kept before are dropped (no model);
+7. check_question: answerable from the chunk alone?          (small model, a vote)
+8. check_answer: accurate to the chunk?                      (small model)
+9. conversation: each chunk's pairs as one dialogue          (large model)
+   -- gated: roles alternate, no turn repeats, every answer is carried.
 
-Every dropped sample is in ``failures.jsonl`` with its reason; the outputs
+The model's own checks (4, 7, 8) are only as good as the model:
+``model_checks: note`` keeps what a weak model rejects (and counts it),
+``skip`` does not ask. The deterministic gates hold either way. Every dropped
+sample is in ``failures.jsonl`` with its step, kind and reason; the outputs
 are written atomically and are the same bytes on every run of the same
 inputs and config.
 """
@@ -21,11 +32,14 @@ import hashlib
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, NonEmpty, PipelineError, PipelineStep, RunRecord, VoteStep,
-    atomic_write_jsonl, check_input_dir, chunk_folder, derive_seed, set_progress,
+    AtLeast, Between, ConfigError, NearDuplicates, NonEmpty, PipelineError, PipelineStep,
+    RunRecord, VoteStep, atomic_write_jsonl, check_input_dir, chunk_folder, content_problem,
+    answer_fits_problem, content_words, conversation_problem, derive_seed, first_problem,
+    grounding_problem,
+    placeholder_problem, question_problem, refers_to_source, sentences, set_progress,
 )
 
 log = logging.getLogger("atk")
@@ -39,9 +53,14 @@ QA_PAIRS = "qa_pairs.jsonl"
 SHAREGPT = "conversations.sharegpt.jsonl"
 MESSAGES = "conversations.messages.jsonl"
 
+# A focus sentence needs this many content words to have a fact to ask about.
+FOCUS_WORDS = 4
+# A pair is two sentences: more tokens than this is a model that lost its way (and, with a
+# small model, it can loop for as long as it is let), so its answer is cut and asked again.
+PAIR_MAX_TOKENS = 256
 
 # Schemas stay simple: llama.cpp turns them into grammars, and length limits
-# (maxLength) blow those up. Lengths are checked by the validators instead.
+# (maxLength) blow those up. Lengths are checked by the gates instead.
 
 
 def _verdict_schema(field: str) -> dict:
@@ -52,16 +71,17 @@ def _verdict_schema(field: str) -> dict:
     }
 
 
-def _questions_schema(limit: int) -> dict:
-    pair = {"type": "object",
-            "properties": {"question": {"type": "string", "minLength": 1},
-                           "answer": {"type": "string", "minLength": 1}},
-            "required": ["question", "answer"]}
-    return {"type": "object",
-            "properties": {"questions": {"type": "array", "items": pair,
-                                         "minItems": 1, "maxItems": limit}},
-            "required": ["questions"]}
-
+PAIR_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 1},
+                   "answer": {"type": "string", "minLength": 1}},
+    "required": ["question", "answer"],
+}
+QUESTION_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 1}},
+    "required": ["question"],
+}
 
 CONVERSATION_SCHEMA = {
     "type": "object",
@@ -73,28 +93,9 @@ CONVERSATION_SCHEMA = {
     "required": ["messages"],
 }
 
-
-def _complete_pairs(value, sample):
-    # A repeated question is not an error: pairs are keyed by their text, so it collapses.
-    if any(not p["answer"].strip() or not p["question"].strip() for p in value["questions"]):
-        return False, "every question and answer must have text"
-    return True, None
-
-
-def _alternating(value, sample):
-    roles = [m["role"] for m in value["messages"]]
-    expected = ["user", "assistant"] * (len(roles) // 2 + 1)
-    if roles != expected[: len(roles)]:
-        return False, "messages must alternate user, assistant, user, assistant, starting with user"
-    if roles[-1] != "assistant":
-        return False, "the conversation must end with an assistant message"
-    if any(not m["content"].strip() for m in value["messages"]):
-        return False, "every message must have text"
-    return True, None
-
-
 Temperature = Annotated[float, Between(0, 2)]
 Count = Annotated[int, AtLeast(1)]
+Fraction = Annotated[float, Between(0, 1)]
 
 
 async def factual_qa(
@@ -106,6 +107,9 @@ async def factual_qa(
     subset_size: Count = 100,
     seed: int = 0,
     questions_per_chunk: Count = 3,
+    answers: Literal["written", "sentence"] = "written",
+    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    judge_votes: Count = 3,
     question_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
     pairs_per_conversation: Count = 3,
@@ -115,6 +119,21 @@ async def factual_qa(
     skip_answer_check: bool = False,
     rewrite_conversations: bool = True,
     conversation_fallback: bool = True,
+    gate_chunk_content: bool = True,
+    min_chunk_words: Count = 5,
+    gate_question_form: bool = True,
+    question_min_words: Count = 4,
+    question_max_words: Count = 30,
+    gate_source_reference: bool = True,
+    gate_grounding: bool = True,
+    grounding_threshold: Fraction = 0.8,
+    gate_answer_fit: bool = True,
+    gate_placeholders: bool = True,
+    gate_copies: bool = True,
+    gate_conversation: bool = True,
+    conversation_coverage: Fraction = 0.6,
+    gate_near_duplicates: bool = True,
+    near_duplicate_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.7,
     temperature: Temperature = 0.7,
     check_temperature: Temperature = 0.6,
     max_tokens: Annotated[int, AtLeast(16)] = 1024,
@@ -128,6 +147,10 @@ async def factual_qa(
     starts, and ``check_config`` below looks at what they cannot say.
     """
     record = RunRecord()
+    gates = dict(question_form=gate_question_form, source=gate_source_reference,
+                 grounding=grounding_threshold if gate_grounding else None,
+                 fit=gate_answer_fit, placeholders=gate_placeholders, min_words=question_min_words,
+                 max_words=question_max_words)
 
     # 1. read, 2. chunk
     set_progress(task_id, 0.0, "reading documents")
@@ -136,70 +159,69 @@ async def factual_qa(
     by_id = {chunk.id: chunk for chunk in chunks}
     samples = [chunk.as_sample() for chunk in chunks]
 
+    # 3. content (no model)
+    if gate_chunk_content:
+        samples = _gated(record, "content", samples,
+                         lambda s: content_problem(s["chunk"], min_words=min_chunk_words))
+
     checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+    asking = model_checks != "skip"
 
-    # 3. judge
-    if not skip_judge:
-        samples = await _verdict(record, "judge", "judge_chunk", "suitable", samples,
-                                 progress=(0.02, 0.2), rejected="judged unsuitable", **checking)
+    # 4. judge (small model, a vote)
+    if asking and not skip_judge:
+        judge = _vote("judge", "judge_chunk", "suitable", judge_votes, vote_threshold, checking)
+        results = await judge.run(samples, progress=(0.02, 0.2))
+        samples = _model_verdicts(record, "judge", samples, results, model_checks,
+                                  "judged unsuitable")
 
-    # 4. generate question-answer pairs
-    generate = PipelineStep(name="generate", prompt="generate_questions", model="large",
-                            json_schema=_questions_schema(questions_per_chunk),
-                            validator=_complete_pairs, temperature=temperature,
-                            max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
-    for sample in samples:
-        sample["questions_per_chunk"] = questions_per_chunk
-    results = await generate.run(samples, progress=(0.2, 0.5))
-    pairs = []
-    for sample, result in record.step("generate", samples, results):
-        for item in result.value["questions"][:questions_per_chunk]:
-            pairs.append(_pair(by_id[sample["id"]], item))
-    pairs = list({p["id"]: p for p in pairs}.values())  # the same question twice is one pair
+    # 5. generate: one pair per focus sentence (large model), gated
+    focused = [focus for sample in samples
+               for focus in _focus_samples(sample, questions_per_chunk, seed)]
+    unfocused = len(samples) - len({f["chunk_id"] for f in focused})
+    for _ in range(unfocused):
+        record.note("generate", "chunk without a sentence to ask about")
+    from_sentence = answers == "sentence"
+    generate = PipelineStep(name="generate", model="large",
+                            prompt="ask_question" if from_sentence else "generate_question",
+                            json_schema=QUESTION_SCHEMA if from_sentence else PAIR_SCHEMA,
+                            validator=_pair_gate(gates, from_sentence),
+                            gate_copies=gate_copies, temperature=temperature,
+                            max_tokens=min(max_tokens, PAIR_MAX_TOKENS), max_attempts=max_attempts,
+                            seed=seed)
+    results = await generate.run(focused, progress=(0.2, 0.5))
+    pairs = [_pair(by_id[sample["chunk_id"]], _with_answer(result.value, sample, from_sentence))
+             for sample, result in record.step("generate", focused, results)]
 
-    # 5. answerable from the chunk alone?
-    if not skip_question_check:
-        vote = VoteStep(name="check_question", prompt="check_question", model="small",
-                        json_schema=_verdict_schema("answerable"), votes=question_votes,
-                        threshold=vote_threshold, decide=lambda v: v["answerable"],
-                        max_tokens=256, **checking)
+    # 6. deduplicate (no model): exact and near-copies of a question kept before
+    pairs = _deduplicated(record, pairs, near_duplicate_threshold if gate_near_duplicates else None)
+
+    # 7. answerable from the chunk alone? (small model, a vote)
+    if asking and not skip_question_check:
+        vote = _vote("check_question", "check_question", "answerable", question_votes,
+                     vote_threshold, checking)
         results = await vote.run(pairs, progress=(0.5, 0.7))
-        pairs = [p for p, _ in record.step("check_question", pairs, results)]
+        pairs = _model_verdicts(record, "check_question", pairs, results, model_checks,
+                                "question judged unanswerable")
 
-    # 6. answer accurate to the chunk?
-    if not skip_answer_check:
-        pairs = await _verdict(record, "check_answer", "check_answer", "accurate", pairs,
-                               progress=(0.7, 0.85), rejected="answer judged inaccurate", **checking)
+    # 8. answer accurate to the chunk? (small model)
+    if asking and not skip_answer_check:
+        step = PipelineStep(name="check_answer", prompt="check_answer", model="small",
+                            json_schema=_verdict_schema("accurate"), max_tokens=256, **checking)
+        results = await step.run(pairs, progress=(0.7, 0.85))
+        pairs = _model_verdicts(record, "check_answer", pairs, results, model_checks,
+                                "answer judged inaccurate", verdict="accurate")
 
-    # 7. conversations
+    # 9. conversations (large model), gated
     groups = _conversation_groups(pairs, pairs_per_conversation, list(system_prompts), seed)
     if rewrite_conversations:
         write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
-                             json_schema=CONVERSATION_SCHEMA, validator=_alternating,
-                             temperature=temperature, max_tokens=max_tokens,
-                             max_attempts=max_attempts, seed=seed)
+                             json_schema=CONVERSATION_SCHEMA,
+                             validator=_conversation_gate(gates, gate_conversation,
+                                                          conversation_coverage),
+                             gate_copies=gate_copies, temperature=temperature,
+                             max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
         results = await write.run(groups, progress=(0.85, 1.0))
-        if conversation_fallback:
-            # The pairs are already checked: when the model cannot turn them into a
-            # conversation, they become one as they are rather than being lost.
-            conversations, reasons = [], Counter()
-            for group, result in zip(groups, results):
-                if result.ok:
-                    conversations.append((group, result.value["messages"]))
-                else:
-                    record.note("conversation", "built from the pairs as they are")
-                    reasons[result.reason] += 1
-                    conversations.append((group, _messages_from_pairs(group["pair_list"])))
-            record.count("conversation", len(groups), len(conversations))
-            if reasons:  # kept, but not silently: the user should know the model could not
-                log.warning(
-                    "factual-qa: %d of %d conversations were built from the checked pairs as they"
-                    " are, because the model's rewrite failed (most often: %s); set"
-                    " conversation_fallback: false to drop them instead",
-                    sum(reasons.values()), len(groups), reasons.most_common(1)[0][0])
-        else:
-            conversations = [(g, r.value["messages"])
-                             for g, r in record.step("conversation", groups, results)]
+        conversations = _with_fallback(record, groups, results, conversation_fallback)
     else:
         conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
         record.count("conversation", len(groups), len(groups))
@@ -229,14 +251,119 @@ async def factual_qa(
     return {"qa_pairs": len(qa_records), "conversations": len(sharegpt)}
 
 
-async def _verdict(record, name, prompt, field, samples, *, progress, rejected, **options):
-    """A small-model yes/no check: the samples whose answer sets ``field`` true go on."""
-    step = PipelineStep(name=name, prompt=prompt, model="small", json_schema=_verdict_schema(field),
-                        max_tokens=256, **options)
-    results = await step.run(samples, progress=progress)
-    kept = record.step(name, samples, results, keep=lambda v: v[field],
-                       why_not=lambda r: f"{rejected}: {r.value['reason']}")
-    return [sample for sample, _ in kept]
+# -- the gates ------------------------------------------------------------------------------------
+
+
+def _gated(record, name, samples, problem_of):
+    """A step without a model: the samples that pass ``problem_of``; the rest recorded."""
+    kept = []
+    for sample in samples:
+        problem = problem_of(sample)
+        if problem is None:
+            kept.append(sample)
+        else:
+            record.drop(name, sample["id"], f"{name}: {problem}", kind=problem.kind)
+    record.count(name, len(samples), len(kept))
+    return kept
+
+
+def _with_answer(value, sample, from_sentence: bool) -> dict:
+    return {**value, "answer": sample["focus"]} if from_sentence else value
+
+
+def _pair_gate(gates, from_sentence: bool = False):
+    """The validator of a generated pair: every deterministic check a pair must pass. An
+    answer that is the chunk's own sentence needs no grounding check."""
+    def check(value, sample):
+        value = _with_answer(value, sample, from_sentence)
+        question, answer, chunk = value["question"].strip(), value["answer"].strip(), sample["chunk"]
+        checks = []
+        if gates["placeholders"]:
+            checks += [lambda: placeholder_problem(question), lambda: placeholder_problem(answer)]
+        if gates["question_form"]:
+            checks.append(lambda: question_problem(question, chunk=chunk, answer=answer,
+                                                   min_words=gates["min_words"],
+                                                   max_words=gates["max_words"]))
+        if gates["source"]:
+            checks += [lambda: refers_to_source(question), lambda: refers_to_source(answer)]
+        if gates["grounding"] is not None and not from_sentence:
+            checks.append(lambda: grounding_problem(answer, chunk, threshold=gates["grounding"]))
+        if gates["fit"]:
+            checks.append(lambda: answer_fits_problem(question, answer, source=sample["focus"]))
+        return first_problem(*checks)
+
+    return check
+
+
+def _conversation_gate(gates, carry_answers: bool, coverage: float):
+    """The validator of a written conversation: its shape, its turns, and the pairs it carries."""
+    def check(value, sample):
+        turns = value["messages"]
+        answers = [p["answer"] for p in sample["pair_list"]] if carry_answers else []
+        checks = [lambda: conversation_problem(turns, answers, coverage=coverage)]
+        if gates["question_form"]:  # the user asks: a turn of theirs is a question
+            checks += [lambda text=turn["content"]: _user_question_problem(text)
+                       for turn in turns if turn["role"] == "user"]
+        for turn in turns:
+            if gates["placeholders"]:
+                checks.append(lambda text=turn["content"]: placeholder_problem(text))
+            if gates["source"]:
+                checks.append(lambda text=turn["content"]: refers_to_source(text))
+        return first_problem(*checks)
+
+    return check
+
+
+def _user_question_problem(text):
+    problem = question_problem(text, min_words=2)
+    if problem is not None and problem.kind in ("not a question", "question too short"):
+        return type(problem)("user turn not a question",
+                             f"the user's turn {text!r} is not a question; the user asks, the"
+                             " assistant answers")
+    return None
+
+
+def _vote(name, prompt, field, votes, threshold, checking) -> VoteStep:
+    """A small-model yes/no check asked ``votes`` times: ``field`` true is a yes."""
+    return VoteStep(name=name, prompt=prompt, model="small", json_schema=_verdict_schema(field),
+                    votes=votes, threshold=threshold, decide=lambda v: v[field], max_tokens=256,
+                    **checking)
+
+
+def _model_verdicts(record, name, samples, results, policy, rejected, verdict=None):
+    """What goes on after a model's check: with ``enforce`` only what it approved; with
+    ``note`` everything it could judge, its rejections counted in the manifest."""
+    def approved(result):
+        return result.ok and (verdict is None or result.value[verdict])
+
+    if policy == "enforce":
+        keep = None if verdict is None else (lambda value: value[verdict])
+        why = lambda r: f"{rejected}: {r.value['reason']}"  # noqa: E731
+        return [sample for sample, _ in record.step(name, samples, results, keep=keep, why_not=why)]
+    kept = []
+    for sample, result in zip(samples, results):
+        if not approved(result):
+            record.note(name, f"{rejected} by the model, kept")
+        kept.append(sample)
+    record.count(name, len(samples), len(kept))
+    return kept
+
+
+# -- samples ----------------------------------------------------------------------------------------
+
+
+def _focus_samples(sample, count, seed):
+    """Up to ``count`` samples for one chunk, each about one of its sentences: spread over
+    the chunk, starting at a place the seed picks."""
+    candidates = [s for s in sentences(sample["chunk"]) if len(content_words(s)) >= FOCUS_WORDS]
+    if not candidates:
+        return []
+    count = min(count, len(candidates))
+    offset = derive_seed(seed, sample["id"], "focus") % len(candidates)
+    step = len(candidates) / count
+    picked = sorted({(offset + int(i * step)) % len(candidates) for i in range(count)})
+    return [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"],
+             "focus": candidates[index]} for index in picked]
 
 
 def _pair(chunk, item) -> dict:
@@ -244,6 +371,27 @@ def _pair(chunk, item) -> dict:
     digest = hashlib.sha256(f"{chunk.id}\n{question}".encode("utf-8")).hexdigest()[:16]
     return {"id": f"q-{digest}", "question": question, "answer": answer, "source": chunk.source,
             "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id, "chunk": chunk.text}
+
+
+def _deduplicated(record, pairs, threshold):
+    """The pairs whose question is not a copy, or (with a threshold) a near copy, of one kept
+    before; in order, so the first of a family stays."""
+    kept, seen_ids = [], set()
+    near = NearDuplicates(threshold) if threshold is not None and pairs else None
+    for pair in pairs:
+        if pair["id"] in seen_ids:
+            record.drop("deduplicate", pair["id"], "deduplicate: the same question twice for one"
+                        " chunk", kind="duplicate question")
+            continue
+        first = near.add(pair["id"], pair["question"]) if near is not None else None
+        if first is not None:
+            record.drop("deduplicate", pair["id"], f"deduplicate: nearly the same question as"
+                        f" {first}", kind="near-duplicate question")
+            continue
+        seen_ids.add(pair["id"])
+        kept.append(pair)
+    record.count("deduplicate", len(pairs), len(kept))
+    return kept
 
 
 def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
@@ -267,6 +415,29 @@ def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
     return groups
 
 
+def _with_fallback(record, groups, results, fallback):
+    """The written conversations; where the model could not write one and ``fallback`` is on,
+    the checked pairs as they are (counted, and said in one warning)."""
+    if not fallback:
+        return [(g, r.value["messages"]) for g, r in record.step("conversation", groups, results)]
+    conversations, reasons = [], Counter()
+    for group, result in zip(groups, results):
+        if result.ok:
+            conversations.append((group, result.value["messages"]))
+        else:
+            record.note("conversation", "built from the pairs as they are")
+            reasons[result.reason] += 1
+            conversations.append((group, _messages_from_pairs(group["pair_list"])))
+    record.count("conversation", len(groups), len(conversations))
+    if reasons:  # kept, but not silently: the user should know the model could not
+        log.warning(
+            "factual-qa: %d of %d conversations were built from the checked pairs as they"
+            " are, because the model's rewrite failed (most often: %s); set"
+            " conversation_fallback: false to drop them instead",
+            sum(reasons.values()), len(groups), reasons.most_common(1)[0][0])
+    return conversations
+
+
 def _messages_from_pairs(pairs) -> list[dict]:
     turns = []
     for pair in pairs:
@@ -279,9 +450,14 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
     the annotations say: the input folder, and the model roles the chosen steps use."""
     check_input_dir(input_dir, output_dir)
+    if values["question_min_words"] > values["question_max_words"]:
+        raise ConfigError(f"question_min_words ({values['question_min_words']}) is more than"
+                          f" question_max_words ({values['question_max_words']})")
     uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
+    asking = values["model_checks"] != "skip"
     small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
-                                     ("check_answer", "skip_answer_check")) if not values[skip]]
+                                     ("check_answer", "skip_answer_check"))
+             if asking and not values[skip]]
     if small:
         uses["small"] = small
     for role, steps in uses.items():

@@ -14,17 +14,24 @@ def respond(request):
         if "Share this page" in user and "Keepers" not in user:
             return {"reason": "navigation only", "suitable": False}
         return {"reason": "it states facts", "suitable": True}
-    if "write questions and answers" in system:
-        if "rejected" not in user and "waggle" in user:
-            return '{"questions": [ this is not json'  # fixed on the retry
-        if "UNANSWERABLE-FOREVER" in user:
+    if "You write quiz questions about facts" in system:
+        focus = re.search(r"Sentence: (.*)", user).group(1)
+        subject = " ".join(focus.rstrip(".").split()[:3])
+        if "rejected" not in user and "waggle" in focus:
+            return '{"question": "this is not json'  # fixed on the retry
+        if "UNANSWERABLE-FOREVER" in focus:
             return "I would rather not."  # malformed on every attempt
-        topic = re.search(r'"""\n(.*?)\n"""', user, re.S).group(1).split()[:4]
-        subject = " ".join(topic)
-        return {"questions": [
-            {"question": f"What is said about {subject}?", "answer": f"It says {subject} matters."},
-            {"question": f"Why does {subject} matter at all?", "answer": f"Because of {subject}."},
-        ]}
+        if "Lighthouse" in focus and "rejected" not in user:
+            # Not grounded (a place the chunk does not name): caught by the gate, fixed on the retry.
+            return {"question": f"Where did {subject}?", "answer": "They did it on the Golden Coast."}
+        if "six weeks" in focus:  # a question the small model's vote rejects
+            return {"question": f"Why does it matter that {subject}?", "answer": focus}
+        return {"question": f"What is known about {subject}?", "answer": focus}
+    if "question that the sentence answers" in system:  # answers: sentence
+        focus = re.search(r"Sentence: (.*)", user).group(1)
+        if "waggle" in focus and "rejected" not in user:
+            return {"question": focus.rstrip(".") + "?"}  # the sentence itself: caught, then fixed
+        return {"question": f"What is known about {' '.join(focus.rstrip('.').split()[:3])}?"}
     if "check quiz questions" in system:
         return {"reason": "checked", "answerable": "Why does" not in user}
     if "check answers to quiz questions" in system:

@@ -1,9 +1,11 @@
 """factual-qa's outputs are pinned: a small run on the scripted backend gives exactly these bytes.
 
-The hashes were taken from the pipeline before documents and chunks moved from
-this package into atk-core; they prove the move (and any later refactoring)
-changed nothing a user gets. A change of behaviour that is meant must update
-them, and say why in its commit.
+The hashes were first taken before documents and chunks moved from this
+package into atk-core, to prove the move changed nothing a user gets; they
+were taken again when the quality gates changed what the pipeline keeps (one
+pair per sentence, gated; failures with their kind). A refactoring leaves them
+as they are; a change of behaviour that is meant updates them, and says why
+in its commit.
 """
 
 import hashlib
@@ -12,10 +14,10 @@ from atk_core.testing import run_pipeline
 from factual_fakes import respond, write_inputs
 
 PINNED = {
-    "qa_pairs.jsonl": "b6d0b2212e8752c1a39e6b842d17a2898e1c6a6928e4a2052d8d26962b9c9189",
-    "conversations.sharegpt.jsonl": "3f53166891bd7f09a88b3c40a4f605bfb3aa602f601377acb2dc31d447d0e0f9",
-    "conversations.messages.jsonl": "5940a1b6f1bd1a821769312c1c65ab23ed5803f10ba6c4e2e207f6b167ac2af2",
-    "failures.jsonl": "d256e53426f2caf2ebf4fc1ecdab3606a26587e729172272aff1f45d36dc17b1",
+    "qa_pairs.jsonl": "315b221a2851692b5733f46ac11219e3207bf33ca64b31f7e53dcfc80be7ff2b",
+    "conversations.sharegpt.jsonl": "5d3f73aa0cc1259dc30480bc0d70d0c09feb992eab7a721d4bd9bdf6a36bf915",
+    "conversations.messages.jsonl": "394ef45c72611e5ec6fad3e1a566ce217fb69dc4ea3e6262499771e1ce0086a4",
+    "failures.jsonl": "1521000ab5cadcb9f7a96a4c262f699399ee9c4233333c6574760b3be2dccc6f",
 }
 
 LONG = "\n\n".join(

@@ -23,7 +23,8 @@ def run(tmp_path, name="out", models=None, **fields):
     fields.setdefault("input_dir", str(tmp_path / "in"))
     if not (tmp_path / "in").exists():
         write_inputs(tmp_path / "in")
-        (tmp_path / "in" / "never.txt").write_text("UNANSWERABLE-FOREVER is written here.")
+        (tmp_path / "in" / "never.txt").write_text(
+            "UNANSWERABLE-FOREVER is written here, in a sentence nobody can turn into a question.")
     models = models or {"small": scripted(), "large": scripted()}
     return run_pipeline("factual-qa", output_dir=tmp_path / name, models=models, **fields)
 
@@ -39,6 +40,9 @@ def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
     assert all(not p["question"].startswith("Why does") for p in pairs)  # failed the vote
     sources = {p["source"] for p in pairs}
     assert sources == {"bees.md", "records.jsonl#L1", "report.pdf"}  # the page was judged unsuitable
+    # Every answer kept is what its chunk says (the ungrounded one was asked again).
+    assert [p["answer"] for p in pairs if p["source"] == "report.pdf"] == [
+        "Lighthouse keepers wound the clockwork every night."]
 
     sharegpt = read_jsonl(out / "conversations.sharegpt.jsonl")
     messages = read_jsonl(out / "conversations.messages.jsonl")
@@ -55,16 +59,22 @@ def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
     assert failures[("picture.bin", "read")] == "read: unsupported file type .bin"
     assert failures[("latin1.txt", "read")].startswith("read: not UTF-8 text")
     judged = [r for (sid, step), r in failures.items() if step == "judge"]
-    assert judged == ["judge: judged unsuitable: navigation only"]
+    assert judged == ["judge: 0 of 2 votes passed, 2 of 3 needed"]  # the navigation page
     never = [r for (sid, step), r in failures.items() if step == "generate"]
     assert never == ["generate: the answer is not valid JSON: Expecting value (after 3 attempts)"]
     votes = [r for (sid, step), r in failures.items() if step == "check_question"]
     assert votes and all("0 of 2 votes passed, 2 of 3 needed" in r for r in votes)
+    kinds = {(f["step"], f["kind"]) for f in read_jsonl(out / "failures.jsonl")}
+    assert {("judge", "failed the vote"), ("generate", "malformed answer"),
+            ("check_question", "failed the vote"), ("read", "unsupported file type .bin")} <= kinds
 
     manifest = json.loads((out / "manifest.json").read_text())
     steps = {s["name"]: s for s in manifest["steps"]}
+    assert [s["name"] for s in manifest["steps"]] == [
+        "read", "chunk", "content", "judge", "generate", "deduplicate", "check_question",
+        "check_answer", "conversation"]
     assert steps["read"]["in"] == 11 and steps["read"]["out"] == 5  # jsonl lines count one each
-    assert steps["generate"]["dropped"] == {"no valid answer after retries": 1}
+    assert steps["generate"]["dropped"] == {"malformed answer": 1}
     assert manifest["outputs"]["qa_pairs.jsonl"] == len(pairs)
     assert manifest["outputs"]["failures.jsonl"] == len(failures)
     assert manifest["pipeline"] == "factual-qa" and manifest["distribution"] == "atk-pipeline-factual"
@@ -77,11 +87,15 @@ def test_malformed_answer_is_retried_with_the_problem_in_the_prompt(tmp_path):
     calls = tmp_path / "calls.jsonl"
     result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))})
     assert result.exit_code == 0, result.error
-    asks = [json.loads(line) for line in calls.read_text().splitlines()]
-    waggle = [a["messages"][-1]["content"] for a in asks if "waggle" in a["messages"][-1]["content"]
-              and "natural conversation" not in a["messages"][0]["content"]]
+    asks = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
+    waggle = [text for text in asks if "Sentence: The waggle" in text]
     assert len(waggle) == 2
     assert "Your previous answer was rejected: the answer is not valid JSON" in waggle[1]
+    # A gate's problem is shown the same way: the ungrounded answer was asked for again.
+    lighthouse = [text for text in asks if "Sentence: Lighthouse" in text]
+    assert len(lighthouse) == 2
+    assert ("Your previous answer was rejected: the answer names Golden, Coast, which the passage"
+            " does not; use only what the passage says.") in lighthouse[1]
 
 
 def test_outputs_are_byte_identical_on_a_fresh_run_and_on_a_rerun(tmp_path):
@@ -116,6 +130,25 @@ def test_resume_after_an_interrupted_run_repeats_no_call(tmp_path):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
 
 
+def test_answers_can_be_the_sentences_asked_about(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    models = {"small": scripted(), "large": scripted(log=str(calls))}
+    result = run(tmp_path, models=models, answers="sentence", rewrite_conversations=False)
+    assert result.exit_code == 0, result.error
+    pairs = read_jsonl(tmp_path / "out" / "qa_pairs.jsonl")
+    assert sorted((p["source"], p["answer"]) for p in pairs) == [
+        ("bees.md", "The waggle dance tells other bees where flowers are."),
+        ("bees.md", "Worker bees live about six weeks in summer."),
+        ("never.txt", "UNANSWERABLE-FOREVER is written here, in a sentence nobody can turn into a"
+                      " question."),
+        ("records.jsonl#L1", "Honey holds less than twenty percent water."),
+        ("report.pdf", "Lighthouse keepers wound the clockwork every night.")]
+    # A question that only repeats its sentence is not a question about it: asked again.
+    asks = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
+    waggle = [text for text in asks if "Sentence: The waggle" in text]
+    assert len(waggle) == 2 and "the question repeats the answer" in waggle[1]
+
+
 def test_skip_flags_and_plain_conversations(tmp_path):
     log = tmp_path / "small.jsonl"
     result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
@@ -124,9 +157,12 @@ def test_skip_flags_and_plain_conversations(tmp_path):
     assert result.exit_code == 0, result.error
     assert not log.exists()  # the small model was never asked
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert [s["name"] for s in manifest["steps"]] == ["read", "chunk", "generate", "conversation"]
-    for record in read_jsonl(tmp_path / "out" / "conversations.messages.jsonl"):
-        assert len(record["messages"]) == 1 + 2 * 2  # the system prompt and two pairs
+    assert [s["name"] for s in manifest["steps"]] == [
+        "read", "chunk", "content", "generate", "deduplicate", "conversation"]
+    sizes = [len(r["messages"]) for r in read_jsonl(tmp_path / "out" / "conversations.messages.jsonl")]
+    # The system prompt and one or two pairs (bees.md has two sentences to ask about; no chunk
+    # gives a conversation more than pairs_per_conversation).
+    assert 1 + 2 * 2 in sizes and set(sizes) <= {1 + 2, 1 + 2 * 2}
 
 
 def test_subset_is_deterministic(tmp_path):
@@ -199,8 +235,11 @@ def test_sample_documents_run_through_the_cli(tmp_path):
     assert init.returncode == 0, init.stderr
     assert sorted(os.listdir(tmp_path / "documents")) == [
         "gettysburg_address.txt", "honeybees.md", "lighthouses.html"]
-    result = run_cli("run", "factual-qa.yaml", "--model", "small=scripted", "--model", "large=scripted",
-                     "--set", "rewrite_conversations=false", cwd=tmp_path)
+    scripted = "{backend: scripted, respond: 'factual_fakes:respond'}"
+    env = dict(os.environ, PYTHONPATH=str(TESTS))  # where factual_fakes is
+    result = run_cli("run", "factual-qa.yaml", "--set", f"models.small={scripted}", "--set",
+                     f"models.large={scripted}", "--set", "rewrite_conversations=false",
+                     cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     sources = {p["source"] for p in read_jsonl(tmp_path / "output" / "qa_pairs.jsonl")}
     assert sources == {"gettysburg_address.txt", "honeybees.md", "lighthouses.html"}

@@ -4,12 +4,15 @@ still finds its config template, prompts and sample documents."""
 import json
 import os
 import subprocess
+from pathlib import Path
 
 from atk_core.testing import read_jsonl, run_cli
 
 
 def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
+    # The scripted model's answers come from the fakes beside this file (not the package).
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
 
     def atk(*args):
         result = run_cli(*args, python=installed_python, env=env, cwd=tmp_path)
@@ -24,11 +27,13 @@ def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     assert "pipeline: factual-qa" in (tmp_path / "factual-qa.yaml").read_text()
     atk("prompts", "factual-qa", "my_prompts")
     assert sorted(p.name for p in (tmp_path / "my_prompts").iterdir()) == [
-        "check_answer.yaml", "check_question.yaml", "generate_questions.yaml",
+        "ask_question.yaml", "check_answer.yaml", "check_question.yaml", "generate_question.yaml",
         "judge_chunk.yaml", "retry_note.txt", "write_conversation.yaml"]
 
-    atk("run", "factual-qa.yaml", "--model", "small=scripted", "--model", "large=scripted",
-        "--set", "rewrite_conversations=false", "--set", "prompt_overrides=my_prompts")
+    scripted = "{backend: scripted, respond: 'factual_fakes:respond'}"
+    atk("run", "factual-qa.yaml", "--set", f"models.small={scripted}", "--set",
+        f"models.large={scripted}", "--set", "rewrite_conversations=false", "--set",
+        "prompt_overrides=my_prompts")
     conversations = read_jsonl(tmp_path / "output" / "conversations.sharegpt.jsonl")
     assert conversations and all(c["conversations"][0]["from"] == "system" for c in conversations)
     # the pipeline's package really came from the venv, not from this source tree
