@@ -17,6 +17,17 @@ import yaml
 from atk_core.testing import run_cli
 
 _URL = re.compile(r"atk: serving http://(\S+?):(\d+)/")
+# factual-qa's test double (a scripted model that answers its prompts plausibly): runs started
+# by the server import it by name, so the server's environment has its folder on PYTHONPATH.
+FAKES = Path(__file__).resolve().parents[1] / "plugins" / "atk-pipeline-factual" / "tests"
+SCRIPTED = {"backend": "scripted", "respond": "factual_fakes:respond"}
+if str(FAKES) not in sys.path:  # configs checked in this process import it too
+    sys.path.append(str(FAKES))
+
+
+def with_fakes(env: dict) -> dict:
+    paths = [str(FAKES), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 class AtkServer:
@@ -27,7 +38,7 @@ class AtkServer:
         self.token = token
         self.log_path = self.runs_dir.parent / f"serve-{time.time_ns()}.log"
         self.runs_dir.parent.mkdir(parents=True, exist_ok=True)
-        environment = dict(os.environ if env is None else env)
+        environment = with_fakes(dict(os.environ if env is None else env))
         environment.pop("ATK_LOAD_PLUGINS", None)
         if env is None:
             environment.pop("ATK_SERVE_TOKEN", None)
@@ -190,7 +201,7 @@ def factual_config(folder, *, delay: float = 0.0, concurrency: int | None = None
     """The factual-qa template, set to run offline on the scripted backend over the samples."""
     folder = factual_folder(folder)
     tree = yaml.safe_load((folder / "factual-qa.yaml").read_text(encoding="utf-8"))
-    model = {"backend": "scripted"}
+    model = dict(SCRIPTED)
     if delay:
         model["delay"] = delay
     if concurrency:

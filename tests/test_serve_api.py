@@ -16,7 +16,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from atk_core.testing import read_jsonl, run_cli  # noqa: E402
-from serve_helpers import AtkServer, factual_config, factual_folder, wait_gone  # noqa: E402
+from serve_helpers import (  # noqa: E402
+    AtkServer, factual_config, factual_folder, wait_gone, with_fakes,
+)
 
 SLOW = {"delay": 0.4, "concurrency": 1}  # about 24 calls: some 10 s, time to cancel or restart
 
@@ -44,7 +46,7 @@ def finished_run(server, work):
 def cli_error(folder, text) -> str:
     """The one line `atk run config.yaml` prints for a config, without its prefix."""
     (folder / "config.yaml").write_text(text)
-    result = run_cli("run", "config.yaml", cwd=folder)
+    result = run_cli("run", "config.yaml", cwd=folder, env=with_fakes(dict(os.environ)))
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("atk: error: "), lines
@@ -132,7 +134,8 @@ def test_a_field_that_looks_misspelt_is_a_warning_as_in_the_cli(server, work, tm
     assert status == 200 and body == {"ok": True, "pipeline": "factual-qa", "error": None,
                                       "warnings": [warning]}
     (tmp_path / "config.yaml").write_text(text)
-    result = run_cli("run", "config.yaml", "--progress", "jsonl", cwd=tmp_path)
+    result = run_cli("run", "config.yaml", "--progress", "jsonl", cwd=tmp_path,
+                     env=with_fakes(dict(os.environ)))
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == "atk: warning: " + warning
 
@@ -185,6 +188,23 @@ def test_runs_factual_qa_to_done_and_serves_its_outputs(server, work, finished_r
     # A finished run can be neither cancelled nor resumed.
     assert server.post(f"/api/runs/{run['id']}/cancel")[0] == 409
     assert server.post(f"/api/runs/{run['id']}/resume")[0] == 409
+
+
+def test_a_runs_records_and_failures_are_read_a_page_at_a_time(server, finished_run):
+    run_id = finished_run["id"]
+    output = server.runs_dir / run_id / "output"
+    pairs = read_jsonl(output / "qa_pairs.jsonl")
+    assert len(pairs) >= 3
+    status, page, _ = server.get(f"/api/runs/{run_id}/records?file=qa_pairs.jsonl&offset=1&limit=2")
+    assert status == 200
+    assert page == {"file": "qa_pairs.jsonl", "total": len(pairs), "offset": 1, "records": pairs[1:3]}
+    status, page, _ = server.get(f"/api/runs/{run_id}/records?file=failures.jsonl")
+    assert status == 200 and page["records"] == read_jsonl(output / "failures.jsonl")
+    assert all({"step", "kind", "reason"} <= set(f) for f in page["records"])
+    for query, expected in (("file=manifest.json", 400), ("file=../config.yaml", 400),
+                            ("file=nothing.jsonl", 404), ("file=qa_pairs.jsonl&limit=0", 422),
+                            ("offset=0", 422)):
+        assert server.get(f"/api/runs/{run_id}/records?{query}")[0] == expected, query
 
 
 def test_several_runs_at_once(server, work):
@@ -427,7 +447,7 @@ def test_a_run_cut_off_by_a_server_restart_is_interrupted_and_resumes(work, tmp_
         assert done["status"] == "done", second.log_of(run["id"])
         assert done["progress"] == 1.0 and done["attempts"] == 2
         # Resumed into the same output folder: what was answered before came from the store.
-        usage = re.findall(r"model small: \d+ requests sent, (\d+) answers from the store",
+        usage = re.findall(r"model large: \d+ requests sent, (\d+) answers from the store",
                            second.log_of(run["id"]))
         assert int(usage[-1]) > 0
         records = read_jsonl(runs_dir / run["id"] / "output" / "conversations.sharegpt.jsonl")

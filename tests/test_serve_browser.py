@@ -12,6 +12,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from serve_helpers import AtkServer, factual_folder  # noqa: E402
 
+SCRIPTED = "{backend: scripted, respond: 'factual_fakes:respond'}"
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -61,10 +63,12 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
             "unknown pipeline 'factual-qq'; did you mean 'factual-qa'? (installed: factual-qa)")
         assert server.get("/api/runs")[1] == []
 
-        # Edited to run offline on the scripted backend over the sample documents.
+        # Edited to run offline on the scripted backend over the sample documents, and a file
+        # it cannot read (so the funnel has a drop to show).
+        (work / "documents" / "scan.bin").write_bytes(bytes(range(256)))
         edited = (template
-                  .replace("small: {backend: llamacpp}", "small: {backend: scripted}")
-                  .replace("large: {backend: llamacpp}", "large: {backend: scripted}")
+                  .replace("small: {backend: llamacpp}", f"small: {SCRIPTED}")
+                  .replace("large: {backend: llamacpp}", f"large: {SCRIPTED}")
                   .replace("rewrite_conversations: true", "rewrite_conversations: false")
                   .replace("input_dir: ./documents", f"input_dir: {work / 'documents'}"))
         assert edited.count("scripted") == 2 and "rewrite_conversations: false" in edited
@@ -85,7 +89,7 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
         row.click()
         expect(page).to_have_url(re.compile(re.escape(f"#/runs/{run_id}") + "$"))
         expect(page.locator(".hero .pill")).to_have_text("done")
-        expect(page.locator("#steps [data-step='read']")).to_contain_text("3")
+        expect(page.locator("#steps [data-step='read']")).to_contain_text("4")
         expect(page.locator("#log")).to_contain_text("factual-qa finished")
         item = page.locator("#files [data-path='conversations.sharegpt.jsonl']")
         expect(item).to_contain_text("main output")
@@ -99,6 +103,36 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
         assert records and all(r["conversations"][0]["from"] == "system" for r in records)
         assert saved.read_bytes() == (
             tmp_path / "runs" / run_id / "output" / "conversations.sharegpt.jsonl").read_bytes()
+
+        # Its data: the funnel as a chart, one bar per step, and the records a page at a time.
+        output = tmp_path / "runs" / run_id / "output"
+        manifest = json.loads((output / "manifest.json").read_text())
+        bars = page.locator("#funnel svg .funnel-step")
+        expect(bars).to_have_count(len(manifest["steps"]))
+        read_step = page.locator("#funnel [data-step='read']")
+        expect(read_step.locator("title")).to_have_text(
+            "read: 4 in, 3 out; dropped: 1 unsupported file type .bin")
+        expect(page.locator("#funnel .funnel-reasons")).to_contain_text("read 1 × unsupported file type .bin")
+        # The kept part of each bar is as long as the samples that went on.
+        widths = [float(w) for w in read_step.locator("rect").evaluate_all(
+            "rects => rects.map(r => r.getAttribute('width'))")]
+        assert widths[1] == pytest.approx(widths[0] * 3 / 4, abs=1)
+        expect(page.locator("#data-file")).to_have_value("conversations.sharegpt.jsonl")
+        expect(page.locator("#records .record").first.locator("[data-role='system']")).to_be_visible()
+        pairs = [json.loads(line) for line in (output / "qa_pairs.jsonl").read_text().splitlines()]
+        page.select_option("#data-file", "qa_pairs.jsonl")
+        expect(page.locator("#data-where")).to_have_text(f"1–{min(10, len(pairs))} of {len(pairs)}")
+        expect(page.locator("#records .record").first).to_contain_text(pairs[0]["question"])
+        failures = [json.loads(line) for line in (output / "failures.jsonl").read_text().splitlines()]
+        page.select_option("#data-file", "failures.jsonl")
+        first = page.locator("#records .record.failure").first
+        expect(first.locator(".kind")).to_have_text(failures[0]["kind"])
+        expect(first).to_contain_text(failures[0]["reason"])
+        if len(failures) > 10:  # page on, and back
+            page.click("#data-next")
+            expect(page.locator("#data-where")).to_contain_text("11–")
+            page.click("#data-prev")
+        expect(page.locator("#data-prev")).to_be_disabled()
         page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
         assert (tmp_path / "runs.png").stat().st_size > 10_000
     finally:
@@ -112,7 +146,7 @@ def test_the_page_with_a_token(page, tmp_path):
     server = AtkServer(tmp_path / "runs", "--token", token, token=token, cwd=work)
     try:
         run = server.start_run((work / "factual-qa.yaml").read_text()
-                               .replace("backend: llamacpp", "backend: scripted")
+                               .replace("{backend: llamacpp}", str(SCRIPTED))
                                .replace("rewrite_conversations: true", "rewrite_conversations: false"))
         server.wait_for_status(run["id"], "done")
         page.goto(server.url + "?token=" + token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -111,6 +111,14 @@ class LogTail(BaseModel):
     text: str
     size: int = Field(description="Size of the whole log in bytes.")
     truncated: bool = Field(description="Whether text is only the end of the log.")
+
+
+class Records(BaseModel):
+    file: str = Field(description="The JSON-lines output file, relative to the run's output folder.")
+    total: int = Field(description="How many records the file holds.")
+    offset: int = Field(description="The index of the first record given.")
+    records: list[Any] = Field(description="The records from offset on: JSON values (a line that is"
+                                           " not JSON comes as its text).")
 
 
 class Event(BaseModel):

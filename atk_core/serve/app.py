@@ -23,7 +23,7 @@ from ..errors import AtkError
 from ..version import __version__
 from .api_types import (
     ConfigText, Event, LogTail, ManifestSummary, ModelUse, OutputFile, PipelineInfo, Problem,
-    RunDetail, RunSummary, ServerInfo, StepCount, Template, Validation,
+    Records, RunDetail, RunSummary, ServerInfo, StepCount, Template, Validation,
 )
 from .guard import Guard
 from .runs import RunError, RunManager
@@ -158,6 +158,13 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
                    limit: int = Query(500, ge=1, le=5000)):
         manager.get(run_id)
         return [Event(**e) for e in manager.store.events(run_id, after, limit)]
+
+    @app.get("/api/runs/{run_id}/records", response_model=Records, responses=_REFUSALS,
+             summary="A page of an output file's records (JSON lines), to read in the page",
+             tags=["outputs"])
+    def run_records(run_id: str, file: str = Query(description="e.g. failures.jsonl"),
+                    offset: int = Query(0, ge=0), limit: int = Query(20, ge=1, le=500)):
+        return Records(**manager.records(manager.get(run_id), file, offset, limit))
 
     @app.get("/api/runs/{run_id}/files", response_model=list[OutputFile], responses=_REFUSALS,
              summary="A run's output files", tags=["outputs"])

@@ -329,6 +329,24 @@ class RunManager:
             data = data.split(b"\n", 1)[1]  # start at a whole line
         return {"text": data.decode("utf-8", errors="replace"), "size": size, "truncated": truncated}
 
+    def records(self, run: dict, relative: str, offset: int = 0, limit: int = 20) -> dict:
+        """A page of an output file's JSON-lines records (confined like ``file``)."""
+        path = self.file(run, relative)
+        if path.suffix != ".jsonl":
+            raise RunError(f"{relative!r} is not a JSON-lines file (.jsonl) to page through", 400)
+        total, page = 0, []
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                if offset <= total < offset + limit:
+                    try:
+                        page.append(json.loads(line))
+                    except ValueError:
+                        page.append(line.rstrip("\n"))
+                total += 1
+        return {"file": relative, "total": total, "offset": offset, "records": page}
+
     def files(self, run: dict) -> list[dict]:
         """The run's output files (inside its output folder only), by path."""
         root = self.output_dir(run)

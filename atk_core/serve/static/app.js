@@ -472,6 +472,8 @@
     const models = h("section.card", { hidden: true });
     const files = h("ul.files", { id: "files" });
     const filesCount = h("span.count");
+    const funnel = h("div", { id: "funnel" });
+    const reader = dataReader(runId);
     const log = h("pre.log", { id: "log" });
     const logMeta = h("span.right");
     const config = h("pre", { id: "config" });
@@ -491,10 +493,15 @@
           models),
         h("div.stack", {},
           h("section.card", {}, h("div.card-head", {}, h("h2", {}, "Output files"), filesCount), files))),
+      h("section.card.funnel-card", {}, h("div.card-head", {}, h("h2", {}, "Funnel"),
+        h("span.right", {}, "samples into and out of each step")), h("div.card-body", {}, funnel)),
+      reader.card,
       h("section.card", { style: null, class: "log-card" },
         h("div.card-head", {}, h("h2", {}, "Log"), logMeta), log),
       h("details.card.config", {}, h("summary", {}, "Config ", h("span.count", {}, "(secrets redacted)")), config));
-    for (const el of view.querySelectorAll(".log-card, details.config")) el.style.marginTop = "20px";
+    for (const el of view.querySelectorAll(".log-card, details.config, .funnel-card, .data-card")) {
+      el.style.marginTop = "20px";
+    }
     view.querySelector(".grid-2").style.marginTop = "0";
 
     function fact(k, v, mono) {
@@ -603,8 +610,10 @@
         fact("Exit status", run.exit_code == null ? "–" : run.exit_code),
         fact("Output folder", run.output_dir, true));
       renderSteps(run.manifest);
+      renderFunnel(funnel, run.manifest);
       renderModels(run.manifest);
       renderFiles(run);
+      reader.update(run);
       if (config.textContent !== run.config) config.textContent = run.config;
       return run;
     }
@@ -647,6 +656,118 @@
         if (!active) logDone = true;
       }
     });
+  }
+
+  // -- a run's data: its funnel as a chart, its records page by page -------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, value);
+    for (const child of children.flat()) if (child != null) el.append(child);
+    return el;
+  }
+
+  // One bar per step: its length is the samples that went in, the kept part in colour, the
+  // dropped part hatched; the reasons are in the tooltip and under the chart.
+  function renderFunnel(target, manifest) {
+    const steps = (manifest && manifest.steps) || [];
+    const key = JSON.stringify(steps);
+    if (target.dataset.key === key) return;  // redraw only when the counts change
+    target.dataset.key = key;
+    if (!steps.length) {
+      target.replaceChildren(h("div.empty", {}, "The funnel appears when the pipeline writes its manifest."));
+      return;
+    }
+    const widest = Math.max(1, ...steps.map((s) => Math.max(s.inputs, s.outputs)));
+    const label = 130, width = 560, row = 26, gap = 8;
+    const chart = svg("svg", { viewBox: `0 0 ${label + width + 90} ${steps.length * (row + gap)}`,
+      width: label + width + 90,
+      role: "img", "aria-label": "Samples in and out of each step", class: "funnel" });
+    steps.forEach((s, i) => {
+      const y = i * (row + gap);
+      const inner = Math.max(1, Math.round(width * s.inputs / widest));
+      const kept = Math.round(width * Math.min(s.outputs, s.inputs || s.outputs) / widest);
+      const dropped = Object.entries(s.dropped);
+      const why = dropped.map(([k, n]) => `${n} ${k}`).join(", ");
+      chart.append(svg("g", { class: "funnel-step", "data-step": s.name },
+        svg("title", {}, `${s.name}: ${s.inputs} in, ${s.outputs} out` + (why ? `; dropped: ${why}` : "")),
+        svg("text", { x: label - 8, y: y + row / 2 + 4, "text-anchor": "end", class: "funnel-label" }, s.name),
+        svg("rect", { x: label, y, width: inner, height: row, rx: 4, class: "funnel-in" }),
+        svg("rect", { x: label, y, width: Math.max(kept, s.outputs ? 2 : 0), height: row, rx: 4,
+          class: "funnel-out", "data-out": s.outputs }),
+        svg("text", { x: label + inner + 8, y: y + row / 2 + 4, class: "funnel-count" },
+          `${s.inputs} → ${s.outputs}`)));
+    });
+    const reasons = steps.filter((s) => Object.keys(s.dropped).length).map((s) =>
+      h("li", {}, h("strong", {}, s.name), " ",
+        Object.entries(s.dropped).map(([k, n]) => `${n} × ${k}`).join(" · ")));
+    target.replaceChildren(chart, reasons.length ? h("ul.funnel-reasons", {}, reasons) : null);
+  }
+
+  // The output files' records (and failures.jsonl, with reasons), a page at a time.
+  function dataReader(runId) {
+    const PAGE = 10;
+    const select = h("select", { id: "data-file", "aria-label": "File to read" });
+    const where = h("span.count", { id: "data-where" });
+    const list = h("ol.records", { id: "records" });
+    const prev = h("button.btn", { id: "data-prev", type: "button", disabled: true }, "← Previous");
+    const next = h("button.btn", { id: "data-next", type: "button", disabled: true }, "Next →");
+    let file = null, offset = 0, total = 0, known = "";
+
+    async function load() {
+      if (!file) return;
+      const page = await api(`/api/runs/${enc(runId)}/records?file=${enc(file)}&offset=${offset}&limit=${PAGE}`);
+      total = page.total;
+      where.textContent = total ? `${offset + 1}–${offset + page.records.length} of ${total}` : "empty";
+      prev.disabled = offset === 0;
+      next.disabled = offset + PAGE >= total;
+      list.start = offset + 1;
+      list.replaceChildren(...(page.records.length ? page.records.map(renderRecord)
+        : [h("li.empty", {}, `${file} holds no records.`)]));
+    }
+    prev.addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load().catch(() => {}); });
+    next.addEventListener("click", () => { offset += PAGE; load().catch(() => {}); });
+    select.addEventListener("change", () => { file = select.value; offset = 0; load().catch(() => {}); });
+
+    function update(run) {
+      const names = run.files.map((f) => f.path).filter((p) => p.endsWith(".jsonl") && p !== "progress.jsonl");
+      if (names.join("\n") === known) return;
+      known = names.join("\n");
+      const primary = run.manifest && run.manifest.primary_output;
+      select.replaceChildren(...names.map((n) => h("option", { value: n }, n)));
+      card.hidden = !names.length;
+      if (!names.includes(file)) file = names.includes(primary) ? primary : names[0] || null;
+      if (file) select.value = file;
+      offset = 0;
+      load().catch(() => {});
+    }
+
+    const card = h("section.card.data-card", { hidden: true },
+      h("div.card-head", {}, h("h2", {}, "Data"), select, where),
+      h("div.card-body", {}, list, h("div.pager", {}, prev, next)));
+    return { card, update };
+  }
+
+  function renderRecord(record) {
+    let turns = null;
+    if (record && Array.isArray(record.conversations)) turns = record.conversations.map((t) => [t.from, t.value]);
+    else if (record && Array.isArray(record.messages)) turns = record.messages.map((t) => [t.role, t.content]);
+    if (turns) {
+      return h("li.record", {}, turns.map(([who, text]) =>
+        h("div.turn", { "data-role": who }, h("span.who", {}, who), h("span.text", {}, text))));
+    }
+    if (record && typeof record === "object" && "reason" in record && "step" in record) {
+      return h("li.record.failure", {}, h("span.step", {}, record.step),
+        record.kind ? h("span.kind", {}, record.kind) : null,
+        h("span.text", {}, record.reason), h("span.sid", {}, record.sample_id));
+    }
+    if (record && typeof record === "object") {
+      return h("li.record", {}, Object.entries(record).map(([k, v]) =>
+        h("div.field", {}, h("span.who", {}, k),
+          h("span.text", {}, typeof v === "string" ? v : JSON.stringify(v)))));
+    }
+    return h("li.record", {}, h("span.text", {}, String(record)));
   }
 
   // -- start -------------------------------------------------------------------------------------
