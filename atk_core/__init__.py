@@ -18,7 +18,8 @@ _LAZY = {
     "current_run": "context", "RunContext": "context",
     # steps: the shared part of every LLM call
     "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
-    "StepEnvironment": "steps", "derive_seed": "steps", "stream": "steps",
+    "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "steps",
+    "yes_no_schema": "steps",
     "PromptLibrary": "prompts", "Prompt": "prompts", "PromptError": "prompts",
     # what a run keeps
     "RunRecord": "manifest", "Store": "store",
@@ -34,7 +35,11 @@ _LAZY = {
     "Problem": "gates", "first_problem": "gates", "question_problem": "gates",
     "grounding_problem": "gates", "answer_fits_problem": "gates", "placeholder_problem": "gates", "copied_problem": "gates",
     "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
-    "content_words": "gates", "content_problem": "gates",
+    "content_words": "gates", "content_problem": "gates", "PairGates": "gates",
+    # question-answer pairs about a chunk's sentences
+    "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
+    # output formats
+    "sharegpt": "formats", "segments": "formats", "chatml": "formats",
     # declaring and checking values
     "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
     "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",

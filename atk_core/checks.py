@@ -24,13 +24,17 @@ What an annotation can say: ``int`` (a whole number; ``true`` is not one),
 ``float`` (any finite number), ``bool``, ``str``, ``pathlib.Path`` (a path
 as text), ``list[X]`` or ``tuple[X, ...]`` (a single ``X`` is taken as a
 list of one), ``dict``, ``Literal[...]`` (one of the listed values),
-``X | None``, unions of these, and any class (an instance of it).
+``X | None``, unions of these, a dataclass (a mapping of some of its fields,
+each checked against the field's annotation, the rest taking their
+defaults: settings grouped under one key, like factual-qa's ``gates:``), and
+any other class (an instance of it).
 Parameters without an annotation, or annotated ``Any`` or ``Callable``,
 are not checked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 import types
@@ -123,6 +127,8 @@ def check_value(name: str, value, annotation):
     one), else ``ConfigError("NAME must be WHAT IS ALLOWED, not VALUE")``."""
     try:
         return _check(value, annotation)
+    except _Nested as exc:
+        raise ConfigError(f"{name}.{exc.name} must be {exc.allowed}, not {_shown(exc.value)}") from None
     except _Refused as exc:
         raise ConfigError(f"{name} must be {exc}, not {_shown(value)}") from None
 
@@ -224,7 +230,43 @@ def _check(value, annotation):
         raise _Refused("a mapping of keys to values")
     if origin is not None or not isinstance(annotation, type):
         return value  # Callable, a TypeVar...: not something a config can get wrong
+    if dataclasses.is_dataclass(annotation):
+        return _settings(value, annotation)
     return _instance(value, annotation)
+
+
+def _settings(value, kind: type):
+    """A dataclass of settings from a mapping of some of its fields (None: all defaults)."""
+    if isinstance(value, kind):
+        return value
+    if value is None:
+        value = {}
+    names = [f.name for f in dataclasses.fields(kind) if f.init]
+    if not isinstance(value, dict):
+        raise _Refused(f"a mapping of {', '.join(names)}")
+    unknown = sorted(str(k) for k in value if k not in names)
+    if unknown:
+        from .errors import did_you_mean
+
+        hint = did_you_mean(unknown[0], names)
+        raise _Refused(f"a mapping of {', '.join(names)}" + (f" ({hint})" if hint else "")
+                       + f"; it has {', '.join(unknown)}")
+    hints = annotations_of(kind)
+    checked = {}
+    for name, item in value.items():
+        try:
+            checked[name] = _check(item, hints[name]) if name in hints else item
+        except _Refused as exc:
+            raise _Nested(name, str(exc), item) from None
+    return kind(**checked)
+
+
+class _Nested(_Refused):
+    """A field inside a mapping of settings was refused: its own name leads the message."""
+
+    def __init__(self, name, allowed, value):
+        super().__init__(allowed)
+        self.name, self.allowed, self.value = name, allowed, value
 
 
 def _instance(value, kind: type):

@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from .checks import AtLeast, Between
 
 # -- words ---------------------------------------------------------------------------------------
 
@@ -350,6 +353,13 @@ class NearDuplicates:
             minhash.update(shingle.encode("utf-8"))
         return minhash
 
+    def problem(self, key: str, text: str, what: str = "question") -> Problem | None:
+        """``add``, as a gate: a Problem naming the earlier text that ``text`` nearly copies."""
+        first = self.add(key, text)
+        if first is None:
+            return None
+        return Problem(f"near-duplicate {what}", f"nearly the same {what} as {first}")
+
     def add(self, key: str, text: str) -> str | None:
         """Remember ``text`` under ``key``, unless it nearly copies a text seen before: then
         the key of the earliest such text (and ``text`` is not remembered)."""
@@ -362,3 +372,52 @@ class NearDuplicates:
         self._hashes[key] = minhash
         self._order[key] = len(self._order)
         return None
+
+
+# -- a question-answer pair, all gates at once ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairGates:
+    """The gates a generated question-answer pair must pass, and their settings.
+
+    A pipeline takes it as one config field (``gates: {grounding_threshold:
+    0.8, ...}``: the fields a config leaves out keep these defaults) and calls
+    ``problem(question, answer, chunk, focus)`` from a step's validator.
+    ``focus`` is the sentence the pair was written about, if there is one;
+    ``answer_is_source`` says the answer is the chunk's own text (no grounding
+    check needed).
+    """
+
+    question_form: bool = True  # ends with "?", a sensible length, about the content
+    question_min_words: Annotated[int, AtLeast(1)] = 4
+    question_max_words: Annotated[int, AtLeast(1)] = 30
+    source_reference: bool = True  # no "the passage", "the text"...
+    grounding: bool = True  # the answer's words, numbers and names are in the chunk
+    grounding_threshold: Annotated[float, Between(0, 1)] = 0.8
+    answer_fit: bool = True  # the answer answers the question (from its sentence)
+    placeholders: bool = True  # no template filler
+    near_duplicates: bool = True  # across a run: questions that nearly copy one kept before
+    near_duplicate_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.7
+
+    def problem(self, question: str, answer: str, chunk: str, focus: str | None = None, *,
+                answer_is_source: bool = False) -> Problem | None:
+        question, answer = question.strip(), answer.strip()
+        checks = []
+        if self.placeholders:
+            checks += [lambda: placeholder_problem(question), lambda: placeholder_problem(answer)]
+        if self.question_form:
+            checks.append(lambda: question_problem(
+                question, chunk=chunk, answer=answer, min_words=self.question_min_words,
+                max_words=self.question_max_words))
+        if self.source_reference:
+            checks += [lambda: refers_to_source(question), lambda: refers_to_source(answer)]
+        if self.grounding and not answer_is_source:
+            checks.append(lambda: grounding_problem(answer, chunk, threshold=self.grounding_threshold))
+        if self.answer_fit:
+            checks.append(lambda: answer_fits_problem(question, answer, source=focus))
+        return first_problem(*checks)
+
+    def near_copies(self) -> "NearDuplicates | None":
+        """A run-wide near-duplicate finder for questions, if that gate is on."""
+        return NearDuplicates(self.near_duplicate_threshold) if self.near_duplicates else None

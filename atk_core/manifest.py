@@ -89,6 +89,36 @@ class RunRecord:
         self.count(name, len(samples), len(kept))
         return kept
 
+    def gate(self, name: str, samples: list, problem_of: Callable[[Any], Any]) -> list:
+        """A step without a model: the samples for which ``problem_of(sample)`` is None go on;
+        each other one is dropped with the ``Problem``'s kind and message."""
+        kept = []
+        for sample in samples:
+            problem = problem_of(sample)
+            if problem is None:
+                kept.append(sample)
+            else:
+                self.drop(name, sample["id"], f"{name}: {problem}", kind=getattr(problem, "kind", None))
+        self.count(name, len(samples), len(kept))
+        return kept
+
+    def model_check(self, name: str, samples: list, results: list, *, policy: str = "enforce",
+                    rejected: str = "rejected", field: str | None = None) -> list:
+        """The samples that go on after a model's yes/no check (a ``VoteStep``, or a step whose
+        answer's ``field`` says yes or no). ``policy``: ``enforce`` drops what the model
+        rejected (or could not judge); ``note`` keeps every sample and counts each
+        rejection in the manifest ("REJECTED by the model, kept"), for a model whose no is
+        not to be trusted."""
+        if policy == "enforce":
+            keep = None if field is None else (lambda value: value[field])
+            why = lambda result: f"{rejected}: {result.value.get('reason', 'no reason given')}"  # noqa: E731
+            return [sample for sample, _ in self.step(name, samples, results, keep=keep, why_not=why)]
+        for result in results:
+            if not (result.ok and (field is None or result.value[field])):
+                self.note(name, f"{rejected} by the model, kept")
+        self.count(name, len(samples), len(samples))
+        return list(samples)
+
     def write(self, output_dir, *, outputs: dict[str, int], primary: str | None = None,
               extra: dict | None = None) -> dict:
         """Write failures.jsonl and manifest.json (atomically); return the manifest."""

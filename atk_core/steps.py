@@ -16,7 +16,6 @@ counter, so runs can be split across machines and merged).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -25,6 +24,7 @@ from .errors import ConfigError, PipelineError
 from .models.base import RequestError, TransientError
 from .progress import set_progress
 from .prompts import RETRY_NOTE
+from .seeds import derive_seed
 
 
 
@@ -40,12 +40,6 @@ class StepResult:
     reason: str | None = None
     attempts: int = 0
     kind: str | None = None
-
-
-def derive_seed(seed: int, *parts) -> int:
-    """A per-sample seed: the same seed and sample id always give the same number."""
-    text = ":".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass
@@ -251,6 +245,14 @@ class VoteStep(PipelineStep):
     threshold: float = 0.5
     decide: Callable[[Any], bool] | None = None
 
+    @classmethod
+    def yes_no(cls, name: str, prompt: str, field: str, **options) -> "VoteStep":
+        """A vote whose answers are ``{"reason": "...", FIELD: true|false}`` (a JSON schema,
+        so even a small model answers in that shape), a yes when FIELD is true."""
+        options.setdefault("max_tokens", 256)
+        return cls(name=name, prompt=prompt, json_schema=yes_no_schema(field),
+                   decide=lambda value: value[field], **options)
+
     async def _one(self, sample, model, prompt, tag_suffix: str = "",
                    note: str = RETRY_NOTE, own: str | None = None) -> StepResult:
         needed = max(1, -(-int(self.threshold * self.votes * 1000) // 1000))  # ceil, float-safe
@@ -275,6 +277,13 @@ class VoteStep(PipelineStep):
         return StepResult(str(sample["id"]), False, tally, attempts=attempts,
                           reason=f"{self.name}: {yes} of {yes + no} votes passed,"
                                  f" {needed} of {self.votes} needed{detail}", kind="failed the vote")
+
+
+def yes_no_schema(field: str) -> dict:
+    """The JSON schema of a yes/no check: ``{"reason": "...", FIELD: true|false}``."""
+    return {"type": "object",
+            "properties": {"reason": {"type": "string"}, field: {"type": "boolean"}},
+            "required": ["reason", field]}
 
 
 # -- helpers ------------------------------------------------------------------------------------

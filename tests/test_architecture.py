@@ -28,13 +28,13 @@ PUBLIC = {"atk_core": set(atk_core.__all__), "atk_core.testing": set(atk_core.te
 LAYERS = [
     # foundations: they import nothing of atk's
     "version", "errors", "redaction", "resources", "hookspecs", "files", "progress", "store",
-    "context", "schemas",
+    "context", "schemas", "seeds",
     # values, package data, inputs
-    "checks", "pipeline", "prompts", "documents", "chunks", "gates",
+    "checks", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.model", "models", "models.openai", "models.scripted",
     # steps and what a run records
-    "steps", "manifest", "reporters",
+    "steps", "qa", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run
     "config", "plugins", "runner", "inspection", "scaffold",
     # the test kit

@@ -140,3 +140,25 @@ def test_atk_run_refuses_a_wrong_value_in_one_line_before_writing_anything(
     fine = atk("run", cfg, "--set", "tags=solo", env=site.env())
     assert fine.returncode == 0, fine.stderr
     assert (tmp_path / "out" / "typed.json").read_text() == '{"rounds": 2, "tags": ["solo"]}'
+
+
+def test_settings_grouped_under_one_key_are_a_dataclass():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Gates:
+        grounding: Annotated[float, Between(0, 1)] = 0.8
+        question_form: bool = True
+
+    assert check_value("gates", None, Gates) == Gates()
+    assert check_value("gates", {"grounding": 0.5}, Gates) == Gates(grounding=0.5)
+    with pytest.raises(ConfigError) as refused:
+        check_value("gates", {"grounding": 2}, Gates)
+    assert str(refused.value) == "gates.grounding must be a number from 0 to 1, not 2"
+    with pytest.raises(ConfigError) as refused:
+        check_value("gates", {"grounding_treshold": 0.5}, Gates)
+    assert str(refused.value) == ("gates must be a mapping of grounding, question_form (did you"
+                                  " mean 'grounding'?); it has grounding_treshold, not"
+                                  " {'grounding_treshold': 0.5}")
+    with pytest.raises(ConfigError, match="gates must be a mapping of grounding, question_form, not 3"):
+        check_value("gates", 3, Gates)

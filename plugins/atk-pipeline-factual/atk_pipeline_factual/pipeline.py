@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, NearDuplicates, NonEmpty, PipelineError, PipelineStep,
+    AtLeast, Between, ConfigError, NonEmpty, PairGates, PipelineError, PipelineStep, Problem,
     RunRecord, VoteStep, atomic_write_jsonl, check_input_dir, chunk_folder, content_problem,
-    answer_fits_problem, content_words, conversation_problem, derive_seed, first_problem,
-    grounding_problem,
-    placeholder_problem, question_problem, refers_to_source, sentences, set_progress,
+    conversation_problem, derive_seed, first_problem, placeholder_problem, question_problem,
+    focus_samples, pair_of, question_step, refers_to_source, set_progress, sharegpt,
+    yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -53,36 +53,6 @@ QA_PAIRS = "qa_pairs.jsonl"
 SHAREGPT = "conversations.sharegpt.jsonl"
 MESSAGES = "conversations.messages.jsonl"
 
-# A focus sentence needs this many content words to have a fact to ask about.
-FOCUS_WORDS = 4
-# A pair is two sentences: more tokens than this is a model that lost its way (and, with a
-# small model, it can loop for as long as it is let), so its answer is cut and asked again.
-PAIR_MAX_TOKENS = 256
-
-# Schemas stay simple: llama.cpp turns them into grammars, and length limits
-# (maxLength) blow those up. Lengths are checked by the gates instead.
-
-
-def _verdict_schema(field: str) -> dict:
-    return {
-        "type": "object",
-        "properties": {"reason": {"type": "string"}, field: {"type": "boolean"}},
-        "required": ["reason", field],
-    }
-
-
-PAIR_SCHEMA = {
-    "type": "object",
-    "properties": {"question": {"type": "string", "minLength": 1},
-                   "answer": {"type": "string", "minLength": 1}},
-    "required": ["question", "answer"],
-}
-QUESTION_SCHEMA = {
-    "type": "object",
-    "properties": {"question": {"type": "string", "minLength": 1}},
-    "required": ["question"],
-}
-
 CONVERSATION_SCHEMA = {
     "type": "object",
     "properties": {"messages": {"type": "array", "minItems": 2, "items": {
@@ -95,7 +65,6 @@ CONVERSATION_SCHEMA = {
 
 Temperature = Annotated[float, Between(0, 2)]
 Count = Annotated[int, AtLeast(1)]
-Fraction = Annotated[float, Between(0, 1)]
 
 
 async def factual_qa(
@@ -119,21 +88,10 @@ async def factual_qa(
     skip_answer_check: bool = False,
     rewrite_conversations: bool = True,
     conversation_fallback: bool = True,
-    gate_chunk_content: bool = True,
-    min_chunk_words: Count = 5,
-    gate_question_form: bool = True,
-    question_min_words: Count = 4,
-    question_max_words: Count = 30,
-    gate_source_reference: bool = True,
-    gate_grounding: bool = True,
-    grounding_threshold: Fraction = 0.8,
-    gate_answer_fit: bool = True,
-    gate_placeholders: bool = True,
+    gates: PairGates = PairGates(),
+    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
     gate_copies: bool = True,
-    gate_conversation: bool = True,
-    conversation_coverage: Fraction = 0.6,
-    gate_near_duplicates: bool = True,
-    near_duplicate_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.7,
+    conversation_coverage: Annotated[float, Between(0, 1)] = 0.6,
     temperature: Temperature = 0.7,
     check_temperature: Temperature = 0.6,
     max_tokens: Annotated[int, AtLeast(16)] = 1024,
@@ -147,10 +105,6 @@ async def factual_qa(
     starts, and ``check_config`` below looks at what they cannot say.
     """
     record = RunRecord()
-    gates = dict(question_form=gate_question_form, source=gate_source_reference,
-                 grounding=grounding_threshold if gate_grounding else None,
-                 fit=gate_answer_fit, placeholders=gate_placeholders, min_words=question_min_words,
-                 max_words=question_max_words)
 
     # 1. read, 2. chunk
     set_progress(task_id, 0.0, "reading documents")
@@ -159,65 +113,58 @@ async def factual_qa(
     by_id = {chunk.id: chunk for chunk in chunks}
     samples = [chunk.as_sample() for chunk in chunks]
 
-    # 3. content (no model)
-    if gate_chunk_content:
-        samples = _gated(record, "content", samples,
-                         lambda s: content_problem(s["chunk"], min_words=min_chunk_words))
+    # 3. content (no model; min_chunk_words: 0 turns it off)
+    if min_chunk_words:
+        samples = record.gate("content", samples,
+                              lambda s: content_problem(s["chunk"], min_words=min_chunk_words))
 
     checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
     asking = model_checks != "skip"
 
     # 4. judge (small model, a vote)
     if asking and not skip_judge:
-        judge = _vote("judge", "judge_chunk", "suitable", judge_votes, vote_threshold, checking)
+        judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
+                                threshold=vote_threshold, **checking)
         results = await judge.run(samples, progress=(0.02, 0.2))
-        samples = _model_verdicts(record, "judge", samples, results, model_checks,
-                                  "judged unsuitable")
+        samples = record.model_check("judge", samples, results, policy=model_checks,
+                                     rejected="judged unsuitable")
 
     # 5. generate: one pair per focus sentence (large model), gated
-    focused = [focus for sample in samples
-               for focus in _focus_samples(sample, questions_per_chunk, seed)]
-    unfocused = len(samples) - len({f["chunk_id"] for f in focused})
-    for _ in range(unfocused):
+    focused = focus_samples(samples, questions_per_chunk, seed)
+    for _ in range(len(samples) - len({f["chunk_id"] for f in focused})):
         record.note("generate", "chunk without a sentence to ask about")
-    from_sentence = answers == "sentence"
-    generate = PipelineStep(name="generate", model="large",
-                            prompt="ask_question" if from_sentence else "generate_question",
-                            json_schema=QUESTION_SCHEMA if from_sentence else PAIR_SCHEMA,
-                            validator=_pair_gate(gates, from_sentence),
-                            gate_copies=gate_copies, temperature=temperature,
-                            max_tokens=min(max_tokens, PAIR_MAX_TOKENS), max_attempts=max_attempts,
-                            seed=seed)
+    generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
+                             temperature=temperature, max_tokens=max_tokens,
+                             max_attempts=max_attempts, seed=seed)
     results = await generate.run(focused, progress=(0.2, 0.5))
-    pairs = [_pair(by_id[sample["chunk_id"]], _with_answer(result.value, sample, from_sentence))
+    pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, answers))
              for sample, result in record.step("generate", focused, results)]
 
     # 6. deduplicate (no model): exact and near-copies of a question kept before
-    pairs = _deduplicated(record, pairs, near_duplicate_threshold if gate_near_duplicates else None)
+    pairs = record.gate("deduplicate", pairs, _duplicate_finder(gates))
 
     # 7. answerable from the chunk alone? (small model, a vote)
     if asking and not skip_question_check:
-        vote = _vote("check_question", "check_question", "answerable", question_votes,
-                     vote_threshold, checking)
+        vote = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
+                               votes=question_votes, threshold=vote_threshold, **checking)
         results = await vote.run(pairs, progress=(0.5, 0.7))
-        pairs = _model_verdicts(record, "check_question", pairs, results, model_checks,
-                                "question judged unanswerable")
+        pairs = record.model_check("check_question", pairs, results, policy=model_checks,
+                                   rejected="question judged unanswerable")
 
     # 8. answer accurate to the chunk? (small model)
     if asking and not skip_answer_check:
         step = PipelineStep(name="check_answer", prompt="check_answer", model="small",
-                            json_schema=_verdict_schema("accurate"), max_tokens=256, **checking)
+                            json_schema=yes_no_schema("accurate"), max_tokens=256, **checking)
         results = await step.run(pairs, progress=(0.7, 0.85))
-        pairs = _model_verdicts(record, "check_answer", pairs, results, model_checks,
-                                "answer judged inaccurate", verdict="accurate")
+        pairs = record.model_check("check_answer", pairs, results, policy=model_checks,
+                                   rejected="answer judged inaccurate", field="accurate")
 
     # 9. conversations (large model), gated
     groups = _conversation_groups(pairs, pairs_per_conversation, list(system_prompts), seed)
     if rewrite_conversations:
         write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
                              json_schema=CONVERSATION_SCHEMA,
-                             validator=_conversation_gate(gates, gate_conversation,
-                                                          conversation_coverage),
+                             validator=_conversation_gate(gates, conversation_coverage),
                              gate_copies=gate_copies, temperature=temperature,
                              max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
         results = await write.run(groups, progress=(0.85, 1.0))
@@ -230,84 +177,55 @@ async def factual_qa(
     output = Path(output_dir)
     qa_records = [{k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
                   for p in pairs]
-    sharegpt, messages = [], []
-    for group, turns in conversations:
-        with_system = [{"role": "system", "content": group["system_prompt"]}, *turns]
-        messages.append({"messages": with_system})
-        sharegpt.append({"conversations": [
-            {"from": {"system": "system", "user": "human", "assistant": "gpt"}[m["role"]],
-             "value": m["content"]} for m in with_system]})
+    chats = [[{"role": "system", "content": group["system_prompt"]}, *turns]
+             for group, turns in conversations]
     atomic_write_jsonl(output / QA_PAIRS, qa_records)
-    atomic_write_jsonl(output / SHAREGPT, sharegpt)
-    atomic_write_jsonl(output / MESSAGES, messages)
-    record.write(output, outputs={QA_PAIRS: len(qa_records), SHAREGPT: len(sharegpt),
-                                  MESSAGES: len(messages)}, primary=SHAREGPT)
-    set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(sharegpt)} conversations")
-    if not sharegpt:
+    atomic_write_jsonl(output / SHAREGPT, [sharegpt(chat) for chat in chats])
+    atomic_write_jsonl(output / MESSAGES, [{"messages": chat} for chat in chats])
+    record.write(output, outputs={QA_PAIRS: len(qa_records), SHAREGPT: len(chats),
+                                  MESSAGES: len(chats)}, primary=SHAREGPT)
+    set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(chats)} conversations")
+    if not chats:
         raise PipelineError(
             f"no conversation survived the checks; see {output / 'failures.jsonl'}"
             f" or run: atk inspect {output}"
         )
-    return {"qa_pairs": len(qa_records), "conversations": len(sharegpt)}
+    return {"qa_pairs": len(qa_records), "conversations": len(chats)}
 
 
 # -- the gates ------------------------------------------------------------------------------------
 
 
-def _gated(record, name, samples, problem_of):
-    """A step without a model: the samples that pass ``problem_of``; the rest recorded."""
-    kept = []
-    for sample in samples:
-        problem = problem_of(sample)
-        if problem is None:
-            kept.append(sample)
-        else:
-            record.drop(name, sample["id"], f"{name}: {problem}", kind=problem.kind)
-    record.count(name, len(samples), len(kept))
-    return kept
+def _duplicate_finder(gates: PairGates):
+    """A gate for questions: the same question twice for one chunk, or (with the near
+    duplicates gate) a near copy of one kept before anywhere in the run."""
+    seen, near = set(), gates.near_copies()
+
+    def problem(pair):
+        if pair["id"] in seen:
+            return Problem("duplicate question", "the same question twice for one chunk")
+        found = near.problem(pair["id"], pair["question"]) if near is not None else None
+        if found is None:
+            seen.add(pair["id"])
+        return found
+
+    return problem
 
 
-def _with_answer(value, sample, from_sentence: bool) -> dict:
-    return {**value, "answer": sample["focus"]} if from_sentence else value
-
-
-def _pair_gate(gates, from_sentence: bool = False):
-    """The validator of a generated pair: every deterministic check a pair must pass. An
-    answer that is the chunk's own sentence needs no grounding check."""
-    def check(value, sample):
-        value = _with_answer(value, sample, from_sentence)
-        question, answer, chunk = value["question"].strip(), value["answer"].strip(), sample["chunk"]
-        checks = []
-        if gates["placeholders"]:
-            checks += [lambda: placeholder_problem(question), lambda: placeholder_problem(answer)]
-        if gates["question_form"]:
-            checks.append(lambda: question_problem(question, chunk=chunk, answer=answer,
-                                                   min_words=gates["min_words"],
-                                                   max_words=gates["max_words"]))
-        if gates["source"]:
-            checks += [lambda: refers_to_source(question), lambda: refers_to_source(answer)]
-        if gates["grounding"] is not None and not from_sentence:
-            checks.append(lambda: grounding_problem(answer, chunk, threshold=gates["grounding"]))
-        if gates["fit"]:
-            checks.append(lambda: answer_fits_problem(question, answer, source=sample["focus"]))
-        return first_problem(*checks)
-
-    return check
-
-
-def _conversation_gate(gates, carry_answers: bool, coverage: float):
-    """The validator of a written conversation: its shape, its turns, and the pairs it carries."""
+def _conversation_gate(gates: PairGates, coverage: float):
+    """The validator of a written conversation: its shape, its turns, and the pairs it carries
+    (coverage 0: not checked)."""
     def check(value, sample):
         turns = value["messages"]
-        answers = [p["answer"] for p in sample["pair_list"]] if carry_answers else []
+        answers = [p["answer"] for p in sample["pair_list"]] if coverage else []
         checks = [lambda: conversation_problem(turns, answers, coverage=coverage)]
-        if gates["question_form"]:  # the user asks: a turn of theirs is a question
+        if gates.question_form:  # the user asks: a turn of theirs is a question
             checks += [lambda text=turn["content"]: _user_question_problem(text)
                        for turn in turns if turn["role"] == "user"]
         for turn in turns:
-            if gates["placeholders"]:
+            if gates.placeholders:
                 checks.append(lambda text=turn["content"]: placeholder_problem(text))
-            if gates["source"]:
+            if gates.source_reference:
                 checks.append(lambda text=turn["content"]: refers_to_source(text))
         return first_problem(*checks)
 
@@ -317,81 +235,20 @@ def _conversation_gate(gates, carry_answers: bool, coverage: float):
 def _user_question_problem(text):
     problem = question_problem(text, min_words=2)
     if problem is not None and problem.kind in ("not a question", "question too short"):
-        return type(problem)("user turn not a question",
-                             f"the user's turn {text!r} is not a question; the user asks, the"
-                             " assistant answers")
+        return Problem("user turn not a question",
+                       f"the user's turn {text!r} is not a question; the user asks, the"
+                       " assistant answers")
     return None
-
-
-def _vote(name, prompt, field, votes, threshold, checking) -> VoteStep:
-    """A small-model yes/no check asked ``votes`` times: ``field`` true is a yes."""
-    return VoteStep(name=name, prompt=prompt, model="small", json_schema=_verdict_schema(field),
-                    votes=votes, threshold=threshold, decide=lambda v: v[field], max_tokens=256,
-                    **checking)
-
-
-def _model_verdicts(record, name, samples, results, policy, rejected, verdict=None):
-    """What goes on after a model's check: with ``enforce`` only what it approved; with
-    ``note`` everything it could judge, its rejections counted in the manifest."""
-    def approved(result):
-        return result.ok and (verdict is None or result.value[verdict])
-
-    if policy == "enforce":
-        keep = None if verdict is None else (lambda value: value[verdict])
-        why = lambda r: f"{rejected}: {r.value['reason']}"  # noqa: E731
-        return [sample for sample, _ in record.step(name, samples, results, keep=keep, why_not=why)]
-    kept = []
-    for sample, result in zip(samples, results):
-        if not approved(result):
-            record.note(name, f"{rejected} by the model, kept")
-        kept.append(sample)
-    record.count(name, len(samples), len(kept))
-    return kept
 
 
 # -- samples ----------------------------------------------------------------------------------------
 
 
-def _focus_samples(sample, count, seed):
-    """Up to ``count`` samples for one chunk, each about one of its sentences: spread over
-    the chunk, starting at a place the seed picks."""
-    candidates = [s for s in sentences(sample["chunk"]) if len(content_words(s)) >= FOCUS_WORDS]
-    if not candidates:
-        return []
-    count = min(count, len(candidates))
-    offset = derive_seed(seed, sample["id"], "focus") % len(candidates)
-    step = len(candidates) / count
-    picked = sorted({(offset + int(i * step)) % len(candidates) for i in range(count)})
-    return [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"],
-             "focus": candidates[index]} for index in picked]
-
-
 def _pair(chunk, item) -> dict:
-    question, answer = item["question"].strip(), item["answer"].strip()
+    question, answer = item["question"], item["answer"]
     digest = hashlib.sha256(f"{chunk.id}\n{question}".encode("utf-8")).hexdigest()[:16]
     return {"id": f"q-{digest}", "question": question, "answer": answer, "source": chunk.source,
             "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id, "chunk": chunk.text}
-
-
-def _deduplicated(record, pairs, threshold):
-    """The pairs whose question is not a copy, or (with a threshold) a near copy, of one kept
-    before; in order, so the first of a family stays."""
-    kept, seen_ids = [], set()
-    near = NearDuplicates(threshold) if threshold is not None and pairs else None
-    for pair in pairs:
-        if pair["id"] in seen_ids:
-            record.drop("deduplicate", pair["id"], "deduplicate: the same question twice for one"
-                        " chunk", kind="duplicate question")
-            continue
-        first = near.add(pair["id"], pair["question"]) if near is not None else None
-        if first is not None:
-            record.drop("deduplicate", pair["id"], f"deduplicate: nearly the same question as"
-                        f" {first}", kind="near-duplicate question")
-            continue
-        seen_ids.add(pair["id"])
-        kept.append(pair)
-    record.count("deduplicate", len(pairs), len(kept))
-    return kept
 
 
 def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
@@ -450,9 +307,10 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
     the annotations say: the input folder, and the model roles the chosen steps use."""
     check_input_dir(input_dir, output_dir)
-    if values["question_min_words"] > values["question_max_words"]:
-        raise ConfigError(f"question_min_words ({values['question_min_words']}) is more than"
-                          f" question_max_words ({values['question_max_words']})")
+    gates = values["gates"]
+    if gates.question_min_words > gates.question_max_words:
+        raise ConfigError(f"gates.question_min_words ({gates.question_min_words}) is more than"
+                          f" gates.question_max_words ({gates.question_max_words})")
     uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
     asking = values["model_checks"] != "skip"
     small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),

@@ -1,0 +1,91 @@
+"""Question-answer pairs about a chunk's sentences: the generation step pipelines share.
+
+A pipeline that asks questions about its documents (factual-qa, rag-data)
+picks up to N sentences of each chunk (``focus_samples``) and asks the
+model, one request per sentence, for a question that sentence answers
+(``question_step``). The model writes the question and its answer
+(``answers="written"``, prompt ``generate_question``), or only the question,
+the sentence itself being the answer (``answers="sentence"``, prompt
+``ask_question``: grounded by construction, for a small model). Every pair is
+held to the ``PairGates`` as the step's validator, so a pair that fails one
+is asked again with the problem shown. The prompts are the pipeline's own
+files; ``{chunk}``, ``{source}`` and ``{focus}`` (the sentence) are filled in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .chunks import sentences
+from .gates import PairGates, content_words
+from .seeds import derive_seed
+from .steps import PipelineStep
+
+# A pair is two sentences: more tokens than this is a model that lost its way (a small
+# model can loop for as long as it is let), so its answer is cut and asked again.
+PAIR_MAX_TOKENS = 256
+
+# Schemas stay simple: llama.cpp turns them into grammars, and length limits (maxLength)
+# blow those up. Lengths are the gates' business.
+PAIR_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 1},
+                   "answer": {"type": "string", "minLength": 1}},
+    "required": ["question", "answer"],
+}
+QUESTION_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string", "minLength": 1}},
+    "required": ["question"],
+}
+
+Answers = Literal["written", "sentence"]
+
+
+def focus_sentences(text: str, count: int, seed: int, key: str, *,
+                    min_words: int = 4) -> list[tuple[int, str]]:
+    """Up to ``count`` of a text's sentences to write about, as ``(index, sentence)``: those
+    with at least ``min_words`` content words, spread evenly over the text from a place
+    that ``seed`` and ``key`` (say, the chunk's id) pick. The same arguments give the same
+    sentences on every run."""
+    candidates = [s for s in sentences(text) if len(content_words(s)) >= min_words]
+    if not candidates or count < 1:
+        return []
+    count = min(count, len(candidates))
+    offset = derive_seed(seed, key, "focus") % len(candidates)
+    step = len(candidates) / count
+    picked = sorted({(offset + int(i * step)) % len(candidates) for i in range(count)})
+    return [(index, candidates[index]) for index in picked]
+
+
+def focus_samples(samples, count: int, seed: int) -> list[dict]:
+    """For each chunk sample (``id``, ``chunk``...), up to ``count`` samples about one of its
+    sentences each: ``focus`` is the sentence, ``chunk_id`` the chunk's id, and the id
+    ``CHUNK_ID/sINDEX``."""
+    return [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"], "focus": sentence}
+            for sample in samples
+            for index, sentence in focus_sentences(sample["chunk"], count, seed, sample["id"])]
+
+
+def question_step(*, gates: PairGates, answers: Answers = "written", name: str = "generate",
+                  model: str = "large", max_tokens: int = PAIR_MAX_TOKENS, **options) -> PipelineStep:
+    """The step that writes one gated question-answer pair per focus sample (see above).
+    ``options`` are PipelineStep's (temperature, max_attempts, seed, gate_copies...)."""
+    from_sentence = answers == "sentence"
+
+    def validator(value, sample):
+        pair = pair_of(value, sample, answers)
+        return gates.problem(pair["question"], pair["answer"], sample["chunk"], sample["focus"],
+                             answer_is_source=from_sentence)
+
+    return PipelineStep(name=name, model=model,
+                        prompt="ask_question" if from_sentence else "generate_question",
+                        json_schema=QUESTION_SCHEMA if from_sentence else PAIR_SCHEMA,
+                        validator=validator, max_tokens=min(max_tokens, PAIR_MAX_TOKENS), **options)
+
+
+def pair_of(value: dict, sample: dict, answers: Answers = "written") -> dict:
+    """The ``{"question", "answer"}`` a step's value stands for (the sentence is the answer
+    when ``answers`` is ``"sentence"``), stripped."""
+    answer = sample["focus"] if answers == "sentence" else value["answer"]
+    return {"question": value["question"].strip(), "answer": answer.strip()}
