@@ -35,15 +35,17 @@ _LAZY = {
     "Problem": "gates", "first_problem": "gates", "question_problem": "gates",
     "grounding_problem": "gates", "answer_fits_problem": "gates", "placeholder_problem": "gates", "copied_problem": "gates",
     "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
-    "content_words": "gates", "content_problem": "gates", "PairGates": "gates",
+    "chatter_problem": "gates",
+    "content_words": "gates", "content_problem": "gates", "PairGates": "gates", "words": "gates",
     # question-answer pairs about a chunk's sentences
     "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
+    "duplicate_questions": "qa", "select_chunks": "selection",
     # output formats
     "sharegpt": "formats", "segments": "formats", "chatml": "formats",
     # declaring and checking values
     "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
     "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",
-    "check_value": "checks",
+    "check_value": "checks", "require_roles": "checks",
     # model backends and roles
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
     "BackendError": "models", "RateLimited": "models", "TransientError": "models",

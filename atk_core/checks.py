@@ -393,6 +393,17 @@ def _shown(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def require_roles(models: dict, uses: dict) -> None:
+    """For a pipeline's check: ``ConfigError`` naming the first role in ``uses`` (role -> the
+    steps that use it) that the config's ``models`` does not define. A role no step uses
+    (an empty list) is not required."""
+    for role, steps in uses.items():
+        if steps and role not in models:
+            defined = ", ".join(sorted(models)) or "none"
+            raise ConfigError(f"models: has no {role!r} role, which the {', '.join(steps)} step(s)"
+                              f" use (defined: {defined})")
+
+
 # -- calling a plugin's own check ----------------------------------------------------------------
 
 

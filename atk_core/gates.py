@@ -49,12 +49,14 @@ use make made like well yes also etc get got into onto upon per via whose
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_POSSESSIVE = re.compile(r"['’]s$")
 _STEM = 5  # letters a long word is matched by
 
 
 def words(text: str) -> list[str]:
-    """The words and numbers of ``text``, lower-cased, in order."""
-    return [w.lower() for w in _WORD.findall(text)]
+    """The words and numbers of ``text``, lower-cased, in order (a possessive's ``'s`` off:
+    "Moon's" is "moon")."""
+    return [_POSSESSIVE.sub("", w.lower()) for w in _WORD.findall(text)]
 
 
 def content_words(text: str) -> list[str]:
@@ -229,7 +231,7 @@ def grounding_problem(answer: str, chunk: str, *, threshold: float = 0.75) -> Pr
         return Problem("answer not grounded",
                        f"the answer has {', '.join(sorted(numbers))}, which the passage does not;"
                        " use only what the passage says")
-    chunk_words = {w.lower() for w in _WORD.findall(chunk)}
+    chunk_words = set(words(chunk))
     names = [name for name in _names(answer) if name.lower() not in chunk_words]
     if names:
         return Problem("answer not grounded",
@@ -243,6 +245,28 @@ def grounding_problem(answer: str, chunk: str, *, threshold: float = 0.75) -> Pr
         return Problem("answer not grounded",
                        f"the answer uses words the passage does not ({shown}); answer with what the"
                        " passage says")
+    return None
+
+
+_CHATTER = re.compile(
+    r"\bhere(?:'s| is| are) (?:the|a|an|your|my) (?:\w+ ){0,2}(?:version|rewrite|answer|response|"
+    r"list|essay|summary|text|restatement|output)\b"
+    r"|\b(?:rewritten|rephrased|revised) (?:version|text|passage)\b"
+    r"|\bI (?:have |'ve )?(?:changed|rewrote|rephrased|revised|hope|apologi[sz]e)\b"
+    r"|\b(?:to fix (?:the|this) error|let me know|as an ai\b|feel free to)"
+    r"|^\s*(?:sure|certainly|of course)[,!.]",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def chatter_problem(text: str) -> Problem | None:
+    """Talk about the answer instead of the answer: "Here's the rewritten version:", "I changed
+    the last sentence", "Let me know if...". Training text must not teach it."""
+    match = _CHATTER.search(text)
+    if match:
+        return Problem("talks about the task",
+                       f"it talks about the task ({match.group(0).strip()!r}); write only the text"
+                       " asked for")
     return None
 
 

@@ -32,8 +32,8 @@ class Pipeline:
     ``check``, if given, vets the config's values before anything is written or
     started: it is called with the keyword arguments the pipeline would get from
     the config (its defaults filled in; not ``task_id``), plus ``models``, the
-    roles the config defines (role -> settings, nothing started), if it takes
-    them; it raises ``ConfigError`` (or ``ValueError``) naming what is wrong. ``atk
+    roles the config defines (role -> settings, nothing started), and
+    ``prompt_overrides`` (the folder, or None), if it takes them; it raises ``ConfigError`` (or ``ValueError``) naming what is wrong. ``atk
     run`` then refuses the config like any other mistake, and ``atk serve``
     shows the message next to the editor.
     """

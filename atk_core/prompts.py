@@ -137,6 +137,21 @@ class PromptLibrary:
             self._retry_note = "\n\n" + text if text else RETRY_NOTE
         return self._retry_note
 
+    def names(self, folder: str = "") -> list[str]:
+        """The prompts in a (sub)folder, override folder and package together, by name
+        (``variations/essay`` for ``variations/essay.yaml``), sorted: a user adds one by
+        putting a file in the override folder's subfolder."""
+        found = set()
+        for place, _ in self._places():
+            directory = place / folder if folder else place
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                if entry.is_file() and entry.name.endswith(EXTENSIONS) and entry.name != RETRY_NOTE_FILE:
+                    stem = entry.name.rsplit(".", 1)[0]
+                    found.add(f"{folder}/{stem}" if folder else stem)
+        return sorted(found)
+
     def load(self, name: str) -> Prompt:
         if name not in self._cache:
             self._cache[name] = self._find(name)

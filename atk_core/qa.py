@@ -84,6 +84,25 @@ def question_step(*, gates: PairGates, answers: Answers = "written", name: str =
                         validator=validator, max_tokens=min(max_tokens, PAIR_MAX_TOKENS), **options)
 
 
+def duplicate_questions(gates: PairGates, key: str = "id", text: str = "question"):
+    """A gate (for ``RunRecord.gate``) over samples in order: one whose ``key`` was seen
+    before, or (with ``gates.near_duplicates``) whose ``text`` nearly copies one kept before
+    anywhere in the run, is a duplicate; the first of each family stays."""
+    from .gates import Problem
+
+    seen, near = set(), gates.near_copies()
+
+    def problem(sample):
+        if sample[key] in seen:
+            return Problem("duplicate question", "the same question twice for one chunk")
+        found = near.problem(sample[key], sample[text]) if near is not None else None
+        if found is None:
+            seen.add(sample[key])
+        return found
+
+    return problem
+
+
 def pair_of(value: dict, sample: dict, answers: Answers = "written") -> dict:
     """The ``{"question", "answer"}`` a step's value stands for (the sentence is the answer
     when ``answers`` is ``"sentence"``), stripped."""

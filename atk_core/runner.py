@@ -267,8 +267,11 @@ def _pipeline_check(pipeline: Pipeline, arguments: dict, config: RunConfig,
         takes = inspect.signature(pipeline.check).parameters
     except (TypeError, ValueError):
         takes = {}
-    if "models" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in takes.values())
+    if "models" in takes or open_ended:
         values["models"] = dict(model_specs)  # role -> settings, nothing started
+    if "prompt_overrides" in takes or open_ended:
+        values["prompt_overrides"] = config.prompt_overrides
     run_check(pipeline.check, values, refused=str(config.source),
               broken=f"pipeline {pipeline.name!r}: its config check failed",
               secrets=config.secret_values())

@@ -34,7 +34,7 @@ LAYERS = [
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.model", "models", "models.openai", "models.scripted",
     # steps and what a run records
-    "steps", "qa", "manifest", "reporters",
+    "steps", "qa", "selection", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run
     "config", "plugins", "runner", "inspection", "scaffold",
     # the test kit

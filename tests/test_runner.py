@@ -354,7 +354,7 @@ def test_a_pipelines_check_refuses_bad_values_before_anything_is_written(atk, si
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "sized.txt").read_text() == "xxx"
     seen = [json.loads(line) for line in log.read_text().splitlines()]
-    assert seen[-1] == {"size": 3, "label": "x", "extra": ["models", "more"], "has_output_dir": True}
+    assert seen[-1] == {"size": 3, "label": "x", "extra": ["models", "more", "prompt_overrides"], "has_output_dir": True}
 
 
 def test_a_check_that_is_not_callable_is_the_plugins_error():

@@ -13,7 +13,8 @@ from real wheels.
   limits, schema checks, store) as a pipeline gets it.
 - ``read_jsonl(path)``: the records of a JSON-lines output file.
 - ``run_cli(*args)`` and ``stderr_lines(result)``: the real ``atk`` command
-  in a subprocess.
+  in a subprocess; ``kill_midway(config, log=..., calls=N)`` kills one with
+  SIGKILL after N model calls, to test resume.
 - ``PluginSite``: a folder of installed-looking distributions to put on
   PYTHONPATH, so plugin discovery in a subprocess is the real thing.
 - ``build_wheel(project, dest)`` and ``make_venv(path, packages)``: install a
@@ -30,10 +31,10 @@ from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
 from .running import make_model, read_jsonl, run_pipeline
-from .subprocesses import run_cli, stderr_lines
+from .subprocesses import kill_midway, run_cli, stderr_lines
 
 __all__ = [
     "FAULT_KINDS", "FakeOpenAIServer", "PluginSite", "RunResult", "ScriptedBackend",
-    "build_wheel", "make_model", "make_venv", "pdf_bytes", "read_jsonl", "run_cli",
+    "build_wheel", "kill_midway", "make_model", "make_venv", "pdf_bytes", "read_jsonl", "run_cli",
     "run_pipeline", "stderr_lines", "write_mixed_inputs",
 ]

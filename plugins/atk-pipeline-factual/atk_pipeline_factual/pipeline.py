@@ -36,10 +36,10 @@ from typing import Annotated, Literal
 
 from atk_core import (
     AtLeast, Between, ConfigError, NonEmpty, PairGates, PipelineError, PipelineStep, Problem,
-    RunRecord, VoteStep, atomic_write_jsonl, check_input_dir, chunk_folder, content_problem,
-    conversation_problem, derive_seed, first_problem, placeholder_problem, question_problem,
-    focus_samples, pair_of, question_step, refers_to_source, set_progress, sharegpt,
-    yes_no_schema,
+    RunRecord, VoteStep, atomic_write_jsonl, check_input_dir, conversation_problem, derive_seed,
+    duplicate_questions, first_problem, focus_samples, pair_of, placeholder_problem,
+    question_problem, question_step, refers_to_source, require_roles, select_chunks,
+    set_progress, sharegpt, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -105,29 +105,18 @@ async def factual_qa(
     starts, and ``check_config`` below looks at what they cannot say.
     """
     record = RunRecord()
-
-    # 1. read, 2. chunk
-    set_progress(task_id, 0.0, "reading documents")
-    chunks = chunk_folder(input_dir, record, chunk_size=chunk_size, seed=seed,
-                          subset_size=subset_size if use_subset else None)
-    by_id = {chunk.id: chunk for chunk in chunks}
-    samples = [chunk.as_sample() for chunk in chunks]
-
-    # 3. content (no model; min_chunk_words: 0 turns it off)
-    if min_chunk_words:
-        samples = record.gate("content", samples,
-                              lambda s: content_problem(s["chunk"], min_words=min_chunk_words))
-
     checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
     asking = model_checks != "skip"
 
-    # 4. judge (small model, a vote)
-    if asking and not skip_judge:
-        judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
-                                threshold=vote_threshold, **checking)
-        results = await judge.run(samples, progress=(0.02, 0.2))
-        samples = record.model_check("judge", samples, results, policy=model_checks,
-                                     rejected="judged unsuitable")
+    # 1. read, 2. chunk, 3. content (no model), 4. judge (small model, a vote)
+    judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
+                            threshold=vote_threshold, **checking)
+    chunks, samples = await select_chunks(
+        input_dir, record, chunk_size=chunk_size, seed=seed,
+        subset_size=subset_size if use_subset else None, min_words=min_chunk_words,
+        judge=None if skip_judge else judge, policy=model_checks, progress=(0.02, 0.2),
+        task_id=task_id)
+    by_id = {chunk.id: chunk for chunk in chunks}
 
     # 5. generate: one pair per focus sentence (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed)
@@ -141,7 +130,7 @@ async def factual_qa(
              for sample, result in record.step("generate", focused, results)]
 
     # 6. deduplicate (no model): exact and near-copies of a question kept before
-    pairs = record.gate("deduplicate", pairs, _duplicate_finder(gates))
+    pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
 
     # 7. answerable from the chunk alone? (small model, a vote)
     if asking and not skip_question_check:
@@ -194,22 +183,6 @@ async def factual_qa(
 
 
 # -- the gates ------------------------------------------------------------------------------------
-
-
-def _duplicate_finder(gates: PairGates):
-    """A gate for questions: the same question twice for one chunk, or (with the near
-    duplicates gate) a near copy of one kept before anywhere in the run."""
-    seen, near = set(), gates.near_copies()
-
-    def problem(pair):
-        if pair["id"] in seen:
-            return Problem("duplicate question", "the same question twice for one chunk")
-        found = near.problem(pair["id"], pair["question"]) if near is not None else None
-        if found is None:
-            seen.add(pair["id"])
-        return found
-
-    return problem
 
 
 def _conversation_gate(gates: PairGates, coverage: float):
@@ -311,15 +284,9 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     if gates.question_min_words > gates.question_max_words:
         raise ConfigError(f"gates.question_min_words ({gates.question_min_words}) is more than"
                           f" gates.question_max_words ({gates.question_max_words})")
-    uses = {"large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else [])}
     asking = values["model_checks"] != "skip"
-    small = [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
-                                     ("check_answer", "skip_answer_check"))
-             if asking and not values[skip]]
-    if small:
-        uses["small"] = small
-    for role, steps in uses.items():
-        if role not in models:
-            defined = ", ".join(sorted(models)) or "none"
-            raise ConfigError(f"models: has no {role!r} role, which the {', '.join(steps)} step(s)"
-                              f" use (defined: {defined})")
+    require_roles(models, {
+        "large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else []),
+        "small": [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
+                                          ("check_answer", "skip_answer_check"))
+                  if asking and not values[skip]]})

@@ -1,0 +1,15 @@
+"""atk-pipeline-repvar: documents in, varied restatements for continued pretraining out."""
+
+from atk_core import Pipeline, hookimpl
+
+from .pipeline import check_config, repvar
+
+
+@hookimpl
+def atk_register_pipelines(register):
+    register(Pipeline(
+        name="repvar",
+        function=repvar,
+        description="Documents to varied restatements (facts, essays, lists, JSON...) for pretraining",
+        check=check_config,
+    ))

@@ -1,0 +1,158 @@
+"""repvar end to end on the scripted backend: rows, sources, forms, typos, determinism, resume."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from atk_core.testing import kill_midway, read_jsonl, run_cli, run_pipeline, stderr_lines
+from repvar_fakes import respond, write_inputs
+
+TESTS = Path(__file__).resolve().parent
+FORMS = ["essay", "json", "list", "logic_chain", "qa", "reverse_causality", "stream_of_thought", "xml"]
+
+
+def scripted(**extra):
+    return {"backend": "scripted", "respond": respond, **extra}
+
+
+def run(tmp_path, name="out", models=None, **fields):
+    if not (tmp_path / "in").exists():
+        write_inputs(tmp_path / "in")
+    fields.setdefault("input_dir", str(tmp_path / "in"))
+    fields.setdefault("typo_variations", 1)
+    models = models or {"small": scripted(), "large": scripted()}
+    return run_pipeline("repvar", output_dir=tmp_path / name, models=models, **fields)
+
+
+def test_rows_are_chunks_facts_variations_and_typos_each_traced_to_its_source(tmp_path):
+    result = run(tmp_path, dataset_context="From the test corpus.")
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    rows, sources = read_jsonl(out / "pretraining.jsonl"), read_jsonl(out / "sources.jsonl")
+    assert len(rows) == len(sources) > 0 and all(set(r) == {"text"} for r in rows)
+    assert all(r["text"].startswith("From the test corpus.\n\n") for r in rows)
+    kinds = {}
+    for row, source in zip(rows, sources):
+        kinds.setdefault(source["source"], []).append(source["kind"])
+        text = row["text"].split("\n\n", 1)[1]
+        document = (tmp_path / "in" / source["source"]).read_text()
+        if source["kind"] == "chunk":
+            assert document[source["start"]:source["end"]] == text
+    # tides: the chunk, its facts, 4 variations and one typo copy; nav.html was filtered out;
+    # odd.txt's facts were all ungrounded, so it has no facts row but still its variations.
+    assert kinds["tides.txt"] == ["chunk", "facts"] + ["variation"] * 4 + ["typos"]
+    assert "nav.html" not in kinds
+    assert kinds["odd.txt"][:2] == ["chunk", "variation"]
+    forms = [s["form"] for s in sources if s["kind"] == "variation" and s["source"] == "tides.txt"]
+    assert len(set(forms)) == 4 and set(forms) <= set(FORMS)  # all different while there are enough
+    failures = read_jsonl(out / "failures.jsonl")
+    assert {(f["step"], f["kind"]) for f in failures} >= {
+        ("read", "unsupported file type .png"), ("filter", "failed the vote"),
+        ("facts", "no grounded fact")}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["steps"]] == [
+        "read", "chunk", "content", "filter", "facts", "variation", "typos"]
+    assert manifest["outputs"]["pretraining.jsonl"] == len(rows)
+
+
+def test_a_copy_of_the_chunk_is_not_a_variation_and_is_asked_for_again(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+                 forms=["essay"], variations=1)
+    assert result.exit_code == 0, result.error
+    essays = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
+    tides = [text for text in essays if "Tides are the regular" in text]
+    assert len(tides) == 2 and "repeats the passage word for word" in tides[1]
+
+
+def test_forms_and_typos_are_the_same_on_every_run_and_a_rerun_sends_nothing(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    models = {"small": scripted(), "large": scripted(log=str(calls))}
+    assert run(tmp_path, "a", models=models).exit_code == 0
+    sent = len(calls.read_text().splitlines())
+    assert run(tmp_path, "b").exit_code == 0
+    assert run(tmp_path, "a", models=models).exit_code == 0  # resume of a finished run
+    assert len(calls.read_text().splitlines()) == sent
+    for name in ("pretraining.jsonl", "sources.jsonl", "failures.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    other = run(tmp_path, "c", seed=1)
+    assert other.exit_code == 0
+    forms = lambda name: [s["form"] for s in read_jsonl(tmp_path / name / "sources.jsonl")]  # noqa: E731
+    assert forms("c") != forms("a")
+
+
+def test_a_form_of_your_own_is_a_prompt_file_in_the_overrides(tmp_path):
+    overrides = tmp_path / "mine" / "variations"
+    overrides.mkdir(parents=True)
+    (overrides / "haiku.yaml").write_text(
+        "- role: system\n  content: You restate what a passage says, as short lines of verse.\n"
+        "- role: user\n  content: |\n    \"\"\"\n    {chunk}\n    \"\"\"\n    {facts}{retry_note}\n")
+    result = run(tmp_path, prompt_overrides=tmp_path / "mine", forms=["haiku"], variations=1)
+    assert result.exit_code == 0, result.error
+    forms = {s["form"] for s in read_jsonl(tmp_path / "out" / "sources.jsonl") if s["form"]}
+    assert forms == {"haiku"}
+
+
+def config_file(tmp_path, **fields):
+    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
+    fields.setdefault("output_dir", str(tmp_path / "out"))
+    lines = ["pipeline: repvar", "progress: [jsonl]"] + [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
+    path = tmp_path / "repvar.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "pipeline 'repvar' needs field 'input_dir'"),
+    ({"input_dir": "docs", "variations": -1}, "variations must be a whole number of at least 0, not -1"),
+    ({"input_dir": "docs", "typo_rate": 0}, "typo_rate must be a number above 0 and at most 1, not 0"),
+    ({"input_dir": "docs", "forms": ["essay", "sonnet"]}, "forms: no variation prompt for sonnet"),
+    ({"input_dir": "docs", "model_checks": "maybe"}, "model_checks must be one of 'enforce', 'note', 'skip'"),
+    ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
+     "models: has no 'large' role, which the variation step(s) use"),
+    ({"input_dir": "nowhere"}, "input_dir 'nowhere' does not exist"),
+])
+def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
+    result = run_cli("run", config_file(tmp_path, **fields), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = stderr_lines(result)
+    assert line.startswith("atk: error: ") and message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
+    write_inputs(tmp_path / "in")
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+
+    def config(name, log):
+        model = {"backend": "scripted", "respond": "repvar_fakes:respond", "log": str(tmp_path / log),
+                 "delay": 0.05, "concurrency": 2}
+        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
+                           models={"small": model, "large": model}, typo_variations=1)
+
+    clean = run_cli("run", config("clean", "clean.jsonl"), env=env, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    clean_calls = len((tmp_path / "clean.jsonl").read_text().splitlines())
+
+    logged = kill_midway(config("resumed", "first.jsonl"), log=tmp_path / "first.jsonl",
+                         calls=clean_calls // 2, env=env, cwd=tmp_path)
+    assert not (tmp_path / "resumed" / "pretraining.jsonl").exists()  # nothing half-written
+    again = run_cli("run", config("resumed", "second.jsonl"), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    repeated = logged + len((tmp_path / "second.jsonl").read_text().splitlines()) - clean_calls
+    assert 0 <= repeated <= 2 * 2  # at most what was in flight (two roles, concurrency 2)
+    for name in ("pretraining.jsonl", "sources.jsonl", "failures.jsonl"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_outputs_load_with_hugging_face_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    assert run(tmp_path).exit_code == 0
+    loaded = datasets.load_dataset("json", data_files=str(tmp_path / "out" / "pretraining.jsonl"),
+                                   split="train")
+    assert loaded.column_names == ["text"]
+    assert len(loaded) == len(read_jsonl(tmp_path / "out" / "pretraining.jsonl"))
