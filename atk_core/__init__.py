@@ -37,6 +37,7 @@ _LAZY = {
     "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
     "chatter_problem": "gates",
     "content_words": "gates", "content_problem": "gates", "PairGates": "gates", "words": "gates",
+    "STOPWORDS": "gates",
     # question-answer pairs about a chunk's sentences
     "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
     "duplicate_questions": "qa", "select_chunks": "selection",

@@ -1,0 +1,212 @@
+"""rag-data: documents in, conversations that teach a model to use retrieved context out.
+
+A model deployed behind retrieval sees a question and a few retrieved
+passages, some of them beside the point, and sometimes none that hold the
+answer. This pipeline writes that situation as training data. The recipe:
+
+1. read, chunk, content gate and the small model's filter (shared start);
+2. generate: a question-answer pair about one sentence of each chunk
+   (large model; the question step factual-qa uses, with its gates);
+3. deduplicate: near-copies of a question kept before are dropped;
+4. retrieve: the question is searched (SQLite FTS5, BM25) over all the run's
+   chunks; the context is k chunks (k picked by the seed, 1..``max_chunks``):
+   the source chunk and the best other hits, or, in ``failure_share`` of the
+   samples, the best hits without the source ("failure" samples);
+5. refuse: a failure sample's answer says the documents do not hold it
+   (large model, gated: it says so, and does not give the answer away; or,
+   with ``refusals: fixed``, the text of ``prompts/refusal.txt``).
+
+Outputs: the conversation (a system prompt holding the numbered documents,
+the user's question, the answer) as ShareGPT, as OpenAI messages and as
+Axolotl ``input_output`` segments where only the answer is trained, and
+``retrieval.jsonl``, which chunks each sample was given and their scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from atk_core import (
+    STOPWORDS, AtLeast, Between, PairGates, PipelineError, PipelineStep, Problem, RunRecord,
+    StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir, derive_seed,
+    duplicate_questions, first_problem, focus_samples, pair_of, placeholder_problem,
+    question_step, require_roles, segments, select_chunks, set_progress, sharegpt, words,
+)
+
+from .retrieval import ChunkIndex
+
+SHAREGPT = "rag.sharegpt.jsonl"
+MESSAGES = "rag.messages.jsonl"
+SEGMENTS = "rag.segments.jsonl"
+RETRIEVAL = "retrieval.jsonl"
+
+REFUSAL_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "minLength": 1}},
+                  "required": ["answer"]}
+# How a reply says the documents do not hold the answer.
+_SAYS_NOT = re.compile(
+    r"\b(?:do(?:es)? not|don['’]t|doesn['’]t|cannot|can['’]t|no (?:information|mention|answer)|"
+    r"not (?:say|mention|contain|include|state|cover))\b", re.IGNORECASE)
+
+Count = Annotated[int, AtLeast(1)]
+Temperature = Annotated[float, Between(0, 2)]
+
+
+async def rag_data(
+    *,
+    input_dir: str,
+    output_dir: str,
+    chunk_size: Annotated[int, AtLeast(200)] = 3000,
+    use_subset: bool = False,
+    subset_size: Count = 100,
+    seed: int = 0,
+    questions_per_chunk: Count = 1,
+    answers: Literal["written", "sentence"] = "written",
+    max_chunks: Count = 3,
+    failure_share: Annotated[float, Between(0, 1)] = 0.2,
+    refusals: Literal["written", "fixed"] = "written",
+    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    filter_votes: Count = 3,
+    vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
+    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
+    gates: PairGates = PairGates(),
+    gate_copies: bool = True,
+    temperature: Temperature = 0.7,
+    check_temperature: Temperature = 0.6,
+    max_tokens: Annotated[int, AtLeast(16)] = 512,
+    max_attempts: Count = 3,
+    task_id=None,
+    **kwargs,
+):
+    """Turn a folder of documents into conversations that use, or refuse from, retrieved
+    context. The annotations are what a config may set; ``check_config`` the rest."""
+    record = RunRecord()
+    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+
+    # 1. read, chunk, content, filter
+    judge = VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small",
+                            votes=filter_votes, threshold=vote_threshold, **checking)
+    chunks, samples = await select_chunks(
+        input_dir, record, chunk_size=chunk_size, seed=seed,
+        subset_size=subset_size if use_subset else None, min_words=min_chunk_words, judge=judge,
+        policy=model_checks, rejected="judged without content", progress=(0.02, 0.15),
+        task_id=task_id)
+    by_id = {chunk.id: chunk for chunk in chunks}
+
+    # 2. generate, 3. deduplicate
+    focused = focus_samples(samples, questions_per_chunk, seed)
+    generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
+                             temperature=temperature, max_tokens=max_tokens,
+                             max_attempts=max_attempts, seed=seed)
+    results = await generate.run(focused, progress=(0.15, 0.6))
+    pairs = [{**pair_of(result.value, sample, answers), "id": _sample_id(sample, result.value),
+              "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
+             for sample, result in record.step("generate", focused, results)]
+    pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
+
+    # 4. retrieve: the context each question is given
+    index = ChunkIndex(samples)
+    try:
+        for pair in pairs:
+            pair.update(_context(pair, index, max_chunks, failure_share, seed, record))
+    finally:
+        index.close()
+    record.count("retrieve", len(pairs), len(pairs))
+
+    # 5. refuse: the failure samples' answers
+    failures = [p for p in pairs if p["failure"]]
+    if failures and refusals == "written":
+        refuse = PipelineStep(name="refuse", prompt="write_refusal", model="large",
+                              json_schema=REFUSAL_SCHEMA, validator=_refusal_gate,
+                              gate_copies=gate_copies, temperature=temperature,
+                              max_tokens=min(max_tokens, 256), max_attempts=max_attempts, seed=seed)
+        results = await refuse.run(failures, progress=(0.6, 0.9))
+        refused = {s["id"]: r.value["answer"].strip() for s, r in record.step("refuse", failures, results)}
+        pairs = [p for p in pairs if not p["failure"] or p["id"] in refused]
+        for pair in pairs:
+            if pair["failure"]:
+                pair["answer"] = refused[pair["id"]]
+    elif failures:
+        text = StepEnvironment.from_run().prompts.load("refusal").render({}).strip()
+        for pair in failures:
+            pair["answer"] = text
+
+    # outputs
+    system = StepEnvironment.from_run().prompts.load("system")
+    chats, retrieval = [], []
+    for pair in pairs:
+        documents = "\n\n".join(f"Document {n} (from {by_id[c['chunk_id']].source}):\n"
+                                f"{by_id[c['chunk_id']].text}" for n, c in enumerate(pair["context"], 1))
+        chats.append([{"role": "system", "content": system.render({"context": documents}).strip()},
+                      {"role": "user", "content": pair["question"]},
+                      {"role": "assistant", "content": pair["answer"]}])
+        retrieval.append({"id": pair["id"], "question": pair["question"], "failure": pair["failure"],
+                          "source_chunk": pair["chunk_id"], "source": by_id[pair["chunk_id"]].source,
+                          "context": [{**c, "source": by_id[c["chunk_id"]].source,
+                                       "start": by_id[c["chunk_id"]].start,
+                                       "end": by_id[c["chunk_id"]].end} for c in pair["context"]]})
+    output = Path(output_dir)
+    atomic_write_jsonl(output / SHAREGPT, [sharegpt(chat) for chat in chats])
+    atomic_write_jsonl(output / MESSAGES, [{"messages": chat} for chat in chats])
+    atomic_write_jsonl(output / SEGMENTS, [segments(chat) for chat in chats])
+    atomic_write_jsonl(output / RETRIEVAL, retrieval)
+    record.write(output, outputs={SHAREGPT: len(chats), MESSAGES: len(chats), SEGMENTS: len(chats),
+                                  RETRIEVAL: len(retrieval)}, primary=SHAREGPT)
+    kinds = sum(p["failure"] for p in pairs)
+    set_progress(task_id, 1.0, f"{len(chats)} conversations ({kinds} with the answer not in the context)")
+    if not chats:
+        raise PipelineError(f"no conversation survived the checks; see {output / 'failures.jsonl'}"
+                            f" or run: atk inspect {output}")
+    return {"conversations": len(chats), "failure_samples": kinds}
+
+
+def _sample_id(sample, value) -> str:
+    digest = hashlib.sha256(f"{sample['id']}\n{value['question'].strip()}".encode("utf-8"))
+    return f"rag-{digest.hexdigest()[:16]}"
+
+
+def _context(pair, index: ChunkIndex, max_chunks: int, failure_share: float, seed: int,
+             record: RunRecord) -> dict:
+    """The chunks a sample is given: ``k`` of them (1..max_chunks, by the seed); the source
+    and the best other hits for its question, or (a failure sample, by the seed) only other
+    hits. With no other chunk to retrieve, a would-be failure sample keeps its source."""
+    k = 1 + derive_seed(seed, pair["id"], "k") % max_chunks
+    failure = derive_seed(seed, pair["id"], "failure") % 10_000 < round(failure_share * 10_000)
+    others = index.search(pair["question"], k, exclude=[pair["chunk_id"]])
+    if failure and not others:
+        record.note("retrieve", "no other chunk to retrieve: kept its source")
+        failure = False
+    given = [{"chunk_id": cid, "score": score, "is_source": False}
+             for cid, score in others[:k if failure else k - 1]]
+    if not failure:
+        given.append({"chunk_id": pair["chunk_id"], "score": None, "is_source": True})
+    random.Random(derive_seed(seed, pair["id"], "order")).shuffle(given)
+    return {"failure": failure, "context": given}
+
+
+def _refusal_gate(value, sample) -> Problem | None:
+    """A failure sample's answer: it says the documents do not hold the answer, and does not
+    give it anyway (no number or name of the sentence it is about that the question lacks)."""
+    text = value["answer"].strip()
+    if not _SAYS_NOT.search(text):
+        return Problem("does not refuse", "the documents do not hold the answer: say so plainly,"
+                                          " without guessing")
+    asked = set(words(sample["question"]))
+    told = {w for w in re.findall(r"\b(?:\d[\d,.]*\d|\d|[A-Z][a-z]{2,})\b", sample["focus"])
+            if w.lower() not in asked and w.lower() not in STOPWORDS}
+    leaked = sorted(w for w in told if re.search(rf"\b{re.escape(w)}\b", text))
+    if leaked:
+        return Problem("answers from memory", f"the reply gives the answer away ({', '.join(leaked)});"
+                                              " the documents do not hold it, so do not answer")
+    return first_problem(lambda: chatter_problem(text), lambda: placeholder_problem(text))
+
+
+def check_config(*, input_dir, models, output_dir=None, **values) -> None:
+    """What atk checks before a run writes anything, beyond what the annotations say."""
+    check_input_dir(input_dir, output_dir)
+    written = values["refusals"] == "written" and values["failure_share"] > 0
+    require_roles(models, {"large": ["generate"] + (["refuse"] if written else []),
+                           "small": ["filter"] if values["model_checks"] != "skip" else []})

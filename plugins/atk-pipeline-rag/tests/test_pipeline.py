@@ -1,0 +1,167 @@
+"""rag-data end to end on the scripted backend: retrieval, failure samples, formats, resume."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from atk_core import content_words
+from atk_core.testing import kill_midway, read_jsonl, run_cli, run_pipeline, stderr_lines
+from rag_fakes import respond, write_inputs
+
+TESTS = Path(__file__).resolve().parent
+OUTPUTS = ("rag.sharegpt.jsonl", "rag.messages.jsonl", "rag.segments.jsonl", "retrieval.jsonl",
+           "failures.jsonl")
+
+
+def scripted(**extra):
+    return {"backend": "scripted", "respond": respond, **extra}
+
+
+def run(tmp_path, name="out", models=None, **fields):
+    if not (tmp_path / "in").exists():
+        write_inputs(tmp_path / "in")
+    fields.setdefault("input_dir", str(tmp_path / "in"))
+    models = models or {"small": scripted(), "large": scripted()}
+    return run_pipeline("rag-data", output_dir=tmp_path / name, models=models, **fields)
+
+
+def test_context_comes_from_retrieval_and_records_what_was_given(tmp_path):
+    result = run(tmp_path, max_chunks=3, failure_share=0.5)
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    retrieval = read_jsonl(out / "retrieval.jsonl")
+    assert len(retrieval) == 6
+    failures = [r for r in retrieval if r["failure"]]
+    assert 0 < len(failures) < len(retrieval)  # about half, by the seed
+    for sample in retrieval:
+        given = sample["context"]
+        assert 1 <= len(given) <= 3
+        sources = [c for c in given if c["is_source"]]
+        assert sources == ([] if sample["failure"] else [c for c in given if c["chunk_id"] == sample["source_chunk"]])
+        question = set(content_words(sample["question"]))
+        for chunk in given:
+            if chunk["is_source"]:
+                continue
+            # A distractor is a search hit: it shares words with the question, and has a score.
+            text = (tmp_path / "in" / chunk["source"]).read_text()
+            assert question & set(content_words(text)) and chunk["score"] > 0
+    # Distractors are related, not random: a question about tides gets the other tides text.
+    tides = [r for r in retrieval if r["source"] == "tides-1.txt"]
+    assert tides and any(c["source"] == "tides-2.txt" for r in tides for c in r["context"]
+                         if not c["is_source"])
+
+
+def test_the_conversations_in_three_formats_and_only_the_answer_trained(tmp_path):
+    assert run(tmp_path, failure_share=0.5).exit_code == 0
+    out = tmp_path / "out"
+    messages = read_jsonl(out / "rag.messages.jsonl")
+    sharegpt = read_jsonl(out / "rag.sharegpt.jsonl")
+    segments = read_jsonl(out / "rag.segments.jsonl")
+    retrieval = read_jsonl(out / "retrieval.jsonl")
+    assert len(messages) == len(sharegpt) == len(segments) == len(retrieval)
+    for chat, share, segment, sample in zip(messages, sharegpt, segments, retrieval):
+        system, user, answer = chat["messages"]
+        assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant"]
+        assert system["content"].count("Document ") == len(sample["context"])
+        assert [t["from"] for t in share["conversations"]] == ["system", "human", "gpt"]
+        trained = [s["text"] for s in segment["segments"] if s["label"]]
+        assert trained == [answer["content"] + "<|im_end|>\n"]
+        assert "".join(s["text"] for s in segment["segments"]).count("<|im_start|>") == 3
+        if sample["failure"]:
+            assert "do not say" in answer["content"]
+
+
+def test_a_reply_that_does_not_refuse_is_asked_for_again(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+                 failure_share=1.0, refusals="written")
+    assert result.exit_code == 0, result.error
+    asks = [json.loads(line)["messages"] for line in calls.read_text().splitlines()]
+    refusals = [m[-1]["content"] for m in asks if "do not hold the answer" in m[0]["content"]]
+    retried = [text for text in refusals if "rejected" in text]
+    assert retried and all("say so plainly" in text for text in retried)
+    chats = read_jsonl(tmp_path / "out" / "rag.messages.jsonl")
+    samples = read_jsonl(tmp_path / "out" / "retrieval.jsonl")
+    refused = [c["messages"][-1]["content"] for c, s in zip(chats, samples) if s["failure"]]
+    assert refused and all("do not say" in answer for answer in refused)
+    # A question whose search finds no other chunk cannot be a failure sample: it keeps its source.
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    kept = len(samples) - len(refused)
+    notes = {s["name"]: s.get("notes", {}) for s in manifest["steps"]}["retrieve"]
+    assert notes.get("no other chunk to retrieve: kept its source", 0) == kept
+
+
+def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    models = {"small": scripted(), "large": scripted(log=str(calls))}
+    assert run(tmp_path, "a", models=models, refusals="written").exit_code == 0
+    sent = len(calls.read_text().splitlines())
+    assert run(tmp_path, "b", refusals="written").exit_code == 0
+    assert run(tmp_path, "a", models=models, refusals="written").exit_code == 0
+    assert len(calls.read_text().splitlines()) == sent
+    for name in OUTPUTS:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def config_file(tmp_path, **fields):
+    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
+    fields.setdefault("output_dir", str(tmp_path / "out"))
+    lines = ["pipeline: rag-data", "progress: [jsonl]"] + [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
+    path = tmp_path / "rag.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "pipeline 'rag-data' needs field 'input_dir'"),
+    ({"input_dir": "docs", "max_chunks": 0}, "max_chunks must be a whole number of at least 1, not 0"),
+    ({"input_dir": "docs", "failure_share": 1.5}, "failure_share must be a number from 0 to 1, not 1.5"),
+    ({"input_dir": "docs", "refusals": "polite"}, "refusals must be one of 'written', 'fixed'"),
+    ({"input_dir": "docs", "gates": {"grounding_threshold": 2}},
+     "gates.grounding_threshold must be a number from 0 to 1, not 2"),
+    ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
+     "models: has no 'large' role, which the generate, refuse step(s) use"),
+])
+def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
+    result = run_cli("run", config_file(tmp_path, **fields), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = stderr_lines(result)
+    assert line.startswith("atk: error: ") and message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
+    write_inputs(tmp_path / "in")
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+
+    def config(name, log):
+        model = {"backend": "scripted", "respond": "rag_fakes:respond", "log": str(tmp_path / log),
+                 "delay": 0.05, "concurrency": 2}
+        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
+                           models={"small": model, "large": model}, refusals="written")
+
+    clean = run_cli("run", config("clean", "clean.jsonl"), env=env, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    clean_calls = len((tmp_path / "clean.jsonl").read_text().splitlines())
+    logged = kill_midway(config("resumed", "first.jsonl"), log=tmp_path / "first.jsonl",
+                         calls=clean_calls // 2, env=env, cwd=tmp_path)
+    again = run_cli("run", config("resumed", "second.jsonl"), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    repeated = logged + len((tmp_path / "second.jsonl").read_text().splitlines()) - clean_calls
+    assert 0 <= repeated <= 2 * 2
+    for name in OUTPUTS:
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_outputs_load_with_hugging_face_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    assert run(tmp_path, failure_share=0.5).exit_code == 0
+    out = tmp_path / "out"
+    for name, column in (("rag.sharegpt.jsonl", "conversations"), ("rag.messages.jsonl", "messages"),
+                         ("rag.segments.jsonl", "segments")):
+        loaded = datasets.load_dataset("json", data_files=str(out / name), split="train")
+        assert loaded.column_names == [column] and len(loaded) == len(read_jsonl(out / name))
