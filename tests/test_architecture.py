@@ -39,7 +39,7 @@ LAYERS = [
     "config", "plugins", "runner", "inspection", "scaffold",
     # the test kit
     "testing.subprocesses", "testing.distributions", "testing.inputs", "testing.openai_server",
-    "testing.running", "testing",
+    "testing.running", "testing.pipelines", "testing",
     # the web interface
     "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",
     "serve.runs", "serve.app", "serve",

@@ -6,18 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from atk_core.testing import read_jsonl, run_cli
+from atk_core.testing import read_jsonl, venv_cli
 
 
 def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
     # The scripted model's answers come from the fakes beside this file (not the package).
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
-
-    def atk(*args):
-        result = run_cli(*args, python=installed_python, env=env, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        return result
+    atk = venv_cli(installed_python, cwd=tmp_path, helpers=Path(__file__).resolve().parent)
 
     listed = json.loads(atk("list", "pipelines", "--json").stdout)
     (factual,) = [p for p in listed if p["name"] == "factual-qa"]
@@ -39,5 +33,6 @@ def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     # the pipeline's package really came from the venv, not from this source tree
     origin = subprocess.run(
         [str(installed_python), "-c", "import atk_pipeline_factual; print(atk_pipeline_factual.__file__)"],
-        capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+        capture_output=True, text=True, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}).stdout
     assert origin.startswith(str(installed_python.parent.parent)), origin

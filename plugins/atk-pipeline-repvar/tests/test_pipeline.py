@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from atk_core.testing import kill_midway, read_jsonl, run_cli, run_pipeline, stderr_lines
+from atk_core.testing import (
+    config_error, read_jsonl, resume_after_kill, run_pipeline, write_config,
+)
 from repvar_fakes import respond, write_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -98,10 +100,7 @@ def test_a_form_of_your_own_is_a_prompt_file_in_the_overrides(tmp_path):
 def config_file(tmp_path, **fields):
     fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
     fields.setdefault("output_dir", str(tmp_path / "out"))
-    lines = ["pipeline: repvar", "progress: [jsonl]"] + [f"{k}: {json.dumps(v)}" for k, v in fields.items()]
-    path = tmp_path / "repvar.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_config(tmp_path / "repvar.yaml", "repvar", **fields)
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -117,16 +116,12 @@ def config_file(tmp_path, **fields):
 def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
-    result = run_cli("run", config_file(tmp_path, **fields), cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    (line,) = stderr_lines(result)
-    assert line.startswith("atk: error: ") and message in line
+    assert message in config_error(config_file(tmp_path, **fields), cwd=tmp_path)
     assert not (tmp_path / "out").exists()
 
 
 def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
     write_inputs(tmp_path / "in")
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
 
     def config(name, log):
         model = {"backend": "scripted", "respond": "repvar_fakes:respond", "log": str(tmp_path / log),
@@ -134,20 +129,8 @@ def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp
         return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
                            models={"small": model, "large": model}, typo_variations=1)
 
-    clean = run_cli("run", config("clean", "clean.jsonl"), env=env, cwd=tmp_path)
-    assert clean.returncode == 0, clean.stderr
-    clean_calls = len((tmp_path / "clean.jsonl").read_text().splitlines())
-
-    logged = kill_midway(config("resumed", "first.jsonl"), log=tmp_path / "first.jsonl",
-                         calls=clean_calls // 2, env=env, cwd=tmp_path)
-    assert not (tmp_path / "resumed" / "pretraining.jsonl").exists()  # nothing half-written
-    again = run_cli("run", config("resumed", "second.jsonl"), env=env, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    repeated = logged + len((tmp_path / "second.jsonl").read_text().splitlines()) - clean_calls
-    assert 0 <= repeated <= 2 * 2  # at most what was in flight (two roles, concurrency 2)
-    for name in ("pretraining.jsonl", "sources.jsonl", "failures.jsonl"):
-        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
-
+    resume_after_kill(config, outputs=("pretraining.jsonl", "sources.jsonl", "failures.jsonl"), in_flight=2 * 2, cwd=tmp_path,
+                      env=dict(os.environ, PYTHONPATH=str(TESTS)))
 
 def test_outputs_load_with_hugging_face_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")

@@ -5,17 +5,12 @@ import json
 import os
 from pathlib import Path
 
-from atk_core.testing import read_jsonl, run_cli
+from atk_core.testing import read_jsonl, venv_cli
 
 
 def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent)  # the scripted model's answers
-
-    def atk(*args):
-        result = run_cli(*args, python=installed_python, env=env, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        return result
+    # The scripted model's answers come from the fakes beside this file (not the package).
+    atk = venv_cli(installed_python, cwd=tmp_path, helpers=Path(__file__).resolve().parent)
 
     listed = {p["name"]: p for p in json.loads(atk("list", "pipelines", "--json").stdout)}
     assert listed["repvar"]["distribution"] == "atk-pipeline-repvar"
