@@ -1,0 +1,11 @@
+"""atk-pipeline-correction: documents in, conversations that teach correcting a flawed answer out."""
+
+from atk_core import Pipeline, hookimpl
+
+from .pipeline import check_config, correction
+
+
+@hookimpl
+def atk_register_pipelines(register):
+    register(Pipeline(name="correction", function=correction, check=check_config,
+                      description="Documents to conversations where a wrong answer is corrected"))

@@ -1,0 +1,94 @@
+"""Wrong answers made by code: a right answer with one detail changed.
+
+A small model asked for "a subtly wrong answer" often writes a right one, or
+one about something else. With ``flaws: altered`` the flaw is made without a
+model, so it is wrong by construction and wrong in one detail only:
+
+1. a number becomes another (a year moves by a few years, a count or measure
+   is scaled, "three" becomes "five"), one the chunk does not hold;
+2. else a name becomes a name from another chunk of the run, one this chunk
+   does not hold;
+3. else the first "is / are / was / were / can / will ..." is negated.
+
+Which number or name, and what it becomes, are picked by the seed: the same
+answer gets the same flaw on every run.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from atk_core import STOPWORDS, words
+
+_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w,])|(?<![\w.,])\d+(?:\.\d+)?(?![\w])")
+_NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
+_COUNTS = ("one two three four five six seven eight nine ten eleven twelve").split()
+_COUNT = re.compile(rf"\b({'|'.join(_COUNTS)})\b", re.IGNORECASE)
+_VERB = re.compile(r"\b(is|are|was|were|can|could|will|would|must|should)\b(?! not\b)")
+_SCALES = (2, 3, 0.5, 1.5, 4, 10)
+
+
+def names_in(text: str) -> set[str]:
+    """Capitalised words that do not start a sentence, a line or a heading and are not common
+    words: names, roughly."""
+    found = set()
+    for match in _NAME.finditer(text):
+        before = text[:match.start()]
+        start = before.rstrip(" \t\"'(")
+        if not start or start[-1] in ".!?:#\n" or match.group(0).lower() in STOPWORDS:
+            continue
+        found.add(match.group(0))
+    return found
+
+
+def alter(answer: str, chunk: str, other_names, rng: random.Random) -> tuple[str, str] | None:
+    """``(flawed answer, what was changed)``, or None when there is nothing to change."""
+    held = set(words(chunk))
+    numbers = list(_NUMBER.finditer(answer))
+    rng.shuffle(numbers)
+    for match in numbers:
+        for candidate in _other_numbers(match.group(0), rng):
+            if candidate.replace(",", "") not in {w.replace(",", "") for w in held}:
+                return (answer[:match.start()] + candidate + answer[match.end():],
+                        f"number {match.group(0)} -> {candidate}")
+    counts = list(_COUNT.finditer(answer))
+    if counts:
+        match = rng.choice(counts)
+        word = match.group(0)
+        options = [w for w in _COUNTS if w != word.lower() and w not in held]
+        if options:
+            other = rng.choice(options)
+            other = other.capitalize() if word[0].isupper() else other
+            return answer[:match.start()] + other + answer[match.end():], f"number {word} -> {other}"
+    names = sorted(names_in(answer))
+    pool = sorted(n for n in set(other_names) if n.lower() not in held)
+    if names and pool:
+        name, other = rng.choice(names), rng.choice(pool)
+        return re.sub(rf"\b{re.escape(name)}\b", other, answer), f"name {name} -> {other}"
+    verb = _VERB.search(answer)
+    if verb:
+        return answer[:verb.end()] + " not" + answer[verb.end():], f"negated {verb.group(0)!r}"
+    return None
+
+
+def _other_numbers(text: str, rng: random.Random) -> list[str]:
+    """Numbers to put in place of ``text``, in the seed's order, none equal to it."""
+    grouped = "," in text
+    value = float(text.replace(",", ""))
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    if decimals == 0 and 1000 <= value <= 2100 and not grouped:  # a year
+        shifts = [s for s in range(-30, 31) if s]
+        rng.shuffle(shifts)
+        return [str(int(value) + s) for s in shifts[:8]]
+    if decimals == 0 and value <= 12:
+        options = [int(value) + s for s in (1, 2, 3, -1, -2) if int(value) + s > 0]
+    else:
+        options = [value * s for s in _SCALES]
+    rng.shuffle(options)
+    out = []
+    for option in options:
+        shown = f"{option:,.{decimals}f}" if grouped else f"{option:.{decimals}f}"
+        if shown != text and shown not in out and float(shown.replace(",", "")) > 0:
+            out.append(shown)
+    return out

@@ -1,0 +1,263 @@
+"""correction: documents in, conversations that teach a model to correct a flawed answer out.
+
+A model that is only ever shown right answers never learns what to do after
+a wrong one. Each conversation here is a question, a subtly wrong answer, the
+user doubting it, and the corrected answer grounded in the document; trained
+so that the wrong answer is context and only the correction is learned. The
+recipe:
+
+1. read, chunk, content gate and the small model's filter (shared start);
+2. generate, per focus sentence of a chunk (large model):
+   - ``flaws: written``: the question, the wrong answer, the follow-up and
+     (``answers: written``) the correction, in one answer; with ``answers:
+     sentence`` the sentence itself is the correction;
+   - ``flaws: altered``: only the question (factual-qa's question step); the
+     wrong answer is the right one with one detail changed by code
+     (``flaws.py``) and the follow-up is one of ``prompts/follow_ups.txt``;
+   every sample is gated: the question and correction as a pair (the shared
+   ``PairGates``), the wrong answer on topic but not grounded in the chunk
+   (it must say something the chunk does not) and not the correction, the
+   follow-up real text;
+3. deduplicate: near-copies of a question kept before are dropped;
+4. check (small model, a vote): is the first answer wrong and the correction
+   right? Enforced, noted or skipped as ``model_checks`` says.
+
+The final assistant message is an acknowledgement from
+``prompts/acknowledgements.txt`` (picked by the seed) and the correction.
+Outputs: Axolotl ``input_output`` segments where only the correction is
+trained, OpenAI messages with the wrong turn ``"weight": 0`` and the
+correction ``"weight": 1``, and ``corrections.jsonl``, each sample with its
+source and offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Annotated, Literal
+
+from atk_core import (
+    AtLeast, Between, PairGates, PipelineError, PipelineStep, Problem, RunRecord, StepEnvironment,
+    VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir, content_words, derive_seed,
+    duplicate_questions, first_problem, focus_samples, grounding_problem, pair_of,
+    placeholder_problem, question_step, refers_to_source, require_roles, segments, select_chunks,
+    set_progress,
+)
+
+from .flaws import alter, names_in
+
+SEGMENTS = "correction.segments.jsonl"
+MESSAGES = "correction.messages.jsonl"
+RECORDS = "corrections.jsonl"
+
+_TEXT = {"type": "string", "minLength": 1}
+WRITTEN_SCHEMA = {"type": "object", "required": ["question", "flawed_answer", "follow_up", "correction"],
+                  "properties": {k: _TEXT for k in ("question", "flawed_answer", "follow_up", "correction")}}
+FLAWED_SCHEMA = {"type": "object", "required": ["question", "flawed_answer", "follow_up"],
+                 "properties": {k: _TEXT for k in ("question", "flawed_answer", "follow_up")}}
+# A sample is four short texts: a model that writes more lost its way.
+SAMPLE_MAX_TOKENS = 384
+
+Count = Annotated[int, AtLeast(1)]
+Temperature = Annotated[float, Between(0, 2)]
+
+
+async def correction(
+    *,
+    input_dir: str,
+    output_dir: str,
+    chunk_size: Annotated[int, AtLeast(200)] = 3000,
+    use_subset: bool = False,
+    subset_size: Count = 100,
+    seed: int = 0,
+    questions_per_chunk: Count = 1,
+    flaws: Literal["written", "altered"] = "written",
+    answers: Literal["written", "sentence"] = "written",
+    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    filter_votes: Count = 3,
+    check_votes: Count = 3,
+    vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
+    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
+    gates: PairGates = PairGates(),
+    gate_copies: bool = True,
+    temperature: Temperature = 0.7,
+    check_temperature: Temperature = 0.6,
+    max_tokens: Annotated[int, AtLeast(16)] = 512,
+    max_attempts: Count = 3,
+    task_id=None,
+    **kwargs,
+):
+    """Turn a folder of documents into conversations where a wrong answer is corrected. The
+    annotations are what a config may set; ``check_config`` the rest."""
+    record = RunRecord()
+    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+    prompts = StepEnvironment.from_run().prompts
+
+    # 1. read, chunk, content, filter
+    judge = VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small",
+                            votes=filter_votes, threshold=vote_threshold, **checking)
+    chunks, samples = await select_chunks(
+        input_dir, record, chunk_size=chunk_size, seed=seed,
+        subset_size=subset_size if use_subset else None, min_words=min_chunk_words, judge=judge,
+        policy=model_checks, rejected="judged without content", progress=(0.02, 0.15),
+        task_id=task_id)
+    by_id = {chunk.id: chunk for chunk in chunks}
+
+    # 2. generate (large model), gated
+    focused = focus_samples(samples, questions_per_chunk, seed)
+    options = dict(gate_copies=gate_copies, temperature=temperature, max_attempts=max_attempts, seed=seed)
+    if flaws == "written":
+        sentence = answers == "sentence"
+        step = PipelineStep(name="generate", model="large",
+                            prompt="write_flawed" if sentence else "write_correction",
+                            json_schema=FLAWED_SCHEMA if sentence else WRITTEN_SCHEMA,
+                            validator=lambda value, sample: _sample_problem(
+                                _written(value, sample, answers), sample, gates, answers),
+                            max_tokens=min(max_tokens, SAMPLE_MAX_TOKENS), **options)
+        results = await step.run(focused, progress=(0.15, 0.65))
+        made = [_written(result.value, sample, answers)
+                for sample, result in record.step("generate", focused, results)]
+    else:
+        step = question_step(gates=gates, answers=answers, max_tokens=max_tokens, **options)
+        results = await step.run(focused, progress=(0.15, 0.65))
+        asked = [{**pair_of(result.value, sample, answers), "sample": sample}
+                 for sample, result in record.step("generate", focused, results)]
+        follow_ups = _lines(prompts, "follow_ups")
+        names = {s["id"]: names_in(s["chunk"]) for s in samples}
+        made = [_altered(pair, follow_ups, names, seed) for pair in asked]
+        made = record.gate("alter", made, lambda s: s.get("problem") or _sample_problem(
+            s, s["sample"], gates, answers))
+    made = record.gate("deduplicate", made, duplicate_questions(gates))
+
+    # 3. check (small model, a vote): the first answer wrong, the correction right
+    if model_checks != "skip" and made:
+        check = VoteStep.yes_no("check", "check_correction", "confirmed", model="small",
+                                votes=check_votes, threshold=vote_threshold, **checking)
+        results = await check.run([{**s["sample"], **_fields(s), "id": s["id"]} for s in made],
+                                  progress=(0.65, 0.9))
+        made = record.model_check("check", made, results, policy=model_checks,
+                                  rejected="correction not confirmed")
+
+    # outputs
+    system = prompts.load("system").render({}).strip()
+    acknowledgements = _lines(prompts, "acknowledgements")
+    segment_rows, message_rows, rows = [], [], []
+    for sample in made:
+        chunk = by_id[sample["sample"]["chunk_id"]]
+        pick = random.Random(derive_seed(seed, sample["id"], "acknowledgement"))
+        final = f"{pick.choice(acknowledgements)} {sample['correction']}"
+        chat = [{"role": "system", "content": system},
+                {"role": "user", "content": sample["question"]},
+                {"role": "assistant", "content": sample["flawed_answer"]},
+                {"role": "user", "content": sample["follow_up"]},
+                {"role": "assistant", "content": final}]
+        segment_rows.append(segments(chat))  # only the last assistant message is trained
+        message_rows.append({"messages": [
+            {**m, "weight": int(i == len(chat) - 1)} if m["role"] == "assistant" else m
+            for i, m in enumerate(chat)]})
+        rows.append({"id": sample["id"], **_fields(sample), "flaw": sample["flaw"],
+                     "chunk_id": chunk.id, "source": chunk.source, "start": chunk.start,
+                     "end": chunk.end, "focus": sample["sample"]["focus"]})
+    output = Path(output_dir)
+    atomic_write_jsonl(output / SEGMENTS, segment_rows)
+    atomic_write_jsonl(output / MESSAGES, message_rows)
+    atomic_write_jsonl(output / RECORDS, rows)
+    record.write(output, outputs={SEGMENTS: len(rows), MESSAGES: len(rows), RECORDS: len(rows)},
+                 primary=MESSAGES)
+    set_progress(task_id, 1.0, f"{len(rows)} corrections")
+    if not rows:
+        raise PipelineError(f"no correction survived the checks; see {output / 'failures.jsonl'}"
+                            f" or run: atk inspect {output}")
+    return {"corrections": len(rows)}
+
+
+def _fields(sample: dict) -> dict:
+    return {k: sample[k] for k in ("question", "flawed_answer", "follow_up", "correction")}
+
+
+def _sample_id(sample: dict, question: str) -> str:
+    digest = hashlib.sha256(f"{sample['id']}\n{question.strip()}".encode("utf-8"))
+    return f"correction-{digest.hexdigest()[:16]}"
+
+
+def _written(value: dict, sample: dict, answers: str) -> dict:
+    """A sample the large model wrote whole (the correction is the sentence when ``answers``
+    is ``"sentence"``)."""
+    fixed = sample["focus"] if answers == "sentence" else value["correction"]
+    return {"id": _sample_id(sample, value["question"]), "sample": sample, "flaw": "written",
+            "question": value["question"].strip(), "flawed_answer": value["flawed_answer"].strip(),
+            "follow_up": value["follow_up"].strip(), "correction": fixed.strip()}
+
+
+def _altered(pair: dict, follow_ups: list[str], names: dict, seed: int) -> dict:
+    """A sample whose wrong answer is the right one with a detail changed by code."""
+    sample = pair["sample"]
+    key = _sample_id(sample, pair["question"])
+    rng = random.Random(derive_seed(seed, key, "flaw"))
+    others = {n for chunk_id, found in sorted(names.items()) if chunk_id != sample["chunk_id"]
+              for n in found}
+    changed = alter(pair["answer"], sample["chunk"], others, rng)
+    made = {"id": key, "sample": sample, "question": pair["question"], "correction": pair["answer"],
+            "follow_up": rng.choice(follow_ups), "flawed_answer": "", "flaw": ""}
+    if changed is None:
+        made["problem"] = Problem("nothing to alter", "the answer has no number, name or verb to"
+                                                      " change into a wrong answer")
+    else:
+        made["flawed_answer"], made["flaw"] = changed
+    return made
+
+
+def _sample_problem(made: dict, sample: dict, gates: PairGates, answers: str) -> Problem | None:
+    """The gates of one sample: the question and correction as a pair; a wrong answer that
+    is about the question but says something the chunk does not, and is not the
+    correction; a follow-up that is real text."""
+    question, flawed, follow_up = made["question"], made["flawed_answer"], made["follow_up"]
+    correction, chunk = made["correction"], sample["chunk"]
+    written = made["flaw"] == "written"
+
+    def flaw_problem():
+        if " ".join(flawed.lower().split()) == " ".join(correction.lower().split()):
+            return Problem("flawed answer is the correction",
+                           "the wrong answer is the same as the right one; get one detail wrong")
+        about = set(content_words(question)) | set(content_words(sample["focus"]))
+        if not about & set(content_words(flawed)):
+            return Problem("flawed answer off topic",
+                           "the wrong answer is not about the question; answer it, with one detail"
+                           " wrong")
+        if written and grounding_problem(flawed, chunk, threshold=1.0) is None:
+            return Problem("flawed answer not wrong",
+                           "the wrong answer says only what the passage says; change one detail"
+                           " (a number, a name, a cause) so that it is wrong")
+        return None
+
+    def follow_up_problem():
+        own = set(content_words(follow_up))
+        if own and own <= set(content_words(flawed)) | set(content_words(correction)):
+            return Problem("follow-up repeats an answer",
+                           "the follow-up repeats an answer; write what the user says back: a short"
+                           " reply that doubts the answer")
+        return None
+
+    return first_problem(
+        lambda: gates.problem(question, correction, chunk, sample["focus"],
+                              answer_is_source=answers == "sentence"),
+        lambda: placeholder_problem(flawed), lambda: chatter_problem(flawed),
+        lambda: refers_to_source(flawed), flaw_problem,
+        lambda: placeholder_problem(follow_up), lambda: chatter_problem(follow_up),
+        lambda: refers_to_source(follow_up), follow_up_problem)
+
+
+def _lines(prompts, name: str) -> list[str]:
+    """The non-empty lines of a text prompt file (a list to pick from)."""
+    lines = [line.strip() for line in prompts.load(name).render({}).splitlines() if line.strip()]
+    if not lines:
+        raise PipelineError(f"prompts/{name}.txt has no line to pick from")
+    return lines
+
+
+def check_config(*, input_dir, models, output_dir=None, **values) -> None:
+    """What atk checks before a run writes anything, beyond what the annotations say."""
+    check_input_dir(input_dir, output_dir)
+    require_roles(models, {"large": ["generate"],
+                           "small": ["filter", "check"] if values["model_checks"] != "skip" else []})

@@ -1,0 +1,198 @@
+"""correction end to end on the scripted backend: the gates, both ways of making a wrong
+answer, the model's check, the formats, resume."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from atk_core import grounding_problem
+from atk_core.testing import (
+    config_error, read_jsonl, resume_after_kill, run_pipeline, write_config,
+)
+from correction_fakes import respond, write_inputs
+
+TESTS = Path(__file__).resolve().parent
+OUTPUTS = ("correction.segments.jsonl", "correction.messages.jsonl", "corrections.jsonl",
+           "failures.jsonl")
+
+
+def scripted(**extra):
+    return {"backend": "scripted", "respond": respond, **extra}
+
+
+def run(tmp_path, name="out", models=None, **fields):
+    if not (tmp_path / "in").exists():
+        write_inputs(tmp_path / "in")
+    fields.setdefault("input_dir", str(tmp_path / "in"))
+    fields.setdefault("questions_per_chunk", 3)
+    models = models or {"small": scripted(), "large": scripted()}
+    return run_pipeline("correction", output_dir=tmp_path / name, models=models, **fields)
+
+
+def outputs(out):
+    return (read_jsonl(out / "correction.segments.jsonl"), read_jsonl(out / "correction.messages.jsonl"),
+            read_jsonl(out / "corrections.jsonl"))
+
+
+def test_the_flawed_answer_is_context_and_only_the_correction_is_trained(tmp_path):
+    result = run(tmp_path, model_checks="skip")
+    assert result.exit_code == 0, result.error
+    segments, messages, records = outputs(tmp_path / "out")
+    assert len(segments) == len(messages) == len(records) == 6  # 7 sentences; one never gets a wrong answer
+    for segment, chat, record in zip(segments, messages, records):
+        roles = [m["role"] for m in chat["messages"]]
+        assert roles == ["system", "user", "assistant", "user", "assistant"]
+        system, question, flawed, follow_up, final = chat["messages"]
+        assert (question["content"], flawed["content"], follow_up["content"]) == (
+            record["question"], record["flawed_answer"], record["follow_up"])
+        assert flawed["weight"] == 0 and final["weight"] == 1
+        assert "weight" not in question and "weight" not in follow_up
+        assert final["content"].endswith(" " + record["correction"])
+        trained = [s["text"] for s in segment["segments"] if s["label"]]
+        assert trained == [final["content"] + "<|im_end|>\n"]
+        untrained = "".join(s["text"] for s in segment["segments"] if not s["label"])
+        assert record["flawed_answer"] in untrained and record["flawed_answer"] not in trained[0]
+        # traceable: the chunk in its file, and the sentence the sample is about in it
+        text = (tmp_path / "in" / record["source"]).read_text()
+        assert record["focus"] in text[record["start"]:record["end"]]
+        # the wrong answer says something the document does not; the correction does not
+        assert grounding_problem(record["flawed_answer"], text, threshold=1.0) is not None
+        assert grounding_problem(record["correction"], text) is None
+
+
+def test_a_wrong_answer_that_is_right_is_asked_again_then_dropped(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+                 model_checks="skip")
+    assert result.exit_code == 0, result.error
+    asks = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
+    retried = [text for text in asks if "rejected" in text]
+    assert any("Bees" in text and "get one detail wrong" in text for text in retried)
+    assert any("Worker" in text and "the follow-up repeats an answer" in text for text in retried)
+    records = read_jsonl(tmp_path / "out" / "corrections.jsonl")
+    assert any(r["focus"].startswith("Bees") for r in records)  # right the second time
+    failures = read_jsonl(tmp_path / "out" / "failures.jsonl")
+    assert [(f["step"], f["kind"]) for f in failures] == [("generate", "flawed answer is the correction")]
+    assert "after 3 attempts" in failures[0]["reason"]
+
+
+def test_flaws_altered_by_code_change_one_detail_by_the_seed(tmp_path):
+    result = run(tmp_path, flaws="altered", answers="sentence", model_checks="skip")
+    assert result.exit_code == 0, result.error
+    records = read_jsonl(tmp_path / "out" / "corrections.jsonl")
+    follow_ups = (TESTS.parent / "atk_pipeline_correction" / "prompts" / "follow_ups.txt").read_text()
+    for record in records:
+        assert record["correction"] == record["focus"]
+        assert record["follow_up"] in follow_ups.splitlines()
+        kind, change = record["flaw"].split(" ", 1)
+        assert kind in ("number", "name", "negated")
+        assert record["flawed_answer"] != record["correction"]
+        changed = [(a, b) for a, b in zip(record["correction"].split(), record["flawed_answer"].split())
+                   if a != b]
+        assert len(changed) == 1 or kind == "negated", record  # one detail
+    flaws = {r["focus"]: r["flaw"] for r in records}
+    assert flaws["Most coasts have two high tides in about 25 hours."].startswith("number two ->") or \
+        flaws["Most coasts have two high tides in about 25 hours."].startswith("number 25 ->")
+    assert flaws["Tides are caused mainly by the pull of the Moon on the oceans."] == "name Moon -> Europe"
+    # A sentence with nothing to change is dropped, and says why.
+    failures = read_jsonl(tmp_path / "out" / "failures.jsonl")
+    assert [(f["step"], f["kind"]) for f in failures] == [("alter", "nothing to alter")] * len(failures)
+    assert len(failures) == 7 - len(records) >= 1
+    # The same seed gives the same flaws; another seed may pick others, never breaks them.
+    assert run(tmp_path, "again", flaws="altered", answers="sentence", model_checks="skip").exit_code == 0
+    assert (tmp_path / "again" / "corrections.jsonl").read_bytes() == \
+        (tmp_path / "out" / "corrections.jsonl").read_bytes()
+
+
+def test_the_small_models_check_is_enforced_or_noted(tmp_path):
+    assert run(tmp_path, "enforced", model_checks="enforce", check_votes=1).exit_code == 0
+    records = read_jsonl(tmp_path / "enforced" / "corrections.jsonl")
+    assert records and not any(r["focus"].startswith("Kneading") for r in records)
+    failures = read_jsonl(tmp_path / "enforced" / "failures.jsonl")
+    assert [f["kind"] for f in failures if f["step"] == "check"] == ["failed the vote"]
+    assert run(tmp_path, "noted", model_checks="note", check_votes=1).exit_code == 0
+    noted = read_jsonl(tmp_path / "noted" / "corrections.jsonl")
+    assert len(noted) == len(records) + 1
+    manifest = json.loads((tmp_path / "noted" / "manifest.json").read_text())
+    notes = {s["name"]: s.get("notes", {}) for s in manifest["steps"]}["check"]
+    assert notes == {"correction not confirmed by the model, kept": 1}
+
+
+def test_follow_ups_and_acknowledgements_come_from_the_prompt_files(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "follow_ups.txt").write_text("Hm, is that so?\n")
+    (mine / "acknowledgements.txt").write_text("\nOops, I was wrong.\n\n")
+    result = run(tmp_path, flaws="altered", model_checks="skip", prompt_overrides=str(mine))
+    assert result.exit_code == 0, result.error
+    for chat in read_jsonl(tmp_path / "out" / "correction.messages.jsonl"):
+        assert chat["messages"][3]["content"] == "Hm, is that so?"
+        assert chat["messages"][4]["content"].startswith("Oops, I was wrong. ")
+    (mine / "follow_ups.txt").write_text("\n\n")
+    result = run(tmp_path, "empty", flaws="altered", model_checks="skip", prompt_overrides=str(mine))
+    assert result.exit_code != 0 and "follow_ups.txt has no line to pick from" in result.error
+    assert not (tmp_path / "empty" / "corrections.jsonl").exists()
+
+
+def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
+    calls = tmp_path / "calls.jsonl"
+    models = {"small": scripted(log=str(calls)), "large": scripted(log=str(calls))}
+    assert run(tmp_path, "a", models=models).exit_code == 0
+    sent = len(calls.read_text().splitlines())
+    assert run(tmp_path, "b").exit_code == 0
+    assert run(tmp_path, "a", models=models).exit_code == 0
+    assert len(calls.read_text().splitlines()) == sent
+    for name in OUTPUTS:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def config_file(tmp_path, **fields):
+    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
+    fields.setdefault("output_dir", str(tmp_path / "out"))
+    return write_config(tmp_path / "correction.yaml", "correction", **fields)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "pipeline 'correction' needs field 'input_dir'"),
+    ({"input_dir": "docs", "flaws": "subtle"}, "flaws must be one of 'written', 'altered'"),
+    ({"input_dir": "docs", "answers": "quoted"}, "answers must be one of 'written', 'sentence'"),
+    ({"input_dir": "docs", "check_votes": 0}, "check_votes must be a whole number of at least 1, not 0"),
+    ({"input_dir": "docs", "gates": {"question_max_words": "many"}},
+     "gates.question_max_words must be a whole number"),
+    ({"input_dir": "docs", "models": {"large": {"backend": "scripted"}}},
+     "models: has no 'small' role, which the filter, check step(s) use"),
+    ({"input_dir": "nowhere"}, "input_dir 'nowhere' does not exist"),
+])
+def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
+    assert message in config_error(config_file(tmp_path, **fields), cwd=tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
+    write_inputs(tmp_path / "in")
+
+    def config(name, log):
+        model = {"backend": "scripted", "respond": "correction_fakes:respond", "log": str(tmp_path / log),
+                 "delay": 0.05, "concurrency": 2}
+        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
+                           models={"small": model, "large": model}, questions_per_chunk=3)
+
+    resume_after_kill(config, outputs=OUTPUTS, in_flight=2 * 2, cwd=tmp_path,
+                      env=dict(os.environ, PYTHONPATH=str(TESTS)))
+
+
+def test_outputs_load_with_hugging_face_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    assert run(tmp_path, model_checks="skip").exit_code == 0
+    out = tmp_path / "out"
+    for name, column in (("correction.segments.jsonl", ["segments"]),
+                         ("correction.messages.jsonl", ["messages"])):
+        loaded = datasets.load_dataset("json", data_files=str(out / name), split="train")
+        assert loaded.column_names == column and len(loaded) == len(read_jsonl(out / name))
+    loaded = datasets.load_dataset("json", data_files=str(out / "correction.messages.jsonl"), split="train")
+    # OpenAI's format: only the assistant messages carry a weight.
+    assert [m.get("weight") for m in loaded[0]["messages"]] == [None, None, 0, None, 1]
