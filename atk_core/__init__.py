@@ -41,12 +41,14 @@ _LAZY = {
     # question-answer pairs about a chunk's sentences
     "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
     "duplicate_questions": "qa", "select_chunks": "selection",
+    "chunk_filter": "selection",
     # output formats
     "sharegpt": "formats", "segments": "formats", "chatml": "formats",
     # declaring and checking values
     "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
     "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",
     "check_value": "checks", "require_roles": "checks",
+    "with_fields": "fields", "Documents": "fields", "Sampling": "fields",
     # model backends and roles
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
     "BackendError": "models", "RateLimited": "models", "TransientError": "models",

@@ -18,6 +18,7 @@ from typing import Any
 
 log = logging.getLogger("atk")
 
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """One moment of a run, as reporters see it.

@@ -30,7 +30,7 @@ LAYERS = [
     "version", "errors", "redaction", "resources", "hookspecs", "files", "progress", "store",
     "context", "schemas", "seeds",
     # values, package data, inputs
-    "checks", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
+    "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.model", "models", "models.openai", "models.scripted",
     # steps and what a run records

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, PairGates, PipelineError, PipelineStep, Problem, RunRecord, StepEnvironment,
-    VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir, content_words, derive_seed,
-    duplicate_questions, first_problem, focus_samples, grounding_problem, pair_of,
-    placeholder_problem, question_step, refers_to_source, require_roles, segments, select_chunks,
-    set_progress,
+    AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem, RunRecord,
+    Sampling, StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir,
+    chunk_filter, content_words, derive_seed, duplicate_questions, first_problem, focus_samples,
+    grounding_problem, pair_of, placeholder_problem, question_step, refers_to_source, require_roles,
+    segments, select_chunks, set_progress, with_fields,
 )
 
 from .flaws import alter, names_in
@@ -60,16 +60,14 @@ FLAWED_SCHEMA = {"type": "object", "required": ["question", "flawed_answer", "fo
 SAMPLE_MAX_TOKENS = 384
 
 Count = Annotated[int, AtLeast(1)]
-Temperature = Annotated[float, Between(0, 2)]
 
 
+@with_fields(documents=Documents(), sampling=Sampling())
 async def correction(
     *,
     input_dir: str,
     output_dir: str,
-    chunk_size: Annotated[int, AtLeast(200)] = 3000,
-    use_subset: bool = False,
-    subset_size: Count = 100,
+    documents: Documents,
     seed: int = 0,
     questions_per_chunk: Count = 1,
     flaws: Literal["written", "altered"] = "written",
@@ -78,35 +76,28 @@ async def correction(
     filter_votes: Count = 3,
     check_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
-    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
     gates: PairGates = PairGates(),
     gate_copies: bool = True,
-    temperature: Temperature = 0.7,
-    check_temperature: Temperature = 0.6,
-    max_tokens: Annotated[int, AtLeast(16)] = 512,
-    max_attempts: Count = 3,
+    sampling: Sampling,
     task_id=None,
     **kwargs,
 ):
     """Turn a folder of documents into conversations where a wrong answer is corrected. The
     annotations are what a config may set; ``check_config`` the rest."""
     record = RunRecord()
-    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+    checking = sampling.checking(seed)
     prompts = StepEnvironment.from_run().prompts
 
     # 1. read, chunk, content, filter
-    judge = VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small",
-                            votes=filter_votes, threshold=vote_threshold, **checking)
+    judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, chunk_size=chunk_size, seed=seed,
-        subset_size=subset_size if use_subset else None, min_words=min_chunk_words, judge=judge,
-        policy=model_checks, rejected="judged without content", progress=(0.02, 0.15),
-        task_id=task_id)
+        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 2. generate (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed)
-    options = dict(gate_copies=gate_copies, temperature=temperature, max_attempts=max_attempts, seed=seed)
+    options = dict(gate_copies=gate_copies, **sampling.writing(seed))
     if flaws == "written":
         sentence = answers == "sentence"
         step = PipelineStep(name="generate", model="large",
@@ -114,12 +105,12 @@ async def correction(
                             json_schema=FLAWED_SCHEMA if sentence else WRITTEN_SCHEMA,
                             validator=lambda value, sample: _sample_problem(
                                 _written(value, sample, answers), sample, gates, answers),
-                            max_tokens=min(max_tokens, SAMPLE_MAX_TOKENS), **options)
+                            max_tokens=min(sampling.max_tokens, SAMPLE_MAX_TOKENS), **options)
         results = await step.run(focused, progress=(0.15, 0.65))
         made = [_written(result.value, sample, answers)
                 for sample, result in record.step("generate", focused, results)]
     else:
-        step = question_step(gates=gates, answers=answers, max_tokens=max_tokens, **options)
+        step = question_step(gates=gates, answers=answers, max_tokens=sampling.max_tokens, **options)
         results = await step.run(focused, progress=(0.15, 0.65))
         asked = [{**pair_of(result.value, sample, answers), "sample": sample}
                  for sample, result in record.step("generate", focused, results)]

@@ -7,9 +7,5 @@ from .pipeline import check_config, factual_qa
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(
-        name="factual-qa",
-        function=factual_qa,
-        description="Documents to validated question-answer pairs and multi-turn conversations",
-        check=check_config,
-    ))
+    register(Pipeline(name="factual-qa", function=factual_qa, check=check_config,
+                      description="Documents to validated question-answer pairs and multi-turn conversations"))

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, NonEmpty, PairGates, PipelineError, PipelineStep, Problem,
-    RunRecord, VoteStep, atomic_write_jsonl, check_input_dir, conversation_problem, derive_seed,
-    duplicate_questions, first_problem, focus_samples, pair_of, placeholder_problem,
-    question_problem, question_step, refers_to_source, require_roles, select_chunks,
-    set_progress, sharegpt, yes_no_schema,
+    AtLeast, Between, ConfigError, Documents, NonEmpty, PairGates, PipelineError, PipelineStep,
+    Problem, RunRecord, Sampling, VoteStep, atomic_write_jsonl, check_input_dir,
+    conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
+    placeholder_problem, question_problem, question_step, refers_to_source, require_roles,
+    select_chunks, set_progress, sharegpt, with_fields, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -63,17 +63,15 @@ CONVERSATION_SCHEMA = {
     "required": ["messages"],
 }
 
-Temperature = Annotated[float, Between(0, 2)]
 Count = Annotated[int, AtLeast(1)]
 
 
+@with_fields(documents=Documents(), sampling=Sampling(max_tokens=1024))
 async def factual_qa(
     *,
     input_dir: str,
     output_dir: str,
-    chunk_size: Annotated[int, AtLeast(200)] = 3000,
-    use_subset: bool = False,
-    subset_size: Count = 100,
+    documents: Documents,
     seed: int = 0,
     questions_per_chunk: Count = 3,
     answers: Literal["written", "sentence"] = "written",
@@ -89,13 +87,9 @@ async def factual_qa(
     rewrite_conversations: bool = True,
     conversation_fallback: bool = True,
     gates: PairGates = PairGates(),
-    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
     gate_copies: bool = True,
     conversation_coverage: Annotated[float, Between(0, 1)] = 0.6,
-    temperature: Temperature = 0.7,
-    check_temperature: Temperature = 0.6,
-    max_tokens: Annotated[int, AtLeast(16)] = 1024,
-    max_attempts: Count = 3,
+    sampling: Sampling,
     task_id=None,
     **kwargs,
 ):
@@ -105,16 +99,14 @@ async def factual_qa(
     starts, and ``check_config`` below looks at what they cannot say.
     """
     record = RunRecord()
-    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+    checking = sampling.checking(seed)
     asking = model_checks != "skip"
 
     # 1. read, 2. chunk, 3. content (no model), 4. judge (small model, a vote)
     judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
                             threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, chunk_size=chunk_size, seed=seed,
-        subset_size=subset_size if use_subset else None, min_words=min_chunk_words,
-        judge=None if skip_judge else judge, policy=model_checks, progress=(0.02, 0.2),
+        input_dir, record, documents, seed=seed, judge=None if skip_judge else judge, policy=model_checks, progress=(0.02, 0.2),
         task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
@@ -123,8 +115,7 @@ async def factual_qa(
     for _ in range(len(samples) - len({f["chunk_id"] for f in focused})):
         record.note("generate", "chunk without a sentence to ask about")
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
-                             temperature=temperature, max_tokens=max_tokens,
-                             max_attempts=max_attempts, seed=seed)
+                             max_tokens=sampling.max_tokens, **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.2, 0.5))
     pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, answers))
              for sample, result in record.step("generate", focused, results)]
@@ -154,8 +145,8 @@ async def factual_qa(
         write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
                              json_schema=CONVERSATION_SCHEMA,
                              validator=_conversation_gate(gates, conversation_coverage),
-                             gate_copies=gate_copies, temperature=temperature,
-                             max_tokens=max_tokens, max_attempts=max_attempts, seed=seed)
+                             gate_copies=gate_copies, max_tokens=sampling.max_tokens,
+                             **sampling.writing(seed))
         results = await write.run(groups, progress=(0.85, 1.0))
         conversations = _with_fallback(record, groups, results, conversation_fallback)
     else:

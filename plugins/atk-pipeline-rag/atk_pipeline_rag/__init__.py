@@ -7,9 +7,5 @@ from .pipeline import check_config, rag_data
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(
-        name="rag-data",
-        function=rag_data,
-        description="Documents to conversations that answer from retrieved context, or say it lacks the answer",
-        check=check_config,
-    ))
+    register(Pipeline(name="rag-data", function=rag_data, check=check_config,
+                      description="Documents to conversations that answer from retrieved context, or say it lacks the answer"))

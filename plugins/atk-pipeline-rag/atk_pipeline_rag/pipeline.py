@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    STOPWORDS, AtLeast, Between, PairGates, PipelineError, PipelineStep, Problem, RunRecord,
-    StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir, derive_seed,
-    duplicate_questions, first_problem, focus_samples, pair_of, placeholder_problem,
-    question_step, require_roles, segments, select_chunks, set_progress, sharegpt, words,
+    STOPWORDS, AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem,
+    RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
+    chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
+    placeholder_problem, question_step, require_roles, segments, select_chunks, set_progress,
+    sharegpt, with_fields, words,
 )
 
 from .retrieval import ChunkIndex
@@ -52,16 +53,14 @@ _SAYS_NOT = re.compile(
     r"not (?:say|mention|contain|include|state|cover))\b", re.IGNORECASE)
 
 Count = Annotated[int, AtLeast(1)]
-Temperature = Annotated[float, Between(0, 2)]
 
 
+@with_fields(documents=Documents(), sampling=Sampling())
 async def rag_data(
     *,
     input_dir: str,
     output_dir: str,
-    chunk_size: Annotated[int, AtLeast(200)] = 3000,
-    use_subset: bool = False,
-    subset_size: Count = 100,
+    documents: Documents,
     seed: int = 0,
     questions_per_chunk: Count = 1,
     answers: Literal["written", "sentence"] = "written",
@@ -71,36 +70,27 @@ async def rag_data(
     model_checks: Literal["enforce", "note", "skip"] = "enforce",
     filter_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
-    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
     gates: PairGates = PairGates(),
     gate_copies: bool = True,
-    temperature: Temperature = 0.7,
-    check_temperature: Temperature = 0.6,
-    max_tokens: Annotated[int, AtLeast(16)] = 512,
-    max_attempts: Count = 3,
+    sampling: Sampling,
     task_id=None,
     **kwargs,
 ):
     """Turn a folder of documents into conversations that use, or refuse from, retrieved
     context. The annotations are what a config may set; ``check_config`` the rest."""
     record = RunRecord()
-    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
 
     # 1. read, chunk, content, filter
-    judge = VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small",
-                            votes=filter_votes, threshold=vote_threshold, **checking)
+    judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **sampling.checking(seed))
     chunks, samples = await select_chunks(
-        input_dir, record, chunk_size=chunk_size, seed=seed,
-        subset_size=subset_size if use_subset else None, min_words=min_chunk_words, judge=judge,
-        policy=model_checks, rejected="judged without content", progress=(0.02, 0.15),
-        task_id=task_id)
+        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 2. generate, 3. deduplicate
     focused = focus_samples(samples, questions_per_chunk, seed)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
-                             temperature=temperature, max_tokens=max_tokens,
-                             max_attempts=max_attempts, seed=seed)
+                             max_tokens=sampling.max_tokens, **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.15, 0.6))
     pairs = [{**pair_of(result.value, sample, answers), "id": _sample_id(sample, result.value),
               "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
@@ -121,8 +111,8 @@ async def rag_data(
     if failures and refusals == "written":
         refuse = PipelineStep(name="refuse", prompt="write_refusal", model="large",
                               json_schema=REFUSAL_SCHEMA, validator=_refusal_gate,
-                              gate_copies=gate_copies, temperature=temperature,
-                              max_tokens=min(max_tokens, 256), max_attempts=max_attempts, seed=seed)
+                              gate_copies=gate_copies, max_tokens=min(sampling.max_tokens, 256),
+                              **sampling.writing(seed))
         results = await refuse.run(failures, progress=(0.6, 0.9))
         refused = {s["id"]: r.value["answer"].strip() for s, r in record.step("refuse", failures, results)}
         pairs = [p for p in pairs if not p["failure"] or p["id"] in refused]

@@ -7,9 +7,5 @@ from .pipeline import check_config, repvar
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(
-        name="repvar",
-        function=repvar,
-        description="Documents to varied restatements (facts, essays, lists, JSON...) for pretraining",
-        check=check_config,
-    ))
+    register(Pipeline(name="repvar", function=repvar, check=check_config,
+                      description="Documents to varied restatements (facts, essays, lists, JSON...) for pretraining"))

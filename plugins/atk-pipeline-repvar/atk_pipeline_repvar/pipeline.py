@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, PipelineError, PipelineStep, Problem, PromptLibrary,
-    RunRecord, StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir,
-    content_words, derive_seed, first_problem, grounding_problem, placeholder_problem,
-    refers_to_source, require_roles, select_chunks, set_progress, words,
+    AtLeast, Between, ConfigError, Documents, PipelineError, PipelineStep, Problem, PromptLibrary,
+    RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
+    chunk_filter, content_words, derive_seed, first_problem, grounding_problem,
+    placeholder_problem, refers_to_source, require_roles, select_chunks, set_progress, with_fields,
+    words,
 )
 
 from .forms import form_problem
@@ -52,17 +53,15 @@ FACTS_SCHEMA = {
 }
 
 Count = Annotated[int, AtLeast(1)]
-Temperature = Annotated[float, Between(0, 2)]
 Fraction = Annotated[float, Between(0, 1)]
 
 
+@with_fields(documents=Documents(), sampling=Sampling(temperature=0.8, max_tokens=1024))
 async def repvar(
     *,
     input_dir: str,
     output_dir: str,
-    chunk_size: Annotated[int, AtLeast(200)] = 3000,
-    use_subset: bool = False,
-    subset_size: Count = 100,
+    documents: Documents,
     seed: int = 0,
     variations: Annotated[int, AtLeast(0)] = 4,
     forms: list[str] | None = None,
@@ -74,16 +73,12 @@ async def repvar(
     model_checks: Literal["enforce", "note", "skip"] = "enforce",
     filter_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
-    min_chunk_words: Annotated[int, AtLeast(0)] = 5,
     fact_grounding: Fraction = 0.8,
     variation_grounding: Fraction = 0.7,
     min_variation_words: Annotated[int, AtLeast(1)] = 20,
     max_similarity: Fraction = 0.9,
     gate_copies: bool = True,
-    temperature: Temperature = 0.8,
-    check_temperature: Temperature = 0.6,
-    max_tokens: Annotated[int, AtLeast(16)] = 1024,
-    max_attempts: Count = 3,
+    sampling: Sampling,
     task_id=None,
     **kwargs,
 ):
@@ -93,16 +88,13 @@ async def repvar(
     starts); ``check_config`` looks at what they cannot say.
     """
     record = RunRecord()
-    checking = dict(temperature=check_temperature, max_attempts=max_attempts, seed=seed)
+    checking = sampling.checking(seed)
 
     # 1. read, chunk, content; 2. filter (small model, a vote)
-    judge = VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small",
-                            votes=filter_votes, threshold=vote_threshold, **checking)
+    judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, chunk_size=chunk_size, seed=seed,
-        subset_size=subset_size if use_subset else None, min_words=min_chunk_words, judge=judge,
-        policy=model_checks, rejected="judged without content", progress=(0.02, 0.15),
-        task_id=task_id)
+        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 3. facts (small model), gated; a chunk whose facts fail still gets its variations
@@ -110,7 +102,7 @@ async def repvar(
     if extract_facts:
         step = PipelineStep(name="facts", prompt="extract_facts", model="small",
                             json_schema=FACTS_SCHEMA, validator=_facts_gate(fact_grounding),
-                            max_tokens=min(max_tokens, 512), **checking)
+                            max_tokens=min(sampling.max_tokens, 512), **checking)
         results = await step.run(samples, progress=(0.15, 0.3))
         for sample, result in record.step("facts", samples, results):
             facts[sample["id"]] = _grounded_facts(result.value["facts"], sample["chunk"],
@@ -128,8 +120,8 @@ async def repvar(
         name="variation", prompt=f"{FORMS_FOLDER}/{form}", model="large",
         validator=_variation_gate(env.prompts.load(f"{FORMS_FOLDER}/{form}").own_words(),
                                   variation_grounding, min_variation_words, max_similarity),
-        gate_copies=gate_copies, temperature=temperature, max_tokens=max_tokens,
-        max_attempts=max_attempts, seed=seed) for form in sorted({r["form"] for r in rewrites})}
+        gate_copies=gate_copies, max_tokens=sampling.max_tokens, **sampling.writing(seed))
+        for form in sorted({r["form"] for r in rewrites})}
     # One form after the other (each with the model's full concurrency), so the bar only grows.
     share, result_of = 0.6 / max(1, len(steps)), {}
     for i, (form, step) in enumerate(steps.items()):
