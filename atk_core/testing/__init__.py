@@ -16,10 +16,12 @@ from real wheels.
   in a subprocess; ``kill_midway(config, log=..., calls=N)`` kills one with
   SIGKILL after N model calls, to test resume.
 - ``write_config(path, pipeline, **fields)``, ``config_error(config)`` (the one
-  error line of a refused config), ``resume_after_kill(config_for, ...)`` (a
-  run killed halfway and run again gives the clean run's bytes) and
-  ``venv_cli(python, cwd=...)`` (the ``atk`` of a fresh venv): what every
-  pipeline package's tests do.
+  error line of a refused config), ``resume_after_kill(pipeline, ...)`` (a
+  run killed halfway and run again gives the clean run's bytes),
+  ``venv_cli(python, cwd=...)`` (the ``atk`` of a fresh venv) and
+  ``write_documents(folder, texts)``: what every pipeline package's tests do;
+  ``ScriptedPipeline(name, respond=..., inputs=...)`` holds them for one
+  pipeline on the scripted backend (run, re-run, refused config, resume).
 - ``PluginSite``: a folder of installed-looking distributions to put on
   PYTHONPATH, so plugin discovery in a subprocess is the real thing.
 - ``build_wheel(project, dest)`` and ``make_venv(path, packages)``: install a
@@ -35,13 +37,16 @@ from ..runner import RunResult
 from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
-from .pipelines import config_error, resume_after_kill, venv_cli, write_config
+from .pipelines import (
+    ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
+)
 from .running import make_model, read_jsonl, run_pipeline
 from .subprocesses import kill_midway, run_cli, stderr_lines
 
 __all__ = [
     "FAULT_KINDS", "FakeOpenAIServer", "PluginSite", "RunResult", "ScriptedBackend",
+    "ScriptedPipeline",
     "build_wheel", "config_error", "kill_midway", "make_model", "make_venv", "pdf_bytes",
     "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines", "venv_cli",
-    "write_config", "write_mixed_inputs",
+    "write_config", "write_documents", "write_mixed_inputs",
 ]

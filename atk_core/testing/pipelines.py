@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from .running import run_pipeline
 from .subprocesses import kill_midway, run_cli, stderr_lines
 
 
@@ -32,35 +33,59 @@ def config_error(config, *, env=None, cwd=None, python=None) -> str:
     return lines[0]
 
 
-def resume_after_kill(config_for, *, outputs, in_flight: int, env=None, cwd=None) -> int:
-    """The resume promise, end to end: a clean run, then a run killed with SIGKILL halfway
-    through its model calls and run again. Nothing of ``outputs`` may exist after the kill. ``config_for(name, log)`` writes a config whose
-    ``output_dir`` is ``cwd/name`` and whose scripted models log every call to ``cwd/log``
-    (their ``log:`` option). The resumed run's ``outputs`` (file names) must be the clean
-    run's bytes, and it may repeat at most ``in_flight`` calls (the models' concurrency).
-    Returns how many calls it repeated."""
-    cwd = Path(cwd or ".")
+def resume_after_kill(pipeline: str, *, respond: str, input_dir, outputs, cwd, helpers=None,
+                      concurrency: int = 2, **fields) -> int:
+    """The resume promise, end to end: ``pipeline`` run clean, then run again in another
+    folder, killed with SIGKILL halfway through its model calls, and run once more. Both
+    roles (``small``, ``large``) are the scripted backend answering with ``respond``
+    (``"module:function"``, importable from ``helpers``), slowed a little and ``concurrency``
+    at a time; ``fields`` are the rest of the config. Nothing of ``outputs`` (file names)
+    may exist after the kill; after the last run they must be the clean run's bytes, and
+    at most the calls in flight at the kill (``2 * concurrency``) may have been repeated.
+    Returns how many were."""
+    cwd = Path(cwd)
+    env = dict(os.environ)
+    if helpers is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(helpers), env.get("PYTHONPATH")]))
+
+    def config(name: str, log: str) -> Path:
+        model = {"backend": "scripted", "respond": respond, "log": str(cwd / log), "delay": 0.05,
+                 "concurrency": concurrency}
+        return write_config(cwd / f"{name}-{log}.yaml", pipeline, input_dir=str(input_dir),
+                            output_dir=str(cwd / name), models={"small": model, "large": model},
+                            **fields)
 
     def calls(log) -> int:
         path = cwd / log
         return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
 
-    clean = run_cli("run", config_for("clean", "clean.jsonl"), env=env, cwd=cwd)
+    clean = run_cli("run", config("clean", "clean.jsonl"), env=env, cwd=cwd)
     assert clean.returncode == 0, clean.stderr
     total = calls("clean.jsonl")
     assert total >= 2, f"the clean run made {total} model calls: too few to kill it halfway"
-    logged = kill_midway(config_for("resumed", "first.jsonl"), log=cwd / "first.jsonl",
+    logged = kill_midway(config("resumed", "first.jsonl"), log=cwd / "first.jsonl",
                          calls=total // 2, env=env, cwd=cwd)
     written = [name for name in outputs if (cwd / "resumed" / name).exists()]
     assert not written, f"a killed run left {', '.join(written)} behind"
-    again = run_cli("run", config_for("resumed", "second.jsonl"), env=env, cwd=cwd)
+    again = run_cli("run", config("resumed", "second.jsonl"), env=env, cwd=cwd)
     assert again.returncode == 0, again.stderr
     repeated = logged + calls("second.jsonl") - total
+    in_flight = 2 * concurrency
     assert 0 <= repeated <= in_flight, f"{repeated} calls repeated, more than the {in_flight} in flight"
     for name in outputs:
         assert (cwd / "resumed" / name).read_bytes() == (cwd / "clean" / name).read_bytes(), \
             f"{name} differs after the resumed run"
     return repeated
+
+
+def write_documents(folder, texts: dict) -> Path:
+    """Write ``{file name: text}`` into ``folder`` (made if needed), each text ending in a
+    newline; return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    return folder
 
 
 def venv_cli(python, *, cwd, helpers=None):
@@ -78,3 +103,94 @@ def venv_cli(python, *, cwd, helpers=None):
         return result
 
     return atk
+
+
+class ScriptedPipeline:
+    """A pipeline on the scripted backend, as its package's tests run it again and again.
+
+    ``respond`` is the scripted model's answers as ``"module:function"`` (a module
+    beside the tests, importable in-process and, through ``helpers``, in a subprocess);
+    ``inputs(folder)`` writes the test documents and returns the folder; ``defaults``
+    are fields every run gets unless a test sets them::
+
+        kit = ScriptedPipeline("rag-data", respond="rag_fakes:respond", inputs=write_inputs,
+                               helpers=TESTS)
+        result = kit.run(tmp_path, failure_share=0.5)
+    """
+
+    def __init__(self, pipeline: str, *, respond: str, inputs, helpers=None, **defaults):
+        self.pipeline, self.respond, self.inputs = pipeline, respond, inputs
+        self.helpers, self.defaults = helpers, defaults
+
+    def models(self, **options) -> dict:
+        """Both roles (``small``, ``large``) on the scripted backend, with ``options``
+        (``log=``, ``delay=``...)."""
+        model = {"backend": "scripted", "respond": self.respond, **options}
+        return {"small": dict(model), "large": dict(model)}
+
+    def run(self, tmp_path, name: str = "out", models=None, **fields):
+        """The pipeline in-process over the test documents (written to ``tmp_path/in`` on
+        first use) into ``tmp_path/name``; its ``RunResult``."""
+        tmp_path = Path(tmp_path)
+        if "input_dir" not in fields and not (tmp_path / "in").exists():
+            self.inputs(tmp_path / "in")
+        fields = {"input_dir": str(tmp_path / "in"), **self.defaults, **fields}
+        return run_pipeline(self.pipeline, output_dir=tmp_path / name,
+                            models=models or self.models(), **fields)
+
+    def assert_rerun_is_free(self, tmp_path, outputs, **fields) -> None:
+        """A finished run run again sends no request, and a second run of the same config
+        into another folder writes the same bytes."""
+        tmp_path = Path(tmp_path)
+        calls = tmp_path / "calls.jsonl"
+        logged = self.models(log=str(calls))
+        first = self.run(tmp_path, "a", models=logged, **fields)
+        assert first.exit_code == 0, first.error
+        sent = len(calls.read_text(encoding="utf-8").splitlines())
+        other = self.run(tmp_path, "b", **fields)
+        assert other.exit_code == 0, other.error
+        assert self.run(tmp_path, "a", models=logged, **fields).exit_code == 0
+        again = len(calls.read_text(encoding="utf-8").splitlines()) - sent
+        assert again == 0, f"the re-run sent {again} request(s)"
+        for name in outputs:
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), \
+                f"{name} differs between two runs of the same config"
+
+    def refused(self, tmp_path, **fields) -> str:
+        """``atk run`` of a config with ``fields`` (scripted roles, output ``tmp_path/out``,
+        one document in ``tmp_path/docs``, which ``input_dir: docs`` names) must be refused
+        in one line with exit status 2, writing nothing. Returns the line."""
+        tmp_path = Path(tmp_path)
+        write_documents(tmp_path / "docs", {"a.txt": "A document about the sea."})
+        fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
+        fields.setdefault("output_dir", str(tmp_path / "out"))
+        line = config_error(write_config(tmp_path / "refused.yaml", self.pipeline, **fields), cwd=tmp_path)
+        assert not Path(fields["output_dir"]).exists(), "a refused config wrote its output folder"
+        return line
+
+    def assert_resumes_after_kill(self, tmp_path, outputs, **fields) -> int:
+        """``resume_after_kill`` over the test documents, with this kit's answers."""
+        tmp_path = Path(tmp_path)
+        return resume_after_kill(self.pipeline, respond=self.respond,
+                                 input_dir=self.inputs(tmp_path / "in"), outputs=outputs,
+                                 cwd=tmp_path, helpers=self.helpers, **{**self.defaults, **fields})
+
+    def run_from_wheel(self, python, tmp_path, *, distribution: str, **fields) -> Path:
+        """The pipeline as a user installs it, in a fresh venv (``python``, from
+        ``make_venv``): listed as ``distribution``'s; ``atk init NAME --samples`` writes its
+        template and copies its sample documents; ``atk prompts NAME my_prompts`` copies its
+        prompts out; ``atk run`` of the template succeeds with both roles scripted, the
+        copied prompts as overrides and ``fields`` set. Returns the output folder."""
+        import json
+
+        tmp_path = Path(tmp_path)
+        atk = venv_cli(python, cwd=tmp_path, helpers=self.helpers)
+        listed = {p["name"]: p for p in json.loads(atk("list", "pipelines", "--json").stdout)}
+        assert listed[self.pipeline]["distribution"] == distribution, listed.get(self.pipeline)
+        atk("init", self.pipeline, "--samples")
+        atk("prompts", self.pipeline, "my_prompts")
+        role = f"{{backend: scripted, respond: '{self.respond}'}}"
+        settings = [f"--set=models.{name}={role}" for name in ("small", "large")]
+        settings += [f"--set={key}={json.dumps(value)}" for key, value in fields.items()]
+        atk("run", f"{self.pipeline}.yaml", "--set=prompt_overrides=my_prompts", *settings)
+        return tmp_path / "output"

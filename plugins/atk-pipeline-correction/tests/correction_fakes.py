@@ -2,8 +2,12 @@
 makes the mistakes the gates are there to catch."""
 
 import re
+import shutil
+from pathlib import Path
 
 from atk_core import RequestError
+
+DOCUMENTS = Path(__file__).resolve().parent / "documents"
 
 
 def _focus(user):
@@ -42,16 +46,7 @@ def respond(request):
 
 
 def write_inputs(folder):
-    """Three short documents with numbers, names and plain statements."""
-    folder.mkdir(parents=True, exist_ok=True)
-    texts = {
-        "tides.txt": "Tides are caused mainly by the pull of the Moon on the oceans. Most coasts have"
-                     " two high tides in about 25 hours. Spring tides come at new moon and full moon.",
-        "bread.md": "Bread dough rises because of yeast, which feeds on the sugars in flour. Kneading"
-                    " the dough builds a network of gluten that traps the gas.",
-        "bees.txt": "Bees of a colony serve one queen, who lays up to 2,000 eggs a day in summer."
-                    " Worker bees in Europe make honey from the nectar of flowers.",
-    }
-    for name, text in texts.items():
-        (folder / name).write_text(text + "\n")
+    """Three short documents with numbers, names and plain statements (the files in
+    documents/), copied to ``folder``."""
+    shutil.copytree(DOCUMENTS, folder, dirs_exist_ok=True)
     return folder

@@ -2,33 +2,24 @@
 answer, the model's check, the formats, resume."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from atk_core import grounding_problem
-from atk_core.testing import (
-    config_error, read_jsonl, resume_after_kill, run_pipeline, write_config,
-)
-from correction_fakes import respond, write_inputs
+from atk_core.testing import ScriptedPipeline, read_jsonl
+from correction_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
 OUTPUTS = ("correction.segments.jsonl", "correction.messages.jsonl", "corrections.jsonl",
            "failures.jsonl")
+KIT = ScriptedPipeline("correction", respond="correction_fakes:respond", inputs=write_inputs,
+                       helpers=TESTS, questions_per_chunk=3)
+run = KIT.run
 
 
-def scripted(**extra):
-    return {"backend": "scripted", "respond": respond, **extra}
-
-
-def run(tmp_path, name="out", models=None, **fields):
-    if not (tmp_path / "in").exists():
-        write_inputs(tmp_path / "in")
-    fields.setdefault("input_dir", str(tmp_path / "in"))
-    fields.setdefault("questions_per_chunk", 3)
-    models = models or {"small": scripted(), "large": scripted()}
-    return run_pipeline("correction", output_dir=tmp_path / name, models=models, **fields)
+def scripted(**options):
+    return KIT.models(**options)["large"]
 
 
 def outputs(out):
@@ -137,25 +128,10 @@ def test_follow_ups_and_acknowledgements_come_from_the_prompt_files(tmp_path):
 
 
 def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
-    calls = tmp_path / "calls.jsonl"
-    models = {"small": scripted(log=str(calls)), "large": scripted(log=str(calls))}
-    assert run(tmp_path, "a", models=models).exit_code == 0
-    sent = len(calls.read_text().splitlines())
-    assert run(tmp_path, "b").exit_code == 0
-    assert run(tmp_path, "a", models=models).exit_code == 0
-    assert len(calls.read_text().splitlines()) == sent
-    for name in OUTPUTS:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-
-
-def config_file(tmp_path, **fields):
-    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
-    fields.setdefault("output_dir", str(tmp_path / "out"))
-    return write_config(tmp_path / "correction.yaml", "correction", **fields)
+    KIT.assert_rerun_is_free(tmp_path, OUTPUTS)
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({}, "pipeline 'correction' needs field 'input_dir'"),
     ({"input_dir": "docs", "flaws": "subtle"}, "flaws must be one of 'written', 'altered'"),
     ({"input_dir": "docs", "answers": "quoted"}, "answers must be one of 'written', 'sentence'"),
     ({"input_dir": "docs", "check_votes": 0}, "check_votes must be a whole number of at least 1, not 0"),
@@ -163,26 +139,13 @@ def config_file(tmp_path, **fields):
      "gates.question_max_words must be a whole number"),
     ({"input_dir": "docs", "models": {"large": {"backend": "scripted"}}},
      "models: has no 'small' role, which the filter, check step(s) use"),
-    ({"input_dir": "nowhere"}, "input_dir 'nowhere' does not exist"),
 ])
-def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
-    assert message in config_error(config_file(tmp_path, **fields), cwd=tmp_path)
-    assert not (tmp_path / "out").exists()
+def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    assert message in KIT.refused(tmp_path, **fields)
 
 
 def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    write_inputs(tmp_path / "in")
-
-    def config(name, log):
-        model = {"backend": "scripted", "respond": "correction_fakes:respond", "log": str(tmp_path / log),
-                 "delay": 0.05, "concurrency": 2}
-        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
-                           models={"small": model, "large": model}, questions_per_chunk=3)
-
-    resume_after_kill(config, outputs=OUTPUTS, in_flight=2 * 2, cwd=tmp_path,
-                      env=dict(os.environ, PYTHONPATH=str(TESTS)))
+    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS)
 
 
 def test_outputs_load_with_hugging_face_datasets(tmp_path):

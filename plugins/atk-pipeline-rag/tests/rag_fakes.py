@@ -1,8 +1,12 @@
 """Test doubles for rag-data: a scripted model that answers each prompt plausibly."""
 
 import re
+import shutil
+from pathlib import Path
 
 from atk_core import RequestError
+
+DOCUMENTS = Path(__file__).resolve().parent / "documents"
 
 
 def respond(request):
@@ -26,22 +30,7 @@ def respond(request):
 
 
 def write_inputs(folder):
-    """Six short documents on three subjects: two on tides, two on bread, two on bees."""
-    folder.mkdir(parents=True, exist_ok=True)
-    texts = {
-        "tides-1.txt": "Tides are the regular rise and fall of the sea. They are caused mainly by the"
-                       " pull of the Moon's gravity on the oceans.",
-        "tides-2.txt": "Spring tides are the largest tides of the month. They come at new moon and full"
-                       " moon, when the Sun and the Moon pull in a line.",
-        "bread-1.md": "Bread dough rises because of yeast, a single-celled fungus that feeds on the"
-                      " sugars in flour and gives off carbon dioxide.",
-        "bread-2.md": "Kneading the dough builds a network of gluten. The gluten traps the carbon"
-                      " dioxide from the yeast, so the bread rises.",
-        "bees-1.txt": "A honey bee colony has one queen, who lays all of the colony's fertilised eggs"
-                      " in the wax cells of the comb.",
-        "bees-2.txt": "Worker bees make honey from nectar. They carry the nectar home and pass it to"
-                      " younger bees, who store it in wax cells.",
-    }
-    for name, text in texts.items():
-        (folder / name).write_text(text + "\n")
+    """Six short documents on three subjects, two on each (the files in documents/),
+    copied to ``folder``."""
+    shutil.copytree(DOCUMENTS, folder, dirs_exist_ok=True)
     return folder

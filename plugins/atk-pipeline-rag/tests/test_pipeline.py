@@ -1,32 +1,23 @@
 """rag-data end to end on the scripted backend: retrieval, failure samples, formats, resume."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from atk_core import content_words
-from atk_core.testing import (
-    config_error, read_jsonl, resume_after_kill, run_pipeline, write_config,
-)
-from rag_fakes import respond, write_inputs
+from atk_core.testing import ScriptedPipeline, read_jsonl
+from rag_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
 OUTPUTS = ("rag.sharegpt.jsonl", "rag.messages.jsonl", "rag.segments.jsonl", "retrieval.jsonl",
            "failures.jsonl")
+KIT = ScriptedPipeline("rag-data", respond="rag_fakes:respond", inputs=write_inputs, helpers=TESTS)
+run = KIT.run
 
 
-def scripted(**extra):
-    return {"backend": "scripted", "respond": respond, **extra}
-
-
-def run(tmp_path, name="out", models=None, **fields):
-    if not (tmp_path / "in").exists():
-        write_inputs(tmp_path / "in")
-    fields.setdefault("input_dir", str(tmp_path / "in"))
-    models = models or {"small": scripted(), "large": scripted()}
-    return run_pipeline("rag-data", output_dir=tmp_path / name, models=models, **fields)
+def scripted(**options):
+    return KIT.models(**options)["large"]
 
 
 def test_context_comes_from_retrieval_and_records_what_was_given(tmp_path):
@@ -96,25 +87,10 @@ def test_a_reply_that_does_not_refuse_is_asked_for_again(tmp_path):
 
 
 def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
-    calls = tmp_path / "calls.jsonl"
-    models = {"small": scripted(), "large": scripted(log=str(calls))}
-    assert run(tmp_path, "a", models=models, refusals="written").exit_code == 0
-    sent = len(calls.read_text().splitlines())
-    assert run(tmp_path, "b", refusals="written").exit_code == 0
-    assert run(tmp_path, "a", models=models, refusals="written").exit_code == 0
-    assert len(calls.read_text().splitlines()) == sent
-    for name in OUTPUTS:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-
-
-def config_file(tmp_path, **fields):
-    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
-    fields.setdefault("output_dir", str(tmp_path / "out"))
-    return write_config(tmp_path / "rag.yaml", "rag-data", **fields)
+    KIT.assert_rerun_is_free(tmp_path, OUTPUTS, refusals="written")
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({}, "pipeline 'rag-data' needs field 'input_dir'"),
     ({"input_dir": "docs", "max_chunks": 0}, "max_chunks must be a whole number of at least 1, not 0"),
     ({"input_dir": "docs", "failure_share": 1.5}, "failure_share must be a number from 0 to 1, not 1.5"),
     ({"input_dir": "docs", "refusals": "polite"}, "refusals must be one of 'written', 'fixed'"),
@@ -123,24 +99,13 @@ def config_file(tmp_path, **fields):
     ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
      "models: has no 'large' role, which the generate, refuse step(s) use"),
 ])
-def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
-    assert message in config_error(config_file(tmp_path, **fields), cwd=tmp_path)
-    assert not (tmp_path / "out").exists()
+def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    assert message in KIT.refused(tmp_path, **fields)
 
 
 def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    write_inputs(tmp_path / "in")
+    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS, refusals="written")
 
-    def config(name, log):
-        model = {"backend": "scripted", "respond": "rag_fakes:respond", "log": str(tmp_path / log),
-                 "delay": 0.05, "concurrency": 2}
-        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
-                           models={"small": model, "large": model}, refusals="written")
-
-    resume_after_kill(config, outputs=OUTPUTS, in_flight=2 * 2, cwd=tmp_path,
-                      env=dict(os.environ, PYTHONPATH=str(TESTS)))
 
 def test_outputs_load_with_hugging_face_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")

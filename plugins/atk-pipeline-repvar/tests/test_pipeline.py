@@ -1,31 +1,23 @@
 """repvar end to end on the scripted backend: rows, sources, forms, typos, determinism, resume."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from atk_core.testing import (
-    config_error, read_jsonl, resume_after_kill, run_pipeline, write_config,
-)
-from repvar_fakes import respond, write_inputs
+from atk_core.testing import ScriptedPipeline, read_jsonl
+from repvar_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
+OUTPUTS = ("pretraining.jsonl", "sources.jsonl", "failures.jsonl")
 FORMS = ["essay", "json", "list", "logic_chain", "qa", "reverse_causality", "stream_of_thought", "xml"]
+KIT = ScriptedPipeline("repvar", respond="repvar_fakes:respond", inputs=write_inputs,
+                       helpers=TESTS, typo_variations=1)
+run = KIT.run
 
 
-def scripted(**extra):
-    return {"backend": "scripted", "respond": respond, **extra}
-
-
-def run(tmp_path, name="out", models=None, **fields):
-    if not (tmp_path / "in").exists():
-        write_inputs(tmp_path / "in")
-    fields.setdefault("input_dir", str(tmp_path / "in"))
-    fields.setdefault("typo_variations", 1)
-    models = models or {"small": scripted(), "large": scripted()}
-    return run_pipeline("repvar", output_dir=tmp_path / name, models=models, **fields)
+def scripted(**options):
+    return KIT.models(**options)["large"]
 
 
 def test_rows_are_chunks_facts_variations_and_typos_each_traced_to_its_source(tmp_path):
@@ -70,15 +62,7 @@ def test_a_copy_of_the_chunk_is_not_a_variation_and_is_asked_for_again(tmp_path)
 
 
 def test_forms_and_typos_are_the_same_on_every_run_and_a_rerun_sends_nothing(tmp_path):
-    calls = tmp_path / "calls.jsonl"
-    models = {"small": scripted(), "large": scripted(log=str(calls))}
-    assert run(tmp_path, "a", models=models).exit_code == 0
-    sent = len(calls.read_text().splitlines())
-    assert run(tmp_path, "b").exit_code == 0
-    assert run(tmp_path, "a", models=models).exit_code == 0  # resume of a finished run
-    assert len(calls.read_text().splitlines()) == sent
-    for name in ("pretraining.jsonl", "sources.jsonl", "failures.jsonl"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    KIT.assert_rerun_is_free(tmp_path, OUTPUTS)
     other = run(tmp_path, "c", seed=1)
     assert other.exit_code == 0
     forms = lambda name: [s["form"] for s in read_jsonl(tmp_path / name / "sources.jsonl")]  # noqa: E731
@@ -97,40 +81,20 @@ def test_a_form_of_your_own_is_a_prompt_file_in_the_overrides(tmp_path):
     assert forms == {"haiku"}
 
 
-def config_file(tmp_path, **fields):
-    fields.setdefault("models", {"small": {"backend": "scripted"}, "large": {"backend": "scripted"}})
-    fields.setdefault("output_dir", str(tmp_path / "out"))
-    return write_config(tmp_path / "repvar.yaml", "repvar", **fields)
-
-
 @pytest.mark.parametrize("fields, message", [
-    ({}, "pipeline 'repvar' needs field 'input_dir'"),
     ({"input_dir": "docs", "variations": -1}, "variations must be a whole number of at least 0, not -1"),
     ({"input_dir": "docs", "typo_rate": 0}, "typo_rate must be a number above 0 and at most 1, not 0"),
     ({"input_dir": "docs", "forms": ["essay", "sonnet"]}, "forms: no variation prompt for sonnet"),
-    ({"input_dir": "docs", "model_checks": "maybe"}, "model_checks must be one of 'enforce', 'note', 'skip'"),
     ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
      "models: has no 'large' role, which the variation step(s) use"),
-    ({"input_dir": "nowhere"}, "input_dir 'nowhere' does not exist"),
 ])
-def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "a.txt").write_text("A document about the sea.")
-    assert message in config_error(config_file(tmp_path, **fields), cwd=tmp_path)
-    assert not (tmp_path / "out").exists()
+def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
+    assert message in KIT.refused(tmp_path, **fields)
 
 
 def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    write_inputs(tmp_path / "in")
+    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS)
 
-    def config(name, log):
-        model = {"backend": "scripted", "respond": "repvar_fakes:respond", "log": str(tmp_path / log),
-                 "delay": 0.05, "concurrency": 2}
-        return config_file(tmp_path, input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / name),
-                           models={"small": model, "large": model}, typo_variations=1)
-
-    resume_after_kill(config, outputs=("pretraining.jsonl", "sources.jsonl", "failures.jsonl"), in_flight=2 * 2, cwd=tmp_path,
-                      env=dict(os.environ, PYTHONPATH=str(TESTS)))
 
 def test_outputs_load_with_hugging_face_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
