@@ -72,6 +72,18 @@ def test_gives_a_pipelines_config_template(server, work):
     assert status == 404 and "unknown pipeline 'no-such-thing'" in body["detail"]
 
 
+@pytest.mark.parametrize("name, distribution", [
+    ("factual-qa", "atk-pipeline-factual"), ("repvar", "atk-pipeline-repvar"),
+    ("rag-data", "atk-pipeline-rag"), ("correction", "atk-pipeline-correction")])
+def test_every_pipeline_of_the_family_is_offered_with_its_template(server, tmp_path, name, distribution):
+    status, pipelines, _ = server.get("/api/pipelines")
+    assert {p["name"]: p["distribution"] for p in pipelines}[name] == distribution
+    status, body, _ = server.get(f"/api/pipelines/{name}/template")
+    assert status == 200
+    assert run_cli("init", name, cwd=tmp_path).returncode == 0
+    assert body["template"] == (tmp_path / f"{name}.yaml").read_text()
+
+
 def test_openapi_schema_documents_the_api(server):
     status, schema, _ = server.get("/openapi.json")
     assert status == 200
