@@ -2,7 +2,7 @@
 
 The server (``python -m llama_cpp.server``, from llama-cpp-python[server])
 serves the bundled SmolLM2-135M-Instruct on 127.0.0.1 and takes no API key.
-It is started once for this module; see ``llama_server.py`` to reuse it.
+It is started once per test session (the ``llama_server`` fixture in conftest.py).
 """
 
 import asyncio
@@ -13,7 +13,7 @@ import pytest
 
 from atk_core.models import FatalError, Model, parse_spec, schema_problem
 from atk_core.models.openai import OpenAIBackend
-from llama_server import MODEL_ALIAS, server_available, start_llama_server, stop_llama_server
+from llama_server import MODEL_ALIAS
 
 SCHEMA = {
     "type": "object",
@@ -21,19 +21,6 @@ SCHEMA = {
     "required": ["city", "country"],
 }
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def llama_server():
-    """The base_url (…/v1) of a llama.cpp server running for this module."""
-    reason = server_available()
-    if reason:  # the README's test command installs it: its absence is a failure, not a skip
-        pytest.fail(f"llama.cpp server not available: {reason}")
-    process, base_url = start_llama_server()
-    try:
-        yield base_url
-    finally:
-        stop_llama_server(process)
 
 
 @pytest.fixture(autouse=True)
