@@ -167,10 +167,27 @@ def question_problem(question: str, *, chunk: str | None = None, answer: str | N
     problem = refers_to_source(text)
     if problem:
         return problem
-    if chunk is not None and not (_keys(text) & _keys(chunk)):
-        return Problem("question not about the content",
-                       "the question shares no word with the passage; ask about what it says")
+    choices = _ABSENT_CHOICES.search(text)
+    if choices:
+        return Problem("asks about absent choices",
+                       f"the question refers to choices that are not there ({choices.group(0)!r});"
+                       " ask an open question")
+    if chunk is not None:
+        asked, present = _keys(text), _keys(chunk)
+        if not asked & present:
+            return Problem("question not about the content",
+                           "the question shares no word with the passage; ask about what it says")
+        foreign = sorted(asked - present)
+        if len(foreign) > len(asked) / 2:
+            return Problem("question not about the content",
+                           f"most of the question's words are not in the passage"
+                           f" ({', '.join(foreign[:4])}); ask about what it says, in its words")
     return None
+
+
+# A multiple-choice question with no choices: "Which of the following...", "all of the above".
+_ABSENT_CHOICES = re.compile(r"\b(?:which|what|who) of the following\b|\b(?:all|none) of the above\b"
+                             r"|\b(?:options?|choices?) (?:below|above|given|listed)\b", re.IGNORECASE)
 
 
 _NUMBER_WORDS = frozenset("""

@@ -35,6 +35,11 @@ def kind(problem):
     ("What did the author want the reader to feel?", "Sad.", "refers to the passage"),
     ("What is the best recipe for pancakes?", "Flour and eggs.", "question not about the content"),
     ("Lincoln delivered the address?", "Lincoln delivered the address", "question is the answer"),
+    # seen on a saffron document: one word of the text in a question about something else
+    ("Which word is a synonym of the nation in a famous speech?", "Liberty.",
+     "question not about the content"),
+    ("Which of the following did Lincoln say at Gettysburg?", "That the nation was new.",
+     "asks about absent choices"),
     (" ".join(["What"] + ["very"] * 45 + ["long?"]), "x", "question too long"),
 ])
 def test_questions_that_are_not_questions_about_the_content(question, answer, expected):

@@ -6,9 +6,11 @@ model, so it is wrong by construction and wrong in one detail only:
 
 1. a number becomes another (a year moves by a few years, a count or measure
    is scaled, "three" becomes "five"), one the chunk does not hold;
-2. else a name becomes a name from another chunk of the run, one this chunk
-   does not hold;
-3. else the first "is / are / was / were / can / will ..." is negated.
+2. else the first "is / are / was / were / can / will ..." of a main clause is
+   negated;
+3. else a name standing alone (not part of a longer name such as "Crocus
+   sativus" or "Thames Barrier") becomes a name that stands alone in another
+   chunk of the run and is not in this one.
 
 Which number or name, and what it becomes, are picked by the seed: the same
 answer gets the same flaw on every run.
@@ -27,19 +29,29 @@ _COUNTS = ("one two three four five six seven eight nine ten eleven twelve").spl
 _COUNT = re.compile(rf"\b({'|'.join(_COUNTS)})\b", re.IGNORECASE)
 _VERB = re.compile(r"\b(is|are|was|were|can|could|will|would|must|should)\b(?! not\b)")
 _SCALES = (2, 3, 0.5, 1.5, 4, 10)
+# A verb just after one of these is in a subordinate clause ("where it is"): negating it
+# makes broken text, not a wrong answer.
+_CLAUSE = re.compile(r"\b(?:where|when|which|that|who|whom|whose|if|because|while|as)\b", re.I)
 
 
 def names_in(text: str) -> set[str]:
-    """Capitalised words that do not start a sentence, a line or a heading and are not common
-    words: names, roughly."""
+    """Capitalised words that do not start a sentence, a line or a heading, are not common
+    words and are not part of a longer name: names that stand alone, roughly."""
     found = set()
     for match in _NAME.finditer(text):
-        before = text[:match.start()]
-        start = before.rstrip(" \t\"'(")
+        start = text[:match.start()].rstrip(" \t\"'(")
         if not start or start[-1] in ".!?:#\n" or match.group(0).lower() in STOPWORDS:
             continue
         found.add(match.group(0))
-    return found
+    return {name for name in found if not _in_longer_name(name, text)}
+
+
+def _in_longer_name(name: str, text: str) -> bool:
+    """The name is next to another word of a longer name somewhere in the text: "Thames
+    Barrier", "Crocus sativus", "Queen Elizabeth"."""
+    pattern = (rf"\b[A-Z]\w*\s+{re.escape(name)}\b|\b{re.escape(name)}\s+[A-Z]\w*"
+               rf"|\b{re.escape(name)}\s+[a-z]+us\b")
+    return re.search(pattern, text) is not None
 
 
 def alter(answer: str, chunk: str, other_names, rng: random.Random) -> tuple[str, str] | None:
@@ -61,14 +73,15 @@ def alter(answer: str, chunk: str, other_names, rng: random.Random) -> tuple[str
             other = rng.choice(options)
             other = other.capitalize() if word[0].isupper() else other
             return answer[:match.start()] + other + answer[match.end():], f"number {word} -> {other}"
+    verb = next((m for m in _VERB.finditer(answer)
+                 if not _CLAUSE.search(" ".join(answer[:m.start()].split()[-3:]))), None)
+    if verb:
+        return answer[:verb.end()] + " not" + answer[verb.end():], f"negated {verb.group(0)!r}"
     names = sorted(names_in(answer))
     pool = sorted(n for n in set(other_names) if n.lower() not in held)
     if names and pool:
         name, other = rng.choice(names), rng.choice(pool)
         return re.sub(rf"\b{re.escape(name)}\b", other, answer), f"name {name} -> {other}"
-    verb = _VERB.search(answer)
-    if verb:
-        return answer[:verb.end()] + " not" + answer[verb.end():], f"negated {verb.group(0)!r}"
     return None
 
 

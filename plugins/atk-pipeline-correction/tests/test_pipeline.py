@@ -86,7 +86,8 @@ def test_flaws_altered_by_code_change_one_detail_by_the_seed(tmp_path):
     flaws = {r["focus"]: r["flaw"] for r in records}
     assert flaws["Most coasts have two high tides in about 25 hours."].startswith("number two ->") or \
         flaws["Most coasts have two high tides in about 25 hours."].startswith("number 25 ->")
-    assert flaws["Tides are caused mainly by the pull of the Moon on the oceans."] == "name Moon -> Europe"
+    assert flaws["Tides are caused mainly by the pull of the Moon on the oceans."] == "negated 'are'"
+    assert flaws["Worker bees in Europe make honey from the nectar of flowers."] == "name Europe -> Moon"
     # A sentence with nothing to change is dropped, and says why.
     failures = read_jsonl(tmp_path / "out" / "failures.jsonl")
     assert [(f["step"], f["kind"]) for f in failures] == [("alter", "nothing to alter")] * len(failures)
