@@ -21,7 +21,8 @@ from real wheels.
   ``venv_cli(python, cwd=...)`` (the ``atk`` of a fresh venv) and
   ``write_documents(folder, texts)``: what every pipeline package's tests do;
   ``ScriptedPipeline(name, respond=..., inputs=...)`` holds them for one
-  pipeline on the scripted backend (run, re-run, refused config, resume).
+  pipeline on the scripted backend (run, re-run, refused config, resume), and
+  ``PipelinePromises`` turns them into the tests every pipeline must pass.
 - ``PluginSite``: a folder of installed-looking distributions to put on
   PYTHONPATH, so plugin discovery in a subprocess is the real thing.
 - ``build_wheel(project, dest)`` and ``make_venv(path, packages)``: install a
@@ -38,14 +39,14 @@ from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
 from .pipelines import (
-    ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
+    PipelinePromises, ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
 )
 from .running import make_model, read_jsonl, run_pipeline
 from .subprocesses import kill_midway, run_cli, stderr_lines
 
 __all__ = [
-    "FAULT_KINDS", "FakeOpenAIServer", "PluginSite", "RunResult", "ScriptedBackend",
-    "ScriptedPipeline",
+    "FAULT_KINDS", "FakeOpenAIServer", "PipelinePromises", "PluginSite", "RunResult",
+    "ScriptedBackend", "ScriptedPipeline",
     "build_wheel", "config_error", "kill_midway", "make_model", "make_venv", "pdf_bytes",
     "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines", "venv_cli",
     "write_config", "write_documents", "write_mixed_inputs",

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .running import run_pipeline
+from .running import read_jsonl, run_pipeline
 from .subprocesses import kill_midway, run_cli, stderr_lines
 
 
@@ -122,11 +122,11 @@ class ScriptedPipeline:
         self.pipeline, self.respond, self.inputs = pipeline, respond, inputs
         self.helpers, self.defaults = helpers, defaults
 
-    def models(self, **options) -> dict:
+    def models(self, *, small: dict | None = None, large: dict | None = None, **options) -> dict:
         """Both roles (``small``, ``large``) on the scripted backend, with ``options``
-        (``log=``, ``delay=``...)."""
+        (``log=``, ``delay=``...) for both and ``small``/``large`` for one."""
         model = {"backend": "scripted", "respond": self.respond, **options}
-        return {"small": dict(model), "large": dict(model)}
+        return {"small": {**model, **(small or {})}, "large": {**model, **(large or {})}}
 
     def run(self, tmp_path, name: str = "out", models=None, **fields):
         """The pipeline in-process over the test documents (written to ``tmp_path/in`` on
@@ -194,3 +194,52 @@ class ScriptedPipeline:
         settings += [f"--set={key}={json.dumps(value)}" for key, value in fields.items()]
         atk("run", f"{self.pipeline}.yaml", "--set=prompt_overrides=my_prompts", *settings)
         return tmp_path / "output"
+
+
+class PipelinePromises:
+    """The promises every pipeline keeps, as tests: subclass it in a pipeline package's tests
+    as ``class TestPromises(PipelinePromises)``, with
+
+    - ``kit``: the pipeline's ``ScriptedPipeline``;
+    - ``outputs``: the files it writes (JSON lines; ``failures.jsonl`` too, if you like);
+    - ``fields``: fields these runs set (say, to reach every step), default none;
+    - ``mistakes``: ``(fields, part of the error line)`` pairs of config mistakes only this
+      pipeline can make (the shared fields' are checked once for every pipeline).
+
+    pytest then checks that a re-run sends nothing and changes no byte, that a run killed
+    with SIGKILL and run again repeats at most the calls in flight, that each mistake is
+    refused in one line with nothing written, and that every output loads with Hugging
+    Face ``datasets`` (skipped where it is not installed).
+    """
+
+    kit: ScriptedPipeline
+    outputs: tuple = ()
+    fields: dict = {}
+    mistakes: tuple = ()
+
+    def test_a_rerun_sends_nothing_and_changes_no_byte(self, tmp_path):
+        self.kit.assert_rerun_is_free(tmp_path, self.outputs, **self.fields)
+
+    def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(self, tmp_path):
+        self.kit.assert_resumes_after_kill(tmp_path, self.outputs, **self.fields)
+
+    def test_its_config_mistakes_are_refused_in_one_line(self, tmp_path):
+        for index, (fields, message) in enumerate(self.mistakes):
+            line = self.kit.refused(tmp_path / f"mistake{index}", **{"input_dir": "docs", **fields})
+            assert message in line, f"{fields}: {line}"
+
+    def test_every_output_loads_with_hugging_face_datasets(self, tmp_path):
+        import pytest
+
+        datasets = pytest.importorskip("datasets")
+        result = self.kit.run(tmp_path, **self.fields)
+        assert result.exit_code == 0, result.error
+        for name in self.outputs:
+            path = tmp_path / "out" / name
+            rows = read_jsonl(path)
+            if not rows:
+                continue
+            loaded = datasets.load_dataset("json", data_files=str(path), split="train",
+                                           cache_dir=str(tmp_path / "hf-cache"))
+            assert len(loaded) == len(rows), name
+            assert set(loaded.column_names) == {key for row in rows for key in row}, name

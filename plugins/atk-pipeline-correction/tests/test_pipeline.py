@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from atk_core import grounding_problem
-from atk_core.testing import ScriptedPipeline, read_jsonl
+from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl
 from correction_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -17,9 +17,6 @@ KIT = ScriptedPipeline("correction", respond="correction_fakes:respond", inputs=
                        helpers=TESTS, questions_per_chunk=3)
 run = KIT.run
 
-
-def scripted(**options):
-    return KIT.models(**options)["large"]
 
 
 def outputs(out):
@@ -55,7 +52,7 @@ def test_the_flawed_answer_is_context_and_only_the_correction_is_trained(tmp_pat
 
 def test_a_wrong_answer_that_is_right_is_asked_again_then_dropped(tmp_path):
     calls = tmp_path / "calls.jsonl"
-    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+    result = run(tmp_path, models=KIT.models(large={"log": str(calls)}),
                  model_checks="skip")
     assert result.exit_code == 0, result.error
     asks = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
@@ -128,35 +125,23 @@ def test_follow_ups_and_acknowledgements_come_from_the_prompt_files(tmp_path):
     assert not (tmp_path / "empty" / "corrections.jsonl").exists()
 
 
-def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
-    KIT.assert_rerun_is_free(tmp_path, OUTPUTS)
-
-
-@pytest.mark.parametrize("fields, message", [
-    ({"input_dir": "docs", "flaws": "subtle"}, "flaws must be one of 'written', 'altered'"),
-    ({"input_dir": "docs", "answers": "quoted"}, "answers must be one of 'written', 'sentence'"),
-    ({"input_dir": "docs", "check_votes": 0}, "check_votes must be a whole number of at least 1, not 0"),
-    ({"input_dir": "docs", "gates": {"question_max_words": "many"}},
-     "gates.question_max_words must be a whole number"),
-    ({"input_dir": "docs", "models": {"large": {"backend": "scripted"}}},
-     "models: has no 'small' role, which the filter, check step(s) use"),
-])
-def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    assert message in KIT.refused(tmp_path, **fields)
-
-
-def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS)
-
-
-def test_outputs_load_with_hugging_face_datasets(tmp_path):
+def test_the_messages_weigh_only_the_assistants_turns(tmp_path):
     datasets = pytest.importorskip("datasets")
     assert run(tmp_path, model_checks="skip").exit_code == 0
-    out = tmp_path / "out"
-    for name, column in (("correction.segments.jsonl", ["segments"]),
-                         ("correction.messages.jsonl", ["messages"])):
-        loaded = datasets.load_dataset("json", data_files=str(out / name), split="train")
-        assert loaded.column_names == column and len(loaded) == len(read_jsonl(out / name))
-    loaded = datasets.load_dataset("json", data_files=str(out / "correction.messages.jsonl"), split="train")
+    loaded = datasets.load_dataset("json", data_files=str(tmp_path / "out" / "correction.messages.jsonl"),
+                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
     # OpenAI's format: only the assistant messages carry a weight.
     assert [m.get("weight") for m in loaded[0]["messages"]] == [None, None, 0, None, 1]
+
+
+class TestPromises(PipelinePromises):
+    kit, outputs, fields = KIT, OUTPUTS, {}
+    mistakes = [
+        ({"flaws": "subtle"}, "flaws must be one of 'written', 'altered'"),
+        ({"answers": "quoted"}, "answers must be one of 'written', 'sentence'"),
+        ({"check_votes": 0}, "check_votes must be a whole number of at least 1, not 0"),
+        ({"gates": {"question_max_words": "many"}},
+         "gates.question_max_words must be a whole number"),
+        ({"models": {"large": {"backend": "scripted"}}},
+         "models: has no 'small' role, which the filter, check step(s) use"),
+    ]

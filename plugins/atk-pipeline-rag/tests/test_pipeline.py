@@ -3,10 +3,8 @@
 import json
 from pathlib import Path
 
-import pytest
-
 from atk_core import content_words
-from atk_core.testing import ScriptedPipeline, read_jsonl
+from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl
 from rag_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -15,9 +13,6 @@ OUTPUTS = ("rag.sharegpt.jsonl", "rag.messages.jsonl", "rag.segments.jsonl", "re
 KIT = ScriptedPipeline("rag-data", respond="rag_fakes:respond", inputs=write_inputs, helpers=TESTS)
 run = KIT.run
 
-
-def scripted(**options):
-    return KIT.models(**options)["large"]
 
 
 def test_context_comes_from_retrieval_and_records_what_was_given(tmp_path):
@@ -68,7 +63,7 @@ def test_the_conversations_in_three_formats_and_only_the_answer_trained(tmp_path
 
 def test_a_reply_that_does_not_refuse_is_asked_for_again(tmp_path):
     calls = tmp_path / "calls.jsonl"
-    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+    result = run(tmp_path, models=KIT.models(large={"log": str(calls)}),
                  failure_share=1.0, refusals="written")
     assert result.exit_code == 0, result.error
     asks = [json.loads(line)["messages"] for line in calls.read_text().splitlines()]
@@ -86,32 +81,14 @@ def test_a_reply_that_does_not_refuse_is_asked_for_again(tmp_path):
     assert notes.get("no other chunk to retrieve: kept its source", 0) == kept
 
 
-def test_a_rerun_sends_nothing_and_changes_no_byte(tmp_path):
-    KIT.assert_rerun_is_free(tmp_path, OUTPUTS, refusals="written")
-
-
-@pytest.mark.parametrize("fields, message", [
-    ({"input_dir": "docs", "max_chunks": 0}, "max_chunks must be a whole number of at least 1, not 0"),
-    ({"input_dir": "docs", "failure_share": 1.5}, "failure_share must be a number from 0 to 1, not 1.5"),
-    ({"input_dir": "docs", "refusals": "polite"}, "refusals must be one of 'written', 'fixed'"),
-    ({"input_dir": "docs", "gates": {"grounding_threshold": 2}},
-     "gates.grounding_threshold must be a number from 0 to 1, not 2"),
-    ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
-     "models: has no 'large' role, which the generate, refuse step(s) use"),
-])
-def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    assert message in KIT.refused(tmp_path, **fields)
-
-
-def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS, refusals="written")
-
-
-def test_outputs_load_with_hugging_face_datasets(tmp_path):
-    datasets = pytest.importorskip("datasets")
-    assert run(tmp_path, failure_share=0.5).exit_code == 0
-    out = tmp_path / "out"
-    for name, column in (("rag.sharegpt.jsonl", "conversations"), ("rag.messages.jsonl", "messages"),
-                         ("rag.segments.jsonl", "segments")):
-        loaded = datasets.load_dataset("json", data_files=str(out / name), split="train")
-        assert loaded.column_names == [column] and len(loaded) == len(read_jsonl(out / name))
+class TestPromises(PipelinePromises):
+    kit, outputs, fields = KIT, OUTPUTS, {"refusals": "written", "failure_share": 0.5}
+    mistakes = [
+        ({"max_chunks": 0}, "max_chunks must be a whole number of at least 1, not 0"),
+        ({"failure_share": 1.5}, "failure_share must be a number from 0 to 1, not 1.5"),
+        ({"refusals": "polite"}, "refusals must be one of 'written', 'fixed'"),
+        ({"gates": {"grounding_threshold": 2}},
+         "gates.grounding_threshold must be a number from 0 to 1, not 2"),
+        ({"models": {"small": {"backend": "scripted"}}},
+         "models: has no 'large' role, which the generate, refuse step(s) use"),
+    ]

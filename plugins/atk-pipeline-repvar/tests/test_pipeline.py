@@ -3,9 +3,7 @@
 import json
 from pathlib import Path
 
-import pytest
-
-from atk_core.testing import ScriptedPipeline, read_jsonl
+from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl
 from repvar_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -15,9 +13,6 @@ KIT = ScriptedPipeline("repvar", respond="repvar_fakes:respond", inputs=write_in
                        helpers=TESTS, typo_variations=1)
 run = KIT.run
 
-
-def scripted(**options):
-    return KIT.models(**options)["large"]
 
 
 def test_rows_are_chunks_facts_variations_and_typos_each_traced_to_its_source(tmp_path):
@@ -53,7 +48,7 @@ def test_rows_are_chunks_facts_variations_and_typos_each_traced_to_its_source(tm
 
 def test_a_copy_of_the_chunk_is_not_a_variation_and_is_asked_for_again(tmp_path):
     calls = tmp_path / "calls.jsonl"
-    result = run(tmp_path, models={"small": scripted(), "large": scripted(log=str(calls))},
+    result = run(tmp_path, models=KIT.models(large={"log": str(calls)}),
                  forms=["essay"], variations=1)
     assert result.exit_code == 0, result.error
     essays = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
@@ -81,25 +76,12 @@ def test_a_form_of_your_own_is_a_prompt_file_in_the_overrides(tmp_path):
     assert forms == {"haiku"}
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"input_dir": "docs", "variations": -1}, "variations must be a whole number of at least 0, not -1"),
-    ({"input_dir": "docs", "typo_rate": 0}, "typo_rate must be a number above 0 and at most 1, not 0"),
-    ({"input_dir": "docs", "forms": ["essay", "sonnet"]}, "forms: no variation prompt for sonnet"),
-    ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}},
-     "models: has no 'large' role, which the variation step(s) use"),
-])
-def test_its_own_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
-    assert message in KIT.refused(tmp_path, **fields)
-
-
-def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(tmp_path):
-    KIT.assert_resumes_after_kill(tmp_path, OUTPUTS)
-
-
-def test_outputs_load_with_hugging_face_datasets(tmp_path):
-    datasets = pytest.importorskip("datasets")
-    assert run(tmp_path).exit_code == 0
-    loaded = datasets.load_dataset("json", data_files=str(tmp_path / "out" / "pretraining.jsonl"),
-                                   split="train")
-    assert loaded.column_names == ["text"]
-    assert len(loaded) == len(read_jsonl(tmp_path / "out" / "pretraining.jsonl"))
+class TestPromises(PipelinePromises):
+    kit, outputs, fields = KIT, OUTPUTS, {}
+    mistakes = [
+        ({"variations": -1}, "variations must be a whole number of at least 0, not -1"),
+        ({"typo_rate": 0}, "typo_rate must be a number above 0 and at most 1, not 0"),
+        ({"forms": ["essay", "sonnet"]}, "forms: no variation prompt for sonnet"),
+        ({"models": {"small": {"backend": "scripted"}}},
+         "models: has no 'large' role, which the variation step(s) use"),
+    ]
