@@ -111,8 +111,11 @@ def with_fields(**groups):
 
         def regroup(kwargs: dict) -> dict:
             for name, fields in members.items():
+                base = kwargs.pop(name, groups[name])  # a caller in Python may pass the group
+                if isinstance(base, dict):
+                    base = dataclasses.replace(groups[name], **base)
                 values = {field: kwargs.pop(field) for field in fields if field in kwargs}
-                kwargs[name] = dataclasses.replace(groups[name], **values)
+                kwargs[name] = dataclasses.replace(base, **values)
             return kwargs
 
         if inspect.iscoroutinefunction(function):

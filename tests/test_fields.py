@@ -39,6 +39,13 @@ def test_a_call_gets_each_group_back_as_one_instance():
     assert got["extra"] == {"other": "kept"}
 
 
+def test_a_caller_in_python_may_pass_the_group_itself():
+    got = asyncio.run(pipeline(input_dir="docs", documents=Documents(chunk_size=500), use_subset=True))
+    assert got["documents"] == Documents(chunk_size=500, use_subset=True)
+    got = asyncio.run(pipeline(input_dir="docs", sampling={"max_tokens": 64}))
+    assert got["sampling"] == Sampling(temperature=0.9, max_tokens=64)
+
+
 @pytest.mark.parametrize("values, message", [
     ({"chunk_size": 10}, "chunk_size must be a whole number of at least 200, not 10"),
     ({"temperature": 3}, "temperature must be a number from 0 to 2, not 3"),

@@ -171,9 +171,10 @@ class ScriptedPipeline:
     def assert_resumes_after_kill(self, tmp_path, outputs, **fields) -> int:
         """``resume_after_kill`` over the test documents, with this kit's answers."""
         tmp_path = Path(tmp_path)
-        return resume_after_kill(self.pipeline, respond=self.respond,
-                                 input_dir=self.inputs(tmp_path / "in"), outputs=outputs,
-                                 cwd=tmp_path, helpers=self.helpers, **{**self.defaults, **fields})
+        fields = {**self.defaults, **fields}
+        input_dir = fields.pop("input_dir", None) or self.inputs(tmp_path / "in")
+        return resume_after_kill(self.pipeline, respond=self.respond, input_dir=input_dir,
+                                 outputs=outputs, cwd=tmp_path, helpers=self.helpers, **fields)
 
     def run_from_wheel(self, python, tmp_path, *, distribution: str, **fields) -> Path:
         """The pipeline as a user installs it, in a fresh venv (``python``, from

@@ -188,7 +188,7 @@ def _altered(pair: dict, follow_ups: list[str], names: dict, seed: int) -> dict:
     rng = random.Random(derive_seed(seed, key, "flaw"))
     others = {n for chunk_id, found in sorted(names.items()) if chunk_id != sample["chunk_id"]
               for n in found}
-    changed = alter(pair["answer"], sample["chunk"], others, rng)
+    changed = alter(pair["answer"], sample["chunk"], others, rng, question=pair["question"])
     made = {"id": key, "sample": sample, "question": pair["question"], "correction": pair["answer"],
             "follow_up": rng.choice(follow_ups), "flawed_answer": "", "flaw": ""}
     if changed is None:

@@ -33,8 +33,8 @@ from typing import Annotated, Literal
 from atk_core import (
     STOPWORDS, AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem,
     RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
-    chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
-    placeholder_problem, question_step, require_roles, segments, select_chunks, set_progress,
+    chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples,
+    grounding_problem, pair_of, placeholder_problem, question_step, require_roles, segments, select_chunks, set_progress,
     sharegpt, with_fields, words,
 )
 
@@ -99,9 +99,11 @@ async def rag_data(
 
     # 4. retrieve: the context each question is given
     index = ChunkIndex(samples)
+    texts = {sample["id"]: sample["chunk"] for sample in samples}
     try:
         for pair in pairs:
-            pair.update(_context(pair, index, max_chunks, failure_share, seed, record))
+            pair.update(_context(pair, index, texts, max_chunks, failure_share, seed, record,
+                                 gates.grounding_threshold))
     finally:
         index.close()
     record.count("retrieve", len(pairs), len(pairs))
@@ -158,14 +160,22 @@ def _sample_id(sample, value) -> str:
     return f"rag-{digest.hexdigest()[:16]}"
 
 
-def _context(pair, index: ChunkIndex, max_chunks: int, failure_share: float, seed: int,
-             record: RunRecord) -> dict:
+def _context(pair, index: ChunkIndex, texts: dict, max_chunks: int, failure_share: float,
+             seed: int, record: RunRecord, threshold: float) -> dict:
     """The chunks a sample is given: ``k`` of them (1..max_chunks, by the seed); the source
     and the best other hits for its question, or (a failure sample, by the seed) only other
-    hits. With no other chunk to retrieve, a would-be failure sample keeps its source."""
+    hits, none of which holds the answer (another document may say it too: a hit in which
+    the answer is grounded is left out). With no such hit, a would-be failure sample keeps
+    its source."""
     k = 1 + derive_seed(seed, pair["id"], "k") % max_chunks
     failure = derive_seed(seed, pair["id"], "failure") % 10_000 < round(failure_share * 10_000)
-    others = index.search(pair["question"], k, exclude=[pair["chunk_id"]])
+    others = index.search(pair["question"], k + 5 if failure else k, exclude=[pair["chunk_id"]])
+    if failure:
+        lacking = [(chunk_id, score) for chunk_id, score in others
+                   if grounding_problem(pair["answer"], texts[chunk_id], threshold=threshold)]
+        for _ in range(len(others) - len(lacking)):
+            record.note("retrieve", "a hit that holds the answer left out of a failure sample")
+        others = lacking
     if failure and not others:
         record.note("retrieve", "no other chunk to retrieve: kept its source")
         failure = False
@@ -185,13 +195,25 @@ def _refusal_gate(value, sample) -> Problem | None:
         return Problem("does not refuse", "the documents do not hold the answer: say so plainly,"
                                           " without guessing")
     asked = set(words(sample["question"]))
-    told = {w for w in re.findall(r"\b(?:\d[\d,.]*\d|\d|[A-Z][a-z]{2,})\b", sample["focus"])
-            if w.lower() not in asked and w.lower() not in STOPWORDS}
+    focus = sample["focus"]
+    told = {m.group(0) for m in _TOLD.finditer(focus)
+            if m.group(0).lower() not in asked and m.group(0).lower() not in STOPWORDS
+            and not (m.group(0)[0].isupper() and _starts_sentence(focus, m.start()))}
     leaked = sorted(w for w in told if re.search(rf"\b{re.escape(w)}\b", text))
     if leaked:
         return Problem("answers from memory", f"the reply gives the answer away ({', '.join(leaked)});"
                                               " the documents do not hold it, so do not answer")
     return first_problem(lambda: chatter_problem(text), lambda: placeholder_problem(text))
+
+
+# What a refusal must not say: the focus sentence's numbers and names.
+_TOLD = re.compile(r"\b(?:\d[\d,.]*\d|\d|[A-Z][a-z]{2,})\b")
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    """The word at ``at`` begins the text or a sentence ("However, ...": not a name)."""
+    before = text[:at].rstrip(" \t\n\"'(")
+    return not before or before[-1] in ".!?:"
 
 
 def check_config(*, input_dir, models, output_dir=None, **values) -> None:

@@ -81,6 +81,35 @@ def test_a_reply_that_does_not_refuse_is_asked_for_again(tmp_path):
     assert notes.get("no other chunk to retrieve: kept its source", 0) == kept
 
 
+def test_a_failure_sample_is_never_given_another_document_that_holds_the_answer(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The Thames Barrier opened in 1984 near Woolwich in east London.\n")
+    (docs / "b.txt").write_text("The Thames Barrier opened in 1984, near Woolwich in London.\n")
+    (docs / "c.txt").write_text("The Thames Barrier has ten steel gates across the river Thames.\n")
+    result = run(tmp_path, input_dir=str(docs), failure_share=1.0, max_chunks=3, refusals="fixed",
+                 gates={"near_duplicates": False})
+    assert result.exit_code == 0, result.error
+    by_source = {r["source"]: r for r in read_jsonl(tmp_path / "out" / "retrieval.jsonl")}
+    # a and b say the same; c does not say when it opened: a's failure sample gets only c
+    given = {name: [c["source"] for c in sample["context"]] for name, sample in by_source.items()}
+    assert by_source["a.txt"]["failure"] and given["a.txt"] == ["c.txt"]
+    assert given["b.txt"] == ["c.txt"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    notes = {s["name"]: s.get("notes", {}) for s in manifest["steps"]}["retrieve"]
+    assert notes["a hit that holds the answer left out of a failure sample"] == 2
+
+
+def test_a_refusal_may_begin_as_its_sentence_does():
+    from atk_pipeline_rag.pipeline import _refusal_gate
+
+    sample = {"question": "When did the Thames Barrier open?",
+              "focus": "However, the Thames Barrier opened late, in 1984."}
+    assert _refusal_gate({"answer": "However, the documents do not say when."}, sample) is None
+    assert _refusal_gate({"answer": "It does not say; it opened in 1984."}, sample).kind == \
+        "answers from memory"
+
+
 class TestPromises(PipelinePromises):
     kit, outputs, fields = KIT, OUTPUTS, {"refusals": "written", "failure_share": 0.5}
     mistakes = [
