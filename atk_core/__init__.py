@@ -14,8 +14,8 @@ from .progress import ProgressEvent, set_progress
 from .version import __version__
 
 _LAZY = {
-    # the run a pipeline is in
-    "current_run": "context", "RunContext": "context",
+    # the run a pipeline is in, and pipelines run as parts of it
+    "current_run": "context", "RunContext": "context", "run_part": "compose",
     # steps: the shared part of every LLM call
     "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
     "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "steps",

@@ -25,6 +25,7 @@ class RunContext:
     prompt_overrides: Path | None = None
     store: Any = None  # the run's Store
     prompt_library: Any = None  # made on first use by steps
+    part_of: str | None = None  # the composing pipeline, when this run is a part (run_part)
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

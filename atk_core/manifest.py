@@ -168,4 +168,6 @@ def _run_facts() -> dict[str, Any]:
         "config_hash": "sha256:" + hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
         "models": {role: model.summary() for role, model in sorted(run.models.items())},
     })
+    if run.part_of:  # the models are the whole run's: their counts include the other parts'
+        facts["part_of"] = run.part_of
     return facts

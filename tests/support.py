@@ -51,8 +51,9 @@ ANSWERS_PIPELINE = {
         ANSWER = PipelineStep(name="answer", prompt="answer", model="large",
                               json_schema=SCHEMA, max_attempts=2, temperature=0.0)
 
-        async def answer_questions(*, count, output_dir, task_id=None, **kwargs):
-            questions = [{"id": f"q{i:05d}", "question": f"What is item {i}?"} for i in range(count)]
+        async def answer_questions(*, count, output_dir, topic="", task_id=None, **kwargs):
+            questions = [{"id": f"q{i:05d}", "question": f"What is {topic}item {i}?"}
+                         for i in range(count)]
             results = await ANSWER.run(questions)
             record = RunRecord()
             kept = record.step("answer", questions, results)
@@ -78,4 +79,35 @@ ANSWERS_PIPELINE = {
         - role: user
           content: "{question}{error_message}"
     ''',
+}
+
+
+# A pipeline made of parts: "answers" three times, then one file of all their answers.
+COMBO_PIPELINE = {
+    "combo_pipeline/__init__.py": '''
+        from pathlib import Path
+        from atk_core import hookimpl, Pipeline, atomic_write_text, run_part
+
+        async def combo(*, output_dir, parts=("a", "b", "c"), count=10, task_id=None, **kwargs):
+            out, values = Path(output_dir), []
+            for i, part in enumerate(parts):
+                fields = {"count": count, "topic": f"{part} "} if count else {"topic": part}
+                values.append(await run_part("answers", output_dir=out / part,
+                                             progress=(i / len(parts), (i + 1) / len(parts)),
+                                             **fields))
+            text = "".join((out / part / "answers.jsonl").read_text() for part in parts)
+            atomic_write_text(out / "all.jsonl", text)
+            return {"parts": len(values)}
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="combo", function=combo, description="answers, three times"))
+    ''',
+    "combo_pipeline/config.yaml": '''
+        pipeline: combo
+        # how many questions each part answers
+        count: 10
+        output_dir: ./out
+    ''',
+    "combo_pipeline/prompts/unused.txt": "a pipeline package ships a prompts folder\n",
 }
