@@ -26,7 +26,8 @@ as text), ``list[X]`` or ``tuple[X, ...]`` (a single ``X`` is taken as a
 list of one), ``dict``, ``Literal[...]`` (one of the listed values),
 ``X | None``, unions of these, a dataclass (a mapping of some of its fields,
 each checked against the field's annotation, the rest taking their
-defaults: settings grouped under one key, like factual-qa's ``gates:``), and
+defaults: settings grouped under one key, like factual-qa's ``gates:``; a
+``ValueError`` from its ``__post_init__`` is the config's mistake), and
 any other class (an instance of it).
 Parameters without an annotation, or annotated ``Any`` or ``Callable``,
 are not checked.
@@ -129,6 +130,8 @@ def check_value(name: str, value, annotation):
         return _check(value, annotation)
     except _Nested as exc:
         raise ConfigError(f"{name}.{exc.name} must be {exc.allowed}, not {_shown(exc.value)}") from None
+    except _Inconsistent as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     except _Refused as exc:
         raise ConfigError(f"{name} must be {exc}, not {_shown(value)}") from None
 
@@ -258,7 +261,14 @@ def _settings(value, kind: type):
             checked[name] = _check(item, hints[name]) if name in hints else item
         except _Refused as exc:
             raise _Nested(name, str(exc), item) from None
-    return kind(**checked)
+    try:
+        return kind(**checked)
+    except ValueError as exc:  # the dataclass's __post_init__ found its fields at odds
+        raise _Inconsistent(str(exc)) from None
+
+
+class _Inconsistent(_Refused):
+    """Settings each fine alone, at odds together (a dataclass's ``__post_init__`` said so)."""
 
 
 class _Nested(_Refused):

@@ -150,8 +150,10 @@ def refers_to_source(text: str) -> Problem | None:
 
 
 def question_problem(question: str, *, chunk: str | None = None, answer: str | None = None,
-                     min_words: int = 3, max_words: int = 40) -> Problem | None:
-    """A question asks one thing about the chunk's content, in a sensible number of words."""
+                     min_words: int = 3, max_words: int = 40,
+                     source_reference: bool = True) -> Problem | None:
+    """A question asks one thing about the chunk's content, in a sensible number of words
+    (and, with ``source_reference``, does not point at "the passage")."""
     text = question.strip()
     count = len(words(text))
     if not text.endswith("?"):
@@ -164,7 +166,7 @@ def question_problem(question: str, *, chunk: str | None = None, answer: str | N
                        f"the question has {count} words; ask it in at most {max_words}")
     if answer is not None and _normal(answer) and _normal(answer) == _normal(text.rstrip("?")):
         return Problem("question is the answer", "the question repeats the answer; ask about it instead")
-    problem = refers_to_source(text)
+    problem = refers_to_source(text) if source_reference else None
     if problem:
         return problem
     choices = _ABSENT_CHOICES.search(text)
@@ -390,8 +392,7 @@ class NearDuplicates:
         normal = _normal(text)
         shingles = {normal[i:i + 4] for i in range(max(1, len(normal) - 3))}
         minhash = MinHash(num_perm=self.num_perm, seed=self.seed)
-        for shingle in sorted(shingles):
-            minhash.update(shingle.encode("utf-8"))
+        minhash.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles)])
         return minhash
 
     def problem(self, key: str, text: str, what: str = "question") -> Problem | None:
@@ -441,6 +442,11 @@ class PairGates:
     near_duplicates: bool = True  # across a run: questions that nearly copy one kept before
     near_duplicate_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.7
 
+    def __post_init__(self):
+        if self.question_min_words > self.question_max_words:
+            raise ValueError(f"question_min_words ({self.question_min_words}) is more than"
+                             f" question_max_words ({self.question_max_words})")
+
     def problem(self, question: str, answer: str, chunk: str, focus: str | None = None, *,
                 answer_is_source: bool = False) -> Problem | None:
         question, answer = question.strip(), answer.strip()
@@ -450,9 +456,11 @@ class PairGates:
         if self.question_form:
             checks.append(lambda: question_problem(
                 question, chunk=chunk, answer=answer, min_words=self.question_min_words,
-                max_words=self.question_max_words))
+                max_words=self.question_max_words, source_reference=self.source_reference))
         if self.source_reference:
-            checks += [lambda: refers_to_source(question), lambda: refers_to_source(answer)]
+            if not self.question_form:  # else question_problem has looked
+                checks.append(lambda: refers_to_source(question))
+            checks.append(lambda: refers_to_source(answer))
         if self.grounding and not answer_is_source:
             checks.append(lambda: grounding_problem(answer, chunk, threshold=self.grounding_threshold))
         if self.answer_fit:

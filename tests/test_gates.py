@@ -188,3 +188,14 @@ def test_a_question_that_gives_its_answer_away():
     assert kind(answer_fits_problem(leaky, sentence, source=sentence)) == "question gives the answer away"
     fair = "Where did Abraham Lincoln deliver the Gettysburg Address?"
     assert answer_fits_problem(fair, sentence, source=sentence) is None
+
+
+def test_the_source_reference_gate_can_be_turned_off():
+    from atk_core import PairGates
+
+    question = "According to the passage, when did Lincoln deliver the address?"
+    answer = "On November 19, 1863."
+    assert kind(PairGates().problem(question, answer, GETTYSBURG)) == "refers to the passage"
+    assert PairGates(source_reference=False, answer_fit=False).problem(question, answer, GETTYSBURG) is None
+    assert kind(PairGates(question_form=False).problem(question, answer, GETTYSBURG)) == \
+        "refers to the passage"

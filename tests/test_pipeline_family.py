@@ -69,3 +69,10 @@ def test_an_unexplained_field_is_found():
 def test_the_same_mistake_is_refused_the_same_way_by_every_pipeline(tmp_path, name, fields, message):
     kit = ScriptedPipeline(name, respond="unused:respond", inputs=None)
     assert message.format(name=name) in kit.refused(tmp_path, **fields)
+
+
+@pytest.mark.parametrize("name", ["factual-qa", "rag-data", "correction"])
+def test_the_pair_gates_are_refused_when_at_odds_with_themselves(tmp_path, name):
+    kit = ScriptedPipeline(name, respond="unused:respond", inputs=None)
+    line = kit.refused(tmp_path, input_dir="docs", gates={"question_min_words": 50, "question_max_words": 30})
+    assert line.endswith("gates: question_min_words (50) is more than question_max_words (30)"), line

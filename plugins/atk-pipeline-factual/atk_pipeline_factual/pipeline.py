@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, Documents, NonEmpty, PairGates, PipelineError, PipelineStep,
+    AtLeast, Between, Documents, NonEmpty, PairGates, PipelineError, PipelineStep,
     Problem, RunRecord, Sampling, VoteStep, atomic_write_jsonl, check_input_dir,
     conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
     placeholder_problem, question_problem, question_step, refers_to_source, require_roles,
@@ -271,10 +271,6 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
     the annotations say: the input folder, and the model roles the chosen steps use."""
     check_input_dir(input_dir, output_dir)
-    gates = values["gates"]
-    if gates.question_min_words > gates.question_max_words:
-        raise ConfigError(f"gates.question_min_words ({gates.question_min_words}) is more than"
-                          f" gates.question_max_words ({gates.question_max_words})")
     asking = values["model_checks"] != "skip"
     require_roles(models, {
         "large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else []),
