@@ -65,8 +65,9 @@ async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.
     label = f"part {name!r}" + (f" in {folder}/" if folder and folder != name else "")
     try:
         pipeline = get_registry().pipeline(name)
+        accepts = pipeline.accepts_any_keyword()
         arguments = {k: v for k, v in fields.items() if k not in RUNNER_SUPPLIED}
-        if not pipeline.accepts_any_keyword():
+        if not accepts:
             arguments = {k: v for k, v in arguments.items() if k in pipeline.parameters()}
         missing = [f for f in pipeline.required_fields() if f not in arguments
                    and f not in RUNNER_SUPPLIED]
@@ -77,8 +78,11 @@ async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.
         raise PipelineError(f"{label}: {one_line(exc)}") from None
     overrides = _part_overrides(parent.prompt_overrides, name)
     if pipeline.check is not None:
-        values = {**pipeline.with_defaults(arguments), "output_dir": str(output_dir),
-                  "models": dict(parent.models), "prompt_overrides": overrides}
+        values = dict(arguments)
+        if accepts or "output_dir" in pipeline.parameters():
+            values["output_dir"] = str(output_dir)
+        values = pipeline.check_values(values, models=parent.config.models,
+                                       prompt_overrides=overrides)
         try:
             run_check(pipeline.check, values, refused=label, broken=f"{label}: its config check failed")
         except AtkError as exc:
@@ -90,7 +94,6 @@ async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.
                          parent.store, part_of=parent.pipeline.name)
     supplied = {"task_id": task_id, "models": parent.models, "output_dir": str(output_dir),
                 "prompt_overrides": str(overrides) if overrides else None, "pipeline": name}
-    accepts = pipeline.accepts_any_keyword()
     arguments.update({k: v for k, v in supplied.items() if accepts or k in pipeline.parameters()})
 
     start, end = progress

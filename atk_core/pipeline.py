@@ -114,6 +114,23 @@ class Pipeline:
         values.update(fields)
         return values
 
+    def check_values(self, values: dict, *, models: dict, prompt_overrides=None) -> dict:
+        """What this pipeline's ``check`` is called with: ``values`` (with defaults), and the
+        model roles' settings and the prompt override folder if it takes them."""
+        import inspect
+
+        try:
+            takes = inspect.signature(self.check).parameters
+        except (TypeError, ValueError):
+            takes = {}
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in takes.values())
+        values = self.with_defaults(values)
+        if "models" in takes or open_ended:
+            values["models"] = dict(models)  # role -> settings, nothing started
+        if "prompt_overrides" in takes or open_ended:
+            values["prompt_overrides"] = prompt_overrides
+        return values
+
     def required_fields(self) -> list[str]:
         """Parameters without a default, which a config must set."""
         return [

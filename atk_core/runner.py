@@ -256,22 +256,13 @@ def _call_arguments(pipeline: Pipeline, fields: dict) -> tuple[dict, list[str]]:
 def _pipeline_check(pipeline: Pipeline, arguments: dict, config: RunConfig,
                     model_specs: dict) -> None:
     """Run the pipeline's own ``check`` on the config's values (see ``Pipeline``)."""
-    import inspect
-
     if pipeline.check is None:
         return
-    values = pipeline.with_defaults(arguments)
+    values = dict(arguments)
     if _accepts(pipeline, "output_dir"):
         values["output_dir"] = config.output_dir
-    try:
-        takes = inspect.signature(pipeline.check).parameters
-    except (TypeError, ValueError):
-        takes = {}
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in takes.values())
-    if "models" in takes or open_ended:
-        values["models"] = dict(model_specs)  # role -> settings, nothing started
-    if "prompt_overrides" in takes or open_ended:
-        values["prompt_overrides"] = config.prompt_overrides
+    values = pipeline.check_values(values, models=model_specs,
+                                   prompt_overrides=config.prompt_overrides)
     run_check(pipeline.check, values, refused=str(config.source),
               broken=f"pipeline {pipeline.name!r}: its config check failed",
               secrets=config.secret_values())

@@ -88,8 +88,11 @@ COMBO_PIPELINE = {
         from pathlib import Path
         from atk_core import hookimpl, Pipeline, atomic_write_text, run_part
 
-        async def combo(*, output_dir, parts=("a", "b", "c"), count=10, task_id=None, **kwargs):
+        async def combo(*, output_dir, parts=("a", "b", "c"), count=10, checked=None, task_id=None,
+                        **kwargs):
             out, values = Path(output_dir), []
+            if checked is not None:  # a part with a check of its own, that takes no **kwargs
+                await run_part("checked", output_dir=out / "checked", n=checked)
             for i, part in enumerate(parts):
                 fields = {"count": count, "topic": f"{part} "} if count else {"topic": part}
                 values.append(await run_part("answers", output_dir=out / part,
@@ -110,4 +113,20 @@ COMBO_PIPELINE = {
         output_dir: ./out
     ''',
     "combo_pipeline/prompts/unused.txt": "a pipeline package ships a prompts folder\n",
+    "checked_pipeline/__init__.py": '''
+        from atk_core import hookimpl, Pipeline
+
+        async def checked(*, n: int, output_dir, **kwargs):
+            return n
+
+        def check(*, n, output_dir, models):
+            if n > 5:
+                raise ValueError(f"n must be at most 5 (roles: {', '.join(sorted(models))})")
+
+        @hookimpl
+        def atk_register_pipelines(register):
+            register(Pipeline(name="checked", function=checked, check=check, description="n"))
+    ''',
+    "checked_pipeline/config.yaml": "pipeline: checked\n# a number\nn: 1\noutput_dir: ./out\n",
+    "checked_pipeline/prompts/unused.txt": "none\n",
 }

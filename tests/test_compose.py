@@ -14,7 +14,8 @@ from support import ANSWERS_PIPELINE, COMBO_PIPELINE
 @pytest.fixture
 def combo_site(site):
     site.add("atk-pipeline-answers", ANSWERS_PIPELINE, {"answers": "answers_pipeline"})
-    site.add("atk-pipeline-combo", COMBO_PIPELINE, {"combo": "combo_pipeline"})
+    site.add("atk-pipeline-combo", COMBO_PIPELINE, {"combo": "combo_pipeline",
+                                                    "checked": "checked_pipeline"})
     return site
 
 
@@ -90,6 +91,15 @@ def test_a_part_that_fails_fails_the_run_in_one_line_naming_the_part(combo_site,
     assert result.returncode == 1
     (line,) = [l for l in stderr_lines(result) if l.startswith("atk: error:")]
     assert "part 'answers' in b/ failed: scripted: fatal failure" in line, line
+
+
+def test_a_part_is_checked_as_atk_run_checks_it(combo_site, tmp_path):
+    """Its own check gets what it takes (here: no prompt_overrides) and the roles' settings."""
+    assert run_cli("run", config(tmp_path, checked=3), env=combo_site.env(), cwd=tmp_path).returncode == 0
+    result = run_cli("run", config(tmp_path, "big", checked=9), env=combo_site.env(), cwd=tmp_path)
+    assert result.returncode == 1
+    (line,) = [l for l in stderr_lines(result) if l.startswith("atk: error:")]
+    assert line.endswith("part 'checked': n must be at most 5 (roles: large) (--debug shows the traceback)"), line
 
 
 def test_outside_a_run_there_is_nothing_to_be_a_part_of():
