@@ -115,10 +115,11 @@ async def correction(
         asked = [{**pair_of(result.value, sample, answers), "sample": sample}
                  for sample, result in record.step("generate", focused, results)]
         follow_ups = _lines(prompts, "follow_ups")
-        names = {s["id"]: names_in(s["chunk"]) for s in samples}
+        # Every name of the run: alter() leaves out those the sample's own chunk holds.
+        names = set().union(*(names_in(s["chunk"]) for s in samples))
         made = [_altered(pair, follow_ups, names, seed) for pair in asked]
         made = record.gate("alter", made, lambda s: s.get("problem") or _sample_problem(
-            s, s["sample"], gates, answers))
+            s, s["sample"], gates, answers, pair=False))  # the question step gated the pair
     made = record.gate("deduplicate", made, duplicate_questions(gates))
 
     # 3. check (small model, a vote): the first answer wrong, the correction right
@@ -181,14 +182,12 @@ def _written(value: dict, sample: dict, answers: str) -> dict:
             "follow_up": value["follow_up"].strip(), "correction": fixed.strip()}
 
 
-def _altered(pair: dict, follow_ups: list[str], names: dict, seed: int) -> dict:
+def _altered(pair: dict, follow_ups: list[str], names: set, seed: int) -> dict:
     """A sample whose wrong answer is the right one with a detail changed by code."""
     sample = pair["sample"]
     key = _sample_id(sample, pair["question"])
     rng = random.Random(derive_seed(seed, key, "flaw"))
-    others = {n for chunk_id, found in sorted(names.items()) if chunk_id != sample["chunk_id"]
-              for n in found}
-    changed = alter(pair["answer"], sample["chunk"], others, rng, question=pair["question"])
+    changed = alter(pair["answer"], sample["chunk"], names, rng, question=pair["question"])
     made = {"id": key, "sample": sample, "question": pair["question"], "correction": pair["answer"],
             "follow_up": rng.choice(follow_ups), "flawed_answer": "", "flaw": ""}
     if changed is None:
@@ -199,10 +198,11 @@ def _altered(pair: dict, follow_ups: list[str], names: dict, seed: int) -> dict:
     return made
 
 
-def _sample_problem(made: dict, sample: dict, gates: PairGates, answers: str) -> Problem | None:
-    """The gates of one sample: the question and correction as a pair; a wrong answer that
-    is about the question but says something the chunk does not, and is not the
-    correction; a follow-up that is real text."""
+def _sample_problem(made: dict, sample: dict, gates: PairGates, answers: str, *,
+                    pair: bool = True) -> Problem | None:
+    """The gates of one sample: the question and correction as a pair (unless ``pair`` is
+    false); a wrong answer that is about the question but says something the chunk does
+    not, and is not the correction; a follow-up that is real text."""
     question, flawed, follow_up = made["question"], made["flawed_answer"], made["follow_up"]
     correction, chunk = made["correction"], sample["chunk"]
     written = made["flaw"] == "written"
@@ -232,7 +232,7 @@ def _sample_problem(made: dict, sample: dict, gates: PairGates, answers: str) ->
 
     return first_problem(
         lambda: gates.problem(question, correction, chunk, sample["focus"],
-                              answer_is_source=answers == "sentence"),
+                              answer_is_source=answers == "sentence") if pair else None,
         lambda: placeholder_problem(flawed), lambda: chatter_problem(flawed),
         lambda: refers_to_source(flawed), flaw_problem,
         lambda: placeholder_problem(follow_up), lambda: chatter_problem(follow_up),

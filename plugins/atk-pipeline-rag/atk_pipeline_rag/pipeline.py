@@ -8,7 +8,7 @@ answer. This pipeline writes that situation as training data. The recipe:
 2. generate: a question-answer pair about one sentence of each chunk
    (large model; the question step factual-qa uses, with its gates);
 3. deduplicate: near-copies of a question kept before are dropped;
-4. retrieve: the question is searched (SQLite FTS5, BM25) over all the run's
+4. retrieve: the question is searched (SQLite FTS5, BM25) over the run's kept
    chunks; the context is k chunks (k picked by the seed, 1..``max_chunks``):
    the source chunk and the best other hits, or, in ``failure_share`` of the
    samples, the best hits without the source ("failure" samples);
@@ -130,9 +130,9 @@ async def rag_data(
     system = StepEnvironment.from_run().prompts.load("system")
     chats, retrieval = [], []
     for pair in pairs:
-        documents = "\n\n".join(f"Document {n} (from {by_id[c['chunk_id']].source}):\n"
+        context = "\n\n".join(f"Document {n} (from {by_id[c['chunk_id']].source}):\n"
                                 f"{by_id[c['chunk_id']].text}" for n, c in enumerate(pair["context"], 1))
-        chats.append([{"role": "system", "content": system.render({"context": documents}).strip()},
+        chats.append([{"role": "system", "content": system.render({"context": context}).strip()},
                       {"role": "user", "content": pair["question"]},
                       {"role": "assistant", "content": pair["answer"]}])
         retrieval.append({"id": pair["id"], "question": pair["question"], "failure": pair["failure"],
