@@ -58,13 +58,19 @@ def focus_sentences(text: str, count: int, seed: int, key: str, *,
     return [(index, candidates[index]) for index in picked]
 
 
-def focus_samples(samples, count: int, seed: int) -> list[dict]:
+def focus_samples(samples, count: int, seed: int, record=None, step: str = "generate") -> list[dict]:
     """For each chunk sample (``id``, ``chunk``...), up to ``count`` samples about one of its
     sentences each: ``focus`` is the sentence, ``chunk_id`` the chunk's id, and the id
-    ``CHUNK_ID/sINDEX``."""
-    return [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"], "focus": sentence}
-            for sample in samples
-            for index, sentence in focus_sentences(sample["chunk"], count, seed, sample["id"])]
+    ``CHUNK_ID/sINDEX``. A chunk with no sentence to ask about is noted in ``record`` (a
+    ``RunRecord``), under ``step``."""
+    focused = []
+    for sample in samples:
+        found = focus_sentences(sample["chunk"], count, seed, sample["id"])
+        if not found and record is not None:
+            record.note(step, "chunk without a sentence to ask about")
+        focused += [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"],
+                     "focus": sentence} for index, sentence in found]
+    return focused
 
 
 def question_step(*, gates: PairGates, answers: Answers = "written", name: str = "generate",

@@ -199,3 +199,15 @@ def test_the_source_reference_gate_can_be_turned_off():
     assert PairGates(source_reference=False, answer_fit=False).problem(question, answer, GETTYSBURG) is None
     assert kind(PairGates(question_form=False).problem(question, answer, GETTYSBURG)) == \
         "refers to the passage"
+
+
+def test_focus_samples_note_a_chunk_with_no_sentence_to_ask_about():
+    from atk_core import RunRecord, focus_samples
+
+    record = RunRecord()
+    samples = [{"id": "c1", "chunk": GETTYSBURG},
+               {"id": "c2", "chunk": "Bees make honey. Queens lay eggs. Drones mate."}]
+    focused = focus_samples(samples, 2, 0, record)
+    assert {f["chunk_id"] for f in focused} == {"c1"} and all(f["id"].startswith("c1/s") for f in focused)
+    assert record.steps["generate"].notes == {"chunk without a sentence to ask about": 1}
+    assert focus_samples(samples, 2, 0) == focused  # without a record, the same samples

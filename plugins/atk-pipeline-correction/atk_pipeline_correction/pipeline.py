@@ -96,7 +96,7 @@ async def correction(
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 2. generate (large model), gated
-    focused = focus_samples(samples, questions_per_chunk, seed)
+    focused = focus_samples(samples, questions_per_chunk, seed, record)
     options = dict(gate_copies=gate_copies, **sampling.writing(seed))
     if flaws == "written":
         sentence = answers == "sentence"

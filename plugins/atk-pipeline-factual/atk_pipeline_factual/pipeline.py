@@ -111,9 +111,7 @@ async def factual_qa(
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 5. generate: one pair per focus sentence (large model), gated
-    focused = focus_samples(samples, questions_per_chunk, seed)
-    for _ in range(len(samples) - len({f["chunk_id"] for f in focused})):
-        record.note("generate", "chunk without a sentence to ask about")
+    focused = focus_samples(samples, questions_per_chunk, seed, record)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
                              max_tokens=sampling.max_tokens, **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.2, 0.5))

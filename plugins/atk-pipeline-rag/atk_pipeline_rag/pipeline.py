@@ -88,7 +88,7 @@ async def rag_data(
     by_id = {chunk.id: chunk for chunk in chunks}
 
     # 2. generate, 3. deduplicate
-    focused = focus_samples(samples, questions_per_chunk, seed)
+    focused = focus_samples(samples, questions_per_chunk, seed, record)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
                              max_tokens=sampling.max_tokens, **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.15, 0.6))
