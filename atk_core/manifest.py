@@ -114,8 +114,11 @@ class RunRecord:
             why = lambda result: f"{rejected}: {result.value.get('reason', 'no reason given')}"  # noqa: E731
             return [sample for sample, _ in self.step(name, samples, results, keep=keep, why_not=why)]
         for result in results:
-            if not (result.ok and (field is None or result.value[field])):
-                self.note(name, f"{rejected} by the model, kept")
+            if result.ok and (field is None or result.value[field]):
+                continue
+            judged = result.ok or getattr(result, "kind", None) == "failed the vote"
+            self.note(name, f"{rejected} by the model, kept" if judged
+                      else f"no verdict from the model ({getattr(result, 'kind', None) or 'failed'}), kept")
         self.count(name, len(samples), len(samples))
         return list(samples)
 

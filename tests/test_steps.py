@@ -228,3 +228,19 @@ def test_derive_seed_gives_the_same_numbers_everywhere():
     assert derive_seed(7, "conv-x", "/vote2") == 228952180
     assert derive_seed(0, "q1") != derive_seed(1, "q1") != derive_seed(0, "q2")
     assert all(0 <= derive_seed(s, "x") < 2 ** 31 for s in range(50))
+
+
+def test_a_noted_check_tells_a_no_from_no_verdict():
+    from atk_core import RunRecord, StepResult
+
+    samples = [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "d"}]
+    results = [StepResult("a", True, {"accurate": True}), StepResult("b", True, {"accurate": False}),
+               StepResult("c", False, {"yes": 0}, kind="failed the vote"),
+               StepResult("d", False, reason="malformed", kind="malformed answer")]
+    record = RunRecord()
+    kept = record.model_check("check", samples, results, policy="note", rejected="judged wrong",
+                              field="accurate")
+    assert kept == samples
+    assert record.steps["check"].notes == {
+        "judged wrong by the model, kept": 2,
+        "no verdict from the model (malformed answer), kept": 1}
