@@ -14,6 +14,7 @@ files; ``{chunk}``, ``{source}`` and ``{focus}`` (the sentence) are filled in.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from .chunks import sentences
@@ -42,13 +43,19 @@ QUESTION_SCHEMA = {
 Answers = Literal["written", "sentence"]
 
 
+# Not prose to ask about: a link or a link definition, a heading's underline, a table row.
+_MARKUP = re.compile(r"https?://|www\.|^\s*\[[^\]]+\]:|[=\-*#~^]{4,}|\|\s*[-:]*\s*\|")
+
+
 def focus_sentences(text: str, count: int, seed: int, key: str, *,
                     min_words: int = 4) -> list[tuple[int, str]]:
     """Up to ``count`` of a text's sentences to write about, as ``(index, sentence)``: those
-    with at least ``min_words`` content words, spread evenly over the text from a place
+    with at least ``min_words`` content words and no markup (a link, a heading's underline,
+    a table row), spread evenly over the text from a place
     that ``seed`` and ``key`` (say, the chunk's id) pick. The same arguments give the same
     sentences on every run."""
-    candidates = [s for s in sentences(text) if len(content_words(s)) >= min_words]
+    candidates = [s for s in sentences(text)
+                  if len(content_words(s)) >= min_words and not _MARKUP.search(s)]
     if not candidates or count < 1:
         return []
     count = min(count, len(candidates))

@@ -211,3 +211,14 @@ def test_focus_samples_note_a_chunk_with_no_sentence_to_ask_about():
     assert {f["chunk_id"] for f in focused} == {"c1"} and all(f["id"].startswith("c1/s") for f in focused)
     assert record.steps["generate"].notes == {"chunk without a sentence to ask about": 1}
     assert focus_samples(samples, 2, 0) == focused  # without a record, the same samples
+
+
+def test_focus_sentences_skip_markup_that_is_not_prose():
+    from atk_core import focus_sentences
+
+    text = ("Cargo Book\n==========\n\n[The Cargo Book]: https://doc.rust-lang.org/cargo/ explains"
+            " the cargo tool well.\n\nSee https://example.org for the whole manual of the tool.\n\n"
+            "| Option | Meaning of the option |\n|---|---|\n\n"
+            "Cargo downloads the dependencies of a Rust package and compiles them.")
+    assert [s for _, s in focus_sentences(text, 5, 0, "k")] == [
+        "Cargo downloads the dependencies of a Rust package and compiles them."]
