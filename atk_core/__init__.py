@@ -16,6 +16,7 @@ from .version import __version__
 _LAZY = {
     # the run a pipeline is in, and pipelines run as parts of it
     "current_run": "context", "RunContext": "context", "run_part": "compose",
+    "check_part": "compose", "part_fields": "compose",
     # steps: the shared part of every LLM call
     "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
     "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "steps",

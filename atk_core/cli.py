@@ -164,8 +164,14 @@ def prompts_command(pipeline, dest, force):
     from .plugins import get_registry
     from .resources import copy_tree
 
-    folder = get_registry().pipeline(pipeline).prompts()
-    targets = list(_traversable_files(folder, dest))
+    registry = get_registry()
+    chosen = registry.pipeline(pipeline)
+    if chosen.parts and not (chosen.files() / "prompts").is_dir():
+        # A pipeline made of others: each part's prompts, where prompt_overrides looks for them.
+        folders = [(registry.pipeline(part).prompts(), os.path.join(dest, part)) for part in chosen.parts]
+    else:
+        folders = [(chosen.prompts(), dest)]
+    targets = [t for folder, where in folders for t in _traversable_files(folder, where)]
     in_the_way = [p for p in targets if os.path.isdir(p)]
     if in_the_way:  # checked before copying, so that nothing is half copied
         raise ConfigError(f"{in_the_way[0]} is a folder where a prompt file goes")
@@ -176,7 +182,7 @@ def prompts_command(pipeline, dest, force):
                 f"{len(clashes)} prompt file(s) already exist in {dest} (e.g. {clashes[0]});"
                 " use --force to overwrite"
             )
-    written, _ = copy_tree(folder, dest, overwrite=True)
+    written = [w for folder, where in folders for w in copy_tree(folder, where, overwrite=True)[0]]
     click.echo(f"copied {len(written)} prompt file(s) to {dest}; point prompt_overrides: at it")
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from . import context as run_context
 from .checks import check_arguments, run_check
 from .context import RunContext, current_run
-from .errors import AtkError, PipelineError, one_line
+from .errors import AtkError, ConfigError, PipelineError, did_you_mean, one_line
 from .pipeline import RUNNER_SUPPLIED
 from .progress import activate, deactivate, set_progress
 
@@ -49,20 +49,48 @@ class _PartProgress:
         set_progress(self.parent, progress, f"{self.label}: {message}" if message else self.label)
 
 
-async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.0, 1.0),
-                   **fields) -> Any:
-    """Run the installed pipeline ``name`` as a part of the current run (see above) with
-    ``fields`` as its config's fields; return what it returns. ``PipelineError`` if there
-    is no current run, the part is not installed, a field is wrong, or the part fails."""
-    parent = current_run()
-    if parent is None:
-        raise PipelineError(f"run_part({name!r}) runs a pipeline inside a run; call it from a"
-                            " pipeline that atk runs")
+def part_fields(name: str) -> set[str]:
+    """The config fields the installed pipeline ``name`` takes (its keyword parameters, less
+    those atk supplies): what a composing pipeline may pass it. ``ConfigError`` if it is
+    not installed."""
     from .plugins import get_registry
 
-    output_dir = Path(output_dir)
-    folder = output_dir.name
-    label = f"part {name!r}" + (f" in {folder}/" if folder and folder != name else "")
+    pipeline = get_registry().pipeline(name)
+    return {p.name for p in pipeline.parameters().values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in RUNNER_SUPPLIED}
+
+
+def check_part(name: str, *, models: dict, output_dir=None, prompt_overrides=None,
+               **fields) -> None:
+    """For a composing pipeline's own ``check``: refuse, before anything runs, what
+    ``run_part(name, **fields)`` would refuse at the part's start — the part not installed,
+    a required field not set, a value its annotations or its own check refuse — and any
+    field it does not take (a misspelt one would otherwise be ignored). ``models`` and
+    ``prompt_overrides`` are what the composing check was given. Raises ``ConfigError``
+    with one line naming the part; nothing runs and nothing is written."""
+    label = _label(name, output_dir)
+    try:
+        taken = part_fields(name)
+    except AtkError as exc:
+        raise ConfigError(f"{label}: {one_line(exc)}") from None
+    unknown = sorted(k for k in fields if k not in taken)
+    if unknown:
+        hint = did_you_mean(unknown[0], sorted(taken))
+        raise ConfigError(f"{label}: {name} has no field {unknown[0]!r}" + (f" ({hint})" if hint else ""))
+    _prepare(name, fields, output_dir=output_dir, models=models,
+             overrides=_part_overrides(prompt_overrides, name), label=label, error=ConfigError)
+
+
+def _label(name: str, output_dir) -> str:
+    folder = Path(output_dir).name if output_dir is not None else ""
+    return f"part {name!r}" + (f" in {folder}/" if folder and folder != name else "")
+
+
+def _prepare(name, fields, *, output_dir, models, overrides, label, error):
+    """The part's pipeline and its checked arguments, or ``error`` (one line after
+    ``label``): what ``run_part`` and ``check_part`` share."""
+    from .plugins import get_registry
+
     try:
         pipeline = get_registry().pipeline(name)
         accepts = pipeline.accepts_any_keyword()
@@ -75,18 +103,35 @@ async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.
             raise PipelineError(f"needs field(s) {', '.join(map(repr, missing))}")
         arguments = check_arguments(pipeline.function, arguments)
     except AtkError as exc:
-        raise PipelineError(f"{label}: {one_line(exc)}") from None
-    overrides = _part_overrides(parent.prompt_overrides, name)
+        raise error(f"{label}: {one_line(exc)}") from None
     if pipeline.check is not None:
         values = dict(arguments)
-        if accepts or "output_dir" in pipeline.parameters():
+        if (accepts or "output_dir" in pipeline.parameters()) and output_dir is not None:
             values["output_dir"] = str(output_dir)
-        values = pipeline.check_values(values, models=parent.config.models,
-                                       prompt_overrides=overrides)
+        values = pipeline.check_values(values, models=models, prompt_overrides=overrides)
         try:
             run_check(pipeline.check, values, refused=label, broken=f"{label}: its config check failed")
         except AtkError as exc:
-            raise PipelineError(one_line(exc)) from None
+            raise error(one_line(exc)) from None
+    return pipeline, arguments
+
+
+async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.0, 1.0),
+                   **fields) -> Any:
+    """Run the installed pipeline ``name`` as a part of the current run (see above) with
+    ``fields`` as its config's fields; return what it returns. ``PipelineError`` if there
+    is no current run, the part is not installed, a field is wrong, or the part fails."""
+    parent = current_run()
+    if parent is None:
+        raise PipelineError(f"run_part({name!r}) runs a pipeline inside a run; call it from a"
+                            " pipeline that atk runs")
+    output_dir = Path(output_dir)
+    folder = output_dir.name
+    label = _label(name, output_dir)
+    overrides = _part_overrides(parent.prompt_overrides, name)
+    pipeline, arguments = _prepare(name, fields, output_dir=output_dir, models=parent.config.models,
+                                   overrides=overrides, label=label, error=PipelineError)
+    accepts = pipeline.accepts_any_keyword()
     output_dir.mkdir(parents=True, exist_ok=True)
 
     task_id = f"{parent.task_id}/{folder or name}"

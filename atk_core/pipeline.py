@@ -36,6 +36,11 @@ class Pipeline:
     ``prompt_overrides`` (the folder, or None), if it takes them; it raises ``ConfigError`` (or ``ValueError``) naming what is wrong. ``atk
     run`` then refuses the config like any other mistake, and ``atk serve``
     shows the message next to the editor.
+
+    ``parts`` names the pipelines a composing pipeline runs with ``run_part``
+    (see ``atk_core.compose``); ``atk prompts`` copies their prompts, each
+    into a subfolder named after it, which is where ``prompt_overrides`` looks
+    for a part's.
     """
 
     name: str
@@ -45,6 +50,7 @@ class Pipeline:
     distribution: str | None = field(default=None, compare=False)
     version: str | None = field(default=None, compare=False)
     check: Callable[..., Any] | None = field(default=None, compare=False)
+    parts: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):

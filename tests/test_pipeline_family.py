@@ -37,7 +37,7 @@ def unexplained(template: str) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("name", FAMILY + ["domain-expert"])
 def test_the_template_names_only_fields_the_pipeline_takes_and_explains_each(name):
     pipeline = get_registry().pipeline(name)
     text = pipeline.config_template()

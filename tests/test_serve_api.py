@@ -74,7 +74,8 @@ def test_gives_a_pipelines_config_template(server, work):
 
 @pytest.mark.parametrize("name, distribution", [
     ("factual-qa", "atk-pipeline-factual"), ("repvar", "atk-pipeline-repvar"),
-    ("rag-data", "atk-pipeline-rag"), ("correction", "atk-pipeline-correction")])
+    ("rag-data", "atk-pipeline-rag"), ("correction", "atk-pipeline-correction"),
+    ("domain-expert", "atk-pipeline-expert")])
 def test_every_pipeline_of_the_family_is_offered_with_its_template(server, tmp_path, name, distribution):
     status, pipelines, _ = server.get("/api/pipelines")
     assert {p["name"]: p["distribution"] for p in pipelines}[name] == distribution

@@ -33,7 +33,7 @@ def config_error(config, *, env=None, cwd=None, python=None) -> str:
     return lines[0]
 
 
-def resume_after_kill(pipeline: str, *, respond: str, input_dir, outputs, cwd, helpers=None,
+def resume_after_kill(pipeline: str, *, respond: str, input_dir=None, outputs, cwd, helpers=None,
                       concurrency: int = 2, **fields) -> int:
     """The resume promise, end to end: ``pipeline`` run clean, then run again in another
     folder, killed with SIGKILL halfway through its model calls, and run once more. Both
@@ -42,7 +42,8 @@ def resume_after_kill(pipeline: str, *, respond: str, input_dir, outputs, cwd, h
     at a time; ``fields`` are the rest of the config. Nothing of ``outputs`` (file names)
     may exist after the kill; after the last run they must be the clean run's bytes, and
     at most the calls in flight at the kill (``2 * concurrency``) may have been repeated.
-    Returns how many were."""
+    Returns how many were. (A pipeline that reads no ``input_dir`` gets its inputs in
+    ``fields``.)"""
     cwd = Path(cwd)
     env = dict(os.environ)
     if helpers is not None:
@@ -51,7 +52,8 @@ def resume_after_kill(pipeline: str, *, respond: str, input_dir, outputs, cwd, h
     def config(name: str, log: str) -> Path:
         model = {"backend": "scripted", "respond": respond, "log": str(cwd / log), "delay": 0.05,
                  "concurrency": concurrency}
-        return write_config(cwd / f"{name}-{log}.yaml", pipeline, input_dir=str(input_dir),
+        inputs = {"input_dir": str(input_dir)} if input_dir is not None else {}
+        return write_config(cwd / f"{name}-{log}.yaml", pipeline, **inputs,
                             output_dir=str(cwd / name), models={"small": model, "large": model},
                             **fields)
 
@@ -116,11 +118,16 @@ class ScriptedPipeline:
         kit = ScriptedPipeline("rag-data", respond="rag_fakes:respond", inputs=write_inputs,
                                helpers=TESTS)
         result = kit.run(tmp_path, failure_share=0.5)
+
+    ``input_fields(folder)`` says which fields name the folder ``inputs`` wrote (default:
+    ``{"input_dir": folder}``), for a pipeline that reads its inputs another way.
     """
 
-    def __init__(self, pipeline: str, *, respond: str, inputs, helpers=None, **defaults):
+    def __init__(self, pipeline: str, *, respond: str, inputs, helpers=None, input_fields=None,
+                 **defaults):
         self.pipeline, self.respond, self.inputs = pipeline, respond, inputs
         self.helpers, self.defaults = helpers, defaults
+        self.input_fields = input_fields or (lambda folder: {"input_dir": str(folder)})
 
     def models(self, *, small: dict | None = None, large: dict | None = None, **options) -> dict:
         """Both roles (``small``, ``large``) on the scripted backend, with ``options``
@@ -132,9 +139,10 @@ class ScriptedPipeline:
         """The pipeline in-process over the test documents (written to ``tmp_path/in`` on
         first use) into ``tmp_path/name``; its ``RunResult``."""
         tmp_path = Path(tmp_path)
-        if "input_dir" not in fields and not (tmp_path / "in").exists():
+        named = self.input_fields(tmp_path / "in")
+        if not set(named) & set(fields) and not (tmp_path / "in").exists():
             self.inputs(tmp_path / "in")
-        fields = {"input_dir": str(tmp_path / "in"), **self.defaults, **fields}
+        fields = {**named, **self.defaults, **fields}
         return run_pipeline(self.pipeline, output_dir=tmp_path / name,
                             models=models or self.models(), **fields)
 
@@ -172,7 +180,9 @@ class ScriptedPipeline:
         """``resume_after_kill`` over the test documents, with this kit's answers."""
         tmp_path = Path(tmp_path)
         fields = {**self.defaults, **fields}
-        input_dir = fields.pop("input_dir", None) or self.inputs(tmp_path / "in")
+        if not set(self.input_fields(tmp_path / "in")) & set(fields):
+            fields = {**self.input_fields(self.inputs(tmp_path / "in")), **fields}
+        input_dir = fields.pop("input_dir", None)
         return resume_after_kill(self.pipeline, respond=self.respond, input_dir=input_dir,
                                  outputs=outputs, cwd=tmp_path, helpers=self.helpers, **fields)
 

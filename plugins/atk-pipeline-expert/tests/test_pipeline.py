@@ -1,0 +1,287 @@
+"""domain-expert end to end on the scripted backend: its parts, folder by folder, the mix and
+its shares, the Axolotl configs, resume, and the config mistakes it refuses up front."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl
+from expert_fakes import COAST, KITCHEN, write_inputs
+
+TESTS = Path(__file__).resolve().parent
+SCHEMA = json.loads((TESTS / "axolotl_schema.json").read_text())
+OUTPUTS = ("pretraining/chunks.jsonl", "pretraining/repvar.jsonl", "sft/mix.jsonl",
+           "pretraining/chunks.sources.jsonl", "pretraining/repvar.sources.jsonl",
+           "sft/mix.sources.jsonl", "failures.jsonl")
+
+
+def folders(folder):
+    return {"input_dirs": [str(Path(folder) / "coast"), str(Path(folder) / "kitchen")]}
+
+
+KIT = ScriptedPipeline("domain-expert", respond="expert_fakes:respond", inputs=write_inputs,
+                       helpers=TESTS, input_fields=folders, base_model="HuggingFaceTB/SmolLM2-135M",
+                       factual_qa={"pairs_per_conversation": 1})
+run = KIT.run
+
+
+def mistake(message, **fields):
+    return {"base_model": "some/model", "input_dirs": ["docs"], **fields}, message
+
+
+class TestPromises(PipelinePromises):
+    kit = KIT
+    outputs = OUTPUTS
+    mistakes = (
+        mistake("mix: the shares add up to 1.05, not 1 (qa 0.5, rag 0.3, correction 0.25, generic 0;"
+                " a share left out keeps its default)", mix={"qa": 0.5, "rag": 0.3}),
+        mistake("part 'factual-qa' in 1-docs/: factual-qa has no field 'questions_per_chnk'"
+                " (did you mean 'questions_per_chunk'?)", factual_qa={"questions_per_chnk": 2}),
+        mistake("part 'rag-data' in 1-docs/: max_chunks must be a whole number of at least 1, not 0",
+                rag_data={"max_chunks": 0}),
+        mistake("correction: input_dir is domain-expert's to set", correction={"input_dir": "elsewhere"}),
+        mistake("repvar: include_chunks must stay true", repvar={"include_chunks": False}),
+        mistake("input_dirs lists 'docs/' twice", input_dirs=["docs", "docs/"]),
+        mistake("part 'repvar' in 2-nowhere/: input_dir 'nowhere' does not exist",
+                input_dirs=["docs", "nowhere"]),
+        mistake("mix.generic is above 0 but generic_dataset is not set",
+                mix={"qa": 0.5, "rag": 0.3, "correction": 0.1, "generic": 0.1}),
+        mistake("generic_dataset is set but mix.generic is 0", generic_dataset="generic.jsonl"),
+        mistake("generic_dataset 'missing.jsonl': no such file", generic_dataset="missing.jsonl",
+                mix={"qa": 0.5, "rag": 0.3, "correction": 0.1, "generic": 0.1}),
+        mistake("training.chat_template must be chatml (not 'llama3')", corrections_format="segments",
+                training={"chat_template": "llama3"}),
+        mistake("input_dirs must be", input_dirs=[]),
+        ({"input_dirs": ["docs"]}, "pipeline 'domain-expert' needs field 'base_model'"),
+    )
+
+
+def test_the_parts_run_over_each_folder_and_see_only_its_documents(tmp_path):
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    names = {"coast": set(COAST), "kitchen": set(KITCHEN)}
+    for number, folder in ((1, "coast"), (2, "kitchen")):
+        parts = {name: out / "parts" / name / f"{number}-{folder}"
+                 for name in ("repvar", "factual-qa", "rag-data", "correction")}
+        for name, place in parts.items():
+            manifest = json.loads((place / "manifest.json").read_text())
+            assert manifest["pipeline"] == name and manifest["part_of"] == "domain-expert"
+        documents = ({r["source"] for r in read_jsonl(parts["repvar"] / "sources.jsonl")}
+                     | {r["source"] for r in read_jsonl(parts["factual-qa"] / "qa_pairs.jsonl")}
+                     | {r["source"] for r in read_jsonl(parts["correction"] / "corrections.jsonl")}
+                     | {c["source"] for r in read_jsonl(parts["rag-data"] / "retrieval.jsonl")
+                        for c in r["context"]})
+        assert documents == names[folder]  # every document of the folder, and only those
+    # The mix and the pretraining text say where each record came from, line for line.
+    for name in ("pretraining/chunks", "pretraining/repvar", "sft/mix"):
+        rows, origins = read_jsonl(out / f"{name}.jsonl"), read_jsonl(out / f"{name}.sources.jsonl")
+        assert len(rows) == len(origins) > 0
+        for row, origin in zip(rows, origins):
+            folder = Path(origin["folder"]).name
+            assert f"-{folder}" in origin["part_output"]
+            source_row = read_jsonl(out / origin["part_output"])[origin["line"] - 1]
+            if "text" in row:
+                assert row == source_row and origin["document"] in names[folder]
+            else:  # the part's conversation, maybe without its system prompt
+                theirs = [(m["role"], m["content"]) for m in source_row["messages"]]
+                ours = [(m["role"], m["content"]) for m in row["messages"]]
+                assert ours == (theirs[1:] if origin.get("system_prompt") is False else theirs)
+    chunks = read_jsonl(out / "pretraining/chunks.jsonl")
+    texts = {**COAST, **KITCHEN}
+    assert sorted(r["text"] for r in chunks) == sorted(t.strip() for t in texts.values())
+
+
+def test_the_mix_holds_each_source_to_its_share_of_the_tokens(tmp_path):
+    shares = {"qa": 0.5, "rag": 0.3, "correction": 0.2}
+    result = run(tmp_path, mix=shares)
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    report = manifest["mix"]
+    assert set(report) == set(shares)
+    # Count again from the files: the estimate is UTF-8 bytes / 4 (no tokenizer here), plus 4
+    # per message.
+    assert manifest["tokens"]["counter"]["method"] == "estimate"
+    counted = {source: 0 for source in shares}
+    for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
+        counted[origin["source"]] += sum(-(-len(m["content"].encode()) // 4) + 4 for m in row["messages"])
+    assert counted == {source: entry["tokens"] for source, entry in report.items()}
+    total = sum(counted.values())
+    assert manifest["tokens"]["files"]["sft/mix.jsonl"] == total
+    limiting = [s for s, e in report.items() if e["records"] == e["records_available"]]
+    assert limiting  # the source that sets the size gives all it has
+    for source, share in shares.items():
+        actual = counted[source] / total
+        assert abs(actual - share) <= report[source]["bound"] + 0.01, (source, actual, report[source])
+        assert report[source]["bound"] < 0.05  # enough records here for a close match
+    # What was left out is a recorded drop, not a silent one.
+    failures = [f for f in read_jsonl(out / "failures.jsonl") if f["step"] == "mix"]
+    offered = sum(e["records_available"] for e in report.values())
+    assert len(failures) == offered - len(read_jsonl(out / "sft/mix.jsonl"))
+    assert {f["kind"] for f in failures} <= {"beyond its source's share"}
+
+
+def test_conversations_lose_their_system_prompt_at_the_set_share_but_rag_keeps_it(tmp_path):
+    result = run(tmp_path, without_system_prompt={"qa": 0.5, "correction": 1.0})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    by_source = {}
+    for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
+        by_source.setdefault(origin["source"], []).append(row["messages"][0]["role"] == "system")
+    assert all(by_source["rag"])
+    assert not any(by_source["correction"])
+    assert 0 < sum(by_source["qa"]) < len(by_source["qa"])
+    for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
+        if origin["source"] != "correction":  # every message says whether it is trained
+            assert all(m["training"] == (m["role"] == "assistant") for m in row["messages"])
+
+
+def test_the_wrong_answer_of_a_correction_is_never_trained(tmp_path):
+    assert run(tmp_path).exit_code == 0
+    out = tmp_path / "out"
+    corrections = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"),
+                                              read_jsonl(out / "sft/mix.sources.jsonl"))
+                   if origin["source"] == "correction"]
+    assert corrections
+    for row in corrections:
+        answers = [m for m in row["messages"] if m["role"] == "assistant"]
+        assert [m["training"] for m in answers] == [False, True]
+        assert "Zanzibar" in answers[0]["content"]
+
+
+def test_corrections_as_segments_go_to_their_own_file_and_config_entry(tmp_path):
+    result = run(tmp_path, corrections_format="segments")
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    segments = read_jsonl(out / "sft/corrections.segments.jsonl")
+    origins = read_jsonl(out / "sft/corrections.segments.sources.jsonl")
+    assert segments and len(segments) == len(origins)
+    assert {o["source"] for o in origins} == {"correction"}
+    assert {o["source"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"qa", "rag"}
+    for row in segments:
+        trained = [s["text"] for s in row["segments"] if s["label"]]
+        assert len(trained) == 1 and "Zanzibar" not in trained[0]
+    sft = yaml.safe_load((out / "axolotl/sft.yaml").read_text())
+    assert [(d["path"], d["type"]) for d in sft["datasets"]] == [
+        ("sft/mix.jsonl", "chat_template"), ("sft/corrections.segments.jsonl", "input_output")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokens"]["files"]["sft/corrections.segments.jsonl"] == manifest["mix"]["correction"]["tokens"]
+
+
+def test_the_axolotl_configs_use_axolotls_keys_and_name_files_that_match_their_type(tmp_path):
+    result = run(tmp_path, base_model="my-org/my-base", training={"sequence_len": 2048},
+                 axolotl_extra={"sft": {"adapter": "lora", "lora_r": 16}, "seed": 7})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    pretrain = yaml.safe_load((out / "axolotl/pretrain.yaml").read_text())
+    sft = yaml.safe_load((out / "axolotl/sft.yaml").read_text())
+    known = set(SCHEMA["top_level"]) | set(SCHEMA["aliases"])
+    for config in (pretrain, sft):
+        assert set(config) <= known, set(config) - known  # Axolotl drops unknown keys silently
+        assert not set(config) & set(SCHEMA["deprecated"])
+        assert set(SCHEMA["required"]) <= set(config)
+        assert config["sequence_len"] == 2048 and config["seed"] == 7
+        for entry in config["datasets"]:
+            assert set(entry) <= set(SCHEMA["dataset"]), set(entry) - set(SCHEMA["dataset"])
+            rows = read_jsonl(out / entry["path"])  # relative to the run's folder, and there
+            assert rows
+            if entry["type"] == "completion":
+                assert all(isinstance(r[entry.get("field", "text")], str) for r in rows)
+            elif entry["type"] == "chat_template":
+                assert entry["chat_template"] in SCHEMA["chat_templates"]
+                for row in rows:
+                    for message in row[entry["field_messages"]]:
+                        assert message["role"] in ("system", "user", "assistant")
+                        assert isinstance(message["content"], str)
+                        assert isinstance(message[entry["message_field_training"]], bool)
+            else:
+                pytest.fail(f"unexpected dataset type {entry['type']}")
+    assert pretrain["base_model"] == "my-org/my-base"
+    assert sft["base_model"] == pretrain["output_dir"]  # SFT continues from the pretraining output
+    assert sft["chat_template"] in SCHEMA["chat_templates"]
+    assert sft["adapter"] == "lora" and "adapter" not in pretrain
+    assert [d["path"] for d in pretrain["datasets"]] == ["pretraining/chunks.jsonl", "pretraining/repvar.jsonl"]
+    assert (out / "axolotl/pretrain.yaml").read_text().startswith("# Written by atk")
+
+
+def test_a_generic_dataset_in_any_of_three_formats_takes_its_share(tmp_path):
+    generic = tmp_path / "generic.jsonl"
+    rows = []
+    for n in range(30):
+        rows += [{"messages": [{"role": "user", "content": f"Name a prime number above {n}."},
+                               {"role": "assistant", "content": f"{n} plus a bit: try the next prime after {n}."}]},
+                 {"conversations": [{"from": "human", "value": f"Count to {n}."},
+                                    {"from": "gpt", "value": " ".join(map(str, range(n + 1)))}]},
+                 {"instruction": "Add the numbers.", "input": f"{n} and {n}", "output": str(2 * n)}]
+    generic.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shares = {"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2}
+    result = run(tmp_path, mix=shares, generic_dataset=str(generic))
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    report = json.loads((out / "manifest.json").read_text())["mix"]
+    assert report["generic"]["records"] > 0
+    assert abs(report["generic"]["share"] - 0.2) <= report["generic"]["bound"] + 0.01
+    mixed = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl"))
+             if origin["source"] == "generic"]
+    assert {tuple(m["role"] for m in row["messages"]) for row in mixed} == {("user", "assistant")}
+    assert any(row["messages"][0]["content"].startswith("Add the numbers.\n\n") for row in mixed)
+
+
+def test_a_generic_row_that_is_no_conversation_is_refused_before_anything_runs(tmp_path):
+    generic = tmp_path / "docs-generic.jsonl"
+    generic.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n'
+                       '{"prompt": "no such format"}\n')
+    line = KIT.refused(tmp_path, input_dirs=["docs"], generic_dataset=str(generic), base_model="m",
+                       mix={"qa": 0.5, "rag": 0.2, "correction": 0.2, "generic": 0.1})
+    assert f"generic_dataset {generic} row 2: not a conversation" in line, line
+
+
+def test_tokens_are_counted_with_a_tokenizer_file_on_this_machine(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(list(COAST.values()) + list(KITCHEN.values()),
+                                  trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    path = tmp_path / "tokenizer.json"
+    tokenizer.save(str(path))
+    result = run(tmp_path, tokenizer=str(path))
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokens"]["counter"] == {"method": "tokenizer", "detail": f"tokenizers: {path}"}
+    loaded = tokenizers.Tokenizer.from_file(str(path))
+    chunks = [r["text"] for r in read_jsonl(out / "pretraining/chunks.jsonl")]
+    assert manifest["tokens"]["files"]["pretraining/chunks.jsonl"] == sum(
+        len(loaded.encode(text, add_special_tokens=False).ids) for text in chunks)
+
+
+def test_a_tokenizer_that_is_not_here_is_an_estimate_that_says_why(tmp_path):
+    result = run(tmp_path, tokenizer=str(tmp_path / "nowhere" / "tokenizer.json"))
+    assert result.exit_code == 0, result.error
+    counter = json.loads((tmp_path / "out" / "manifest.json").read_text())["tokens"]["counter"]
+    assert counter["method"] == "estimate"
+    assert counter["detail"].startswith("UTF-8 bytes / 4, rounded up (tokenizer ")
+    assert "not available here" in counter["detail"]
+
+
+def test_a_source_left_out_of_the_mix_has_its_part_not_run(tmp_path):
+    result = run(tmp_path, mix={"qa": 0.6, "rag": 0.4, "correction": 0})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    assert not (out / "parts" / "correction").exists()
+    assert {o["source"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"qa", "rag"}
+
+
+def test_the_configs_and_manifest_parts_are_the_same_on_a_second_run(tmp_path):
+    KIT.assert_rerun_is_free(tmp_path, ("axolotl/pretrain.yaml", "axolotl/sft.yaml"))
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [(p["pipeline"], Path(p["folder"]).name) for p in manifest["parts"]] == [
+        (name, folder) for folder in ("coast", "kitchen")
+        for name in ("repvar", "factual-qa", "rag-data", "correction")]
+    steps = [s["name"] for s in manifest["steps"]]
+    assert "factual-qa 1-coast: generate" in steps and steps[-1] == "mix"
