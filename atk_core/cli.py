@@ -214,6 +214,32 @@ def inspect_command(output_dir, samples, seed, file):
     click.echo(report(output_dir, samples=samples, seed=seed, file=file), nl=False)
 
 
+# -- export -----------------------------------------------------------------------------------------
+
+
+@cli.command("export", short_help="A run's datasets as a Hugging Face dataset folder (and upload).")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "kind", type=click.Choice(["hf"]), required=True,
+              help="hf: Parquet files, one config per output file, and a dataset card.")
+@click.argument("path", type=click.Path())
+@click.option("--push", "repo", default=None, metavar="REPO",
+              help="Then upload the folder to the Hugging Face dataset repo REPO (owner/name);"
+                   " needs a token (HF_TOKEN or huggingface-cli login).")
+@click.option("--private", is_flag=True, help="With --push: make the repo private if it is new.")
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@_debug_option
+def export_command(run_dir, kind, path, repo, private, force):
+    """Write the datasets of the finished run RUN_DIR to PATH (needs atk-core[hf])."""
+    from .export import check_push, export_hf, push_hf
+
+    if repo is not None:
+        check_push(repo)  # before anything is written
+    counts = export_hf(run_dir, path, force=force)
+    click.echo(f"wrote {path}: {', '.join(f'{name} ({rows})' for name, rows in counts.items())}")
+    if repo is not None:
+        click.echo(f"uploaded to {push_hf(path, repo, private=private)}")
+
+
 # -- serve and new ----------------------------------------------------------------------------------
 
 

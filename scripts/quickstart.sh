@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install atk (scripts/setup.sh), then make a dataset on this machine: factual-qa over
-# the bundled sample documents, with both model roles on the embedded local model
-# (llamacpp + SmolLM2-135M). No API key, no network beyond the package registries the
-# install uses. At the end it shows what the run kept and dropped, and a few records.
+# Install atk (scripts/setup.sh), then make a training run's data on this machine:
+# domain-expert over two bundled sample folders (it runs factual-qa, repvar, rag-data and
+# correction over each, then assembles the pretraining text, a token-balanced SFT mix and
+# the Axolotl configs), with both model roles on the embedded local model (llamacpp +
+# SmolLM2-135M). No API key, no network beyond the package registries the install uses.
+# At the end it shows what the run kept and dropped, and a few records of the mix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,10 +12,10 @@ bash scripts/setup.sh
 atk=$PWD/.venv/bin/atk
 mkdir -p quickstart
 cd quickstart
-"$atk" init factual-qa factual-qa.yaml --samples --force
+"$atk" init domain-expert domain-expert.yaml --samples --force
 # Both roles on the embedded model, whatever the template says.
 status=0
-"$atk" run factual-qa.yaml --model small=llamacpp --model large=llamacpp --progress console || status=$?
+"$atk" run domain-expert.yaml --model small=llamacpp --model large=llamacpp --progress console || status=$?
 
 echo
 if [ "$status" -ne 0 ]; then
@@ -23,10 +25,21 @@ if [ "$status" -ne 0 ]; then
         "$atk" inspect output -n 0
         echo
         echo "Every dropped sample is in $PWD/output/failures.jsonl with its reason."
+    else
+        # A part that kept nothing fails the run; its own folder says why.
+        last=$(ls -td output/parts/*/*/ 2>/dev/null | head -n 1 || true)
+        if [ -n "$last" ] && [ -f "$last/manifest.json" ]; then
+            echo "The part in $last kept nothing. Where its samples were dropped, and why:"
+            echo
+            "$atk" inspect "$last" -n 0
+        fi
     fi
     exit "$status"
 fi
-echo "The dataset is in $PWD/output:"
-ls -1 output/*.jsonl
+echo "The training run's data is in $PWD/output:"
+ls -1 output/pretraining/*.jsonl output/sft/*.jsonl output/axolotl/*.yaml
 echo
 "$atk" inspect output -n 2
+echo
+echo "Train on it with Axolotl (on a machine with a GPU), from $PWD/output:"
+echo "  axolotl train axolotl/pretrain.yaml && axolotl train axolotl/sft.yaml"

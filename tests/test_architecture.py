@@ -36,7 +36,7 @@ LAYERS = [
     # steps and what a run records
     "steps", "qa", "selection", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run
-    "config", "plugins", "compose", "runner", "inspection", "scaffold",
+    "config", "plugins", "compose", "runner", "inspection", "export", "scaffold",
     # the test kit
     "testing.subprocesses", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",

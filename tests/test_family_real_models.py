@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from atk_core import grounding_problem, placeholder_problem, question_problem
 from atk_core.testing import read_jsonl, venv_cli
@@ -121,3 +122,76 @@ def test_a_pipeline_from_its_wheel_on_unseen_documents(pipeline, where, installe
     assert {role: m["requests_sent"] for role, m in again["models"].items()} == \
         {role: 0 for role in again["models"]}
     assert {name: (out / name).read_bytes() for name in files} == before
+
+
+# -- domain-expert: the four as parts, over two folders ----------------------------------------------
+
+UNSEEN_MORE = Path(__file__).resolve().parent / "unseen_more"
+AXOLOTL = json.loads((Path(__file__).resolve().parents[1] / "plugins" / "atk-pipeline-expert" / "tests"
+                      / "axolotl_schema.json").read_text())
+EXPERT_SETTINGS = ["input_dirs=[docs/first, docs/second]", "max_attempts=4", "repvar.variations=1",
+                   "rag_data.questions_per_chunk=6", "rag_data.failure_share=0.5",
+                   "correction.questions_per_chunk=6", "factual_qa.questions_per_chunk=6"]
+
+
+def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tmp_path, llama_server):
+    atk = venv_cli(installed_python, cwd=tmp_path)
+    atk("init", "domain-expert")
+    shutil.copytree(UNSEEN, tmp_path / "docs" / "first")
+    shutil.copytree(UNSEEN_MORE, tmp_path / "docs" / "second")
+    folders = {"first": {p.name for p in UNSEEN.iterdir()}, "second": {p.name for p in UNSEEN_MORE.iterdir()}}
+    role = (f"{{backend: openai, base_url: '{llama_server}', model: {MODEL_ALIAS},"
+            " structured_output: json_object, concurrency: 1, timeout: 600}")
+    settings = [f"--set={s}" for s in EXPERT_SETTINGS]
+    settings += [f"--set=models.small={role}", f"--set=models.large={role}"]
+    run = ("run", "domain-expert.yaml", *settings, "--progress", "jsonl")
+    atk(*run, timeout=3600)
+    out = tmp_path / "output"
+    manifest = json.loads((out / "manifest.json").read_text())
+
+    # Each folder's parts read that folder's documents only, and every record of the mix and
+    # of the pretraining text is a line of the same folder's part.
+    for part in manifest["parts"]:
+        folder = Path(part["folder"]).name
+        place = out / part["output_dir"]
+        named = set()
+        for name in ("sources.jsonl", "qa_pairs.jsonl", "corrections.jsonl", "retrieval.jsonl"):
+            if (place / name).exists():
+                for row in read_jsonl(place / name):
+                    named |= {row["source"]} | {c["source"] for c in row.get("context", [])}
+        assert named and named <= folders[folder], (part["pipeline"], folder, named)
+    for name in ("pretraining/chunks", "pretraining/repvar", "sft/mix"):
+        rows, origins = read_jsonl(out / f"{name}.jsonl"), read_jsonl(out / f"{name}.sources.jsonl")
+        assert rows and len(rows) == len(origins), name
+        for origin in origins:
+            assert origin["part_output"].split("/")[2].endswith("-" + Path(origin["folder"]).name)
+            assert read_jsonl(out / origin["part_output"])[origin["line"] - 1]
+    assert {Path(o["folder"]).name for o in read_jsonl(out / "sft/mix.sources.jsonl")} == set(folders)
+
+    # The mix holds each source to its share, within the bound the manifest states.
+    for source, entry in manifest["mix"].items():
+        assert abs(entry["share"] - entry["target_share"]) <= entry["bound"] + 1e-6, (source, entry)
+    mixed = sum(manifest["tokens"]["mix"].values())
+    assert manifest["tokens"]["files"]["sft/mix.jsonl"] == mixed > 0
+
+    # The Axolotl configs: Axolotl's own keys, naming files that are there, of the right type.
+    for stage in ("pretrain", "sft"):
+        config = yaml.safe_load((out / "axolotl" / f"{stage}.yaml").read_text())
+        assert set(config) <= set(AXOLOTL["top_level"]) and "sequence_len" in config
+        for entry in config["datasets"]:
+            assert set(entry) <= set(AXOLOTL["dataset"])
+            rows = read_jsonl(out / entry["path"])
+            if entry["type"] == "completion":
+                assert all(set(row) == {"text"} for row in rows)
+            else:
+                assert entry["type"] == "chat_template"
+                assert all(isinstance(m["training"], bool) for row in rows for m in row["messages"])
+
+    # Again: nothing is sent, no byte changes.
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".yaml")
+                   and p.name != "progress.jsonl")
+    before = {p: p.read_bytes() for p in files}
+    atk(*run, timeout=600)
+    again = json.loads((out / "manifest.json").read_text())
+    assert {role: m["requests_sent"] for role, m in again["models"].items()} == {"small": 0, "large": 0}
+    assert {p: p.read_bytes() for p in files} == before

@@ -1,0 +1,189 @@
+"""``atk export``: a finished run's datasets as a Hugging Face dataset folder, and its upload.
+
+The folder is what the Hub itself serves: one config per output file of the
+run (``sft/mix.jsonl`` becomes config ``sft_mix``), each a Parquet file under
+``data/<config>/``, and a ``README.md`` dataset card whose YAML header names
+the configs (the run's main output is the default one) and whose text says
+which pipeline made them, with which config hash and models, and how many
+records (and, where the run counted them, tokens) each holds. It loads with
+``datasets.load_dataset(FOLDER, CONFIG)`` and uploads as it is.
+
+``datasets`` and ``huggingface_hub`` are an optional extra (``atk-core[hf]``),
+imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import AtkError, ConfigError
+from .manifest import FAILURES, MANIFEST
+
+HF_EXTRA = "pip install 'atk-core[hf]'"
+
+
+class ExportError(AtkError):
+    """The export (or its upload) failed after the command was accepted."""
+
+
+def export_hf(run_dir, path, *, force: bool = False) -> dict:
+    """Write the datasets of the finished run ``run_dir`` to ``path`` (see above); return
+    ``{config: rows}``. ``ConfigError`` for a folder that is no finished run, a ``path`` in
+    the way, or ``datasets`` not installed; nothing is left half-written."""
+    run_dir, path = Path(run_dir), Path(path)
+    manifest = _manifest(run_dir)
+    files = _dataset_files(run_dir, manifest)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())) and not force:
+        raise ConfigError(f"{path} already exists; use --force to replace it")
+    datasets = _require("datasets")
+    datasets.disable_progress_bars()
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
+    try:
+        counts, skipped = {}, []
+        for name in files:
+            rows = _rows(run_dir / name)
+            config = config_name(name)
+            if not rows:
+                skipped.append(name)
+                continue
+            target = staging / "data" / config / "train-00000-of-00001.parquet"
+            target.parent.mkdir(parents=True)
+            datasets.Dataset.from_list(rows).to_parquet(str(target))
+            counts[config] = len(rows)
+        if not counts:
+            raise ConfigError(f"{run_dir}: every output of the run is empty; nothing to export")
+        (staging / "README.md").write_text(dataset_card(manifest, files, counts, skipped), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return counts
+
+
+def push_hf(path, repo: str, *, private: bool = False) -> str:
+    """Upload the exported folder ``path`` to the dataset repo ``repo`` (made if need be);
+    return its URL. ``ConfigError`` without a token; ``ExportError`` if the Hub refuses."""
+    hub = _require("huggingface_hub")
+    token = hub.get_token()
+    if not token:
+        raise ConfigError("--push needs a Hugging Face token: set HF_TOKEN, or run"
+                          " `huggingface-cli login`")
+    api = hub.HfApi(token=token)
+    try:
+        url = api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(path), repo_id=repo, repo_type="dataset",
+                          commit_message="Upload from atk export")
+    except Exception as exc:  # refused, unreachable, no such namespace...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"uploading to {repo} failed ({path} is written): {first}") from None
+    return str(url)
+
+
+def check_push(repo: str) -> None:
+    """Before anything is written: the upload can be tried (the library and a token exist,
+    the repo id has the form owner/name or name)."""
+    if not re.fullmatch(r"(?:[\w.-]+/)?[\w.-]+", repo):
+        raise ConfigError(f"--push {repo!r} is not a dataset repo id (owner/name)")
+    hub = _require("huggingface_hub")
+    if not hub.get_token():
+        raise ConfigError("--push needs a Hugging Face token: set HF_TOKEN, or run"
+                          " `huggingface-cli login`")
+
+
+def config_name(output: str) -> str:
+    """A run's output file as a dataset config name: ``sft/mix.jsonl`` -> ``sft_mix``."""
+    stem = output[: -len(".jsonl")] if output.endswith(".jsonl") else output
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")
+
+
+def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[str]) -> str:
+    """The README.md of the exported folder: the configs in its YAML header, and what made them."""
+    import yaml
+
+    primary = manifest.get("primary_output")
+    default = config_name(primary) if primary and config_name(primary) in counts else None
+    configs = []
+    for name in files:
+        config = config_name(name)
+        if config not in counts:
+            continue
+        entry = {"config_name": config,
+                 "data_files": [{"split": "train", "path": f"data/{config}/train-*.parquet"}]}
+        if config == default:
+            entry["default"] = True
+        configs.append(entry)
+    header = yaml.safe_dump({"configs": configs, "tags": ["atk", "synthetic"]}, sort_keys=False)
+    pipeline = manifest.get("pipeline", "?")
+    tokens = (manifest.get("tokens") or {}).get("files", {})
+    lines = [f"---\n{header}---", "", f"# {pipeline} dataset", "",
+             f"Made by atk's `{pipeline}` pipeline ({manifest.get('distribution', '?')}"
+             f" {manifest.get('pipeline_version', '?')}, atk-core {manifest.get('atk_core_version', '?')}).",
+             "", f"- config hash: `{manifest.get('config_hash', '?')}`",
+             f"- run: `{manifest.get('task_id', '?')}`, started {manifest.get('started', '?')}"]
+    for role, model in sorted((manifest.get("models") or {}).items()):
+        identity = (model.get("identity") if isinstance(model, dict) else None) or {}
+        lines.append(f"- model {role}: `{identity.get('backend', '?')}/{identity.get('model', '?')}`")
+    lines += ["", "| config | file of the run | records | tokens |", "|---|---|---|---|"]
+    for name in files:
+        config = config_name(name)
+        if config in counts:
+            lines.append(f"| {config} | `{name}` | {counts[config]} | {tokens.get(name, '')} |")
+    if skipped:
+        lines += ["", f"Empty in the run, so not exported: {', '.join(f'`{s}`' for s in skipped)}."]
+    lines += ["", "Load one config with `datasets.load_dataset(\"<this repo or folder>\", \"<config>\")`.",
+              "Read the data before you train on it.", ""]
+    return "\n".join(lines)
+
+
+def _manifest(run_dir: Path) -> dict:
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a folder")
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} holds no {MANIFEST}: not a finished run") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{run_dir / MANIFEST} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("outputs"), dict):
+        raise ConfigError(f"{run_dir / MANIFEST} lists no outputs: not a finished run")
+    return manifest
+
+
+def _dataset_files(run_dir: Path, manifest: dict) -> list[str]:
+    """The run's JSONL outputs (not its failures), in the manifest's order; each must exist."""
+    files = [name for name in manifest["outputs"] if name.endswith(".jsonl") and name != FAILURES]
+    missing = [name for name in files if not (run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{run_dir}: the manifest lists {missing[0]}, which is not there")
+    if not files:
+        raise ConfigError(f"{run_dir}: the run wrote no dataset files")
+    return files
+
+
+def _rows(path: Path) -> list:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    raise ConfigError(f"{path} line {number} is not JSON") from None
+    return rows
+
+
+def _require(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"atk export needs {module}: {HF_EXTRA}") from None
