@@ -9,6 +9,7 @@ Slow next to the scripted tests (a real model writes everything): a few minutes 
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from atk_core import grounding_problem, placeholder_problem, question_problem
-from atk_core.testing import read_jsonl, venv_cli
+from atk_core.testing import kill_midway, read_jsonl, venv_cli
 from llama_server import MODEL_ALIAS
 
 UNSEEN = Path(__file__).resolve().parent / "unseen_documents"
@@ -188,10 +189,25 @@ def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tm
                 assert all(isinstance(m["training"], bool) for row in rows for m in row["messages"])
 
     # Again: nothing is sent, no byte changes.
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".yaml")
-                   and p.name != "progress.jsonl")
-    before = {p: p.read_bytes() for p in files}
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()
+                   and p.suffix in (".jsonl", ".yaml") and p.name not in ("progress.jsonl", "config.resolved.yaml"))
+    before = {p: (out / p).read_bytes() for p in files}
     atk(*run, timeout=600)
     again = json.loads((out / "manifest.json").read_text())
     assert {role: m["requests_sent"] for role, m in again["models"].items()} == {"small": 0, "large": 0}
-    assert {p: p.read_bytes() for p in files} == before
+    assert {p: (out / p).read_bytes() for p in files} == before
+
+    # Killed halfway (SIGKILL) into a new folder, then run again: the same bytes as the run
+    # that was not interrupted, and fewer requests than it sent.
+    sent = sum(m["requests_sent"] for m in manifest["models"].values())
+    events = len((out / "progress.jsonl").read_text().splitlines())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
+    resumed = tmp_path / "resumed"
+    kill_midway(tmp_path / "domain-expert.yaml", log=resumed / "progress.jsonl", calls=events // 2,
+                args=(*settings, "--set=output_dir=resumed", "--progress", "jsonl"), env=env,
+                cwd=tmp_path, python=installed_python, timeout=1800)
+    assert not (resumed / "sft" / "mix.jsonl").exists()
+    atk(*run, "--set=output_dir=resumed", timeout=3600)
+    assert {p: (resumed / p).read_bytes() for p in files} == before
+    finished = json.loads((resumed / "manifest.json").read_text())
+    assert 0 < sum(m["requests_sent"] for m in finished["models"].values()) < sent

@@ -73,8 +73,9 @@ _SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "
 
 def load_generic(name: str, split: str) -> list[list[dict]]:
     """The conversations of a generic instruction dataset: a local JSONL/JSON file, or (when
-    ``name`` is no file here) a Hugging Face dataset loaded with ``datasets``. Rows may be
-    OpenAI messages, ShareGPT conversations or Alpaca instruction/input/output."""
+    ``name`` is no file here) anything ``datasets.load_dataset`` takes (a Hub name, a local
+    dataset folder). Rows may be OpenAI messages, ShareGPT conversations or Alpaca
+    instruction/input/output."""
     path = Path(name).expanduser()
     if path.is_file():
         rows = _local_rows(path)

