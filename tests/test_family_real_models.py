@@ -149,6 +149,7 @@ def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tm
     atk(*run, timeout=3600)
     out = tmp_path / "output"
     manifest = json.loads((out / "manifest.json").read_text())
+    events = len((out / "progress.jsonl").read_text().splitlines())  # of this one run
 
     # Each folder's parts read that folder's documents only, and every record of the mix and
     # of the pretraining text is a line of the same folder's part.
@@ -200,7 +201,6 @@ def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tm
     # Killed halfway (SIGKILL) into a new folder, then run again: the same bytes as the run
     # that was not interrupted, and fewer requests than it sent.
     sent = sum(m["requests_sent"] for m in manifest["models"].values())
-    events = len((out / "progress.jsonl").read_text().splitlines())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
     resumed = tmp_path / "resumed"
     kill_midway(tmp_path / "domain-expert.yaml", log=resumed / "progress.jsonl", calls=events // 2,
