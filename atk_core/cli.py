@@ -243,20 +243,44 @@ def export_command(run_dir, kind, path, repo, private, force):
 # -- serve and new ----------------------------------------------------------------------------------
 
 
+def _default_running() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 @cli.command("serve", short_help="The web interface: start runs, watch them, get outputs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8400, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")
 @click.option("--runs-dir", default="atk-runs", show_default=True, type=click.Path(file_okay=False),
-              help="Where runs, their configs, logs and outputs are kept.")
-@click.option("--token", default=None, envvar="ATK_SERVE_TOKEN",
-              help="Token every request must carry (required when not bound to loopback).")
+              help="Where runs, their configs, logs and outputs are kept (private to you).")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False),
+              help="Read the token every request must carry from this file (else ATK_SERVE_TOKEN,"
+                   " else a new one is made and printed in the page's URL).")
+@click.option("--token", default=None,
+              help="The token, on the command line: other users of this machine can read it"
+                   " in the process list, so prefer --token-file or ATK_SERVE_TOKEN.")
+@click.option("--no-token", is_flag=True,
+              help="No token: every program and user on this machine that can reach the port"
+                   " can start runs as you, with your files and keys (loopback only).")
+@click.option("--allow-env", "allow_env", multiple=True, metavar="NAME[,NAME...]",
+              help="Environment variables a config sent to the server may use as ${NAME}"
+                   " (say OPENAI_API_KEY); no other is expanded.")
+@click.option("--allow-input", "allow_input", multiple=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Folders a config sent to the server may read from (repeatable;"
+                                  " default: the folder atk serve starts in).")
+@click.option("--max-running", default=None, type=click.IntRange(min=1),
+              help="How many runs go at once; the rest wait in a queue, in order (default: half"
+                   f" the CPU cores, at least 1; here {_default_running()}).")
 @_debug_option
-def serve_command(host, port, runs_dir, token):
+def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, allow_input, max_running):
     """The local web interface: start runs from templates, watch progress, fetch outputs."""
-    from .serve import serve
+    from .serve import resolve_token, serve
 
-    serve(host=host, port=port, runs_dir=runs_dir, token=token)
+    chosen = resolve_token(token=token, token_file=token_file, environ=os.environ, no_token=no_token)
+    names = [name.strip() for entry in allow_env for name in entry.split(",") if name.strip()]
+    serve(host=host, port=port, runs_dir=runs_dir, token=chosen, allow_env=names,
+          allow_input=list(allow_input) or [os.getcwd()],
+          max_running=max_running or _default_running())
 
 
 @cli.command("new")

@@ -81,10 +81,45 @@ class _DuplicateKey(Exception):
         super().__init__(f"key {key!r} appears twice in one mapping (lines {first} and {second})")
 
 
+# Aliases under the cap can still nest: 20 aliases each listing the one before ten times make
+# 10**20 values once expanded, and everything that walks the tree would walk them all. A config
+# is a few hundred values; the cap is counted on the tree as aliases expand it.
+MAX_NODES = 20_000
+
+
+def _expanded_size(tree, limit: int) -> int:
+    """How many values ``tree`` holds with every alias expanded (each shared list or mapping
+    counted as often as it is reached), computed once per distinct object; ``_TooManyAliases``
+    as soon as that passes ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = limit + 1  # a cycle (a list that holds itself) counts as too big
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise _TooManyAliases(f"the YAML holds more than {limit} values once its aliases"
+                                      " (*name) are expanded; a config needs far fewer, so this one is"
+                                      " refused")
+        sizes[id(node)] = total
+        return total
+
+    return size(tree)
+
+
 def parse_yaml(text: str, source: str):
     """Parse config YAML safely; errors become one-line ``ConfigError``\\ s."""
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        tree = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        _expanded_size(tree, MAX_NODES)
+        return tree
     except (_DuplicateKey, _TooManyAliases) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except RecursionError:
@@ -384,6 +419,21 @@ def _index(node: list, part: str, dotted: str, where: str | None = None) -> int:
             f"--set {dotted}: {where or part!r} is not an item of a list of {len(node)}"
         )
     return int(part)
+
+
+def env_references(node) -> list[str]:
+    """The names of the environment variables a parsed config's values refer to (``${NAME}``
+    and ``${NAME:-default}``; ``$$`` is no reference), in the order they appear."""
+    names: list[str] = []
+    if isinstance(node, dict):
+        for value in node.values():
+            names += env_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            names += env_references(value)
+    elif isinstance(node, str) and "$" in node:
+        names += [m.group(1) for m in _ENV_REFERENCE.finditer(node) if m.group(1)]
+    return names
 
 
 def _substitute(node, path, environ, found, source):

@@ -8,8 +8,24 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def _umask() -> int:
+    """The process's umask, read without changing it (changing it would race other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+    The file gets ``mode`` (default: an ordinary file's, 0o666 less the umask) before its
+    first byte is written."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,7 +36,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     except OSError as exc:  # name the file the user knows, not our temporary one
         raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
-        os.chmod(temp, 0o644)  # mkstemp makes it private; outputs are ordinary files
+        os.chmod(temp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes it 0o600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -35,8 +51,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path, text: str, mode: int | None = None) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
 def jsonl_text(records) -> str:

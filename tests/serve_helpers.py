@@ -17,6 +17,7 @@ import yaml
 from atk_core.testing import run_cli
 
 _URL = re.compile(r"atk: serving http://(\S+?):(\d+)/")
+_TOKEN = re.compile(r"atk: serving http://\S+?/\?token=(\S+)")
 # factual-qa's test double (a scripted model that answers its prompts plausibly): runs started
 # by the server import it by name, so the server's environment has its folder on PYTHONPATH.
 FAKES = Path(__file__).resolve().parents[1] / "plugins" / "atk-pipeline-factual" / "tests"
@@ -49,6 +50,9 @@ class AtkServer:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=environment,
             )
         self.port = self._wait_for_port(timeout)
+        if self.token is None:  # the one the server made, from the URL it printed
+            made = _TOKEN.search(self.output())
+            self.token = made.group(1) if made else None
         self._wait_until_answering(timeout)
 
     def _wait_for_port(self, timeout) -> int:
@@ -81,6 +85,11 @@ class AtkServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def page_url(self) -> str:
+        """The page's address as the server printed it: with its token, if it has one."""
+        return self.url + (f"?token={self.token}" if self.token else "")
 
     def output(self) -> str:
         try:

@@ -192,3 +192,20 @@ def test_debug_adds_the_traceback_to_a_config_error(atk, demo_site, tmp_path):
     assert result.returncode == 2
     assert "Traceback" in result.stderr
     assert stderr_lines(result)[-1].startswith("atk: error: unknown pipeline 'ecko'")
+
+
+def test_yaml_aliases_that_expand_past_the_cap_are_refused_under_the_alias_count():
+    from atk_core.config import MAX_ALIASES, MAX_NODES, config_from_text
+
+    lines = ["pipeline: factual-qa", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 13)]
+    assert text_aliases(lines) <= MAX_ALIASES  # each alias fine, the expansion not: 10 * 2**12 values
+    with pytest.raises(ConfigError, match=f"more than {MAX_NODES} values once its aliases"):
+        config_from_text("\n".join(lines), "bomb.yaml")
+    # Shared settings, the aliases a config does use, are fine.
+    config = config_from_text("pipeline: x\nm: &m {backend: openai, model: a}\nmodels: {small: *m, large: *m}\n")
+    assert config.models["small"] == config.models["large"] == {"backend": "openai", "model": "a"}
+
+
+def text_aliases(lines) -> int:
+    return sum(line.count("*a") for line in lines)

@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pathlib import Path
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -30,7 +31,8 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(work):
-    server = AtkServer(work / "runs", cwd=work)
+    # An allowed variable that is not set is refused as `atk run` refuses it.
+    server = AtkServer(work / "runs", "--allow-env", "ATK_TEST_SURELY_UNSET", cwd=work)
     yield server
     server.stop()
 
@@ -301,6 +303,7 @@ def test_oversized_bodies_are_refused(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.putrequest("POST", "/api/validate")
     connection.putheader("Content-Type", "application/json")
+    connection.putheader("Authorization", f"Bearer {server.token}")
     connection.putheader("Transfer-Encoding", "chunked")
     connection.endheaders()
     try:
@@ -331,7 +334,7 @@ def test_cross_origin_posts_and_foreign_hosts_are_refused(server, work):
 def test_literal_secrets_in_reporter_options_stay_off_the_command_line(work, tmp_path):
     from atk_core.serve.runs import RunManager
 
-    manager = RunManager(tmp_path / "runs")
+    manager = RunManager(tmp_path / "runs", allow_input=[work])
     text = factual_config(work, progress=["console", {"webhook": {
         "url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "tok-literal-9876"}}}])
     prepared = manager.prepare(text, "some-run")
@@ -505,42 +508,74 @@ def test_a_run_that_outlives_a_killed_server_is_picked_up_again(work, tmp_path):
 def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "ATK_SERVE_TOKEN"}
     result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", tmp_path / "runs",
-                     env=env, timeout=60)
+                     "--no-token", env=env, timeout=60)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("atk: error: refusing to listen on 0.0.0.0 without a token")
 
 
-def test_with_a_token_every_request_needs_it(work, tmp_path):
+def test_without_one_given_the_server_makes_a_token_and_prints_the_url_that_carries_it(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        assert server.token and len(server.token) >= 32
+        assert f"{server.url}?token={server.token}" in server.output()
+        assert server.get("/api/runs", token=False)[0] == 401
+        assert server.get("/api/runs")[0] == 200
+        # Not in the process list: the command line holds no token.
+        command = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().decode()
+        assert server.token not in command
+    finally:
+        server.stop()
+
+
+def test_no_token_is_a_choice_that_says_what_it_allows(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--no-token", cwd=work)
+    try:
+        assert server.token is None
+        assert server.get("/api/runs", token=False)[0] == 200
+        assert "--no-token: any program or user on this machine" in server.output()
+    finally:
+        server.stop()
+
+
+def test_a_token_on_the_command_line_works_but_warns_and_a_file_is_read(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--token", "cli-token-123", token="cli-token-123", cwd=work)
+    try:
+        assert server.get("/api/runs")[0] == 200
+        assert "warning: a token given with --token can be read by other users" in server.output()
+    finally:
+        server.stop()
+    (tmp_path / "token.txt").write_text("file-token-456\n")
+    server = AtkServer(tmp_path / "runs2", "--token-file", tmp_path / "token.txt", token="file-token-456",
+                       cwd=work)
+    try:
+        assert server.get("/api/runs")[0] == 200
+        assert server.get("/api/runs", headers={"Authorization": "Bearer cli-token-123"})[0] == 401
+        assert "warning" not in server.output() and "file-token-456" not in server.output()
+    finally:
+        server.stop()
+
+
+def test_with_a_token_every_request_but_the_page_needs_it_and_no_cookie_carries_it(work, tmp_path):
     env = dict(os.environ, ATK_SERVE_TOKEN="s3cret-token-for-tests")
     server = AtkServer(tmp_path / "runs", "--host", "0.0.0.0", token="s3cret-token-for-tests",
                        env=env, cwd=work)
     try:
-        for path in ("/", "/api/runs", "/api/pipelines", "/openapi.json", "/api/runs/x/files/a.jsonl"):
+        for path in ("/api/runs", "/api/pipelines", "/openapi.json", "/api/runs/x/files/a.jsonl"):
             status, body, headers = server.get(path, token=False)
             assert status == 401, path
             assert headers.get("www-authenticate") == "Bearer"
         assert server.get("/api/runs", headers={"Authorization": "Bearer wrong"})[0] == 401
-        assert server.get("/?token=wrong", token=False)[0] == 401
-        assert server.get("/api/runs?token=s3cret-token-for-tests", token=False)[0] == 401  # page only
-        status, _, headers = server.get("/?token=s3cret-token-for-tests", token=False)
-        assert status == 200
-        # Opening the page with the token leaves a cookie that carries it from then on (a
-        # reload, a new tab); the cookie is out of scripts' reach and not sent cross-site.
-        cookie = headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        name, value = cookie.split(";")[0].split("=", 1)
-        assert value == "s3cret-token-for-tests"
-        assert server.get("/", token=False, headers={"Cookie": f"{name}={value}"})[0] == 200
-        assert server.get("/api/runs", token=False, headers={"Cookie": f"{name}={value}"})[0] == 200
-        assert server.get("/api/runs", token=False, headers={"Cookie": f"{name}=wrong"})[0] == 401
-        assert server.get("/api/runs", token=False, headers={"Cookie": f"other={value}"})[0] == 401
-        # Other apps on this host name set cookies too; one Python cannot parse is no matter.
-        junk = 'prefs={"x": 1}; a[b]=1; spaced=a b'
-        assert server.get("/api/runs", token=False, headers={"Cookie": f"{junk}; {name}={value}"})[0] == 200
-        assert "set-cookie" not in server.get("/")[2]  # only the ?token= visit sets it
-        assert server.get("/api/runs")[0] == 200
-        assert server.get("/")[0] == 200
+        assert server.get("/api/runs?token=s3cret-token-for-tests", token=False)[0] == 401
+        # The page is HTML and script, no data: it loads without the token, takes the token
+        # from its URL into the tab's storage, and sends it as a header. No cookie holds it,
+        # since a browser would send that cookie to every port of the host.
+        status, page, headers = server.get("/?token=s3cret-token-for-tests", token=False)
+        assert status == 200 and "set-cookie" not in {k.lower() for k in headers}
+        assert b"s3cret-token-for-tests" not in page
+        assert server.get("/", token=False)[0] == 200
+        cookie = "atk_serve=s3cret-token-for-tests; token=s3cret-token-for-tests"
+        assert server.get("/api/runs", token=False, headers={"Cookie": cookie})[0] == 401
         run = server.start_run(factual_config(work))
         run = server.wait_for_status(run["id"], "done", "failed")
         path = f"/api/runs/{run['id']}/files/conversations.sharegpt.jsonl"
@@ -552,7 +587,7 @@ def test_with_a_token_every_request_needs_it(work, tmp_path):
 
 
 @pytest.mark.parametrize("token", ["two words", "   ", "semi;colon", "caf\u00e9", "base64+plus"])
-def test_a_token_that_cannot_travel_in_a_header_url_and_cookie_is_refused(tmp_path, token):
+def test_a_token_that_cannot_travel_in_a_header_and_url_is_refused(tmp_path, token):
     result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", tmp_path / "runs",
                      "--token", token, timeout=60)
     assert result.returncode == 2

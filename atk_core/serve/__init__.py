@@ -13,9 +13,11 @@ and are imported only when the server starts, so ``import atk_core`` and
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -25,16 +27,60 @@ from .guard import TOKEN_CHARACTERS, is_loopback
 EXTRA_HINT = "pip install 'atk-core[serve]'"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token: str | None = None):
-    """Run the web interface until interrupted (Ctrl-C stops it and interrupts its runs)."""
-    token = token or None
-    if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
+@dataclass(frozen=True)
+class Token:
+    """The token every request must carry, and where it came from: ``file``, ``environment``,
+    ``command line`` or ``generated``."""
+
+    value: str
+    source: str
+
+
+def resolve_token(*, token=None, token_file=None, environ=None, no_token=False) -> Token | None:
+    """The server's token: ``--token-file``, else ``--token`` (which other users can read in
+    the process list), else ``ATK_SERVE_TOKEN``, else a new one; None with ``--no-token``."""
+    environ = os.environ if environ is None else environ
+    given = [name for name, value in (("--token-file", token_file), ("--token", token)) if value]
+    if no_token and given:
+        raise ConfigError(f"--no-token and {given[0]} say opposite things; give one")
+    if len(given) > 1:
+        raise ConfigError("--token-file and --token both give a token; give one")
+    if no_token:
+        return None
+    if token_file:
+        try:
+            text = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --token-file {token_file!r}: {exc.strerror}") from None
+        if not text:
+            raise ConfigError(f"--token-file {token_file!r} is empty")
+        return _checked(Token(text, "file"))
+    if token:
+        return _checked(Token(token, "command line"))
+    if environ.get("ATK_SERVE_TOKEN"):
+        return _checked(Token(environ["ATK_SERVE_TOKEN"], "environment"))
+    return Token(secrets.token_urlsafe(24), "generated")
+
+
+def _checked(token: Token) -> Token:
+    if not TOKEN_CHARACTERS.fullmatch(token.value):
         raise ConfigError("the token must be letters, digits and . _ ~ / = - only (no spaces);"
                           " for example: python -c 'import secrets; print(secrets.token_urlsafe())'")
-    if not is_loopback(host) and not token:
+    return token
+
+
+def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token: Token | None = None,
+          allow_env=(), allow_input=None, max_running: int = 1):
+    """Run the web interface until interrupted (Ctrl-C stops it and interrupts its runs).
+    ``token`` None serves without one (loopback only); ``allow_env`` and ``allow_input`` are
+    what a config sent to the server may use and read; ``max_running`` how many runs go at
+    once."""
+    if isinstance(token, str):
+        token = _checked(Token(token, "command line"))
+    if not is_loopback(host) and token is None:
         raise ConfigError(
             f"refusing to listen on {host} without a token: anyone who can reach it could start runs;"
-            " pass --token (or set ATK_SERVE_TOKEN), or bind to 127.0.0.1"
+            " drop --no-token, or bind to 127.0.0.1"
         )
     try:
         import fastapi  # noqa: F401
@@ -42,7 +88,12 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     except ImportError as exc:
         raise ConfigError(f"atk serve needs FastAPI and uvicorn ({exc.name} is not installed):"
                           f" {EXTRA_HINT}") from None
+    allow_input = [Path(folder).expanduser().resolve() for folder in (allow_input or [os.getcwd()])]
+    missing = [str(folder) for folder in allow_input if not folder.is_dir()]
+    if missing:
+        raise ConfigError(f"--allow-input {missing[0]!r} is not a folder")
 
+    os.umask(0o077)  # runs, configs, logs, outputs and the task store: readable by their owner only
     folder = Path(runs_dir).expanduser().resolve()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--runs-dir {str(folder)!r} is a file, not a folder")
@@ -50,6 +101,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
         lock = _lock_runs_dir(folder)
     except BaseException as exc:
         sock.close()
@@ -60,13 +112,27 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
         raise
     from .app import create_app
 
-    app = create_app(folder, token=token, loopback=is_loopback(host))
+    app = create_app(folder, token=token.value if token else None, loopback=is_loopback(host),
+                     allow_env=list(allow_env), allow_input=allow_input, max_running=max_running)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    print(f"atk: serving http://{shown}:{bound}/ (runs in {folder}); Ctrl-C stops it", flush=True)
-    if token:
-        print("atk: every request needs the token; open the page as"
-              f" http://{shown}:{bound}/?token=YOUR_TOKEN", flush=True)
+    page = f"http://{shown}:{bound}/"
+    if token is None:
+        print(f"atk: serving {page} (runs in {folder}); Ctrl-C stops it", flush=True)
+        print("atk: warning: --no-token: any program or user on this machine that can reach the"
+              " port can start runs as you, reading your files and sending your keys where a config"
+              " says", file=sys.stderr, flush=True)
+    elif token.source == "generated":
+        print(f"atk: serving {page}?token={token.value} (runs in {folder}); Ctrl-C stops it", flush=True)
+        print("atk: open that URL: the page keeps the token for its tab (a new tab needs the URL"
+              " again); the API wants 'Authorization: Bearer TOKEN'", flush=True)
+    else:
+        print(f"atk: serving {page} (runs in {folder}); Ctrl-C stops it", flush=True)
+        print(f"atk: every request needs the token (from the {token.source}); open the page as"
+              f" {page}?token=YOUR_TOKEN", flush=True)
+    if token is not None and token.source == "command line":
+        print("atk: warning: a token given with --token can be read by other users of this machine"
+              " in the process list; use --token-file or ATK_SERVE_TOKEN", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -7,14 +7,13 @@ middleware; the routes behind it can assume a request is allowed.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import json
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-# What a token may hold: it travels in a header, a URL and a cookie, unquoted.
+# What a token may hold: it travels in a header and a URL, unquoted.
 # Not "+": a query string reads it as a space.
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~/=-]+")
 
@@ -35,11 +34,11 @@ class Guard:
 
     - bound to loopback, only loopback Host names are served (no DNS rebinding);
     - a request that changes something must not come from another origin;
-    - with a token, every request carries ``Authorization: Bearer TOKEN``, or the
-      cookie that opening the page once as ``/?token=TOKEN`` sets (HttpOnly,
-      SameSite=Strict, named after a hash of the token so that two servers on one
-      host do not overwrite each other's), so that reloading the page or opening a
-      link in a new tab keeps working;
+    - with a token, every request carries ``Authorization: Bearer TOKEN``, except the
+      page itself (``GET /``: HTML and script, no data), which takes the token from its
+      URL (``/?token=TOKEN``), keeps it in the tab's session storage (readable by this
+      origin only: scheme, host and port) and sends it as that header. No cookie ever
+      holds it: a browser sends a host's cookies to every port of it;
     - request bodies are at most ``max_body`` bytes (413 otherwise).
     """
 
@@ -48,9 +47,6 @@ class Guard:
         self.token = token
         self.loopback = loopback
         self.max_body = max_body
-        if token:
-            digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
-            self.cookie = f"atk_serve_{digest}"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -64,14 +60,11 @@ class Guard:
             origin = headers.get("origin")
             if origin is not None and urlsplit(origin).netloc != host:
                 return await _refuse(send, 403, "cross-origin requests are not allowed")
-        if self.token:
-            how = self._authorized(scope, headers)
-            if not how:
-                return await _refuse(send, 401, "this server needs its token: send"
-                                     " 'Authorization: Bearer TOKEN' (open the page as"
-                                     " /?token=TOKEN)", [(b"www-authenticate", b"Bearer")])
-            if how == "query":
-                send = self._setting_cookie(send)
+        page = scope["path"] == "/" and method in ("GET", "HEAD")
+        if self.token and not page and not self._authorized(headers):
+            return await _refuse(send, 401, "this server needs its token: send"
+                                 " 'Authorization: Bearer TOKEN' (open the page as"
+                                 " /?token=TOKEN)", [(b"www-authenticate", b"Bearer")])
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             length = headers.get("content-length")
             if length is not None:
@@ -105,33 +98,9 @@ class Guard:
             return await self.app(scope, replay, send)
         return await self.app(scope, receive, send)
 
-    def _authorized(self, scope, headers) -> str | None:
-        """How the request proved it has the token ("header", "cookie", "query"), or None."""
+    def _authorized(self, headers) -> bool:
         given = headers.get("authorization", "")
-        if given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token):
-            return "header"
-        # Parsed by hand: a browser sends every cookie of the host name, whatever the port,
-        # and one that SimpleCookie cannot parse would make it drop ours too.
-        for part in headers.get("cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == self.cookie and _same(value.strip().strip('"'), self.token):
-                return "cookie"
-        if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            if any(_same(value, self.token) for value in query.get("token", [])):
-                return "query"
-        return None
-
-    def _setting_cookie(self, send):
-        cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
-
-        async def sending(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"set-cookie", cookie)]}
-            await send(message)
-
-        return sending
+        return given[:7].lower() == "bearer " and _same(given[7:].strip(), self.token)
 
 
 def _same(given: str, token: str) -> bool:

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import AtkError, ConfigError, one_line
 from ..redaction import REDACTED, move_to_environment
 from .processes import is_alive, launch, signal_group, stop_groups
 from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
@@ -76,9 +76,13 @@ class Prepared:
 class RunManager:
     """The runs of one runs folder: start, watch, cancel, resume, recover after a restart."""
 
-    def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE):
+    def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE,
+                 allow_env=(), allow_input=None, max_running: int = 1):
         self.runs_dir = Path(runs_dir).resolve()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.allow_env = frozenset(allow_env)
+        self.allow_input = [Path(f).resolve() for f in (allow_input or [os.getcwd()])]
+        self.max_running = max(1, int(max_running))
         self.db_path = self.runs_dir / TASKS_FILE
         self.store = TaskStore(self.db_path)
         self.registry = registry
@@ -87,6 +91,7 @@ class RunManager:
         self._watchers: dict[str, threading.Thread] = {}
         self._lock = threading.RLock()
         self._stopping = False
+        self._pending: dict[str, tuple] = {}  # queued run -> (its extra environment, note)
 
     # -- checking a config ---------------------------------------------------------------
 
@@ -105,22 +110,64 @@ class RunManager:
         registry = self.registry or get_registry()
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
-        written = config_from_text(text, CONFIG_FILE)  # the config as written: its mistakes first
-        run_id = run_id or new_task_id(written.pipeline)
         raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
-        entries = raw.get("progress")
+        self._check_references(raw)
+        environ = {k: v for k, v in os.environ.items() if k in self.allow_env}
+        written = config_from_text(text, CONFIG_FILE, environ=environ)  # as written: its mistakes first
+        run_id = run_id or new_task_id(written.pipeline)
+        run_dir = self.runs_dir / run_id
+        entries = raw.get("progress") if isinstance(raw, dict) else None
         entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
         env: dict[str, str] = {}
-        progress = [plain(e) for e in entries if _reporter_name(e) != "taskstore"]
+        progress = [_confined(plain(e), run_dir) for e in entries if _reporter_name(e) != "taskstore"]
         progress = [move_to_environment(e, env, SECRET_ENV) for e in progress]
         if "console" not in [_reporter_name(e) for e in progress]:
             progress.insert(0, "console")
         progress.append({"taskstore": {"db": str(self.db_path), "run_id": run_id}})
-        output_dir = self.runs_dir / run_id / OUTPUT_DIR
+        output_dir = run_dir / OUTPUT_DIR
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
-        config = config_from_text(text, CONFIG_FILE, overrides, {**os.environ, **env})
+        config = config_from_text(text, CONFIG_FILE, overrides, {**environ, **env})
+        self._check_inputs(config.tree, run_dir)
         plan = check(config, registry=registry, values=values)
         return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
+
+    def _check_references(self, raw) -> None:
+        """A config sent to the server may use only the ``${VAR}``\\ s it was started to allow
+        (``--allow-env``): anything else could send the server's environment anywhere."""
+        from ..config import env_references
+
+        refused = sorted({name for name in env_references(raw) if name not in self.allow_env})
+        if refused:
+            allowed = ", ".join(sorted(self.allow_env)) or "none"
+            raise ConfigError(f"{CONFIG_FILE}: ${{{refused[0]}}} is not an environment variable this"
+                              f" server lets a config use (allowed: {allowed}); start atk serve with"
+                              f" --allow-env {refused[0]} to allow it")
+
+    def _check_inputs(self, tree, run_dir: Path) -> None:
+        """Every value of the config that names a file or folder on this machine names one
+        inside the folders the server may read (``--allow-input``) or the run's own folder.
+        Relative paths are the run's: from the folder the server started in."""
+        allowed = [*self.allow_input, run_dir.resolve()]
+        for where, value in _strings(tree):
+            if where and where[0] in ("output_dir", "progress"):
+                continue  # set by the server, or confined above
+            if "://" in value or "\n" in value or not value.strip() or len(value) > 4096:
+                continue
+            try:
+                path = Path(os.path.expanduser(value))
+                if not path.is_absolute():
+                    path = Path(os.getcwd()) / path
+                if not path.exists():
+                    continue
+                real = path.resolve()
+            except (OSError, ValueError, RuntimeError):
+                continue
+            if not any(real == folder or folder in real.parents for folder in allowed):
+                shown = ".".join(str(part) for part in where)
+                folders = ", ".join(str(f) for f in self.allow_input)
+                raise ConfigError(f"{CONFIG_FILE}: {shown} names {value!r}, outside the folders this"
+                                  f" server may read ({folders}); start atk serve with --allow-input"
+                                  f" {real if real.is_dir() else real.parent} to allow it")
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -132,14 +179,16 @@ class RunManager:
         prepared = self.prepare(text)
         run_id = prepared.run_id
         run_dir = self.runs_dir / run_id
-        (run_dir / OUTPUT_DIR).mkdir(parents=True, exist_ok=False)
-        atomic_write_text(run_dir / CONFIG_FILE, text)
-        os.chmod(run_dir / CONFIG_FILE, 0o600)  # it may hold literal secrets
+        run_dir.mkdir(mode=0o700)
+        (run_dir / OUTPUT_DIR).mkdir(mode=0o700)
+        atomic_write_text(run_dir / CONFIG_FILE, text, mode=0o600)  # it may hold literal secrets
         command = self._command(run_dir, prepared)
-        self.store.add_run(id=run_id, pipeline=prepared.pipeline, run_dir=str(run_dir),
-                           cwd=os.getcwd(), command=command, config_redacted=prepared.redacted_yaml)
-        self.store.add_event(run_id, "queued", 0.0, "waiting to start")
-        self._launch(run_id, command, prepared.env, note="started")
+        with self._lock:
+            self.store.add_run(id=run_id, pipeline=prepared.pipeline, run_dir=str(run_dir),
+                               cwd=os.getcwd(), command=command, config_redacted=prepared.redacted_yaml)
+            self.store.add_event(run_id, "queued", 0.0, "waiting to start")
+            self._pending[run_id] = (prepared.env, "started")
+            self._schedule()
         return self.store.run(run_id)
 
     def resume(self, run_id: str) -> dict:
@@ -159,9 +208,38 @@ class RunManager:
         # once, the second finds the run running and is refused, rather than starting a twin.
         with self._lock:
             self._resumable(run_id)
-            self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml)
-            self._launch(run_id, command, prepared.env, note="resumed")
+            self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml,
+                                  status="queued", queued=time.time(), pid=None, finished=None,
+                                  exit_code=None, error=None, message="waiting to start",
+                                  cancel_requested=0)
+            self.store.add_event(run_id, "queued", run["progress"], "waiting to start")
+            self._pending[run_id] = (prepared.env, "resumed")
+            self._schedule()
             return self.store.run(run_id)
+
+    def _schedule(self) -> None:
+        """Start queued runs, oldest in the queue first, while fewer than ``max_running`` run.
+        Called (under the lock) whenever a run is queued or ends."""
+        with self._lock:
+            if self._stopping:
+                return
+            running = [r for r in self.store.runs(("running",))]
+            waiting = sorted(self.store.runs(("queued",)), key=lambda r: (r["queued"] or r["created"], r["id"]))
+            for run in waiting[: max(0, self.max_running - len(running))]:
+                env, note = self._pending.pop(run["id"], (None, "started"))
+                if env is None:  # queued before a restart: check it again, as a resume does
+                    try:
+                        text = (Path(run["run_dir"]) / CONFIG_FILE).read_text(encoding="utf-8")
+                        env = self.prepare(text, run["id"], values=False).env
+                    except (AtkError, OSError) as exc:
+                        error = one_line(exc) if isinstance(exc, AtkError) else str(exc)
+                        self.store.update_run(run["id"], status="failed", finished=time.time(), error=error)
+                        self.store.add_event(run["id"], "failed", 0.0, error)
+                        continue
+                try:
+                    self._launch(run["id"], run["command"], env, note=note)
+                except RunError:
+                    continue  # marked failed; the next one may start
 
     def _resumable(self, run_id: str) -> dict:
         run = self._get(run_id)
@@ -215,6 +293,7 @@ class RunManager:
         with self._lock:
             self._procs.pop(run_id, None)
             self._finish(run_id, code)
+            self._schedule()
 
     def _adopt(self, run_id: str, pid: int, marker: str) -> None:
         """Watch a run that a previous server started and that is still going."""
@@ -222,6 +301,7 @@ class RunManager:
             time.sleep(0.25)
         with self._lock:
             self._finish(run_id, None)
+            self._schedule()
 
     def _finish(self, run_id: str, code: int | None) -> None:
         run = self.store.run(run_id)
@@ -264,7 +344,8 @@ class RunManager:
                 raise RunError(f"run {run_id} is {run['status']}, not running", 409)
             self.store.update_run(run_id, cancel_requested=1, message="cancelling")
             pid = run["pid"]
-            if pid is None:  # never launched
+            if pid is None:  # still in the queue: it leaves it
+                self._pending.pop(run_id, None)
                 self._finish(run_id, None)
                 return self.store.run(run_id)
         threading.Thread(target=stop_groups, args=([pid], self.cancel_grace), daemon=True).start()
@@ -275,7 +356,7 @@ class RunManager:
     def recover(self) -> list[str]:
         """Find out what became of the runs that were active when the last server stopped."""
         adopted = []
-        for run in self.store.runs(ACTIVE):
+        for run in self.store.runs(("running",)):
             marker = str(Path(run["run_dir"]) / CONFIG_FILE)
             if run["pid"] and is_alive(run["pid"], marker):
                 thread = threading.Thread(target=self._adopt, args=(run["id"], run["pid"], marker),
@@ -286,6 +367,7 @@ class RunManager:
             else:
                 with self._lock:
                     self._finish(run["id"], None)
+        self._schedule()  # the queue a previous server left, in its order
         return adopted
 
     def shutdown(self, grace: float | None = None) -> int:
@@ -394,7 +476,7 @@ class RunManager:
         return real
 
     def manifest(self, run: dict) -> dict | None:
-        from ..errors import ConfigError
+        from ..errors import AtkError, ConfigError, one_line
         from ..inspection import load_manifest
 
         try:
@@ -435,6 +517,47 @@ def _inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return path != root
+
+
+# Options of a reporter that name a file or folder it writes (the jsonl reporter's ``path``).
+_WRITES = ("path", "file", "dir", "folder")
+
+
+def _confined(entry, run_dir: Path):
+    """A reporter entry of a config sent to the server, its write paths kept inside the run's
+    folder: a relative one is taken from the run's output folder, and one that leads out of
+    the run's folder is refused."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return entry
+    name, options = next(iter(entry.items()))
+    if not isinstance(options, dict):
+        return entry
+    confined = dict(options)
+    root = run_dir.resolve()
+    for key, value in options.items():
+        if not isinstance(value, str) or not (key in _WRITES or key.endswith(tuple("_" + w for w in _WRITES))):
+            continue
+        path = Path(os.path.expanduser(value))
+        path = path if path.is_absolute() else root / OUTPUT_DIR / path
+        real = Path(os.path.realpath(path))
+        if real != root and root not in real.parents:
+            raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} {value!r} is outside the run's"
+                              f" folder; a config sent to the server writes only there (give a path"
+                              f" relative to the run's output folder)")
+        confined[key] = str(real)
+    return {name: confined}
+
+
+def _strings(node, where=()):
+    """Every text value of a config tree, with the keys and indices that lead to it."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*where, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, (*where, index))
+    elif isinstance(node, str):
+        yield where, node
 
 
 def _reporter_name(entry):

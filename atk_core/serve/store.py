@@ -10,6 +10,7 @@ server reads the runs back and finds out what became of them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_dir TEXT NOT NULL,
     cwd TEXT NOT NULL,
     command TEXT NOT NULL,
-    config_redacted TEXT NOT NULL DEFAULT ''
+    config_redacted TEXT NOT NULL DEFAULT '',
+    queued REAL
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,7 +58,7 @@ CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
 _RUN_COLUMNS = (
     "id", "pipeline", "status", "progress", "message", "created", "started", "finished",
     "updated", "pid", "exit_code", "error", "attempts", "cancel_requested", "run_dir", "cwd",
-    "command", "config_redacted",
+    "command", "config_redacted", "queued",
 )
 
 
@@ -64,11 +66,16 @@ def connect(path) -> sqlite3.Connection:
     """A connection to the task store at ``path``, its tables made if missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # private from its first byte (SQLite makes its -wal and -shm alike)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "queued" not in columns:  # a task store from before the queue
+        db.execute("ALTER TABLE runs ADD COLUMN queued REAL")
     return db
 
 
@@ -91,9 +98,10 @@ class TaskStore:
         now = time.time()
         with self._lock:
             self._db.execute(
-                "INSERT INTO runs (id, pipeline, status, progress, message, created, updated,"
-                " run_dir, cwd, command, config_redacted) VALUES (?, ?, 'queued', 0.0, ?, ?, ?, ?, ?, ?, ?)",
-                (id, pipeline, "waiting to start", now, now, run_dir, cwd, json.dumps(command), config_redacted),
+                "INSERT INTO runs (id, pipeline, status, progress, message, created, updated, queued,"
+                " run_dir, cwd, command, config_redacted) VALUES (?, ?, 'queued', 0.0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, pipeline, "waiting to start", now, now, now, run_dir, cwd, json.dumps(command),
+                 config_redacted),
             )
         return self.run(id)
 

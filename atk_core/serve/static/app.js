@@ -48,7 +48,7 @@
       throw err;
     }
     if (response.status === 401) {
-      banner("This server needs its token: open the page as /?token=YOUR_TOKEN");
+      banner("This server needs its token: open the URL atk serve printed (it ends in ?token=…). A new tab, or a tab opened before, needs that URL again.");
     } else {
       banner(null);
     }

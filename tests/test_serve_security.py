@@ -1,0 +1,234 @@
+"""atk serve on a shared machine, attacked as another local user would: a token by default,
+none in the process list, a cookie or a file; private run folders; configs sent to the server
+confined to the run's folder, the allowed inputs and the allowed environment; YAML whose
+aliases expand past the cap refused at once; and runs queued under --max-running."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serve_helpers import AtkServer, factual_config, factual_folder
+
+OTHER_UID = 65534  # nobody: another local user
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    folder = factual_folder(tmp_path_factory.mktemp("secure-work"))
+    os.chmod(folder, 0o755)  # the work folder itself is the user's business, not the server's
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(work):
+    server = AtkServer(work / "runs", "--allow-env", "ATK_TEST_ALLOWED_KEY",
+                       env={**os.environ, "ATK_TEST_ALLOWED_KEY": "allowed-value",
+                            "ATK_TEST_PRIVATE": "private-value"}, cwd=work)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def finished(server, work):
+    text = factual_config(work, hf_token="literal-secret-in-config")
+    run = server.start_run(text)
+    return server.wait_for_status(run["id"], "done", "failed")
+
+
+def as_other_user(code: str) -> subprocess.CompletedProcess:
+    """Python code run as another user of this machine (needs root to switch users)."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    python = shutil.which("python3", path="/usr/bin:/bin")  # one another user may run
+    if python is None:
+        pytest.skip("no system python3 for another user to run")
+    return subprocess.run([python, "-c", code], user=OTHER_UID, group=OTHER_UID,
+                          extra_groups=[], capture_output=True, text=True, timeout=60, cwd="/")
+
+
+# -- another local user ------------------------------------------------------------------------
+
+
+def test_another_user_cannot_start_a_run_or_read_a_config_log_or_output(server, finished, work):
+    assert finished["status"] == "done"
+    run_dir = server.runs_dir / finished["id"]
+    files = [run_dir / "config.yaml", run_dir / "log.txt", server.runs_dir / "tasks.sqlite",
+             *sorted((run_dir / "output").glob("*.jsonl"))]
+    assert len(files) > 4
+    probe = (
+        "import json, sys, urllib.request, urllib.error\n"
+        f"files = {[str(f) for f in files]!r}\n"
+        "readable = []\n"
+        "for name in files:\n"
+        "    try:\n"
+        "        open(name, 'rb').read(1); readable.append(name)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        f"request = urllib.request.Request('{server.url}api/runs', method='POST',\n"
+        "    data=json.dumps({'config': 'pipeline: factual-qa'}).encode(),\n"
+        "    headers={'Content-Type': 'application/json'})\n"
+        "try:\n"
+        "    status = urllib.request.urlopen(request, timeout=10).status\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    status = exc.code\n"
+        "print(json.dumps({'readable': readable, 'status': status}))\n"
+    )
+    result = as_other_user(probe)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    seen = json.loads(result.stdout)
+    assert seen == {"readable": [], "status": 401}
+    assert (run_dir.stat().st_mode & 0o777) == 0o700
+    assert (server.runs_dir.stat().st_mode & 0o777) == 0o700
+    for path in files:
+        assert (path.stat().st_mode & 0o077) == 0, (path, oct(path.stat().st_mode))
+
+
+def test_the_token_is_in_no_process_list_cookie_or_file(server, finished):
+    token = server.token.encode()
+    for pid in (server.proc.pid, *_children(server.proc.pid)):
+        assert token not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    status, _, headers = server.get(f"/?token={server.token}", token=False)
+    assert status == 200 and "set-cookie" not in {k.lower() for k in headers}
+    holding = [p for p in server.runs_dir.rglob("*") if p.is_file() and token in p.read_bytes()]
+    assert holding == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+# -- configs sent to the server ---------------------------------------------------------------------
+
+
+def test_a_reporter_cannot_write_outside_the_run_folder(server, work, tmp_path):
+    outside = tmp_path / "stolen.jsonl"
+    for path in (str(outside), "../../elsewhere.jsonl"):
+        text = factual_config(work, progress=[{"jsonl": {"path": path}}])
+        status, body, _ = server.post("/api/runs", {"config": text})
+        assert status == 400, body
+        assert "progress: jsonl.path" in body["detail"] and "outside the run's folder" in body["detail"]
+    assert not outside.exists()
+    # A relative path is the run's own: inside its output folder.
+    run = server.start_run(factual_config(work, progress=[{"jsonl": {"path": "events/progress.jsonl"}}]))
+    run = server.wait_for_status(run["id"], "done", "failed")
+    assert run["status"] == "done"
+    assert (server.runs_dir / run["id"] / "output" / "events" / "progress.jsonl").stat().st_size > 0
+
+
+def test_only_allowed_environment_variables_expand(server, work):
+    text = factual_config(work, hf_token="${ATK_TEST_PRIVATE}")
+    status, body, _ = server.post("/api/runs", {"config": text})
+    assert status == 400
+    assert body["detail"] == ("config.yaml: ${ATK_TEST_PRIVATE} is not an environment variable this server"
+                              " lets a config use (allowed: ATK_TEST_ALLOWED_KEY); start atk serve with"
+                              " --allow-env ATK_TEST_PRIVATE to allow it")
+    text = factual_config(work, hf_token="${HOME:-fallback}")  # a default does not make it allowed
+    assert server.post("/api/runs", {"config": text})[0] == 400
+    status, body, _ = server.post("/api/validate", {"config": factual_config(work, hf_token="${ATK_TEST_ALLOWED_KEY}")})
+    assert body["ok"], body
+
+
+def test_inputs_outside_the_allowed_folders_are_refused(server, work, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "secret.txt").write_text("The launch code is 1234.\n")
+    status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir=str(private))})
+    assert status == 400
+    assert body["detail"].startswith(f"config.yaml: input_dir names '{private}', outside the folders this"
+                                     f" server may read ({work})")
+    status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir="../")})
+    assert status == 400 and "outside the folders" in body["detail"]
+
+
+def test_an_allowed_input_folder_may_be_read(work, tmp_path):
+    other = factual_folder(tmp_path / "other")
+    server = AtkServer(tmp_path / "runs", "--allow-input", work, "--allow-input", other, cwd=work)
+    try:
+        run = server.start_run(factual_config(work, input_dir=str(other / "documents")))
+        assert server.wait_for_status(run["id"], "done", "failed")["status"] == "done"
+    finally:
+        server.stop()
+
+
+def test_the_cli_keeps_its_full_power(work, tmp_path):
+    """`atk run` is the user's own: any input, any variable, any reporter path."""
+    config = tmp_path / "cli.yaml"
+    events = tmp_path / "anywhere" / "events.jsonl"
+    text = factual_config(work, hf_token="${ATK_TEST_PRIVATE}", progress=[{"jsonl": {"path": str(events)}}],
+                          output_dir=str(tmp_path / "out"))
+    config.write_text(text)
+    from serve_helpers import with_fakes
+
+    result = subprocess.run([sys.executable, "-m", "atk_core", "run", str(config)], cwd=tmp_path,
+                            env=with_fakes({**os.environ, "ATK_TEST_PRIVATE": "x"}),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert events.stat().st_size > 0
+
+
+def test_yaml_whose_aliases_expand_past_the_cap_is_refused_at_once(server):
+    lines = ["pipeline: factual-qa", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 13)]  # 24 aliases: under the cap
+    text = "\n".join(lines) + "\n"
+    assert len(text) < 8192
+    started = time.monotonic()
+    status, body, _ = server.post("/api/validate", {"config": text}, timeout=30)
+    assert status == 200 and not body["ok"]
+    assert "values once its aliases (*name) are expanded" in body["error"]
+    status, body, _ = server.post("/api/runs", {"config": text}, timeout=30)
+    assert status == 400 and "once its aliases" in body["detail"]
+    print(f"refused in {time.monotonic() - started:.3f}s")  # the figure; not asserted (shared machine)
+
+
+# -- the queue ---------------------------------------------------------------------------------------
+
+
+def test_runs_wait_in_a_queue_and_start_in_order(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--max-running", "1", cwd=work)
+    try:
+        ids = [server.start_run(factual_config(work, delay=0.05, concurrency=1))["id"] for _ in range(3)]
+        statuses = [server.run(i)["status"] for i in ids]
+        assert statuses[0] == "running" and statuses[1:] == ["queued", "queued"]
+        runs = [server.wait_for_status(i, "done", "failed", timeout=240) for i in ids]
+        assert [r["status"] for r in runs] == ["done"] * 3
+        for earlier, later in zip(runs, runs[1:]):
+            assert later["started"] >= earlier["finished"]  # one at a time, in order
+    finally:
+        server.stop()
+
+
+def test_a_queued_run_can_be_cancelled_and_a_restart_keeps_the_queue(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--max-running", "1", cwd=work)
+    try:
+        first, second, third = (server.start_run(factual_config(work, delay=0.2, concurrency=1))["id"]
+                                for _ in range(3))
+        status, run, _ = server.post(f"/api/runs/{second}/cancel")
+        assert status == 200 and run["status"] == "cancelled"
+        assert server.run(second)["started"] is None  # it never ran
+        assert server.run(third)["status"] == "queued"
+    finally:
+        server.stop()
+    again = AtkServer(tmp_path / "runs", "--max-running", "1", cwd=work)
+    try:
+        assert again.run(first)["status"] in ("interrupted", "done")
+        done = again.wait_for_status(third, "done", "failed", timeout=240)
+        assert done["status"] == "done"
+        assert again.run(second)["status"] == "cancelled"
+    finally:
+        again.stop()
