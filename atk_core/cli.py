@@ -268,11 +268,15 @@ def _default_running() -> int:
 @click.option("--allow-input", "allow_input", multiple=True, type=click.Path(file_okay=False),
               metavar="DIR", help="Folders a config sent to the server may read from (repeatable;"
                                   " default: the folder atk serve starts in).")
+@click.option("--allow-scripted", is_flag=True,
+              help="Let configs sent to the server use the scripted backend, which runs a Python"
+                   " function the config names (for tests and demos).")
 @click.option("--max-running", default=None, type=click.IntRange(min=1),
               help="How many runs go at once; the rest wait in a queue, in order (default: half"
                    f" the CPU cores, at least 1; here {_default_running()}).")
 @_debug_option
-def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, allow_input, max_running):
+def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, allow_input,
+                  allow_scripted, max_running):
     """The local web interface: start runs from templates, watch progress, fetch outputs."""
     from .serve import resolve_token, serve
 
@@ -280,7 +284,7 @@ def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, 
     names = [name.strip() for entry in allow_env for name in entry.split(",") if name.strip()]
     serve(host=host, port=port, runs_dir=runs_dir, token=chosen, allow_env=names,
           allow_input=list(allow_input) or [os.getcwd()],
-          max_running=max_running or _default_running())
+          max_running=max_running or _default_running(), allow_scripted=allow_scripted)
 
 
 @cli.command("new")

@@ -38,11 +38,12 @@ def export_hf(run_dir, path, *, force: bool = False) -> dict:
     run_dir, path = Path(run_dir), Path(path)
     manifest = _manifest(run_dir)
     files = _dataset_files(run_dir, manifest)
-    if path.exists() and not (path.is_dir() and not any(path.iterdir())) and not force:
-        raise ConfigError(f"{path} already exists; use --force to replace it")
+    _check_target(path, run_dir, force)
     datasets = _require("datasets")
     datasets.disable_progress_bars()
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # beside it: one rename
+    old = None
     try:
         counts, skipped = {}, []
         for name in files:
@@ -53,19 +54,56 @@ def export_hf(run_dir, path, *, force: bool = False) -> dict:
                 continue
             target = staging / "data" / config / "train-00000-of-00001.parquet"
             target.parent.mkdir(parents=True)
-            datasets.Dataset.from_list(rows).to_parquet(str(target))
+            _to_parquet(datasets, rows, target, run_dir / name)
             counts[config] = len(rows)
         if not counts:
             raise ConfigError(f"{run_dir}: every output of the run is empty; nothing to export")
         (staging / "README.md").write_text(dataset_card(manifest, files, counts, skipped), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():  # a previous export (checked above): out of the way, then gone
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "export")
         os.replace(staging, path)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            if not path.exists():  # the new one did not make it: put the old one back
+                os.replace(old / "export", path)
+            shutil.rmtree(old, ignore_errors=True)
     return counts
+
+
+def _check_target(path: Path, run_dir: Path, force: bool) -> None:
+    """``path`` may be new, an empty folder, or (with ``--force``) an earlier export; never the
+    run, a folder holding it, or the folder atk runs in."""
+    real, run = path.resolve(), run_dir.resolve()
+    if real == run or real in run.parents or run in real.parents or real == Path.cwd().resolve():
+        raise ConfigError(f"{path} is the run's folder, inside it or around it (or the current"
+                          " folder); export to a folder of its own")
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    if not force:
+        raise ConfigError(f"{path} already exists; use --force to replace an earlier export")
+    card = path / "README.md"
+    earlier = path.is_dir() and card.is_file() and (path / "data").is_dir() \
+        and "Made by atk's" in card.read_text(encoding="utf-8", errors="replace")
+    if not earlier:
+        raise ConfigError(f"{path} exists and is not an earlier atk export; --force replaces only"
+                          " those: remove it yourself, or choose another folder")
+
+
+def _to_parquet(datasets, rows: list, target: Path, source: Path) -> None:
+    """Rows as a Parquet file whose columns are every key any row has (a row without one
+    holds null there), in the order they first appear."""
+    columns = list(dict.fromkeys(key for row in rows if isinstance(row, dict) for key in row))
+    if len(columns) == 0 or any(not isinstance(row, dict) for row in rows):
+        raise ConfigError(f"{source}: every line must be a JSON object to be exported")
+    try:
+        table = datasets.Dataset.from_dict({c: [row.get(c) for row in rows] for c in columns})
+        table.to_parquet(str(target))
+    except Exception as exc:  # a column whose rows disagree on its type, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"{source}: cannot be written as one table: {first}") from None
 
 
 def push_hf(path, repo: str, *, private: bool = False) -> str:

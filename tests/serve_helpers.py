@@ -46,7 +46,8 @@ class AtkServer:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "atk_core", "serve", "--port", "0", "--runs-dir", str(runs_dir),
-                 *map(str, args)],
+                 *([] if "--no-scripted" in args else ["--allow-scripted"]),
+                 *(str(a) for a in args if a != "--no-scripted")],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=environment,
             )
         self.port = self._wait_for_port(timeout)

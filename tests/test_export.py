@@ -66,15 +66,15 @@ def test_a_folder_that_is_no_finished_run_is_refused_in_one_line(tmp_path, args,
     assert not (tmp_path / "hf").exists()
 
 
-def test_an_existing_folder_is_replaced_only_with_force(run_dir, tmp_path):
+def test_an_earlier_export_is_replaced_only_with_force(run_dir, tmp_path):
     target = tmp_path / "hf"
-    target.mkdir()
-    (target / "mine.txt").write_text("keep me")
+    assert run_cli("export", run_dir, "--format", "hf", target, cwd=tmp_path).returncode == 0
+    (target / "stale.txt").write_text("from before")
     result = run_cli("export", run_dir, "--format", "hf", target, cwd=tmp_path)
     assert result.returncode == 2 and "already exists; use --force" in result.stderr
-    assert (target / "mine.txt").read_text() == "keep me"
+    assert (target / "stale.txt").exists()
     assert run_cli("export", run_dir, "--format", "hf", target, "--force", cwd=tmp_path).returncode == 0
-    assert not (target / "mine.txt").exists() and (target / "README.md").is_file()
+    assert not (target / "stale.txt").exists() and (target / "README.md").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
@@ -131,3 +131,33 @@ def test_push_asks_the_hub_to_make_the_repo_with_the_users_token(run_dir, tmp_pa
     assert (create["method"], create["path"]) == ("POST", "/api/repos/create")
     assert create["authorization"] == "Bearer hf_testtoken123"
     assert json.loads(create["body"])["type"] == "dataset" and json.loads(create["body"])["name"] == "data"
+
+
+def test_force_replaces_only_an_earlier_export_never_the_run_or_a_folder_around_it(run_dir, tmp_path):
+    before = sorted(p.name for p in run_dir.iterdir())
+    for target in (run_dir, run_dir.parent, run_dir / "inside"):
+        result = run_cli("export", run_dir, "--format", "hf", target, "--force", cwd=tmp_path)
+        assert result.returncode == 2 and "export to a folder of its own" in result.stderr, result.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    result = run_cli("export", run_dir, "--format", "hf", mine, "--force", cwd=tmp_path)
+    assert result.returncode == 2 and "is not an earlier atk export" in result.stderr
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_rows_with_different_keys_keep_every_column(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"a": 1}, {"a": 2, "b": "x"}, {"b": "y", "c": [1, 2]}]
+    (run / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "manifest.json").write_text(json.dumps({"pipeline": "p", "outputs": {"mixed.jsonl": 3}}))
+    assert run_cli("export", run, "--format", "hf", tmp_path / "hf", cwd=tmp_path).returncode == 0
+    loaded = datasets.load_dataset(str(tmp_path / "hf"), "mixed", split="train", cache_dir=str(tmp_path / "c"))
+    assert loaded.to_list() == [{"a": 1, "b": None, "c": None}, {"a": 2, "b": "x", "c": None},
+                                {"a": None, "b": "y", "c": [1, 2]}]
+    (run / "mixed.jsonl").write_text('{"a": 1}\n{"a": "text"}\n')
+    result = run_cli("export", run, "--format", "hf", tmp_path / "hf2", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot be written as one table" in result.stderr
+    assert not (tmp_path / "hf2").exists()

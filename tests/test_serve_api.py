@@ -334,7 +334,7 @@ def test_cross_origin_posts_and_foreign_hosts_are_refused(server, work):
 def test_literal_secrets_in_reporter_options_stay_off_the_command_line(work, tmp_path):
     from atk_core.serve.runs import RunManager
 
-    manager = RunManager(tmp_path / "runs", allow_input=[work])
+    manager = RunManager(tmp_path / "runs", allow_input=[work], allow_scripted=True)
     text = factual_config(work, progress=["console", {"webhook": {
         "url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "tok-literal-9876"}}}])
     prepared = manager.prepare(text, "some-run")
@@ -452,7 +452,14 @@ def test_a_run_cut_off_by_a_server_restart_is_interrupted_and_resumes(work, tmp_
 
     elsewhere = tmp_path / "elsewhere"  # restarted from another folder: the run keeps its own
     elsewhere.mkdir()
-    second = AtkServer(runs_dir, cwd=elsewhere)
+    # Its inputs are read under the new server's rules: one started elsewhere must allow them.
+    refusing = AtkServer(runs_dir, cwd=elsewhere)
+    try:
+        status, body, _ = refusing.post(f"/api/runs/{run['id']}/resume")
+        assert status == 400 and "outside the folders this server may read" in body["detail"], body
+    finally:
+        refusing.stop()
+    second = AtkServer(runs_dir, "--allow-input", work, cwd=elsewhere)
     try:
         listed = {r["id"]: r for r in second.get("/api/runs")[1]}
         assert listed[run["id"]]["status"] == "interrupted"
@@ -546,6 +553,7 @@ def test_a_token_on_the_command_line_works_but_warns_and_a_file_is_read(work, tm
     finally:
         server.stop()
     (tmp_path / "token.txt").write_text("file-token-456\n")
+    os.chmod(tmp_path / "token.txt", 0o600)
     server = AtkServer(tmp_path / "runs2", "--token-file", tmp_path / "token.txt", token="file-token-456",
                        cwd=work)
     try:

@@ -150,8 +150,9 @@ def test_inputs_outside_the_allowed_folders_are_refused(server, work, tmp_path):
     (private / "secret.txt").write_text("The launch code is 1234.\n")
     status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir=str(private))})
     assert status == 400
-    assert body["detail"].startswith(f"config.yaml: input_dir names '{private}', outside the folders this"
-                                     f" server may read ({work})")
+    assert body["detail"] == (f"config.yaml: input_dir names a path outside the folders this server may"
+                              f" read ({work}); start atk serve with --allow-input FOLDER to let configs"
+                              " read a folder")
     status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir="../")})
     assert status == 400 and "outside the folders" in body["detail"]
 
@@ -232,3 +233,61 @@ def test_a_queued_run_can_be_cancelled_and_a_restart_keeps_the_queue(work, tmp_p
         assert again.run(second)["status"] == "cancelled"
     finally:
         again.stop()
+
+
+def test_paths_that_only_look_inside_or_do_not_exist_yet_are_refused(server, work, tmp_path):
+    sneaky = "/" + "./" * 2100 + "etc"  # long, and /etc once normalised
+    later = str(tmp_path / "not-yet" / "data.jsonl")  # could be a symlink by the time it is read
+    for value in (sneaky, later):
+        status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir=value)})
+        assert status == 400 and "outside the folders this server may read" in body["detail"], body
+    # Another run's files are not inputs, though the runs folder is inside the working folder.
+    first = server.start_run(factual_config(work))
+    server.wait_for_status(first["id"], "done", "failed")
+    other = str(server.runs_dir / first["id"] / "output")
+    status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir=other)})
+    assert status == 400 and "outside the runs folder" in body["detail"], body
+
+
+def test_a_reporter_path_may_not_use_a_variable(server, work):
+    text = factual_config(work, progress=[{"jsonl": {"path": "${ATK_TEST_ALLOWED_KEY:-x}/../../e.jsonl"}}])
+    status, body, _ = server.post("/api/runs", {"config": text})
+    assert status == 400 and "may not use ${...}" in body["detail"], body
+
+
+def test_the_scripted_backend_needs_the_servers_consent(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--no-scripted", cwd=work)
+    try:
+        status, body, _ = server.post("/api/runs", {"config": factual_config(work)})
+        assert status == 400 and "the scripted backend runs code a config names" in body["detail"]
+    finally:
+        server.stop()
+
+
+def test_a_run_gets_only_the_allowed_part_of_the_servers_environment(work, tmp_path):
+    """A backend that falls back on OPENAI_API_KEY must not find the server's."""
+    from atk_core.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer() as model_server:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-server-own-key"}
+        server = AtkServer(tmp_path / "runs", env=env, cwd=work)
+        try:
+            role = {"backend": "openai", "model": "m", "base_url": model_server.url}
+            text = factual_config(work, models={"small": role, "large": role}, model_checks="skip",
+                                  answers="sentence")
+            run = server.start_run(text)
+            server.wait_for_status(run["id"], "done", "failed")
+        finally:
+            server.stop()
+        sent = {r["authorization"] for r in model_server.requests}
+    assert sent and "Bearer sk-server-own-key" not in sent
+
+
+def test_a_token_file_others_can_read_is_refused(work, tmp_path):
+    from atk_core.testing import run_cli
+
+    path = tmp_path / "token.txt"
+    path.write_text("file-token-789\n")
+    os.chmod(path, 0o644)
+    result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", "--token-file", path, timeout=60)
+    assert result.returncode == 2 and "can be read by other users (mode 0o644)" in result.stderr

@@ -1,8 +1,10 @@
 """The built-in ``openai`` backend: any OpenAI-compatible server.
 
 Works with OpenAI itself and with local servers (llama.cpp, vLLM, Ollama...)
-through ``base_url``. The SDK's own retries are off: the core's policy is the
-only one. Servers differ in how they take structured output, so the style is
+through ``base_url``. It speaks the API over HTTP itself (``httpx``, one
+connection pool per role): the openai SDK's response models cost more CPU per
+request than all the rest of atk's request path, which caps a run against a
+fast server. The core's retry policy is the only one. Servers differ in how they take structured output, so the style is
 an option, not a guess:
 
 - ``structured_output: json_schema`` (default) — OpenAI's
@@ -15,6 +17,7 @@ an option, not a guess:
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Literal
 
@@ -22,7 +25,7 @@ from ..hookspecs import hookimpl
 from .base import Backend, FatalError, RateLimited, RequestError, Response, TransientError, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# Local servers take any key; the SDK insists on having one.
+# Local servers take any key; a header with none would be refused by some.
 NO_KEY = "no-key-needed"
 
 
@@ -57,50 +60,40 @@ class OpenAIBackend(Backend):
 
     def _get_client(self):
         if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                default_headers=self._headers or None,
+            httpx = _httpx()
+            headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
+                       "Accept": "application/json", **self._headers}
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url + "/", headers=headers,
                 timeout=None,  # the core's per-request timeout applies
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
             )
         return self._client
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
-        arguments = self._arguments(sampling, extra)
+        body = {"model": self.model, "messages": list(messages), **_present(sampling)}
         if json_schema is not None:
             response_format = self._response_format(json_schema)
             if response_format is not None:
-                arguments["response_format"] = response_format
-        completion = await self._call(
-            self._get_client().chat.completions.create, messages=messages, **arguments
-        )
-        return self._response(completion, lambda choice: choice.message.content)
+                body["response_format"] = response_format
+        data = await self._post("chat/completions", body, extra)
+        return self._response(data, lambda choice: choice["message"]["content"])
 
     async def complete(self, prompt, *, json_schema=None, extra=None, **sampling):
-        arguments = self._arguments(sampling, extra)
+        body = {"model": self.model, "prompt": prompt, **_present(sampling)}
         if json_schema is not None and self.structured_output == "json_object":
-            arguments["extra_body"] = dict(arguments.get("extra_body") or {},
-                                           response_format=self._response_format(json_schema))
-        completion = await self._call(
-            self._get_client().completions.create, prompt=prompt, **arguments
-        )
-        return self._response(completion, lambda choice: choice.text)
+            body["response_format"] = self._response_format(json_schema)
+        data = await self._post("completions", body, extra)
+        return self._response(data, lambda choice: choice["text"])
 
-    def _response(self, completion, text_of) -> Response:
+    def _response(self, data, text_of) -> Response:
         try:
-            choice = completion.choices[0]
+            choice = data["choices"][0]
             text = text_of(choice)
-            return Response(text=text or "", finish_reason=choice.finish_reason,
-                            usage=_usage(completion))
-        except (AttributeError, IndexError, TypeError):
+            return Response(text=text or "", finish_reason=choice.get("finish_reason"),
+                            usage=_usage(data))
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise TransientError(f"{self.base_url} sent a response without an answer") from None
-
-    def _arguments(self, sampling, extra):
-        arguments = {"model": self.model, **{k: v for k, v in sampling.items() if v is not None}}
-        if extra:
-            arguments["extra_body"] = dict(extra)
-        return arguments
 
     def _response_format(self, schema):
         if self.structured_output == "json_schema":
@@ -110,59 +103,83 @@ class OpenAIBackend(Backend):
             return {"type": "json_object", "schema": schema}
         return None
 
-    async def _call(self, method, **arguments):
-        import openai
-
+    async def _post(self, path: str, body: dict, extra) -> dict:
+        """One request, straight over HTTP (the SDK's response models cost more CPU than the
+        rest of atk's request path): the answer's JSON, or the typed error its status means."""
+        httpx = _httpx()
+        if extra:
+            body.update(extra)  # what the SDK calls extra_body: merged into the request
         try:
-            return await method(**arguments)
-        except openai.RateLimitError as exc:
-            raise RateLimited(_describe(exc), _retry_after(exc)) from None
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-            raise FatalError(f"{self.base_url}: {_describe(exc)}") from None
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            raise RequestError(_describe(exc)) from None
-        except openai.APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code in (408, 409):
-                raise TransientError(_describe(exc)) from None
-            raise RequestError(_describe(exc)) from None
-        except openai.APITimeoutError:
+            reply = await self._get_client().post(path, content=_dumps(body))
+        except httpx.TimeoutException:
             raise TransientError(f"{self.base_url}: the request timed out") from None
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise TransientError(f"cannot reach {self.base_url}: {cause}") from None
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            # A body that is not the JSON the API promises: a broken or overloaded server.
+        except httpx.HTTPError as exc:  # refused, reset, closed mid-answer...
+            raise TransientError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from None
+        status = reply.status_code
+        if status >= 300:
+            message = _describe(status, reply.content)
+            if status == 429:
+                raise RateLimited(message, _retry_after(reply.headers))
+            if status in (401, 403, 404):
+                raise FatalError(f"{self.base_url}: {message}")
+            if status >= 500 or status in (408, 409):
+                raise TransientError(message)
+            raise RequestError(message)
+        try:
+            return json.loads(reply.content)
+        except ValueError as exc:  # not the JSON the API promises: a broken or overloaded server
             raise TransientError(f"{self.base_url} sent a malformed response: {exc}") from None
 
     async def aclose(self):
         if self._client is not None:
-            await self._client.close()
+            await self._client.aclose()
             self._client = None
 
 
-def _usage(completion) -> Usage:
-    usage = getattr(completion, "usage", None)
-    if usage is None:
+def _httpx():
+    """The HTTP client library the openai SDK installs: ``httpx2`` in its newer releases,
+    ``httpx`` before (the same API)."""
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+    return httpx
+
+
+def _present(sampling: dict) -> dict:
+    return {k: v for k, v in sampling.items() if v is not None}
+
+
+def _dumps(body: dict) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _usage(data) -> Usage:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not isinstance(usage, dict):
         return Usage()
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
 
 
-def _retry_after(exc) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
+def _retry_after(headers) -> float | None:
+    value = headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
 
 
-def _describe(exc) -> str:
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
+def _describe(status: int, content: bytes) -> str:
+    """``HTTP 500: the server's own reason`` (its error message, else the start of its body)."""
     message = None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
     if isinstance(body, dict):
         error = body.get("error", body)
         message = error.get("message") if isinstance(error, dict) else str(error)
-    message = message or getattr(exc, "message", None) or str(exc)
+    if not message:
+        message = content.decode("utf-8", errors="replace") or "(no body)"
     message = " ".join(str(message).split())[:300]
-    return f"HTTP {status}: {message}" if status else message
+    return f"HTTP {status}: {message}"

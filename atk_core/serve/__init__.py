@@ -54,6 +54,10 @@ def resolve_token(*, token=None, token_file=None, environ=None, no_token=False) 
             raise ConfigError(f"cannot read --token-file {token_file!r}: {exc.strerror}") from None
         if not text:
             raise ConfigError(f"--token-file {token_file!r} is empty")
+        mode = Path(token_file).expanduser().stat().st_mode
+        if mode & 0o077:
+            raise ConfigError(f"--token-file {token_file!r} can be read by other users (mode"
+                              f" {oct(mode & 0o777)}); make it private: chmod 600 {token_file}")
         return _checked(Token(text, "file"))
     if token:
         return _checked(Token(token, "command line"))
@@ -70,7 +74,7 @@ def _checked(token: Token) -> Token:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token: Token | None = None,
-          allow_env=(), allow_input=None, max_running: int = 1):
+          allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False):
     """Run the web interface until interrupted (Ctrl-C stops it and interrupts its runs).
     ``token`` None serves without one (loopback only); ``allow_env`` and ``allow_input`` are
     what a config sent to the server may use and read; ``max_running`` how many runs go at
@@ -113,7 +117,8 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     from .app import create_app
 
     app = create_app(folder, token=token.value if token else None, loopback=is_loopback(host),
-                     allow_env=list(allow_env), allow_input=allow_input, max_running=max_running)
+                     allow_env=list(allow_env), allow_input=allow_input, max_running=max_running,
+                     allow_scripted=allow_scripted)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     page = f"http://{shown}:{bound}/"

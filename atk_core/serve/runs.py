@@ -77,12 +77,13 @@ class RunManager:
     """The runs of one runs folder: start, watch, cancel, resume, recover after a restart."""
 
     def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE,
-                 allow_env=(), allow_input=None, max_running: int = 1):
+                 allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False):
         self.runs_dir = Path(runs_dir).resolve()
         self.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.allow_env = frozenset(allow_env)
         self.allow_input = [Path(f).resolve() for f in (allow_input or [os.getcwd()])]
         self.max_running = max(1, int(max_running))
+        self.allow_scripted = allow_scripted
         self.db_path = self.runs_dir / TASKS_FILE
         self.store = TaskStore(self.db_path)
         self.registry = registry
@@ -91,13 +92,16 @@ class RunManager:
         self._watchers: dict[str, threading.Thread] = {}
         self._lock = threading.RLock()
         self._stopping = False
-        self._pending: dict[str, tuple] = {}  # queued run -> (its extra environment, note)
+        self._pending: dict[str, str] = {}  # queued run -> what its start is called (started, resumed)
 
     # -- checking a config ---------------------------------------------------------------
 
-    def prepare(self, text: str, run_id: str | None = None, values: bool = True) -> Prepared:
+    def prepare(self, text: str, run_id: str | None = None, values: bool = True,
+                cwd: str | None = None) -> Prepared:
         """Check config text as ``atk run`` would, with the server's overrides for ``run_id``
-        (a new run's id, named after its pipeline, when None).
+        (a new run's id, named after its pipeline, when None), and confine it: only allowed
+        ``${VAR}``\\ s, inputs inside the allowed folders (relative to ``cwd``, the folder the
+        run runs in; default: the server's), writes inside the run's folder.
 
         Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages.
         ``values=False`` leaves out the backends' and the pipeline's own checks,
@@ -112,6 +116,7 @@ class RunManager:
             raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
         raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
         self._check_references(raw)
+        self._check_backends(raw)
         environ = {k: v for k, v in os.environ.items() if k in self.allow_env}
         written = config_from_text(text, CONFIG_FILE, environ=environ)  # as written: its mistakes first
         run_id = run_id or new_task_id(written.pipeline)
@@ -127,7 +132,7 @@ class RunManager:
         output_dir = run_dir / OUTPUT_DIR
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
         config = config_from_text(text, CONFIG_FILE, overrides, {**environ, **env})
-        self._check_inputs(config.tree, run_dir)
+        self._check_inputs(config.tree, run_dir, cwd or os.getcwd())
         plan = check(config, registry=registry, values=values)
         return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
 
@@ -143,31 +148,45 @@ class RunManager:
                               f" server lets a config use (allowed: {allowed}); start atk serve with"
                               f" --allow-env {refused[0]} to allow it")
 
-    def _check_inputs(self, tree, run_dir: Path) -> None:
-        """Every value of the config that names a file or folder on this machine names one
-        inside the folders the server may read (``--allow-input``) or the run's own folder.
-        Relative paths are the run's: from the folder the server started in."""
-        allowed = [*self.allow_input, run_dir.resolve()]
+    def _check_backends(self, raw) -> None:
+        """The scripted backend runs a Python function the config names: a test tool, refused
+        in configs sent to the server unless it was started with ``--allow-scripted``."""
+        models = raw.get("models") if isinstance(raw, dict) else None
+        for role, spec in (models.items() if isinstance(models, dict) else ()):
+            backend = spec.get("backend") if isinstance(spec, dict) else spec
+            if backend == "scripted" and not self.allow_scripted:
+                raise ConfigError(f"{CONFIG_FILE}: models.{role}: the scripted backend runs code a config"
+                                  " names, so a config sent to this server may not use it (start atk"
+                                  " serve with --allow-scripted for tests and demos)")
+
+    def _check_inputs(self, tree, run_dir: Path, cwd: str) -> None:
+        """Every text value of the config that is a path (it has a ``/``, starts with ``~`` or
+        ``.``, or names something in ``cwd``, the folder the run runs in) lies inside the
+        folders the server may read (``--allow-input``) or the run's own folder, and not in
+        another run's. Checked whether or not the file exists yet, so that none can appear
+        there later; a value that is no path (a prompt with a slash, a model name with its
+        owner) lies in ``cwd``, allowed by default."""
+        runs = self.runs_dir
+        own = run_dir.resolve()
         for where, value in _strings(tree):
             if where and where[0] in ("output_dir", "progress"):
                 continue  # set by the server, or confined above
-            if "://" in value or "\n" in value or not value.strip() or len(value) > 4096:
-                continue
             try:
-                path = Path(os.path.expanduser(value))
-                if not path.is_absolute():
-                    path = Path(os.getcwd()) / path
-                if not path.exists():
-                    continue
-                real = path.resolve()
-            except (OSError, ValueError, RuntimeError):
+                path = os.path.join(cwd, os.path.expanduser(value))
+                if not _pathlike(value) and not os.path.lexists(path):
+                    continue  # a word (a model name, a choice) that names nothing here
+                real = Path(os.path.realpath(os.path.normpath(path)))
+            except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
                 continue
-            if not any(real == folder or folder in real.parents for folder in allowed):
+            if real == own or own in real.parents:
+                continue
+            other_run = real == runs or runs in real.parents
+            if other_run or not any(real == f or f in real.parents for f in self.allow_input):
                 shown = ".".join(str(part) for part in where)
                 folders = ", ".join(str(f) for f in self.allow_input)
-                raise ConfigError(f"{CONFIG_FILE}: {shown} names {value!r}, outside the folders this"
-                                  f" server may read ({folders}); start atk serve with --allow-input"
-                                  f" {real if real.is_dir() else real.parent} to allow it")
+                what = "the runs folder" if other_run else f"the folders this server may read ({folders})"
+                raise ConfigError(f"{CONFIG_FILE}: {shown} names a path outside {what}; start atk"
+                                  " serve with --allow-input FOLDER to let configs read a folder")
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -187,7 +206,7 @@ class RunManager:
             self.store.add_run(id=run_id, pipeline=prepared.pipeline, run_dir=str(run_dir),
                                cwd=os.getcwd(), command=command, config_redacted=prepared.redacted_yaml)
             self.store.add_event(run_id, "queued", 0.0, "waiting to start")
-            self._pending[run_id] = (prepared.env, "started")
+            self._pending[run_id] = "started"
             self._schedule()
         return self.store.run(run_id)
 
@@ -202,7 +221,7 @@ class RunManager:
         # pipeline check must not hold up cancels and finishing runs. Values naming
         # relative paths are checked only where the run will run; else the run checks them.
         same_folder = os.path.realpath(run["cwd"]) == os.path.realpath(os.getcwd())
-        prepared = self.prepare(text, run_id, values=same_folder)
+        prepared = self.prepare(text, run_id, values=same_folder, cwd=run["cwd"])
         command = self._command(run_dir, prepared)
         # One lock from the second status check to the new process: of two resumes sent at
         # once, the second finds the run running and is refused, rather than starting a twin.
@@ -213,29 +232,31 @@ class RunManager:
                                   exit_code=None, error=None, message="waiting to start",
                                   cancel_requested=0)
             self.store.add_event(run_id, "queued", run["progress"], "waiting to start")
-            self._pending[run_id] = (prepared.env, "resumed")
+            self._pending[run_id] = "resumed"
             self._schedule()
             return self.store.run(run_id)
 
     def _schedule(self) -> None:
         """Start queued runs, oldest in the queue first, while fewer than ``max_running`` run.
-        Called (under the lock) whenever a run is queued or ends."""
+        Each is checked again as it starts (its config, inputs and environment may have
+        changed while it waited). Called (under the lock) whenever a run is queued or ends."""
         with self._lock:
-            if self._stopping:
-                return
-            running = [r for r in self.store.runs(("running",))]
-            waiting = sorted(self.store.runs(("queued",)), key=lambda r: (r["queued"] or r["created"], r["id"]))
-            for run in waiting[: max(0, self.max_running - len(running))]:
-                env, note = self._pending.pop(run["id"], (None, "started"))
-                if env is None:  # queued before a restart: check it again, as a resume does
-                    try:
-                        text = (Path(run["run_dir"]) / CONFIG_FILE).read_text(encoding="utf-8")
-                        env = self.prepare(text, run["id"], values=False).env
-                    except (AtkError, OSError) as exc:
-                        error = one_line(exc) if isinstance(exc, AtkError) else str(exc)
-                        self.store.update_run(run["id"], status="failed", finished=time.time(), error=error)
-                        self.store.add_event(run["id"], "failed", 0.0, error)
-                        continue
+            while not self._stopping:
+                running = self.store.runs(("running",))
+                waiting = sorted(self.store.runs(("queued",)),
+                                 key=lambda r: (r["queued"] or r["created"], r["id"]))
+                if not waiting or len(running) >= self.max_running:
+                    return
+                run = waiting[0]
+                note = self._pending.pop(run["id"], "started")
+                try:
+                    text = (Path(run["run_dir"]) / CONFIG_FILE).read_text(encoding="utf-8")
+                    env = self.prepare(text, run["id"], values=False, cwd=run["cwd"]).env
+                except (AtkError, OSError) as exc:
+                    error = one_line(exc) if isinstance(exc, AtkError) else str(exc)
+                    self.store.update_run(run["id"], status="failed", finished=time.time(), error=error)
+                    self.store.add_event(run["id"], "failed", 0.0, error)
+                    continue
                 try:
                     self._launch(run["id"], run["command"], env, note=note)
                 except RunError:
@@ -259,7 +280,11 @@ class RunManager:
     def _launch(self, run_id: str, command: list, extra_env: dict, note: str) -> None:
         run = self.store.run(run_id)
         run_dir = Path(run["run_dir"])
-        env = {k: v for k, v in os.environ.items() if k != "ATK_SERVE_TOKEN"}
+        # Not the server's whole environment: only what a process needs to run, and the
+        # variables configs may use (an API key a backend would pick up unasked stays out).
+        env = {k: v for k, v in os.environ.items()
+               if (k in _RUN_ENVIRONMENT or k.startswith(("LC_", "XDG_")) or k in self.allow_env)
+               and k != "ATK_SERVE_TOKEN"}
         env.update(extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         cwd = run["cwd"] if os.path.isdir(run["cwd"]) else os.getcwd()
@@ -375,9 +400,10 @@ class RunManager:
 
         Returns how many there were.
         """
-        self._stopping = True
+        with self._lock:  # no run starts between this and the list of runs to stop
+            self._stopping = True
+            active = [r for r in self.store.runs(ACTIVE) if r["pid"]]
         grace = self.cancel_grace if grace is None else grace
-        active = [r for r in self.store.runs(ACTIVE) if r["pid"]]
         stop_groups([run["pid"] for run in active], grace)
         for watcher in list(self._watchers.values()):
             watcher.join(timeout=2.0)
@@ -519,6 +545,14 @@ def _inside(path: Path, root: Path) -> bool:
     return path != root
 
 
+# What a run started by the server gets of its environment (besides LC_* and XDG_*, and the
+# variables the server was started to allow).
+_RUN_ENVIRONMENT = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP",
+    "TMP", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SYSTEMROOT", "HF_HOME", "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+})
+
 # Options of a reporter that name a file or folder it writes (the jsonl reporter's ``path``).
 _WRITES = ("path", "file", "dir", "folder")
 
@@ -537,6 +571,9 @@ def _confined(entry, run_dir: Path):
     for key, value in options.items():
         if not isinstance(value, str) or not (key in _WRITES or key.endswith(tuple("_" + w for w in _WRITES))):
             continue
+        if "$" in value:  # checked as written: ${VAR} would change it after the check
+            raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} may not use ${{...}} in a config"
+                              " sent to the server")
         path = Path(os.path.expanduser(value))
         path = path if path.is_absolute() else root / OUTPUT_DIR / path
         real = Path(os.path.realpath(path))
@@ -546,6 +583,10 @@ def _confined(entry, run_dir: Path):
                               f" relative to the run's output folder)")
         confined[key] = str(real)
     return {name: confined}
+
+
+def _pathlike(value: str) -> bool:
+    return "/" in value or value.startswith(("~", ".")) or os.sep in value
 
 
 def _strings(node, where=()):

@@ -54,9 +54,11 @@ class FakeOpenAIServer:
     """Start with ``start()``; ``url`` is the base_url to give a client."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0,
-                 answer: Callable[[str, dict], Any] | None = None, record: bool = True):
+                 answer: Callable[[str, dict], Any] | None = None, record: bool = True,
+                 cpu_ms: float = 0.0):
         self.host, self.port = host, port
         self.delay = delay
+        self.cpu_ms = cpu_ms  # CPU each answer costs, as a real server's front end spends it
         self.answer = answer
         self.record = record
         self.requests: list[dict] = []
@@ -201,6 +203,8 @@ class FakeOpenAIServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.cpu_ms:
+                _spend_cpu(self.cpu_ms / 1000)
             if self.delay:
                 await asyncio.sleep(self.delay)
             return await self._respond(behaviour, payload, chat, text, body, writer)
@@ -275,6 +279,14 @@ class FakeOpenAIServer:
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
 
 
+def _spend_cpu(seconds: float) -> None:
+    """Keep this thread's CPU busy for ``seconds`` of its own CPU time (blocking, as a real
+    server's tokenizer and templating would block its event loop)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 def _prompt_text(payload, chat) -> str:
     if chat:
         return "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
@@ -313,8 +325,11 @@ def main():
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--no-record", action="store_true", help="keep no request log (benchmarks)")
+    parser.add_argument("--cpu-ms", type=float, default=0.0,
+                        help="CPU milliseconds each answer costs (a real server's front end)")
     args = parser.parse_args()
-    server = FakeOpenAIServer(args.host, args.port, delay=args.delay, record=not args.no_record)
+    server = FakeOpenAIServer(args.host, args.port, delay=args.delay, record=not args.no_record,
+                              cpu_ms=args.cpu_ms)
 
     async def forever():
         await server._open()

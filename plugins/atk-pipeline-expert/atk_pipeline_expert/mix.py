@@ -5,8 +5,9 @@ a token count. With shares ``p`` and ``T`` tokens available per source, the
 mix can hold at most ``M = min(T / p)`` tokens without repeating a record; the
 source that sets ``M`` gives all it has, and each other source gives records,
 in an order the seed shuffles, while a record brings its total nearer its
-target ``p * M``. So a source's tokens end within half of one of its records
-of the target, and its share within ``longest record / (2 * M)`` of ``p``
+target ``p * M``. So a source's tokens end within half of its longest record
+``L`` of the target, the mix's total within ``E``, the sum of those halves, of
+``M``, and its share within ``(L / 2 + p * E) / (M - E)`` of ``p``
 (``manifest.json`` reports configured and actual shares, and that bound).
 """
 
@@ -59,9 +60,14 @@ def balance(items: dict[str, list[Item]], shares: dict[str, float], seed: int) -
                           "records": len(taken), "tokens": running, "target_share": active[source],
                           "longest_record": max(i.tokens for i in order)}
     mixed = sum(r["tokens"] for r in report.values())
+    # Each source ends within half its longest record of its target (p * M); the mix's total
+    # moves by at most E = the sum of those halves, so a share is off by at most
+    # (L / 2 + p * E) / (M - E).
+    slack = sum(r["longest_record"] for r in report.values()) / 2
     for entry in report.values():
         entry["share"] = round(entry["tokens"] / mixed, 6) if mixed else 0.0
-        entry["bound"] = round(entry["longest_record"] / (2 * total), 6) if total else 0.0
+        error = entry["longest_record"] / 2 + entry["target_share"] * slack
+        entry["bound"] = round(error / (total - slack), 6) if total > slack else 1.0
     return chosen, report
 
 

@@ -115,8 +115,8 @@ def test_the_mix_holds_each_source_to_its_share_of_the_tokens(tmp_path):
     assert limiting  # the source that sets the size gives all it has
     for source, share in shares.items():
         actual = counted[source] / total
-        assert abs(actual - share) <= report[source]["bound"] + 0.01, (source, actual, report[source])
-        assert report[source]["bound"] < 0.05  # enough records here for a close match
+        assert abs(actual - share) <= report[source]["bound"], (source, actual, report[source])
+        assert report[source]["bound"] < 0.1  # enough records here for a close match
     # What was left out is a recorded drop, not a silent one.
     failures = [f for f in read_jsonl(out / "failures.jsonl") if f["step"] == "mix"]
     offered = sum(e["records_available"] for e in report.values())
@@ -223,7 +223,7 @@ def test_a_generic_dataset_in_any_of_three_formats_takes_its_share(tmp_path):
     out = tmp_path / "out"
     report = json.loads((out / "manifest.json").read_text())["mix"]
     assert report["generic"]["records"] > 0
-    assert abs(report["generic"]["share"] - 0.2) <= report["generic"]["bound"] + 0.01
+    assert abs(report["generic"]["share"] - 0.2) <= report["generic"]["bound"]
     mixed = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl"))
              if origin["source"] == "generic"]
     assert {tuple(m["role"] for m in row["messages"]) for row in mixed} == {("user", "assistant")}
@@ -325,3 +325,16 @@ def test_a_generic_dataset_that_is_no_file_is_loaded_with_datasets(tmp_path):
     line = KIT.refused(tmp_path / "bad", input_dirs=["docs"], base_model="m", generic_dataset=str(folder),
                        generic_split="validation", mix={"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2})
     assert f"generic_dataset {str(folder)!r}: could not load it with datasets" in line, line
+
+
+def test_the_stated_bound_holds_when_records_differ_wildly_in_size():
+    """Many one-token records against a few long ones: the total moves, and the bound says so."""
+    from atk_pipeline_expert.mix import Item, balance
+
+    items = {"qa": [Item("qa", {}, 1) for _ in range(100)],
+             "rag": [Item("rag", {}, 60) for _ in range(3)]}
+    for seed in range(5):
+        chosen, report = balance(items, {"qa": 0.5, "rag": 0.5}, seed)
+        for source, entry in report.items():
+            assert abs(entry["share"] - entry["target_share"]) <= entry["bound"], (seed, entry)
+            assert entry["tokens"] == sum(i.tokens for i in chosen if i.source == source)
