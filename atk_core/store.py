@@ -46,6 +46,12 @@ class StoredAnswer:
     completion_tokens: int
 
 
+def _row(key: str, request_text: str, answer: StoredAnswer, tag: str) -> tuple:
+    blob = zlib.compress(request_text.encode("utf-8"), 1)
+    return (key, tag, answer.text, answer.finish_reason, answer.prompt_tokens,
+            answer.completion_tokens, blob, time.time())
+
+
 class Store:
     """One SQLite database (WAL mode) holding a run's answers."""
 
@@ -53,6 +59,7 @@ class Store:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._connection = None  # opened on first use: a run that calls no model makes no file
+        self._batches: dict = {}  # event loop -> (rows waiting for their commit, its future)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -85,13 +92,45 @@ class Store:
         """Store an answer, committed before this returns: an answer we paid for must
         survive a kill that comes a moment later. ``request_text`` is kept (compressed)
         so that an answer can be traced to the exact request behind it."""
-        blob = zlib.compress(request_text.encode("utf-8"), 1)
+        self._commit([_row(key, request_text, answer, tag)])
+
+    async def put_soon(self, key: str, request_text: str, answer: StoredAnswer, tag: str = "") -> None:
+        """``put``, with the answers that arrive in the same turn of the event loop committed
+        together, in one transaction: returns once this one is committed (so, as with ``put``,
+        nothing that awaited it can be lost), but costs one commit per batch, not per answer."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = ([], loop.create_future())
+            loop.call_soon(self._flush, loop)
+        batch[0].append(_row(key, request_text, answer, tag))
+        await asyncio.shield(batch[1])
+
+    def _flush(self, loop) -> None:
+        rows, done = self._batches.pop(loop)
+        try:
+            self._commit(rows)
+        except BaseException as exc:  # every answer of the batch learns it was not stored
+            done.set_exception(exc)
+            done.exception()  # retrieved here too: a batch nobody awaits any more is no warning
+        else:
+            done.set_result(None)
+
+    def _commit(self, rows: list) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, tag, answer.text, answer.finish_reason, answer.prompt_tokens,
-                 answer.completion_tokens, blob, time.time()),
-            )
+            db = self._db
+            if len(rows) == 1:
+                db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[0])
+                return
+            db.execute("BEGIN")
+            try:
+                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def request_text(self, key: str) -> str | None:
         """The stored request behind an answer (with its tag and backend identity)."""

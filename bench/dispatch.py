@@ -200,7 +200,10 @@ def whole_process(code: str, args, env=None) -> dict:
 def installed(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is not there either
+        return False
 
 
 def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) -> list[tuple[str, float]]:
@@ -215,7 +218,7 @@ def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) ->
         profiler.disable()
         assert result.exit_code == 0, result.error
         stats = pstats.Stats(profiler)
-        rows = [(f, t) for (f, _, _), (_, _, t, _, _) in stats.stats.items()]
+        rows = [(f if f != "~" else name, t) for (f, _, name), (_, _, t, _, _) in stats.stats.items()]
         print(json.dumps(rows))
     """)
     config = atk_config(url, samples, concurrency, root / "profiled")
@@ -223,12 +226,13 @@ def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) ->
     done = subprocess.run([sys.executable, "-c", code, str(config)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    parts = {
-        "HTTP transport (httpx, h11, sockets)": ("httpx", "httpcore", "h11", "ssl", "socket", "selectors"),
+    parts = {  # own time of a builtin (C) function is counted by its name
+        "store (SQLite)": ("store.py", "sqlite3"),
+        "HTTP transport (httpx, h11, sockets)": ("httpx", "httpcore", "h11", "ssl", "socket", "selectors",
+                                                 "epoll", "'send'", "'recv'", "_SelectorSocketTransport"),
         "asyncio event loop": ("asyncio",),
         "JSON (requests, answers, canonical keys)": ("json",),
-        "store (SQLite)": ("store.py", "sqlite3"),
-        "request keys (canonical form, sha256)": ("models/model.py", "hashlib"),
+        "request keys (canonical form, sha256)": ("models/model.py", "hashlib", "sha256"),
         "prompt rendering": ("prompts.py", "string"),
         "schema checks": ("schemas.py", "jsonschema"),
         "steps (PipelineStep, streaming)": ("steps.py",),
@@ -237,6 +241,7 @@ def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) ->
     }
     totals = {name: 0.0 for name in parts}
     totals["other"] = 0.0
+    others: dict[str, float] = {}
     for filename, seconds in json.loads(done.stdout.strip().splitlines()[-1]):
         for name, marks in parts.items():
             if any(mark in filename for mark in marks):
@@ -244,7 +249,12 @@ def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) ->
                 break
         else:
             totals["other"] += seconds
-    return sorted(totals.items(), key=lambda item: -item[1])
+            where = filename.split("site-packages/")[-1].split("/python3.11/")[-1]
+            others[where] = others.get(where, 0.0) + seconds
+    largest = sorted(others.items(), key=lambda item: -item[1])[:4]
+    totals = sorted(totals.items(), key=lambda item: -item[1])
+    return [(f"{name} ({', '.join(w for w, _ in largest)}...)" if name == "other" else name, t)
+            for name, t in totals]
 
 
 def main():

@@ -106,14 +106,16 @@ class Model:
         async with semaphore:
             await self._wait_for_rpm_slot()
             response = await self._send_with_retries(request)
-        self.sent += 1
-        self.usage.add(response.usage)
-        if self.store is not None:
-            from ..store import StoredAnswer
+            self.sent += 1
+            self.usage.add(response.usage)
+            if self.store is not None:
+                from ..store import StoredAnswer
 
-            self.store.put(key, canonical, StoredAnswer(
-                response.text, response.finish_reason, response.usage.prompt_tokens,
-                response.usage.completion_tokens), tag)
+                # Committed (with the others of this turn of the loop) before the slot is
+                # given back: what is in flight at a kill is at most `concurrency` requests.
+                await self.store.put_soon(key, canonical, StoredAnswer(
+                    response.text, response.finish_reason, response.usage.prompt_tokens,
+                    response.usage.completion_tokens), tag)
         return _checked(response, request)
 
     async def aclose(self) -> None:

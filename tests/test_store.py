@@ -1,0 +1,53 @@
+"""The store's grouped commits, on real SQLite: answers that arrive together are committed in
+one transaction, and none is reported stored before its commit."""
+
+import asyncio
+import sqlite3
+
+from atk_core.store import Store, StoredAnswer
+
+
+def answer(n):
+    return StoredAnswer(f"answer {n}", "stop", 3, 2)
+
+
+def committed(path) -> int:
+    """Rows another connection sees: only what is committed."""
+    with sqlite3.connect(path) as other:
+        return other.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def test_answers_of_one_turn_share_a_commit_and_each_is_committed_before_it_returns(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    seen_after_own_put = []
+
+    async def one(n):
+        await asyncio.sleep(0)  # all fifty arrive in the same turn of the loop
+        await store.put_soon(f"k{n}", f"request {n}", answer(n))
+        seen_after_own_put.append(committed(store.path))
+
+    async def main():
+        await asyncio.gather(*(one(n) for n in range(50)))
+
+    asyncio.run(main())
+    assert committed(store.path) == 50
+    assert min(seen_after_own_put) == 50  # one transaction: all or none, and never before its return
+    assert store.get("k7") == answer(7)
+    assert store.request_text("k7") == "request 7"
+
+
+def test_a_batch_that_cannot_be_committed_fails_every_put_of_it(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    store.put("warm", "w", answer(0))  # the file and table exist
+    store._db.execute("CREATE TRIGGER refuse BEFORE INSERT ON responses WHEN NEW.key = 'k3'"
+                      " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+
+    async def main():
+        return await asyncio.gather(*(store.put_soon(f"k{n}", "r", answer(n)) for n in range(5)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in results), results
+    assert committed(store.path) == 1  # the batch rolled back whole; the earlier answer stays
+    store.put("k9", "r", answer(9))  # and the store works on
+    assert committed(store.path) == 2
