@@ -291,3 +291,17 @@ def test_a_token_file_others_can_read_is_refused(work, tmp_path):
     os.chmod(path, 0o644)
     result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", "--token-file", path, timeout=60)
     assert result.returncode == 2 and "can be read by other users (mode 0o644)" in result.stderr
+
+
+def test_a_value_that_is_no_path_is_no_trouble_when_the_working_folder_is_not_allowed(work, tmp_path):
+    other = factual_folder(tmp_path / "other")
+    server = AtkServer(tmp_path / "runs", "--allow-input", other, cwd=work)
+    try:
+        text = factual_config(work, input_dir=str(other / "documents"), base_model="HuggingFaceTB/SmolLM2-135M",
+                              note="see ./notes/today for why")
+        status, body, _ = server.post("/api/validate", {"config": text})
+        assert body["ok"], body
+        status, body, _ = server.post("/api/validate", {"config": factual_config(work, input_dir="documents")})
+        assert not body["ok"] and "outside the folders this server may read" in body["error"]
+    finally:
+        server.stop()

@@ -160,22 +160,25 @@ class RunManager:
                                   " serve with --allow-scripted for tests and demos)")
 
     def _check_inputs(self, tree, run_dir: Path, cwd: str) -> None:
-        """Every text value of the config that is a path (it has a ``/``, starts with ``~`` or
-        ``.``, or names something in ``cwd``, the folder the run runs in) lies inside the
-        folders the server may read (``--allow-input``) or the run's own folder, and not in
-        another run's. Checked whether or not the file exists yet, so that none can appear
-        there later; a value that is no path (a prompt with a slash, a model name with its
-        owner) lies in ``cwd``, allowed by default."""
+        """Every text value of the config, taken as a path, lies inside the folders the
+        server may read (``--allow-input``) or the run's own folder, and not in another
+        run's. A value that leads out of ``cwd`` (the folder the run runs in: absolute, ``~``
+        or ``..``) is checked whether or not it exists yet, so that nothing can be put there
+        later; one inside ``cwd`` only if it names something there (most values are no path:
+        a model name, a prompt)."""
         runs = self.runs_dir
         own = run_dir.resolve()
         for where, value in _strings(tree):
             if where and where[0] in ("output_dir", "progress"):
                 continue  # set by the server, or confined above
             try:
-                path = os.path.join(cwd, os.path.expanduser(value))
-                if not _pathlike(value) and not os.path.lexists(path):
-                    continue  # a word (a model name, a choice) that names nothing here
-                real = Path(os.path.realpath(os.path.normpath(path)))
+                expanded = os.path.expanduser(value)
+                path = os.path.normpath(os.path.join(cwd, expanded))
+                escapes = os.path.isabs(expanded) or not (path == os.path.normpath(cwd)
+                                                          or path.startswith(os.path.join(cwd, "")))
+                if not escapes and not os.path.lexists(path):
+                    continue  # names nothing under the run's folder yet (a model name, a prompt)
+                real = Path(os.path.realpath(path))
             except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
                 continue
             if real == own or own in real.parents:
@@ -583,10 +586,6 @@ def _confined(entry, run_dir: Path):
                               f" relative to the run's output folder)")
         confined[key] = str(real)
     return {name: confined}
-
-
-def _pathlike(value: str) -> bool:
-    return "/" in value or value.startswith(("~", ".")) or os.sep in value
 
 
 def _strings(node, where=()):
