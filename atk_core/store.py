@@ -119,18 +119,22 @@ class Store:
             done.set_result(None)
 
     def _commit(self, rows: list) -> None:
+        """``rows`` in one transaction, committed, or none of them and the error: the
+        connection is never left inside a transaction (later answers would seem stored and
+        not be)."""
         with self._lock:
             db = self._db
-            if len(rows) == 1:
-                db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[0])
-                return
-            db.execute("BEGIN")
             try:
+                db.execute("BEGIN")
                 db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the error that matters is the one being raised
                 raise
-            db.execute("COMMIT")
 
     def request_text(self, key: str) -> str | None:
         """The stored request behind an answer (with its tag and backend identity)."""

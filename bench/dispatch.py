@@ -97,8 +97,11 @@ print(result.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 '''
 
 CURATOR = '''
-import sys, time, resource, os
+import sys, time, resource, os, tempfile
 os.environ.setdefault("OPENAI_API_KEY", "none")
+# curator caches answers on disk by default: every round must ask the server.
+os.environ["CURATOR_DISABLE_CACHE"] = "true"
+os.environ["CURATOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="curator-")
 # curator counts tokens with tiktoken, which downloads its vocabulary at run time: there is no
 # network here, so a bytes / 4 count stands in (cheaper than the real one: curator's favour).
 import tiktoken

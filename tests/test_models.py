@@ -231,3 +231,20 @@ def test_unknown_backend_option_is_named():
     with pytest.raises(ConfigError, match="structured_output must be one of 'json_schema',"
                                           " 'json_object', 'none', not 'grammar'"):
         OpenAIBackend(model="m", structured_output="grammar")
+
+
+def test_one_backend_serves_one_event_loop_after_another(server):
+    """A sync pipeline runs a loop per step: the backend's connections must not outlive theirs."""
+    m = model(server)
+    first = asyncio.run(m.chat(USER, max_tokens=5))
+    second = asyncio.run(m.chat(USER + [{"role": "user", "content": "Again?"}], max_tokens=5))
+    run(using(m, asyncio.sleep(0)))
+    assert first.text and second.text and len(server.requests) == 2
+
+
+def test_a_redirect_is_followed_as_the_sdk_followed_it(server):
+    server.push((307, {"location": "/v1/chat/completions"}))
+    m = model(server)
+    response = run(using(m, m.chat(USER, max_tokens=5)))
+    assert response.text.startswith("answer ")
+    assert [r["behaviour"] for r in server.requests] == ["status", "ok"]

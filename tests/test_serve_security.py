@@ -246,7 +246,7 @@ def test_paths_that_only_look_inside_or_do_not_exist_yet_are_refused(server, wor
     server.wait_for_status(first["id"], "done", "failed")
     other = str(server.runs_dir / first["id"] / "output")
     status, body, _ = server.post("/api/runs", {"config": factual_config(work, input_dir=other)})
-    assert status == 400 and "outside the runs folder" in body["detail"], body
+    assert status == 400 and "in the runs folder, or holding it" in body["detail"], body
 
 
 def test_a_reporter_path_may_not_use_a_variable(server, work):
@@ -303,5 +303,24 @@ def test_a_value_that_is_no_path_is_no_trouble_when_the_working_folder_is_not_al
         assert body["ok"], body
         status, body, _ = server.post("/api/validate", {"config": factual_config(work, input_dir="documents")})
         assert not body["ok"] and "outside the folders this server may read" in body["error"]
+    finally:
+        server.stop()
+
+
+def test_model_names_like_paths_pass_and_the_working_folder_itself_does_not(server, work):
+    role = {"backend": "openai", "model": "/models/Qwen3-8B-Q4_K_M.gguf", "base_url": "http://127.0.0.1:9/v1"}
+    text = factual_config(work, models={"small": role, "large": role}, note="/no_think answer briefly")
+    status, body, _ = server.post("/api/validate", {"config": text})
+    assert body["ok"], body
+    status, body, _ = server.post("/api/validate", {"config": factual_config(work, input_dir=".")})
+    assert not body["ok"] and "in the runs folder, or holding it" in body["error"], body
+
+
+def test_the_short_form_of_the_scripted_backend_needs_consent_too(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", "--no-scripted", cwd=work)
+    try:
+        text = factual_config(work, models={"small": "scripted:x", "large": "scripted"})
+        status, body, _ = server.post("/api/validate", {"config": text})
+        assert not body["ok"] and "the scripted backend runs code" in body["error"], body
     finally:
         server.stop()

@@ -51,3 +51,25 @@ def test_a_batch_that_cannot_be_committed_fails_every_put_of_it(tmp_path):
     assert committed(store.path) == 1  # the batch rolled back whole; the earlier answer stays
     store.put("k9", "r", answer(9))  # and the store works on
     assert committed(store.path) == 2
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open_behind_it(tmp_path):
+    """COMMIT itself fails (here a deferred foreign key): the batch is refused, and the next
+    answers are really committed, not left in a transaction nobody ends."""
+    store = Store(tmp_path / "store.sqlite")
+    store._db.executescript(
+        "PRAGMA foreign_keys=ON;"
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child(x INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER late AFTER INSERT ON responses WHEN NEW.tag = 'boom'"
+        " BEGIN INSERT INTO child VALUES (999); END;")
+
+    async def batch(tag):
+        return await asyncio.gather(*(store.put_soon(f"{tag}{n}", "r", answer(n), tag) for n in range(3)),
+                                    return_exceptions=True)
+
+    assert all(isinstance(r, sqlite3.IntegrityError) for r in asyncio.run(batch("boom")))
+    assert not store._db.in_transaction
+    store.put("single", "r", answer(1), "ok")
+    assert asyncio.run(batch("ok")) == [None, None, None]
+    assert committed(store.path) == 4

@@ -53,22 +53,30 @@ class OpenAIBackend(Backend):
         self.structured_output = structured_output
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or NO_KEY
         self._headers = dict(headers or {})
-        self._client = None
+        self._clients: dict = {}  # event loop -> its HTTP client
 
     def identity(self):
         return {"backend": self.name, "model": self.model, "endpoint": self.base_url}
 
     def _get_client(self):
-        if self._client is None:
+        """This event loop's client: connections belong to the loop that opened them, and a
+        sync pipeline runs a loop per step."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for other in [l for l in self._clients if l.is_closed()]:
+            self._clients.pop(other)  # its connections died with it
+        client = self._clients.get(loop)
+        if client is None:
             httpx = _httpx()
             headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
                        "Accept": "application/json", **self._headers}
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url + "/", headers=headers,
+            client = self._clients[loop] = httpx.AsyncClient(
+                base_url=self.base_url + "/", headers=headers, follow_redirects=True,
                 timeout=None,  # the core's per-request timeout applies
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
             )
-        return self._client
+        return client
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
         body = {"model": self.model, "messages": list(messages), **_present(sampling)}
@@ -131,9 +139,13 @@ class OpenAIBackend(Backend):
             raise TransientError(f"{self.base_url} sent a malformed response: {exc}") from None
 
     async def aclose(self):
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+        self._clients.clear()  # other loops' clients: their loops are gone or going
 
 
 def _httpx():

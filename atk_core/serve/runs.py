@@ -154,7 +154,7 @@ class RunManager:
         models = raw.get("models") if isinstance(raw, dict) else None
         for role, spec in (models.items() if isinstance(models, dict) else ()):
             backend = spec.get("backend") if isinstance(spec, dict) else spec
-            if backend == "scripted" and not self.allow_scripted:
+            if str(backend).partition(":")[0].strip() == "scripted" and not self.allow_scripted:
                 raise ConfigError(f"{CONFIG_FILE}: models.{role}: the scripted backend runs code a config"
                                   " names, so a config sent to this server may not use it (start atk"
                                   " serve with --allow-scripted for tests and demos)")
@@ -171,24 +171,29 @@ class RunManager:
         for where, value in _strings(tree):
             if where and where[0] in ("output_dir", "progress"):
                 continue  # set by the server, or confined above
+            if len(where) == 3 and where[0] == "models" and where[2] in ("model", "base_url"):
+                continue  # a model's name (llama.cpp's server names one by its file) or address
             try:
                 expanded = os.path.expanduser(value)
                 path = os.path.normpath(os.path.join(cwd, expanded))
                 escapes = os.path.isabs(expanded) or not (path == os.path.normpath(cwd)
                                                           or path.startswith(os.path.join(cwd, "")))
-                if not escapes and not os.path.lexists(path):
-                    continue  # names nothing under the run's folder yet (a model name, a prompt)
+                named = os.path.lexists(path)
+                if not named and (not escapes or any(c.isspace() for c in value)):
+                    continue  # names nothing, here or as a path (a model name, a prompt)
                 real = Path(os.path.realpath(path))
             except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
                 continue
             if real == own or own in real.parents:
                 continue
-            other_run = real == runs or runs in real.parents
-            if other_run or not any(real == f or f in real.parents for f in self.allow_input):
+            allowed = any(real == f or f in real.parents for f in self.allow_input)
+            other_run = real == runs or runs in real.parents or real in runs.parents
+            if not allowed or other_run:
                 shown = ".".join(str(part) for part in where)
                 folders = ", ".join(str(f) for f in self.allow_input)
-                what = "the runs folder" if other_run else f"the folders this server may read ({folders})"
-                raise ConfigError(f"{CONFIG_FILE}: {shown} names a path outside {what}; start atk"
+                where_it_is = (f"outside the folders this server may read ({folders})" if not allowed
+                               else "in the runs folder, or holding it (other runs' files)")
+                raise ConfigError(f"{CONFIG_FILE}: {shown} names a path {where_it_is}; start atk"
                                   " serve with --allow-input FOLDER to let configs read a folder")
 
     # -- starting ---------------------------------------------------------------------------
@@ -253,10 +258,12 @@ class RunManager:
                 run = waiting[0]
                 note = self._pending.pop(run["id"], "started")
                 try:
+                    if not os.path.isdir(run["cwd"]):
+                        raise ConfigError(f"the folder it runs in, {run['cwd']}, is gone")
                     text = (Path(run["run_dir"]) / CONFIG_FILE).read_text(encoding="utf-8")
                     env = self.prepare(text, run["id"], values=False, cwd=run["cwd"]).env
-                except (AtkError, OSError) as exc:
-                    error = one_line(exc) if isinstance(exc, AtkError) else str(exc)
+                except Exception as exc:  # whatever it is, this run fails; the queue goes on
+                    error = one_line(exc) if isinstance(exc, AtkError) else f"{type(exc).__name__}: {exc}"
                     self.store.update_run(run["id"], status="failed", finished=time.time(), error=error)
                     self.store.add_event(run["id"], "failed", 0.0, error)
                     continue
@@ -552,8 +559,11 @@ def _inside(path: Path, root: Path) -> bool:
 # variables the server was started to allow).
 _RUN_ENVIRONMENT = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP",
-    "TMP", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SYSTEMROOT", "HF_HOME", "HF_HUB_OFFLINE",
+    "TMP", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SYSTEMROOT", "LD_LIBRARY_PATH",
+    "ATK_LOAD_PLUGINS", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_CACHE",
     "TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+    "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
 })
 
 # Options of a reporter that name a file or folder it writes (the jsonl reporter's ``path``).
