@@ -19,7 +19,10 @@ _LAZY = {
     "check_part": "compose", "part_fields": "compose",
     # steps: the shared part of every LLM call
     "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
-    "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "steps",
+    "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "executors",
+    # executors: where a step's samples run
+    "Executor": "executors", "LocalExecutor": "executors", "StepTask": "executors",
+    "NewAnswer": "executors", "make_backend": "plugins",
     "yes_no_schema": "steps",
     "PromptLibrary": "prompts", "Prompt": "prompts", "PromptError": "prompts",
     # what a run keeps

@@ -56,7 +56,8 @@ def cli():
 
 # -- list and plugins -----------------------------------------------------------------------
 
-_KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter"}
+_KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter",
+          "executors": "executor"}
 
 
 @cli.command("list")
@@ -64,7 +65,7 @@ _KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @_debug_option
 def list_command(kind, as_json):
-    """List installed pipelines, model backends and progress reporters."""
+    """List installed pipelines, model backends, progress reporters and executors."""
     from .plugins import get_registry
 
     registry = get_registry()
@@ -314,16 +315,21 @@ def new_command(kind, name, directory):
 @click.option("--progress", "progress", multiple=True, metavar="NAME",
               help="Progress reporter(s) to use instead of the config's (repeatable); with"
                    " options: --progress '{webhook: {url: http://...}}'.")
+@click.option("--executor", "executor", default=None, metavar="NAME",
+              help="Where steps run their samples, instead of the config's executor: (default"
+                   " local); with options: --executor '{ray: {workers: 4}}'.")
 @_debug_option
-def run_command(config, overrides, model_overrides, progress):
+def run_command(config, overrides, model_overrides, progress, executor):
     """Run the pipeline a CONFIG file names."""
-    from .config import load_config, progress_option
+    from .config import executor_option, load_config, progress_option
     from .runner import run
 
     loaded = load_config(config, overrides)
     _state["secrets"] = loaded.secret_values()
     reporters = [progress_option(text) for text in progress]
-    result = run(loaded, progress=reporters or None, model_overrides=model_overrides)
+    executor = executor_option(executor) if executor is not None else None
+    result = run(loaded, progress=reporters or None, model_overrides=model_overrides,
+                 executor=executor)
     if result.status != "failed":  # a failure's one line should stand alone
         for role, model in result.models.items():
             click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)

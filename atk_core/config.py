@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .redaction import redact, secret_strings
 
-RESERVED_KEYS = ("pipeline", "models", "progress", "output_dir", "prompt_overrides")
+RESERVED_KEYS = ("pipeline", "models", "progress", "output_dir", "prompt_overrides", "executor")
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -158,6 +158,12 @@ class RunConfig:
         if value is None:
             return []
         return value if isinstance(value, list) else [value]
+
+    @property
+    def executor(self) -> tuple[str, dict] | None:
+        """``executor:`` as ``(name, options)``, or None when the config names none."""
+        value = self.tree.get("executor")
+        return executor_spec(value) if value else None
 
     @property
     def output_dir(self) -> str | None:
@@ -300,6 +306,10 @@ def _check_shape(config: RunConfig) -> None:
             raise ConfigError(
                 f"{source}: each 'progress:' entry is a reporter name or {{name: {{options}}}}"
             )
+    executor = tree.get("executor")
+    if executor is not None and not _is_progress_entry(executor):
+        raise ConfigError(f"{source}: 'executor:' is an executor's name or {{name: {{options}}}}"
+                          " with one name, e.g. executor: {ray: {workers: 4}}")
 
 
 def _is_progress_entry(entry) -> bool:
@@ -322,6 +332,28 @@ def progress_option(text: str):
         raise ConfigError(f"--progress {text!r}: give a reporter name, or {{name: {{option: value}}}}"
                           " with one name, e.g. --progress '{jsonl: {path: events.jsonl}}'")
     return plain(entry)
+
+
+def executor_option(text: str):
+    """``--executor`` as a config would say it: a name, or ``{name: {options}}`` in YAML."""
+    text = str(text).strip()
+    if not text.startswith("{"):
+        if not text:
+            raise ConfigError("--executor needs an executor's name (see `atk list executors`)")
+        return text
+    entry = parse_yaml(text, f"--executor {text!r}")
+    if not _is_progress_entry(entry):
+        raise ConfigError(f"--executor {text!r}: give an executor's name, or {{name: {{option:"
+                          " value}} with one name, e.g. --executor '{ray: {workers: 4}}'")
+    return plain(entry)
+
+
+def executor_spec(entry) -> tuple[str, dict]:
+    """``ray`` or ``{ray: {workers: 4}}`` as ``(name, options)``."""
+    if isinstance(entry, str):
+        return entry, {}
+    (name, options), = entry.items()
+    return str(name), dict(options or {})
 
 
 def plain(node):

@@ -26,6 +26,7 @@ class RunContext:
     store: Any = None  # the run's Store
     prompt_library: Any = None  # made on first use by steps
     part_of: str | None = None  # the composing pipeline, when this run is a part (run_part)
+    executor: Any = None  # where steps run their samples (an Executor); None: in-process
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

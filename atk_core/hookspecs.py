@@ -28,5 +28,10 @@ def atk_register_progress_reporters(register):
 
 
 @hookspec
+def atk_register_executors(register):
+    """Register executors, which run a step's samples: ``register(name, executor_class)``."""
+
+
+@hookspec
 def atk_register_commands(cli):
     """Add click commands to the ``atk`` command group ``cli`` (loaded only when needed)."""

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "atk_core.models.openai",
     "atk_core.models.scripted",
     "atk_core.serve.reporter",
+    "atk_core.executors",
 )
 
 HOOK_NAMES = tuple(name for name in dir(hookspecs) if name.startswith("atk_"))
@@ -41,8 +42,9 @@ REGISTRATION_HOOKS = {
     "atk_register_pipelines": "pipeline",
     "atk_register_model_backends": "backend",
     "atk_register_progress_reporters": "reporter",
+    "atk_register_executors": "executor",
 }
-KINDS = ("pipeline", "backend", "reporter")
+KINDS = ("pipeline", "backend", "reporter", "executor")
 
 
 @dataclass
@@ -200,6 +202,9 @@ class Registry:
     def reporter(self, name: str):
         return self.get("reporter", name)
 
+    def executor(self, name: str):
+        return self.get("executor", name)
+
     def add_commands(self, cli) -> None:
         """Let plugins add click commands to ``cli``; done at most once."""
         if self._commands_added:
@@ -285,6 +290,13 @@ def _core_version() -> str:
     from .version import __version__
 
     return __version__
+
+
+def make_backend(spec):
+    """A backend for a model role (a ``ModelSpec``), from the installed plugins: what a
+    worker on another machine builds its role's model on (``StepTask.worker_model``)."""
+    cls = get_registry().backend(spec.backend)
+    return cls(**spec.options)
 
 
 _registry: Registry | None = None

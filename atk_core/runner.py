@@ -21,7 +21,7 @@ from typing import Any
 
 from . import context as run_context
 from .checks import check_arguments, run_check
-from .config import RunConfig, reporter_specs
+from .config import RunConfig, executor_spec, reporter_specs
 from .context import RunContext
 from .errors import AtkError, ConfigError, did_you_mean, one_line
 from .files import atomic_write_text
@@ -34,6 +34,7 @@ log = logging.getLogger("atk")
 
 RESOLVED_CONFIG = "config.resolved.yaml"
 DEFAULT_REPORTERS = ("console",)
+DEFAULT_EXECUTOR = "local"
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -68,10 +69,11 @@ class RunPlan:
     reporters: list  # (name, reporter class, options)
     model_specs: dict  # role -> ModelSpec
     warnings: list = field(default_factory=list)  # worth saying, not worth refusing the run for
+    executor: tuple = (DEFAULT_EXECUTOR, None, {})  # (name, executor class, options)
 
 
 def check(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
-          values: bool = True) -> RunPlan:
+          values: bool = True, executor=None) -> RunPlan:
     """The checks ``run()`` makes before anything starts, without starting anything.
 
     Raises ``ConfigError``/``PluginError`` with the same one-line messages
@@ -81,8 +83,9 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     backend's ``check_options`` and the pipeline's ``check`` look at the values,
     which may name paths relative to the working folder. Writes nothing, starts
     no backend. The plan's ``config`` is the config as it will run, with
-    ``model_overrides`` and ``progress`` written into it, so that what the run
-    saves about itself (``config.resolved.yaml``, the manifest's
+    ``model_overrides``, ``progress`` and ``executor`` (a name or ``{name:
+    {options}}``, replacing the config's ``executor:``) written into it, so that what
+    the run saves about itself (``config.resolved.yaml``, the manifest's
     ``config_hash``) is what ran.
     """
     from .models import resolve_model_specs, with_model_overrides
@@ -94,6 +97,8 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
         config = config.with_changes(models=with_model_overrides(config.models, model_overrides))
     if progress:
         config = config.with_changes(progress=list(progress))
+    if executor:
+        config = config.with_changes(executor=executor)
     pipeline = registry.pipeline(config.pipeline)
     fields = config.arguments_for(pipeline)
     if not config.output_dir:
@@ -114,27 +119,34 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
                                                    supplied=("output_dir",)),
                            f"{config.source}: progress reporter {name!r}")
         reporter_classes.append((name, cls, options))
+    executor_name, executor_options = config.executor or (DEFAULT_EXECUTOR, {})
+    executor_class = _checked(lambda: registry.executor(executor_name), f"{config.source}: executor")
+    executor_options = _checked(lambda: check_arguments(
+        executor_class, executor_options, refuse_unknown=True, owner=f"the {executor_name} executor"),
+        f"{config.source}: executor {executor_name!r}")
     model_specs = resolve_model_specs(config, registry, check_options=values)
     if values:
         _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
     return RunPlan(pipeline, config, arguments, output_dir, overrides_dir, reporter_classes, model_specs,
-                   warnings)
+                   warnings, (executor_name, executor_class, executor_options))
 
 
 def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
-        task_id: str | None = None) -> RunResult:
+        task_id: str | None = None, executor=None) -> RunResult:
     """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
     anything starts (see ``check()``); once it has started, returns a
     ``RunResult`` instead.
 
     ``progress`` (reporter names or ``{name: options}``) replaces the config's
-    ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts.
+    ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts;
+    ``executor`` (a name or ``{name: {options}}``) replaces the config's ``executor:``.
     """
     from .models import build_models
     from .plugins import get_registry
 
     registry = registry or get_registry()
-    plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides)
+    plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides,
+                 executor=executor)
     config = plan.config
     pipeline, output_dir, overrides_dir = plan.pipeline, plan.output_dir, plan.prompt_overrides
     reporter_classes, model_specs = plan.reporters, plan.model_specs
@@ -168,6 +180,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
             ) from None
     try:
         models = build_models(model_specs, registry)
+        executor = _start_executor(plan.executor, secret_values)
     except BaseException:
         refuse(reporters)
         raise
@@ -176,7 +189,8 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     for model in models.values():
         model.store = store
 
-    context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir, store)
+    context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir, store,
+                         executor=executor)
     supplied = {
         "task_id": task_id,
         "models": models,
@@ -211,9 +225,25 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
                          value=value, seconds=seconds, models=models)
     finally:
         run_context.leave(token)
+        _close_executor(executor, plan.executor[0])
         deactivate(hub)
         hub.close()
         store.close()
+
+
+def _start_executor(spec, secret_values):
+    name, cls, options = spec
+    try:
+        return cls(**options)
+    except Exception as exc:
+        raise ConfigError(f"executor {name!r} could not start: {scrub(str(exc), secret_values)}") from None
+
+
+def _close_executor(executor, name):
+    try:
+        executor.close()
+    except Exception as exc:  # the run's outcome is decided; closing must not hide it
+        log.warning("executor %r did not close cleanly: %s", name, one_line(exc))
 
 
 def _checked(check, where: str):

@@ -4,9 +4,9 @@ A step loads its prompt, fills it from each sample, sends it to a model role,
 parses the answer (JSON schema, regex or a function), validates it, and
 retries with the problem available to the prompt as ``{error_message}``. A
 sample that still fails after the last attempt is recorded with its reason
-and skipped. All samples run concurrently under the role's limit, in a
-stream (a new request starts as soon as one finishes); results come back in
-input order. Answers are stored, so running the step again sends nothing
+and skipped. All samples go to the run's executor (by default in-process, all
+concurrently under the role's limit, in a stream: a new request starts as soon
+as one finishes); results come back in input order. Answers are stored, so running the step again sends nothing
 that was answered before.
 
 Samples are mappings with a stable ``id`` (derive it from content, not from a
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import ConfigError, PipelineError
+from .executors import LocalExecutor, StepTask, stream  # noqa: F401  (stream: public here too)
 from .models.base import RequestError, TransientError
 from .progress import set_progress
 from .prompts import RETRY_NOTE
@@ -133,12 +134,10 @@ class PipelineStep:
         _check_ids(self.name, samples)
 
         own = prompt.own_words() if self.gate_copies else None
-
-        async def one(sample):
-            return await self._one(sample, model, prompt, note=note, own=own)
-
-        return await stream(samples, one, limit=model.spec.concurrency * 2,
-                            on_done=_progress_reporter(env.task_id, self.name, len(samples), progress))
+        task = StepTask(self, prompt, note, own, model)
+        executor = _executor()
+        return await executor.run(task, samples, on_done=_progress_reporter(
+            env.task_id, self.name, len(samples), progress))
 
     def run_sync(self, samples, **kwargs) -> list[StepResult]:
         """``run`` for pipelines written as plain functions."""
@@ -289,47 +288,6 @@ def yes_no_schema(field: str) -> dict:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-async def stream(items, work, *, limit: int, on_done=None):
-    """Apply async ``work`` to every item with at most ``limit`` in flight; keep input order.
-
-    A fixed set of workers pulls from one iterator, so a new item starts the
-    moment one finishes and memory stays flat however many items there are.
-    The first exception cancels the rest and is raised.
-    """
-    results: list = [None] * len(items)
-    source = iter(enumerate(items))
-    done = 0
-    failed = False
-
-    async def worker():
-        nonlocal done, failed
-        for index, item in source:
-            if failed:  # another worker failed: take no new work
-                return
-            try:
-                results[index] = await work(item)
-            except BaseException:
-                failed = True
-                raise
-            done += 1
-            if on_done is not None:
-                on_done(done)
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, limit), len(items)))]
-    if not tasks:
-        return results
-    try:
-        finished, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in finished:
-            if task.exception() is not None:
-                raise task.exception()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return results
-
-
 def _copied(value, own: str, sample) -> tuple[str | None, str | None]:
     """Whether any text in ``value`` copies the prompt's own words (not the sample's)."""
     from .gates import copied_problem
@@ -351,6 +309,15 @@ def _texts(value):
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _texts(item)
+
+
+def _executor():
+    """The run's executor (``executor:`` in its config), or in-process outside a run."""
+    from .context import current_run
+
+    run = current_run()
+    executor = getattr(run, "executor", None) if run is not None else None
+    return executor if executor is not None else LocalExecutor()
 
 
 def _check_ids(step, samples):

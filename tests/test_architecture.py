@@ -33,8 +33,8 @@ LAYERS = [
     "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.model", "models", "models.openai", "models.scripted",
-    # steps and what a run records
-    "steps", "qa", "selection", "manifest", "reporters",
+    # executors, steps and what a run records
+    "executors", "steps", "qa", "selection", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run
     "config", "plugins", "compose", "runner", "inspection", "export", "scaffold",
     # the test kit

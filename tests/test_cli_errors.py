@@ -23,8 +23,9 @@ def one_error(result, code=2) -> str:
 @pytest.mark.parametrize("args, message", [
     (["run"], "Missing argument 'CONFIG'. (see `atk run --help`)"),
     (["run", "a.yaml", "b.yaml"], "Got unexpected extra argument (b.yaml) (see `atk run --help`)"),
-    (["list", "nonsense"], "Invalid value for '[backends|pipelines|reporters]': 'nonsense' is not one"
-                           " of 'backends', 'pipelines', 'reporters'. (see `atk list --help`)"),
+    (["list", "nonsense"], "Invalid value for '[backends|executors|pipelines|reporters]': 'nonsense'"
+                           " is not one of 'backends', 'executors', 'pipelines', 'reporters'."
+                           " (see `atk list --help`)"),
     (["new"], "Missing argument '{pipeline|backend|reporter}'. Choose from: pipeline, backend,"
               " reporter (see `atk new --help`)"),
     (["inspect", ".", "-n", "-1"], "Invalid value for '-n': -1 is not in the range x>=0."

@@ -51,6 +51,10 @@ class Model:
         self._rpm_lock = threading.Lock()
         self._next_slot = 0.0
         self._identity = None
+        # An async function returning the seconds to wait before the next request, standing
+        # in for this process's own ``rpm`` pacing when the limit is shared (an executor
+        # running the role on several workers sets it).
+        self.pace = None
 
     # -- what a pipeline calls -------------------------------------------------------------
 
@@ -133,6 +137,11 @@ class Model:
 
     async def _wait_for_rpm_slot(self):
         if not self.spec.rpm:
+            return
+        if self.pace is not None:
+            delay = await self.pace()
+            if delay > 0:
+                await asyncio.sleep(delay)
             return
         interval = 60.0 / self.spec.rpm
         with self._rpm_lock:

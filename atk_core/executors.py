@@ -1,0 +1,283 @@
+"""Executors: where a step's samples run.
+
+A ``PipelineStep`` does not loop over its samples itself: it hands them, as a
+``StepTask``, to the run's executor. The built-in ``local`` executor runs them
+in this process, a fixed number in flight (``stream``). Other executors are
+plugins (``atk_register_executors``); ``atk-executor-ray`` runs them on a Ray
+cluster.
+
+Whatever the executor, the run's store stays the one source of truth: every
+answer is stored on the driver under the key a local run would use. An
+executor that sends samples elsewhere first ``replay``\\ s each one on the
+driver against the store (a sample whose every answer is stored finishes
+there, sending nothing), ships the answers it found with the sample, and
+hands each new answer a worker reports to ``StepTask.keep``, which stores it
+at once. So the outputs do not depend on the executor, a re-run sends
+nothing, and a lost worker's samples are simply asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .hookspecs import hookimpl
+from .models.base import Response, Usage
+from .models.model import Model, _checked, canonical_request, request_key
+from .store import StoredAnswer
+
+DEFAULT_EXECUTOR = "local"
+
+
+@hookimpl
+def atk_register_executors(register):
+    register(DEFAULT_EXECUTOR, LocalExecutor)
+
+
+class Executor:
+    """Base of executors: ``__init__(**options)`` takes the config's options (checked
+    against its signature before a run starts, like a reporter's), ``async run(task,
+    samples, *, on_done)`` returns one result per sample in input order and calls
+    ``on_done(count)`` as samples finish, and ``close()`` releases what it started (called
+    once, at the end of the run). ``__init__`` should start nothing: a run may be refused
+    after it."""
+
+    def __init__(self, **options):
+        if options:
+            raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
+
+    async def run(self, task: "StepTask", samples: list, *, on_done: Callable[[int], Any] | None = None):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalExecutor(Executor):
+    """Runs a step's samples in this process, twice the role's concurrency in flight."""
+
+    def __init__(self):  # no options
+        pass
+
+    async def run(self, task, samples, *, on_done=None):
+        return await stream(samples, task.run, limit=task.spec.concurrency * 2, on_done=on_done)
+
+
+@dataclass
+class NewAnswer:
+    """An answer a worker got from its model, on its way to the driver's store."""
+
+    key: str
+    request: str  # the canonical request text the key hashes
+    answer: StoredAnswer
+    tag: str
+    retries: int = 0  # retries the worker's model made since its last report
+
+
+@dataclass
+class StepTask:
+    """One step's work, as an executor sees it: ``run(sample, model)`` makes one sample's
+    ``StepResult``. It pickles (with cloudpickle, as Ray does) without the driver's model:
+    a worker builds its own from ``spec`` with ``worker_model``."""
+
+    step: Any  # PipelineStep
+    prompt: Any  # Prompt
+    note: str
+    own: str | None = None
+    model: Any = field(default=None, repr=False)  # the driver's Model of the step's role
+    spec: Any = None  # ModelSpec of the role
+    identity: dict | None = None  # the backend identity store keys are made with
+
+    def __post_init__(self):
+        if self.model is not None:
+            self.spec = self.spec or self.model.spec
+            self.identity = self.identity or dict(self.model.identity())
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["model"] = None  # holds a backend, a store and locks: none of them travel
+        return state
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    async def run(self, sample, model=None):
+        """One sample's result, asking ``model`` (by default the driver's)."""
+        return await self.step._one(sample, model or self.model, self.prompt, note=self.note,
+                                    own=self.own)
+
+    # -- the driver's side of a remote executor ---------------------------------------------
+
+    async def replay(self, sample) -> tuple[Any, dict]:
+        """Run ``sample`` against the driver's store only: ``(result, answers)`` when every
+        answer it needs is stored, else ``(None, answers)`` with the answers found before
+        the first missing one (send them with the sample: the worker then asks only what
+        is missing). Sends nothing."""
+        replay = _Replay(self.model.spec, self.model.backend, self.identity, self.model.store)
+        try:
+            result = await self.run(sample, replay)
+        except _Missing:
+            return None, replay.found
+        return result, replay.found
+
+    def count_stored(self, answers: dict) -> None:
+        """Count ``answers`` (from ``replay``) as taken from the store, on the driver's model,
+        once the sample they belong to has finished."""
+        for answer in answers.values():
+            self.model.from_store += 1
+            self.model.stored_usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+
+    async def keep(self, new: NewAnswer) -> None:
+        """Store an answer a worker reports, committed before this returns, and count it on
+        the driver's model as sent (with its usage and the worker's retries)."""
+        self.model.sent += 1
+        self.model.retries += new.retries
+        self.model.usage.add(Usage(new.answer.prompt_tokens, new.answer.completion_tokens))
+        if self.model.store is not None:
+            await self.model.store.put_soon(new.key, new.request, new.answer, new.tag)
+
+    # -- the worker's side ------------------------------------------------------------------
+
+    def worker_model(self, backend, *, concurrency: int | None = None, pace=None) -> Model:
+        """A model for this task's role on a worker: ``backend`` built from ``spec``, at most
+        ``concurrency`` requests in flight (default: the role's), and ``pace`` (an async
+        function returning seconds to wait) standing in for the role's ``rpm`` when the
+        limit is shared with other workers. Its store holds the answers ``run_batch`` is
+        given and reports new ones; build one per role and worker and reuse it for every
+        batch, so that its limits hold across them."""
+        spec = self.spec if concurrency is None else dataclasses.replace(self.spec, concurrency=concurrency)
+        model = Model(spec, backend)
+        model._identity = dict(self.identity)  # keys as on the driver, whatever the worker says
+        model.store = _WorkerAnswers()
+        model.pace = pace
+        return model
+
+    async def run_batch(self, model: Model, items, emit, *, limit: int | None = None) -> None:
+        """Run ``items`` (``(index, sample, answers)``, answers from ``replay``) with ``model``
+        (from ``worker_model``), ``limit`` in flight (default twice the model's concurrency);
+        ``await emit(event)`` for each new answer (a ``NewAnswer``) as it arrives and for each
+        finished sample (``(index, StepResult, retries)``)."""
+        known = {}
+        for _, _, answers in items:
+            known.update(answers)
+        token = _sink.set(_Sink(emit, model, known))
+        try:
+            async def one(item):
+                index, sample, _ = item
+                result = await self.run(sample, model)
+                await emit((index, result, _Sink.unreported_retries(model)))
+
+            await stream(list(items), one, limit=limit or model.spec.concurrency * 2)
+        finally:
+            _sink.reset(token)
+
+
+# -- helpers of the above -----------------------------------------------------------------------
+
+
+class _Missing(Exception):
+    """A replayed sample needs an answer the store does not have."""
+
+
+class _Replay(Model):
+    """A model that answers from the store only, noting what it found."""
+
+    def __init__(self, spec, backend, identity, store):
+        super().__init__(spec, backend)
+        self._identity = dict(identity)
+        self.store = store
+        self.found: dict = {}
+
+    async def request(self, request, *, tag: str = "") -> Response:
+        key = request_key(canonical_request(request, self._identity, tag))
+        stored = self.found.get(key) or (self.store.get(key) if self.store is not None else None)
+        if stored is None:
+            raise _Missing(key)
+        self.found[key] = stored
+        return _checked(Response(text=stored.text, finish_reason=stored.finish_reason,
+                                 usage=Usage(stored.prompt_tokens, stored.completion_tokens),
+                                 cached=True), request)
+
+
+@dataclass
+class _Sink:
+    """Where a batch's new answers go, and the answers it was given."""
+
+    emit: Callable
+    model: Model
+    known: dict
+
+    @staticmethod
+    def unreported_retries(model) -> int:
+        count = model.retries - getattr(model, "_reported_retries", 0)
+        model._reported_retries = model.retries
+        return count
+
+
+_sink: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("atk_worker_sink", default=None)
+
+
+class _WorkerAnswers:
+    """A worker model's store: the answers of the batch that asks (found through the
+    running task's context, as several batches share the model), and the way home for new
+    ones."""
+
+    def get(self, key):
+        sink = _sink.get()
+        return sink.known.get(key) if sink is not None else None
+
+    async def put_soon(self, key, request_text, answer, tag=""):
+        sink = _sink.get()
+        if sink is not None:
+            sink.known[key] = answer
+            await sink.emit(NewAnswer(key, request_text, answer, tag,
+                                      _Sink.unreported_retries(sink.model)))
+
+
+async def stream(items, work, *, limit: int, on_done=None):
+    """Apply async ``work`` to every item with at most ``limit`` in flight; keep input order.
+
+    A fixed set of workers pulls from one iterator, so a new item starts the
+    moment one finishes and memory stays flat however many items there are.
+    The first exception cancels the rest and is raised.
+    """
+    results: list = [None] * len(items)
+    source = iter(enumerate(items))
+    done = 0
+    failed = False
+
+    async def worker():
+        nonlocal done, failed
+        for index, item in source:
+            if failed:  # another worker failed: take no new work
+                return
+            try:
+                results[index] = await work(item)
+            except BaseException:
+                failed = True
+                raise
+            done += 1
+            if on_done is not None:
+                on_done(done)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, limit), len(items)))]
+    if not tasks:
+        return results
+    try:
+        finished, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in finished:
+            if task.exception() is not None:
+                raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results
