@@ -157,11 +157,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(cpu_ms: float):
+def start_server(cpu_ms: float, delay: float = 0.0):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "atk_core.testing.openai_server", "--port", str(port), "--no-record",
-         "--cpu-ms", str(cpu_ms)], stdout=subprocess.PIPE, text=True)
+         "--cpu-ms", str(cpu_ms), "--delay", str(delay)], stdout=subprocess.PIPE, text=True)
     process.stdout.readline()  # "listening on ..."
     return process, f"http://127.0.0.1:{port}/v1"
 

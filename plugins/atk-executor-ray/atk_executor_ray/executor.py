@@ -1,0 +1,314 @@
+"""The ``ray`` executor: a step's samples go to Ray actors in batches.
+
+The driver (the process ``atk run`` started) keeps the run's store. For each
+sample it first replays the step against the store (``StepTask.replay``): a
+sample whose every answer is stored finishes on the driver and nothing is
+sent. The others go, in batches, with the answers found for them, to
+workers: Ray actors, each holding one backend per model role, built once
+from the run's model specs on the node that has the resources the options
+ask for. A worker streams back every new answer the moment it has it, and
+the driver stores it at once (``StepTask.keep``), keyed exactly as a local
+run keys it. So:
+
+- the outputs are the bytes a local run writes (the step's logic is the
+  same code on the same answers);
+- a re-run sends nothing, and a killed driver re-sends at most what was in
+  flight;
+- a worker that dies (or its node) loses only the requests it had in
+  flight: the unfinished samples of its batches are replayed on the driver
+  (picking up every answer it had already sent home) and go to the workers
+  that are left, and a new worker is started in its place.
+
+A role's ``concurrency`` is split across the workers (cluster-wide, as
+locally) unless ``worker_concurrency`` gives each worker its own cap (one
+model server per node); its ``rpm`` is kept by one pacing actor for the whole
+cluster; each worker applies the role's retry policy to its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from typing import Annotated
+
+from atk_core import AtLeast, Above, Executor, PipelineError
+
+log = logging.getLogger("atk")
+
+BATCHES_PER_WORKER = 2  # one running while the next is ready: no idle worker between batches
+
+
+class RayExecutor(Executor):
+    """Runs a step's samples on a Ray cluster, a model instance per worker."""
+
+    def __init__(self, address: str | None = None, workers: Annotated[int, AtLeast(1)] = 2,
+                 num_cpus: Annotated[float, AtLeast(0)] = 1,
+                 num_gpus: Annotated[float, AtLeast(0)] = 0,
+                 batch_size: Annotated[int, AtLeast(1)] = 16,
+                 worker_concurrency: Annotated[int, AtLeast(1)] | None = None,
+                 start_timeout: Annotated[float, Above(0, unit="seconds")] = 120.0):
+        self.address = address
+        self.workers = workers
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.batch_size = batch_size
+        self.worker_concurrency = worker_concurrency
+        self.start_timeout = start_timeout
+        self._ray = None
+        self._started_ray = False
+        self._actors: dict[int, object] = {}  # slot -> live actor
+        self._gate = None
+
+    # -- the executor ------------------------------------------------------------------------
+
+    async def run(self, task, samples, *, on_done=None):
+        samples = list(samples)
+        results: list = [None] * len(samples)
+        done = 0
+
+        def finished(index, result, answers):
+            nonlocal done
+            results[index] = result
+            task.count_stored(answers)
+            done += 1
+            if on_done is not None:
+                on_done(done)
+
+        source = iter(enumerate(samples))
+        first = None
+        for index, sample in source:  # nothing starts on the cluster while the store answers all
+            result, answers = await task.replay(sample)
+            if result is None:
+                first = (index, sample, answers)
+                break
+            finished(index, result, answers)
+        if first is None:
+            return results
+        self._start()
+        shares = self._shares(task.spec.concurrency)
+        usable = [slot for slot, share in enumerate(shares) if share > 0]
+        pace = self._pace_for(task.spec)
+        task_ref = self._ray.put(task)
+        waiting = collections.deque()  # batches to (re)send
+        # Small steps are spread over every worker rather than sent whole to one.
+        size = max(1, min(self.batch_size, -(-len(samples) // (len(usable) * BATCHES_PER_WORKER))))
+
+        async def next_batch():
+            nonlocal first
+            if waiting:
+                return waiting.popleft()
+            batch = [first] if first is not None else []
+            first = None
+            while len(batch) < size:
+                item = next(source, None)
+                if item is None:
+                    break
+                index, sample = item
+                result, answers = await task.replay(sample)
+                if result is not None:
+                    finished(index, result, answers)
+                else:
+                    batch.append((index, sample, answers))
+            return batch or None
+
+        async def feed(slot, actor):
+            while True:
+                batch = await next_batch()
+                if batch is None:
+                    return
+                left = await self._send(actor, task_ref, task, batch, shares[slot], pace, finished)
+                if left is not None:  # the worker is gone: the rest of its batch goes again
+                    self._lost(slot, actor)
+                    await self._requeue(task, left, waiting, finished)
+                    return
+
+        while True:
+            actors = await self._pool(usable)
+            feeders = [feed(slot, actor) for slot, actor in actors.items()
+                       for _ in range(BATCHES_PER_WORKER)]
+            await _all_or_first_error(feeders)
+            if not waiting:
+                break
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # cannot happen unless a worker broke the protocol; never return holes
+            raise PipelineError(f"ray executor: {len(missing)} samples of step {task.name!r}"
+                                " came back without a result")
+        return results
+
+    def close(self) -> None:
+        if self._ray is None:
+            return
+        ray = self._ray
+        for actor in list(self._actors.values()) + ([self._gate] if self._gate else []):
+            try:
+                ray.kill(actor)
+            except Exception:
+                pass
+        self._actors.clear()
+        self._gate = None
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+        self._ray = None
+
+    # -- sending a batch ---------------------------------------------------------------------
+
+    async def _send(self, actor, task_ref, task, batch, concurrency, pace, finished):
+        """Run ``batch`` on ``actor``; ``None`` when every sample came back, else the samples
+        that did not (the actor or its node died)."""
+        from ray import exceptions as rex
+
+        answers = {index: known for index, _, known in batch}
+        left = {index: (index, sample, known) for index, sample, known in batch}
+        try:
+            number = await actor.start.remote(task_ref, batch, concurrency, pace)
+            stored: list = []
+            finished_batch = False
+            while not finished_batch:
+                events, finished_batch = await actor.next.remote(number, stored)
+                arrived = [event for event in events if event[0] == "answer"]
+                # Stored together, in one transaction; their tickets go back with the next
+                # call, and only then may the worker's slots ask again.
+                await asyncio.gather(*(task.keep(new) for _, _, new in arrived))
+                stored = [ticket for _, ticket, _ in arrived]
+                for event in events:
+                    if event[0] == "done":
+                        index, result, retries = event[1]
+                        task.model.retries += retries
+                        left.pop(index, None)
+                        finished(index, result, answers[index])
+        except rex.RayTaskError as exc:  # the step itself failed there: fail here alike
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BaseException):
+                raise cause from None
+            raise PipelineError(f"ray executor: a worker failed: {str(exc).splitlines()[0]}") from None
+        except _LOST_ERRORS() as exc:
+            log.warning("ray executor: a worker was lost (%s); %d samples of step %r go to"
+                        " another", type(exc).__name__, len(left), task.name)
+            return list(left.values())
+        return None if not left else list(left.values())
+
+    async def _requeue(self, task, items, waiting, finished):
+        batch = []
+        for index, sample, _ in sorted(items, key=lambda item: item[0]):
+            result, answers = await task.replay(sample)  # what the lost worker sent home counts
+            if result is not None:
+                finished(index, result, answers)
+            else:
+                batch.append((index, sample, answers))
+        for start in range(0, len(batch), self.batch_size):
+            waiting.append(batch[start:start + self.batch_size])
+
+    # -- the cluster ------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._ray is not None:
+            return
+        try:
+            import ray
+        except ImportError:
+            raise PipelineError("the ray executor needs Ray: pip install atk-executor-ray"
+                                " (or: pip install ray)") from None
+        if not ray.is_initialized():
+            options = dict(address=self.address or "local", include_dashboard=False,
+                           logging_level=logging.ERROR, log_to_driver=False)
+            if self.address is None:  # a local instance with room for every worker
+                needed = self.workers * self.num_cpus
+                options["num_cpus"] = max(os.cpu_count() or 1, int(-(-needed // 1)))
+                if self.num_gpus:
+                    options["num_gpus"] = int(-(-self.workers * self.num_gpus // 1))
+            try:
+                ray.init(**options)
+            except Exception as exc:
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+                reason = " ".join(str(exc).split())[:400] or type(exc).__name__
+                raise PipelineError(f"ray executor: could not start or reach {where}: {reason}") from None
+            self._started_ray = True
+        self._ray = ray
+
+    async def _pool(self, usable) -> dict:
+        """A live actor in each usable slot, starting those that are missing; at least one,
+        within ``start_timeout``."""
+        from .worker import worker_class
+
+        ray = self._ray
+        fresh = {}
+        for slot in usable:
+            if slot not in self._actors:
+                fresh[slot] = worker_class(ray).options(
+                    num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0,
+                    scheduling_strategy="SPREAD").remote()
+        if fresh:
+            refs = {actor.ready.remote(): slot for slot, actor in fresh.items()}
+            ready, _ = await asyncio.to_thread(ray.wait, list(refs), num_returns=len(refs),
+                                               timeout=self.start_timeout)
+            for ref in ready:
+                slot = refs[ref]
+                try:
+                    await ref
+                except Exception as exc:
+                    log.warning("ray executor: a worker failed to start: %s", str(exc).splitlines()[0])
+                    continue
+                self._actors[slot] = fresh[slot]
+            for slot, actor in fresh.items():
+                if slot not in self._actors:
+                    ray.kill(actor)
+        live = {slot: self._actors[slot] for slot in usable if slot in self._actors}
+        if not live:
+            raise PipelineError(
+                f"ray executor: no worker started within {self.start_timeout:g}s; the cluster has"
+                f" no room for one with num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}"
+                " (see `ray status`)")
+        if fresh and len(live) < len(usable):
+            log.warning("ray executor: %d of %d workers started; going on with those",
+                        len(live), len(usable))
+        return live
+
+    def _lost(self, slot, actor) -> None:
+        if self._actors.get(slot) is actor:
+            del self._actors[slot]
+        try:
+            self._ray.kill(actor)
+        except Exception:
+            pass
+
+    def _shares(self, concurrency: int) -> list[int]:
+        """Each worker's cap on requests in flight for a role."""
+        if self.worker_concurrency is not None:
+            return [self.worker_concurrency] * self.workers
+        base, extra = divmod(concurrency, self.workers)
+        return [base + (1 if slot < extra else 0) for slot in range(self.workers)]
+
+    def _pace_for(self, spec):
+        """For a role with ``rpm``: the cluster-wide pacer's handle and the interval."""
+        if not spec.rpm:
+            return None
+        if self._gate is None:
+            from .worker import gate_class
+
+            self._gate = gate_class(self._ray).options(num_cpus=0).remote()
+        return (self._gate, spec.role, 60.0 / spec.rpm)
+
+
+def _LOST_ERRORS():
+    """What Ray raises when a worker, its node or what it held is gone."""
+    from ray import exceptions as rex
+
+    names = ("RayActorError", "ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
+             "NodeDiedError", "ObjectLostError", "OwnerDiedError", "ObjectFetchTimedOutError",
+             "ReferenceCountingAssertionError", "LocalRayletDiedError", "RaySystemError")
+    return tuple(getattr(rex, name) for name in names if hasattr(rex, name))
+
+
+async def _all_or_first_error(coroutines):
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in finished:
+            if task.exception() is not None:
+                raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

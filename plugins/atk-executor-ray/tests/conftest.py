@@ -1,0 +1,133 @@
+"""A real two-node Ray cluster on this machine, for the tests that need one.
+
+Each node is its own ``ray start`` (separate processes, loopback address,
+small CPU count and object store), with token authentication as Ray's
+``ray start`` sets it up by default, a token of the test's own. The folder of
+these tests is on the nodes' PYTHONPATH, so the scripted model's answers
+(``ray_fakes``) can be imported there. ``ray stop`` runs afterwards whatever
+happened: note that it stops every Ray process on the machine.
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+NODE_CPUS = 2
+OBJECT_STORE = 200 * 1024 * 1024  # bytes per node: small beside 24 GB, plenty for batches
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Cluster:
+    """A head node and worker nodes started with ``ray start``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.ray = Path(sys.executable).parent / "ray"
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.client_port = free_port()  # Ray Client: ray://127.0.0.1:PORT
+        token = folder / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        self.calls = folder / "calls.txt"  # "PID PARENT TIME" per answer (see ray_fakes)
+        paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths),
+                    "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+                    "RAY_USAGE_STATS_ENABLED": "0", "ATK_TEST_CALLS": str(self.calls)}
+        self.env.pop("RAY_ADDRESS", None)
+        self.worker_ports: list[int] = []
+
+    def _start(self, *args):
+        result = subprocess.run([str(self.ray), "start", "--node-ip-address=127.0.0.1",
+                                 f"--num-cpus={NODE_CPUS}", f"--object-store-memory={OBJECT_STORE}",
+                                 "--disable-usage-stats", *args],
+                                env=self.env, capture_output=True, text=True, timeout=120,
+                                start_new_session=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self):
+        self._start("--head", f"--port={self.port}", "--include-dashboard=false",
+                    f"--ray-client-server-port={self.client_port}")
+        self.add_worker_node()
+
+    def add_worker_node(self) -> int:
+        port = free_port()
+        self._start(f"--address={self.address}", f"--node-manager-port={port}")
+        self.worker_ports.append(port)
+        return port
+
+    def node(self, port: int) -> tuple[int | None, set[int]]:
+        """The raylet of the worker node whose node manager listens on ``port``, and every
+        process of that node: the raylet and everything it started (agents, Ray workers)."""
+        parents = {}
+        raylet = None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+            if command and command[0].endswith(b"/raylet") and \
+                    f"--node_manager_port={port}".encode() in command:
+                raylet = int(entry.name)
+        if raylet is None:
+            return None, set()
+        family = {raylet}
+        grew = True
+        while grew:
+            grew = False
+            for pid, parent in parents.items():
+                if parent in family and pid not in family:
+                    family.add(pid)
+                    grew = True
+        return raylet, family
+
+    def kill_worker_node(self, port: int) -> set[int]:
+        """SIGKILL every process of that node, as a machine that loses power would go."""
+        _, pids = self.node(port)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.worker_ports.remove(port)
+        return pids
+
+    def answers(self) -> list[tuple[int, int, float]]:
+        """(pid, parent pid, time) of each answer ``ray_fakes`` gave, in order."""
+        if not self.calls.exists():
+            return []
+        return [(int(pid), int(parent), float(at)) for pid, parent, at in
+                (line.split() for line in self.calls.read_text().splitlines() if line.strip())]
+
+    def stop(self):
+        subprocess.run([str(self.ray), "stop", "--force"], env=self.env, capture_output=True,
+                       timeout=120)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    cluster = Cluster(tmp_path_factory.mktemp("ray-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
