@@ -43,7 +43,9 @@ class Executor:
     samples, *, on_done)`` returns one result per sample in input order and calls
     ``on_done(count)`` as samples finish, and ``close()`` releases what it started (called
     once, at the end of the run). ``__init__`` should start nothing: a run may be refused
-    after it."""
+    after it. An optional classmethod ``check_options(**options)`` looks at the values
+    before anything is written (raise ``ConfigError`` or ``ValueError``), as a backend's
+    does."""
 
     def __init__(self, **options):
         if options:
@@ -95,11 +97,20 @@ class StepTask:
         if self.model is not None:
             self.spec = self.spec or self.model.spec
             self.identity = self.identity or dict(self.model.identity())
+        self._kept: set = set()  # keys of the answers ``keep`` stored (and counted as sent)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["model"] = None  # holds a backend, a store and locks: none of them travel
+        state["_kept"] = set()
         return state
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether a request of this role has succeeded in this run: pass it to ``run_batch``
+        so that a worker's first request that runs out of retries skips its sample, as it
+        would locally, rather than ending the run."""
+        return self.model is not None and self.model._successes > 0
 
     @property
     def role(self) -> str:
@@ -131,7 +142,9 @@ class StepTask:
     def count_stored(self, answers: dict) -> None:
         """Count ``answers`` (from ``replay``) as taken from the store, on the driver's model,
         once the sample they belong to has finished."""
-        for answer in answers.values():
+        for key, answer in answers.items():
+            if key in self._kept:  # a lost worker's answer, replayed: counted as sent already
+                continue
             self.model.from_store += 1
             self.model.stored_usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
 
@@ -140,7 +153,10 @@ class StepTask:
         the driver's model as sent (with its usage and the worker's retries)."""
         self.model.sent += 1
         self.model.retries += new.retries
+        self.model._successes += 1  # the role works: a later give-up skips a sample, as locally
+        self.model._given_up_in_a_row = 0
         self.model.usage.add(Usage(new.answer.prompt_tokens, new.answer.completion_tokens))
+        self._kept.add(new.key)
         if self.model.store is not None:
             await self.model.store.put_soon(new.key, new.request, new.answer, new.tag)
 
@@ -160,11 +176,16 @@ class StepTask:
         model.pace = pace
         return model
 
-    async def run_batch(self, model: Model, items, emit, *, limit: int | None = None) -> None:
+    async def run_batch(self, model: Model, items, emit, *, limit: int | None = None,
+                        succeeded: bool = False) -> None:
         """Run ``items`` (``(index, sample, answers)``, answers from ``replay``) with ``model``
         (from ``worker_model``), ``limit`` in flight (default twice the model's concurrency);
         ``await emit(event)`` for each new answer (a ``NewAnswer``) as it arrives and for each
-        finished sample (``(index, StepResult, retries)``)."""
+        finished sample (``(index, StepResult, retries)``). Make ``emit`` return once the
+        driver has stored the answer: the request's slot is held until then, so a driver that
+        dies stops its workers asking. ``succeeded`` is the driver's ``succeeded``."""
+        if succeeded and model._successes == 0:
+            model._successes = 1
         known = {}
         for _, _, answers in items:
             known.update(answers)
@@ -236,10 +257,10 @@ class _WorkerAnswers:
 
     async def put_soon(self, key, request_text, answer, tag=""):
         sink = _sink.get()
-        if sink is not None:
-            sink.known[key] = answer
-            await sink.emit(NewAnswer(key, request_text, answer, tag,
-                                      _Sink.unreported_retries(sink.model)))
+        if sink is None:  # an answer we paid for must not vanish
+            raise RuntimeError("a worker model answered outside StepTask.run_batch")
+        sink.known[key] = answer
+        await sink.emit(NewAnswer(key, request_text, answer, tag, _Sink.unreported_retries(sink.model)))
 
 
 async def stream(items, work, *, limit: int, on_done=None):

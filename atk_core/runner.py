@@ -24,6 +24,7 @@ from .checks import check_arguments, run_check
 from .config import RunConfig, executor_spec, reporter_specs
 from .context import RunContext
 from .errors import AtkError, ConfigError, did_you_mean, one_line
+from .executors import Executor
 from .files import atomic_write_text
 from .pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
@@ -122,8 +123,13 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     executor_name, executor_options = config.executor or (DEFAULT_EXECUTOR, {})
     executor_class = _checked(lambda: registry.executor(executor_name), f"{config.source}: executor")
     executor_options = _checked(lambda: check_arguments(
-        executor_class, executor_options, refuse_unknown=True, owner=f"the {executor_name} executor"),
-        f"{config.source}: executor {executor_name!r}")
+        executor_class, executor_options, refuse_unknown=True, owner=f"the {executor_name} executor",
+        up_to=Executor), f"{config.source}: executor {executor_name!r}")
+    if values and getattr(executor_class, "check_options", None) is not None:
+        run_check(executor_class.check_options, executor_options,
+                  refused=f"{config.source}: executor {executor_name!r}",
+                  broken=f"executor {executor_name!r}: its option check failed",
+                  secrets=config.secret_values())
     model_specs = resolve_model_specs(config, registry, check_options=values)
     if values:
         _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
@@ -178,10 +184,12 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
             raise ConfigError(
                 f"progress reporter {name!r} could not start: {scrub(str(exc), secret_values)}"
             ) from None
+    models = {}
     try:
         models = build_models(model_specs, registry)
         executor = _start_executor(plan.executor, secret_values)
     except BaseException:
+        _close_models_quietly(models)
         refuse(reporters)
         raise
     atomic_write_text(output_dir / RESOLVED_CONFIG, config.redacted_yaml())
@@ -229,6 +237,13 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         deactivate(hub)
         hub.close()
         store.close()
+
+
+def _close_models_quietly(models):
+    if models:
+        from .models import close_models
+
+        asyncio.run(close_models(models))
 
 
 def _start_executor(spec, secret_values):

@@ -4,8 +4,8 @@ The executor plugin here is installed the way a user's would be (an entry point
 in a distribution on PYTHONPATH) and runs the samples the way a remote executor
 must: its "worker" is another thread with its own event loop and its own
 backend, built from the role's spec, which sees nothing of the driver's store
-but the answers sent with each sample, and sends every new answer home to be
-stored. The real remote executor (Ray) is tested in plugins/atk-executor-ray.
+but the answers sent with each sample, and sends every new answer home, holding
+its request slot until the driver has stored it. The real remote executor (Ray) is tested in plugins/atk-executor-ray.
 """
 
 import json
@@ -36,11 +36,19 @@ class Relay(Executor):
         with open(os.environ["RELAY_LOG"], "a") as log:
             log.write(json.dumps({"step": task.name, "role": task.role}) + "\\n")
         results, done, todo = [None] * len(samples), 0, []
+
+        def finished(index, result, answers):
+            nonlocal done
+            results[index] = result
+            task.count_stored(answers)
+            done += 1
+            if on_done is not None:
+                on_done(done)
+
         for index, sample in enumerate(samples):
             result, answers = await task.replay(sample)
             if result is not None:
-                results[index] = result
-                task.count_stored(answers)
+                finished(index, result, answers)
             else:
                 todo.append((index, sample, answers))
         driver = asyncio.get_running_loop()
@@ -49,7 +57,11 @@ class Relay(Executor):
             events = asyncio.Queue()
 
             async def emit(event):  # on the worker: home to the driver
-                driver.call_soon_threadsafe(events.put_nowait, event)
+                if isinstance(event, NewAnswer):  # the slot waits until the driver has stored it
+                    stored = asyncio.run_coroutine_threadsafe(task.keep(event), driver)
+                    await asyncio.wrap_future(stored)
+                else:
+                    driver.call_soon_threadsafe(events.put_nowait, event)
 
             async def work(batch=batch, emit=emit):
                 model = self.models.get(task.role)
@@ -62,23 +74,16 @@ class Relay(Executor):
             left = len(batch)
             while left:
                 getter = asyncio.ensure_future(events.get())
-                finished, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in finished:
+                ready, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in ready:
                     getter.cancel()
                     job.result()
                     continue
-                event = getter.result()
-                if isinstance(event, NewAnswer):
-                    await task.keep(event)
-                else:
-                    index, result, retries = event
-                    task.model.retries += retries
-                    results[index] = result
-                    task.count_stored(answers[index])
-                    left -= 1
+                index, result, retries = getter.result()
+                task.model.retries += retries
+                finished(index, result, answers[index])
+                left -= 1
             await job
-        if on_done is not None:
-            on_done(len(samples))
         return results
 
     def close(self):

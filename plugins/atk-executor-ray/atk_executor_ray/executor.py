@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib.util
 import logging
 import os
+import re
+import time
 from typing import Annotated
 
 from atk_core import AtLeast, Above, Executor, PipelineError
@@ -38,6 +41,9 @@ from atk_core import AtLeast, Above, Executor, PipelineError
 log = logging.getLogger("atk")
 
 BATCHES_PER_WORKER = 2  # one running while the next is ready: no idle worker between batches
+START_GRACE = 2.0  # seconds the other workers get to start once the first has
+MAX_LOSSES = 3  # a sample whose workers die this many times fails the run (it may be the cause)
+HEAD_NODE = "node:__internal_head__"  # a resource only Ray's head node has
 
 
 class RayExecutor(Executor):
@@ -59,7 +65,25 @@ class RayExecutor(Executor):
         self._ray = None
         self._started_ray = False
         self._actors: dict[int, object] = {}  # slot -> live actor
+        self._pending: dict[int, tuple] = {}  # slot -> (actor, its ready() ref), not started yet
+        self._warned_short = False
+        self._start_error = ""  # why the last worker that failed to start failed
         self._gate = None
+
+    @classmethod
+    def check_options(cls, address=None, **_):
+        """Before anything is written: Ray is installed, and the address has a usable shape."""
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("Ray is not installed in this environment: pip install atk-executor-ray"
+                             " (or: pip install 'ray[client]')")
+        if address is None or address in ("auto", "local"):
+            return
+        if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+            raise ValueError(f"address {address!r} is not a Ray address: use auto, HOST:PORT"
+                             " (the head node's GCS port, 6379 by default) or ray://HOST:PORT"
+                             " (Ray Client, 10001 by default); leave it out to start a local instance")
+        if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise ValueError(f"address {address!r} needs Ray Client: pip install 'ray[client]'")
 
     # -- the executor ------------------------------------------------------------------------
 
@@ -92,11 +116,14 @@ class RayExecutor(Executor):
         pace = self._pace_for(task.spec)
         task_ref = self._ray.put(task)
         waiting = collections.deque()  # batches to (re)send
+        exhausted = False
+        losses: collections.Counter = collections.Counter()  # sample -> workers lost with it
+        replacing: dict[int, asyncio.Lock] = {}
         # Small steps are spread over every worker rather than sent whole to one.
         size = max(1, min(self.batch_size, -(-len(samples) // (len(usable) * BATCHES_PER_WORKER))))
 
         async def next_batch():
-            nonlocal first
+            nonlocal first, exhausted
             if waiting:
                 return waiting.popleft()
             batch = [first] if first is not None else []
@@ -104,6 +131,7 @@ class RayExecutor(Executor):
             while len(batch) < size:
                 item = next(source, None)
                 if item is None:
+                    exhausted = True
                     break
                 index, sample = item
                 result, answers = await task.replay(sample)
@@ -119,9 +147,16 @@ class RayExecutor(Executor):
                 if batch is None:
                     return
                 left = await self._send(actor, task_ref, task, batch, shares[slot], pace, finished)
-                if left is not None:  # the worker is gone: the rest of its batch goes again
-                    self._lost(slot, actor)
-                    await self._requeue(task, left, waiting, finished)
+                if left is None:
+                    continue
+                # The worker is gone: the rest of its batch goes again, and a new worker
+                # takes its place as soon as the cluster has room for one.
+                self._lost(slot, actor)
+                await self._requeue(task, left, waiting, finished, losses)
+                lock = replacing.setdefault(slot, asyncio.Lock())
+                async with lock:
+                    actor = await self._replace(slot, lambda: waiting or not exhausted)
+                if actor is None:
                     return
 
         while True:
@@ -141,12 +176,16 @@ class RayExecutor(Executor):
         if self._ray is None:
             return
         ray = self._ray
-        for actor in list(self._actors.values()) + ([self._gate] if self._gate else []):
-            try:
-                ray.kill(actor)
-            except Exception:
-                pass
+        try:  # let each worker close its backends (HTTP clients, loaded models) first
+            ray.wait([actor.aclose.remote() for actor in self._actors.values()],
+                     num_returns=len(self._actors), timeout=5)
+        except Exception:
+            pass
+        pending = [actor for actor, _ in self._pending.values()]
+        for actor in list(self._actors.values()) + pending + ([self._gate] if self._gate else []):
+            self._kill(actor)
         self._actors.clear()
+        self._pending.clear()
         self._gate = None
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
@@ -161,10 +200,11 @@ class RayExecutor(Executor):
 
         answers = {index: known for index, _, known in batch}
         left = {index: (index, sample, known) for index, sample, known in batch}
+        number = None
+        finished_batch = False
         try:
-            number = await actor.start.remote(task_ref, batch, concurrency, pace)
+            number = await actor.start.remote(task_ref, batch, concurrency, pace, task.succeeded)
             stored: list = []
-            finished_batch = False
             while not finished_batch:
                 events, finished_batch = await actor.next.remote(number, stored)
                 arrived = [event for event in events if event[0] == "answer"]
@@ -180,23 +220,41 @@ class RayExecutor(Executor):
                         finished(index, result, answers[index])
         except rex.RayTaskError as exc:  # the step itself failed there: fail here alike
             cause = getattr(exc, "cause", None)
+            if isinstance(cause, _LOST_ERRORS()):  # what it waited on (the rpm pacer) was lost
+                return self._note_lost(cause, left, task)
             if isinstance(cause, BaseException):
                 raise cause from None
-            raise PipelineError(f"ray executor: a worker failed: {str(exc).splitlines()[0]}") from None
+            raise PipelineError(f"ray executor: a worker failed: {_one_line(exc)}") from None
         except _LOST_ERRORS() as exc:
-            log.warning("ray executor: a worker was lost (%s); %d samples of step %r go to"
-                        " another", type(exc).__name__, len(left), task.name)
-            return list(left.values())
+            return self._note_lost(exc, left, task)
+        finally:
+            if number is not None and not finished_batch:  # cancelled, or failed: stop asking
+                try:
+                    actor.cancel.remote(number)
+                except Exception:
+                    pass
         return None if not left else list(left.values())
 
-    async def _requeue(self, task, items, waiting, finished):
+    @staticmethod
+    def _note_lost(exc, left, task):
+        log.warning("ray executor: a worker was lost (%s); %d samples of step %r go to"
+                    " another", type(exc).__name__, len(left), task.name)
+        return list(left.values())
+
+    async def _requeue(self, task, items, waiting, finished, losses):
         batch = []
         for index, sample, _ in sorted(items, key=lambda item: item[0]):
             result, answers = await task.replay(sample)  # what the lost worker sent home counts
             if result is not None:
                 finished(index, result, answers)
-            else:
-                batch.append((index, sample, answers))
+                continue
+            losses[index] += 1
+            if losses[index] >= MAX_LOSSES:
+                raise PipelineError(
+                    f"ray executor: sample {index} of step {task.name!r} was on {losses[index]}"
+                    " workers that were lost; it may be what kills them (see the worker logs"
+                    " under /tmp/ray/session_latest/logs on each node)")
+            batch.append((index, sample, answers))
         for start in range(0, len(batch), self.batch_size):
             waiting.append(batch[start:start + self.batch_size])
 
@@ -222,52 +280,92 @@ class RayExecutor(Executor):
                 ray.init(**options)
             except Exception as exc:
                 where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-                reason = " ".join(str(exc).split())[:400] or type(exc).__name__
+                reason = _one_line(exc)[:400] or type(exc).__name__
                 raise PipelineError(f"ray executor: could not start or reach {where}: {reason}") from None
             self._started_ray = True
         self._ray = ray
 
     async def _pool(self, usable) -> dict:
-        """A live actor in each usable slot, starting those that are missing; at least one,
-        within ``start_timeout``."""
-        from .worker import worker_class
-
-        ray = self._ray
-        fresh = {}
+        """The live workers of the usable slots, starting those that are missing. Waits up
+        to ``start_timeout`` for the first; the others join as they start (a worker the
+        cluster has no room for yet stays queued in Ray, and joins at a later step)."""
         for slot in usable:
-            if slot not in self._actors:
-                fresh[slot] = worker_class(ray).options(
-                    num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0,
-                    scheduling_strategy="SPREAD").remote()
-        if fresh:
-            refs = {actor.ready.remote(): slot for slot, actor in fresh.items()}
-            ready, _ = await asyncio.to_thread(ray.wait, list(refs), num_returns=len(refs),
-                                               timeout=self.start_timeout)
-            for ref in ready:
-                slot = refs[ref]
-                try:
-                    await ref
-                except Exception as exc:
-                    log.warning("ray executor: a worker failed to start: %s", str(exc).splitlines()[0])
-                    continue
-                self._actors[slot] = fresh[slot]
-            for slot, actor in fresh.items():
-                if slot not in self._actors:
-                    ray.kill(actor)
+            if slot not in self._actors and slot not in self._pending:
+                self._pending[slot] = self._new_worker()
+        await self._adopt(0)
+        if not any(slot in self._actors for slot in usable) and self._pending:
+            await self._adopt(self.start_timeout, first=True)
+            await self._adopt(START_GRACE)  # those that start with the first come along
         live = {slot: self._actors[slot] for slot in usable if slot in self._actors}
         if not live:
-            raise PipelineError(
-                f"ray executor: no worker started within {self.start_timeout:g}s; the cluster has"
-                f" no room for one with num_cpus={self.num_cpus:g}, num_gpus={self.num_gpus:g}"
-                " (see `ray status`)")
-        if fresh and len(live) < len(usable):
-            log.warning("ray executor: %d of %d workers started; going on with those",
-                        len(live), len(usable))
+            why = (f"the last one failed: {self._start_error}" if self._start_error else
+                   f"the cluster has no room for one with num_cpus={self.num_cpus:g},"
+                   f" num_gpus={self.num_gpus:g} (see `ray status`)")
+            raise PipelineError(f"ray executor: no worker started within {self.start_timeout:g}s;"
+                                f" {why}")
+        if len(live) < len(usable) and not self._warned_short:
+            self._warned_short = True
+            log.warning("ray executor: %d of %d workers started; going on with those (the rest"
+                        " join when the cluster has room)", len(live), len(usable))
         return live
+
+    def _new_worker(self) -> tuple:
+        from .worker import worker_class
+
+        actor = worker_class(self._ray).options(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=0,
+            scheduling_strategy="SPREAD").remote()
+        return actor, actor.ready.remote()
+
+    async def _adopt(self, timeout: float, first: bool = False) -> None:
+        """Move the pending workers that have started within ``timeout`` (``first``: until
+        one has started well) to the live ones; drop those that failed to start."""
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            refs = {ready: slot for slot, (_, ready) in self._pending.items()}
+            ready, _ = await asyncio.to_thread(
+                self._ray.wait, list(refs), num_returns=1 if first else len(refs),
+                timeout=max(0.0, deadline - time.monotonic()))
+            started = [slot for slot in map(refs.get, ready) if await self._started(slot)]
+            if not first or started or not ready or time.monotonic() >= deadline:
+                return
+
+    async def _started(self, slot) -> bool:
+        """Whether the pending worker of ``slot``, whose ready() has returned, started well;
+        it becomes live, or is dropped."""
+        actor, ready = self._pending.pop(slot, (None, None))
+        if actor is None:
+            return False
+        try:
+            await ready
+        except Exception as exc:
+            self._start_error = _one_line(exc)[:300]
+            log.warning("ray executor: a worker failed to start: %s", self._start_error)
+            self._kill(actor)
+            return False
+        self._actors[slot] = actor
+        return True
+
+    async def _replace(self, slot, needed):
+        """A new worker for ``slot`` (a lost one's), once it has started; ``None`` if it did
+        not start within ``start_timeout`` or while ``needed()`` (there is work left)."""
+        if slot in self._actors:  # the slot's other feeder has replaced it already
+            return self._actors[slot]
+        if slot not in self._pending:
+            self._pending[slot] = self._new_worker()
+        deadline = time.monotonic() + self.start_timeout
+        while needed() and time.monotonic() < deadline:
+            _, ready = self._pending[slot]
+            if (await asyncio.to_thread(self._ray.wait, [ready], timeout=1.0))[0]:
+                return self._actors[slot] if await self._started(slot) else None
+        return None  # it stays pending, and joins at the next step if it starts
 
     def _lost(self, slot, actor) -> None:
         if self._actors.get(slot) is actor:
             del self._actors[slot]
+        self._kill(actor)
+
+    def _kill(self, actor) -> None:
         try:
             self._ray.kill(actor)
         except Exception:
@@ -287,8 +385,13 @@ class RayExecutor(Executor):
         if self._gate is None:
             from .worker import gate_class
 
-            self._gate = gate_class(self._ray).options(num_cpus=0).remote()
+            # On the head node: it lives as long as the cluster, whichever worker node goes.
+            self._gate = gate_class(self._ray).options(
+                num_cpus=0, resources={HEAD_NODE: 0.001}).remote()
         return (self._gate, spec.role, 60.0 / spec.rpm)
+
+
+_ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}")
 
 
 def _LOST_ERRORS():
@@ -299,6 +402,10 @@ def _LOST_ERRORS():
              "NodeDiedError", "ObjectLostError", "OwnerDiedError", "ObjectFetchTimedOutError",
              "ReferenceCountingAssertionError", "LocalRayletDiedError", "RaySystemError")
     return tuple(getattr(rex, name) for name in names if hasattr(rex, name))
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
 
 
 async def _all_or_first_error(coroutines):

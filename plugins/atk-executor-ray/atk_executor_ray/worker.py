@@ -28,9 +28,10 @@ class Worker:
 
         return ray.get_runtime_context().get_node_id()
 
-    async def start(self, task, items, concurrency, pace) -> int:
-        """Start running ``items`` of ``task`` (see ``StepTask.run_batch``); returns the
-        batch's number, for ``next``."""
+    async def start(self, task, items, concurrency, pace, succeeded=False) -> int:
+        """Start running ``items`` of ``task`` (see ``StepTask.run_batch``; ``succeeded``:
+        whether a request of the role has succeeded in the run); returns the batch's
+        number, for ``next``."""
         model = self._model(task, concurrency, pace)
         events: asyncio.Queue = asyncio.Queue()
 
@@ -52,7 +53,8 @@ class Worker:
                 self._unacknowledged.pop(ticket, None)
 
         self._count += 1
-        self._batches[self._count] = (events, asyncio.ensure_future(task.run_batch(model, items, emit)))
+        self._batches[self._count] = (events, asyncio.ensure_future(
+            task.run_batch(model, items, emit, succeeded=succeeded)))
         return self._count
 
     async def next(self, batch: int, stored=()) -> tuple[list, bool]:

@@ -4,8 +4,10 @@ Each node is its own ``ray start`` (separate processes, loopback address,
 small CPU count and object store), with token authentication as Ray's
 ``ray start`` sets it up by default, a token of the test's own. The folder of
 these tests is on the nodes' PYTHONPATH, so the scripted model's answers
-(``ray_fakes``) can be imported there. ``ray stop`` runs afterwards whatever
-happened: note that it stops every Ray process on the machine.
+(``ray_fakes``) can be imported there. Every process of the cluster carries a
+marker of its own in its environment (the nodes pass theirs on to all they
+start), and afterwards, whatever happened, exactly those processes are stopped:
+other Ray clusters on the machine are left alone (``ray stop`` would stop them).
 """
 
 import os
@@ -49,6 +51,8 @@ class Cluster:
                     "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
                     "RAY_USAGE_STATS_ENABLED": "0", "ATK_TEST_CALLS": str(self.calls)}
         self.env.pop("RAY_ADDRESS", None)
+        self.marker = f"ATK_TEST_CLUSTER={secrets.token_hex(8)}".encode()
+        self.env["ATK_TEST_CLUSTER"] = self.marker.split(b"=")[1].decode()
         self.worker_ports: list[int] = []
 
     def _start(self, *args):
@@ -118,9 +122,31 @@ class Cluster:
         return [(int(pid), int(parent), float(at)) for pid, parent, at in
                 (line.split() for line in self.calls.read_text().splitlines() if line.strip())]
 
+    def processes(self) -> set[int]:
+        """Every live process of this cluster (and of the runs the tests started on it)."""
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if self.marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+        return found
+
     def stop(self):
-        subprocess.run([str(self.ray), "stop", "--force"], env=self.env, capture_output=True,
-                       timeout=120)
+        """Stop this cluster's processes: a polite signal first, then SIGKILL for the rest."""
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            for pid in self.processes():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + grace
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        return self.processes()
 
 
 @pytest.fixture(scope="module")

@@ -133,8 +133,9 @@ def test_a_worker_node_killed_mid_run_loses_nothing(ray_cluster, tmp_path):
     atk(local, ray_cluster)
 
     concurrency = 4  # per role, split over the two workers
-    models = {"small": scripted(ray_log, delay=0.3, concurrency=concurrency),
-              "large": scripted(ray_log, delay=0.3, concurrency=concurrency)}
+    # With an rpm: the cluster-wide pacer lives on the head node, so it outlives the worker node.
+    policy = dict(delay=0.3, concurrency=concurrency, rpm=900)
+    models = {"small": scripted(ray_log, **policy), "large": scripted(ray_log, **policy)}
     on_ray = make_config(tmp_path, "on_ray", models=models, executor=ray(ray_cluster, batch_size=4),
                          **fields)
     port = ray_cluster.worker_ports[0]
@@ -165,6 +166,10 @@ def test_a_worker_node_killed_mid_run_loses_nothing(ray_cluster, tmp_path):
     assert outputs(tmp_path / "on_ray") == outputs(tmp_path / "local")
     # Re-sent: at most what the lost worker had in flight (its share of the concurrency).
     assert calls(local_log) <= calls(ray_log) <= calls(local_log) + concurrency
+    # Every answer the run needed was counted once: sent and stored, or found in the store.
+    manifest = json.loads((tmp_path / "on_ray" / "manifest.json").read_text())
+    counted = sum(m["requests_sent"] + m["answers_from_store"] for m in manifest["models"].values())
+    assert counted == calls(local_log)
 
 
 def test_a_killed_driver_resends_at_most_what_was_in_flight(ray_cluster, tmp_path):
@@ -192,6 +197,7 @@ def test_a_roles_rpm_holds_across_the_cluster(ray_cluster, tmp_path):
     atk(config, ray_cluster)
     answers = ray_cluster.answers()[before:]
     assert len({pid for pid, _, _ in answers}) >= 2  # both workers asked
+    # The steps run one after another, so all the run's requests share one pace.
     times = sorted(at for _, _, at in answers)
     # Each request waited for its slot: n requests span at least n - 1 intervals (a worker
     # running late only spreads them further).
@@ -210,10 +216,22 @@ def test_a_failure_on_a_worker_fails_the_run_with_its_one_line(ray_cluster, tmp_
     assert "Traceback" not in result.stderr
 
 
+def test_a_cluster_without_room_for_a_worker_fails_the_run_with_one_line(ray_cluster, tmp_path):
+    config = make_config(tmp_path, "no_room", models={"small": scripted(), "large": scripted()},
+                         executor=ray(ray_cluster, num_cpus=64, start_timeout=3))
+    result = run_cli("run", config, env=ray_cluster.env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 1
+    lines = stderr_lines(result)
+    assert "no worker started within 3s" in lines[-1] and "num_cpus=64" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("options, message", [
     ({"workers": 0}, "workers"),
     ({"wrokers": 2}, "wrokers"),
     ({"num_gpus": -1}, "num_gpus"),
+    ({"address": "head-node"}, "'head-node' is not a Ray address"),
+    ({"address": "http://head-node:8265"}, "is not a Ray address"),
 ])
 def test_bad_options_are_refused_before_anything_starts(tmp_path, options, message):
     config = make_config(tmp_path, "refused", models={"small": scripted(), "large": scripted()},

@@ -16,20 +16,25 @@ DATA_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl", "conversations.m
 
 
 def test_atk_help_and_atk_list_do_not_import_ray(tmp_path):
-    probe = ("import sys\n"
-             "from atk_core.cli import main\n"
-             "for args in (['--help'], ['list'], ['list', 'executors']):\n"
-             "    try:\n"
-             "        main(args)\n"
-             "    except SystemExit:\n"
-             "        pass\n"
-             "print('ray' in sys.modules, file=sys.stderr)\n")
+    # atk's own entry point (python -m atk_core), in a process that reports at exit whether
+    # Ray was imported.
+    probe = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: print('ray imported:', 'ray' in sys.modules, file=sys.stderr))\n"
+             "sys.argv[0] = 'atk'\n"
+             "runpy.run_module('atk_core', run_name='__main__', alter_sys=True)\n")
     env = {k: v for k, v in os.environ.items() if k != "ATK_LOAD_PLUGINS"}
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "ray " in result.stdout  # the executor is listed...
-    assert result.stderr.strip().splitlines()[-1] == "False"  # ...and Ray was not imported
+
+    def atk(*args):
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                                text=True, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == "ray imported: False", result.stderr
+        return result.stdout
+
+    assert "run" in atk("--help")
+    atk("list")
+    (listed,) = [e for e in json.loads(atk("list", "executors", "--json")) if e["name"] == "ray"]
+    assert listed["distribution"] == "atk-executor-ray"  # the executor is there, Ray is not
 
 
 def test_runs_from_its_wheel_on_a_local_ray_instance(installed_python, tmp_path):
