@@ -4,10 +4,13 @@ Each node is its own ``ray start`` (separate processes, loopback address,
 small CPU count and object store), with token authentication as Ray's
 ``ray start`` sets it up by default, a token of the test's own. The folder of
 these tests is on the nodes' PYTHONPATH, so the scripted model's answers
-(``ray_fakes``) can be imported there. Every process of the cluster carries a
-marker of its own in its environment (the nodes pass theirs on to all they
-start), and afterwards, whatever happened, exactly those processes are stopped:
-other Ray clusters on the machine are left alone (``ray stop`` would stop them).
+(``ray_fakes``) can be imported there. Each ``ray start`` runs in a session of
+its own, which the node's daemons inherit, and the nodes pass a marker of the
+test's own on to all they start in their environment (Ray's agents rename
+themselves and lose theirs, but keep the session). Afterwards, whatever
+happened, exactly the processes of those sessions or with that marker are
+stopped: other Ray clusters on the machine are left alone (``ray stop`` would
+stop them).
 """
 
 import os
@@ -54,15 +57,18 @@ class Cluster:
         self.marker = f"ATK_TEST_CLUSTER={secrets.token_hex(8)}".encode()
         self.env["ATK_TEST_CLUSTER"] = self.marker.split(b"=")[1].decode()
         self.worker_ports: list[int] = []
+        self.sessions: set[int] = set()  # the session of each `ray start`
 
     def _start(self, *args):
-        result = subprocess.run([str(self.ray), "start", "--node-ip-address=127.0.0.1",
-                                 f"--num-cpus={NODE_CPUS}", f"--object-store-memory={OBJECT_STORE}",
-                                 "--disable-usage-stats", *args],
-                                env=self.env, capture_output=True, text=True, timeout=120,
-                                start_new_session=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        start = subprocess.Popen([str(self.ray), "start", "--node-ip-address=127.0.0.1",
+                                  f"--num-cpus={NODE_CPUS}", f"--object-store-memory={OBJECT_STORE}",
+                                  "--disable-usage-stats", *args],
+                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+        self.sessions.add(start.pid)
+        stdout, stderr = start.communicate(timeout=120)
+        if start.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{stdout}\n{stderr}")
 
     def start(self):
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
@@ -129,9 +135,11 @@ class Cluster:
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                if self.marker in (entry / "environ").read_bytes().split(b"\0"):
+                session = int((entry / "stat").read_text().rpartition(")")[2].split()[3])
+                if session in self.sessions or \
+                        self.marker in (entry / "environ").read_bytes().split(b"\0"):
                     found.add(int(entry.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 continue
         return found
 
@@ -156,4 +164,5 @@ def ray_cluster(tmp_path_factory):
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
+        left = cluster.stop()
+        assert not left, f"processes of the test cluster still running after SIGKILL: {left}"
