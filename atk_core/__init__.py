@@ -48,6 +48,8 @@ _LAZY = {
     "chunk_filter": "selection",
     # output formats
     "sharegpt": "formats", "segments": "formats", "chatml": "formats",
+    # counting tokens, with a local tokenizer or an estimate
+    "TokenCounter": "tokens", "token_counter": "tokens",
     # declaring and checking values
     "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
     "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",

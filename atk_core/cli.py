@@ -318,16 +318,28 @@ def new_command(kind, name, directory):
 @click.option("--executor", "executor", default=None, metavar="NAME",
               help="Where steps run their samples, instead of the config's executor: (default"
                    " local); with options: --executor '{ray: {workers: 4}}'.")
+@click.option("--estimate", is_flag=True,
+              help="Send nothing: print the requests, tokens and cost the run would take, per"
+                   " step and model role (see docs/configuration.md).")
+@click.option("--json", "as_json", is_flag=True, help="With --estimate: print JSON for machines.")
 @_debug_option
-def run_command(config, overrides, model_overrides, progress, executor):
+def run_command(config, overrides, model_overrides, progress, executor, estimate, as_json):
     """Run the pipeline a CONFIG file names."""
     from .config import executor_option, load_config, progress_option
     from .runner import run
 
+    if as_json and not estimate:
+        raise click.UsageError("--json goes with --estimate")
     loaded = load_config(config, overrides)
     _state["secrets"] = loaded.secret_values()
     reporters = [progress_option(text) for text in progress]
     executor = executor_option(executor) if executor is not None else None
+    if estimate:
+        from .estimate import estimate as make_estimate
+
+        found = make_estimate(loaded, model_overrides=model_overrides, executor=executor)
+        click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.text().rstrip("\n"))
+        return
     result = run(loaded, progress=reporters or None, model_overrides=model_overrides,
                  executor=executor)
     if result.status != "failed":  # a failure's one line should stand alone

@@ -27,6 +27,10 @@ class RunContext:
     prompt_library: Any = None  # made on first use by steps
     part_of: str | None = None  # the composing pipeline, when this run is a part (run_part)
     executor: Any = None  # where steps run their samples (an Executor); None: in-process
+    # Per step (by name; the parts of a composed run add up): its role, the samples it was
+    # given, those that came out ok, and the requests they took (retries and votes included).
+    calls: dict = field(default_factory=dict)
+    estimating: bool = False  # a dry run of ``atk run --estimate``: every answer passes
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

@@ -170,6 +170,8 @@ def _run_facts() -> dict[str, Any]:
         "task_id": run.task_id,
         "config_hash": "sha256:" + hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
         "models": {role: model.summary() for role, model in sorted(run.models.items())},
+        # per step: what ``atk run --estimate`` learns survival and retries from
+        "calls": {name: dict(entry) for name, entry in run.calls.items()},
     })
     if run.part_of:  # the models are the whole run's: their counts include the other parts'
         facts["part_of"] = run.part_of

@@ -136,8 +136,10 @@ class PipelineStep:
         own = prompt.own_words() if self.gate_copies else None
         task = StepTask(self, prompt, note, own, model)
         executor = _executor()
-        return await executor.run(task, samples, on_done=_progress_reporter(
+        results = await executor.run(task, samples, on_done=_progress_reporter(
             env.task_id, self.name, len(samples), progress))
+        _count_calls(self, samples, results)
+        return results
 
     def run_sync(self, samples, **kwargs) -> list[StepResult]:
         """``run`` for pipelines written as plain functions."""
@@ -169,6 +171,8 @@ class PipelineStep:
                                   kind="model error")
             value, problem = self._parse(response)
             kind = "malformed answer"
+            if problem is None and _estimating():  # a placeholder: what a good answer would do
+                return StepResult(sample_id, True, value, attempts=attempt + 1)
             if problem is None and own is not None:
                 problem, kind = _copied(value, own, sample)
             if problem is None:
@@ -261,7 +265,8 @@ class VoteStep(PipelineStep):
             result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}", note=note,
                                         own=own)
             attempts += result.attempts
-            if result.ok and (self.decide(result.value) if self.decide else bool(result.value)):
+            if result.ok and (_estimating() or (self.decide(result.value) if self.decide
+                                                else bool(result.value))):
                 yes += 1
             else:
                 no += 1
@@ -309,6 +314,27 @@ def _texts(value):
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _texts(item)
+
+
+def _estimating() -> bool:
+    from .context import current_run
+
+    run = current_run()
+    return run is not None and run.estimating
+
+
+def _count_calls(step, samples, results) -> None:
+    """Add what the step did to the run's per-step counts (the manifest's ``calls``)."""
+    from .context import current_run
+
+    run = current_run()
+    if run is None:
+        return
+    entry = run.calls.setdefault(step.name, {"role": step.model, "samples": 0, "ok": 0,
+                                             "requests": 0})
+    entry["samples"] += len(samples)
+    entry["ok"] += sum(1 for result in results if result.ok)
+    entry["requests"] += sum(result.attempts for result in results)
 
 
 def _executor():

@@ -28,7 +28,7 @@ PUBLIC = {"atk_core": set(atk_core.__all__), "atk_core.testing": set(atk_core.te
 LAYERS = [
     # foundations: they import nothing of atk's
     "version", "errors", "redaction", "resources", "hookspecs", "files", "progress", "store",
-    "context", "schemas", "seeds",
+    "context", "schemas", "seeds", "tokens",
     # values, package data, inputs
     "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
     # models: the backend API, a role's policy, the built-in backends
@@ -36,7 +36,7 @@ LAYERS = [
     # executors, steps and what a run records
     "executors", "steps", "qa", "selection", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run
-    "config", "plugins", "compose", "runner", "inspection", "export", "scaffold",
+    "config", "plugins", "compose", "runner", "estimate", "inspection", "export", "scaffold",
     # the test kit
     "testing.subprocesses", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",

@@ -40,7 +40,7 @@ from atk_core import (
 from . import axolotl
 from .axolotl import Training
 from .mix import Item, balance, load_generic
-from .tokens import token_counter
+from atk_core import token_counter
 
 # The parts, in the order they run over each folder, the config field that holds each
 # one's own settings, and the mix source it feeds (repvar feeds pretraining).

@@ -1,7 +1,8 @@
 """Counting tokens without downloading anything.
 
-The mix is balanced by tokens, so the counts should be the trained model's. A
-tokenizer is used only when it is already on this machine:
+Counts should be the model's own (domain-expert balances its mix by tokens;
+``atk run --estimate`` prices prompts by them). A tokenizer is used only when
+it is already on this machine:
 
 - a ``tokenizer.json`` file (or a folder holding one), read with
   ``tokenizers`` if that is installed;
@@ -15,7 +16,7 @@ rounded up. On English prose that is within about 15% of SmolLM2's
 tokenizer (measured on the sample documents of atk's pipelines); on code and
 markup it counts about 15% too few. Since the mix compares sources written in
 the same language, most of the error cancels out of the proportions. What was
-used, and why, goes into the manifest.
+used, and why, is said (``describe()``).
 """
 
 from __future__ import annotations

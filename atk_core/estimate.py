@@ -1,0 +1,401 @@
+"""``atk run CONFIG --estimate``: what a run would ask, and cost, before it asks anything.
+
+The pipeline runs for real on the real inputs, in a temporary folder, against
+a dry-run backend in every role: it answers each request at once with a
+placeholder that fits the request's JSON schema, and every answer passes (a
+step's validator, its copy gate and a vote are taken as passed; see
+``RunContext.estimating``), so each sample goes as far as it can. That gives,
+per step and role, exactly the requests the run makes when every sample
+survives on its first attempt, and each one's prompt, counted in tokens.
+
+What cannot be known before asking — how many samples survive each step, how
+many attempts they take, how long the answers are — is either taken from a
+previous run of the same pipeline in the config's output folder (its
+manifest's ``calls`` and token totals) or assumed, and the assumptions are
+printed with the figures. Nothing is sent and nothing is written to the
+output folder.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+from .executors import Executor, LocalExecutor
+from .models.base import Backend, Response, Usage
+from .tokens import MESSAGE_OVERHEAD, token_counter
+
+OUTSIDE = "(outside steps)"
+# Without a previous run to learn from: a step after the first sees at least this share of
+# the samples it would see if all survived.
+ASSUMED_REACH = 0.25
+# Completion tokens per request without a previous run: at least this many, at most the
+# request's max_tokens (or this default ceiling when it sets none).
+ASSUMED_COMPLETION_MIN = 20
+ASSUMED_COMPLETION_MAX = 1000
+PREVIOUS_SPREAD = (0.8, 1.25)  # the range around what a previous run's rates predict
+
+_recorder: contextvars.ContextVar = contextvars.ContextVar("atk_estimate_recorder", default=None)
+_step: contextvars.ContextVar = contextvars.ContextVar("atk_estimate_step", default=OUTSIDE)
+
+
+@dataclass
+class Row:
+    """One step's requests to one role, when every sample survives on its first attempt."""
+
+    step: str
+    role: str
+    samples: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_ceiling: int = 0  # the sum of the requests' max_tokens (or the default ceiling)
+    ceiling: int = 0  # requests if every sample used every attempt (and every vote was asked)
+    # filled in from a previous run, or the assumptions
+    requests_low: float = 0.0
+    requests_high: float = 0.0
+    completion_low: float = 0.0  # per request
+    completion_high: float = 0.0
+    cost_low: float | None = None
+    cost_high: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "role": self.role, "samples": self.samples,
+                "requests_if_all_survive": self.requests, "prompt_tokens_if_all_survive": self.prompt_tokens,
+                "requests": [math.floor(self.requests_low), math.ceil(self.requests_high)],
+                "prompt_tokens": [math.floor(self._per_request() * self.requests_low),
+                                  math.ceil(self._per_request() * self.requests_high)],
+                "completion_tokens": [math.floor(self.completion_low * self.requests_low),
+                                      math.ceil(self.completion_high * self.requests_high)],
+                "cost": None if self.cost_low is None else [round(self.cost_low, 6),
+                                                            round(self.cost_high, 6)]}
+
+    def _per_request(self) -> float:
+        return self.prompt_tokens / self.requests if self.requests else 0.0
+
+
+@dataclass
+class Estimate:
+    pipeline: str
+    rows: list[Row]
+    how: list[str]
+    roles: dict = field(default_factory=dict)  # role -> {"tokens": how counted, "prices": ...}
+
+    def to_dict(self) -> dict[str, Any]:
+        total = {"requests": [sum(math.floor(r.requests_low) for r in self.rows),
+                              sum(math.ceil(r.requests_high) for r in self.rows)],
+                 "requests_if_all_survive": sum(r.requests for r in self.rows)}
+        costs = [r for r in self.rows if r.cost_low is not None]
+        total["cost"] = ([round(sum(r.cost_low for r in costs), 6), round(sum(r.cost_high for r in costs), 6)]
+                         if costs else None)
+        return {"pipeline": self.pipeline, "steps": [r.to_dict() for r in self.rows],
+                "total": total, "roles": self.roles, "how": self.how}
+
+    def text(self) -> str:
+        data = self.to_dict()
+        header = ("step", "role", "samples", "requests if all pass", "requests", "prompt tokens",
+                  "completion tokens", "cost")
+        lines = [header]
+        for row in data["steps"]:
+            lines.append((row["step"], row["role"], str(row["samples"]),
+                          str(row["requests_if_all_survive"]), _span(row["requests"]),
+                          _span(row["prompt_tokens"]), _span(row["completion_tokens"]),
+                          _money(row["cost"])))
+        total = data["total"]
+        lines.append(("total", "", "", str(total["requests_if_all_survive"]), _span(total["requests"]),
+                      "", "", _money(total["cost"])))
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        table = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+                           for i, (cell, width) in enumerate(zip(line, widths))).rstrip()
+                 for line in lines]
+        return "\n".join([f"Estimate for {self.pipeline} (nothing was sent):", "", *table, "",
+                          *(f"- {line}" for line in self.how)]) + "\n"
+
+
+def _span(pair) -> str:
+    low, high = pair
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def _money(pair) -> str:
+    if pair is None:
+        return "no price"
+    low, high = pair
+    return f"${low:.4f}" if low == high else f"${low:.4f}-${high:.4f}"
+
+
+# -- the dry run ----------------------------------------------------------------------------------
+
+
+ROLE_OPTION = "_atk_estimate_role"  # how the dry-run backend learns its role
+
+
+class _Recorder:
+    def __init__(self, counters):
+        self.steps: dict[str, dict] = {}  # step -> {"role", "samples"}, in run order
+        self.requests: dict[tuple[str, str], list] = {}  # (step, role) -> [n, tokens, ceiling]
+        self.counters = counters  # role -> TokenCounter
+
+
+class DryRunBackend(Backend):
+    """Answers every request at once with a placeholder that fits its schema, counting its
+    prompt's tokens; sends nothing."""
+
+    name = "dry-run"
+
+    def __init__(self, **options):
+        self.role = options.pop(ROLE_OPTION, "?")
+        super().__init__(**options)
+        self._recorder = _recorder.get()
+
+    @classmethod
+    def check_options(cls, **options) -> None:  # the real backend's were checked already
+        return None
+
+    async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:
+        counter = self._counter()
+        tokens = sum(counter.count(str(m.get("content") or "")) + MESSAGE_OVERHEAD for m in messages)
+        return self._answer(tokens, json.dumps(messages, sort_keys=True), json_schema, sampling)
+
+    async def complete(self, prompt, *, json_schema=None, extra=None, **sampling) -> Response:
+        return self._answer(self._counter().count(prompt), prompt, json_schema, sampling)
+
+    def identity(self) -> dict[str, Any]:  # roles apart: each asks its own questions
+        return {"backend": self.name, "model": self.role, "endpoint": None}
+
+    def _counter(self):
+        return self._recorder.counters[self.role]
+
+    def _answer(self, tokens, seed_text, json_schema, sampling) -> Response:
+        key = (_step.get(), self.role)
+        entry = self._recorder.requests.setdefault(key, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += tokens
+        entry[2] += min(sampling.get("max_tokens") or ASSUMED_COMPLETION_MAX, ASSUMED_COMPLETION_MAX)
+        value = placeholder(json_schema, seed_text) if json_schema is not None else \
+            placeholder({"type": "string"}, seed_text)
+        text = json.dumps(value) if json_schema is not None else value
+        return Response(text=text, finish_reason="stop", usage=Usage(tokens, 0))
+
+
+class EstimateExecutor(Executor):
+    """The local executor, noting which step each request belongs to and how many samples
+    each step was given."""
+
+    def __init__(self, **_options):
+        self._local = LocalExecutor()
+
+    async def run(self, task, samples, *, on_done=None):
+        recorder = _recorder.get()
+        token = _step.set(task.name)
+        try:
+            results = await self._local.run(task, samples, on_done=on_done)
+        finally:
+            _step.reset(token)
+        entry = recorder.steps.setdefault(task.name, {"role": task.role, "samples": 0, "ceiling": 0})
+        entry["samples"] += len(samples)
+        step = task.step
+        entry["ceiling"] += len(samples) * step.max_attempts * getattr(step, "votes", 1)
+        return results
+
+
+class _DryRegistry:
+    """The run's registry, with the dry-run backend in every role and the estimate's executor."""
+
+    def __init__(self, registry):
+        self._registry = registry
+
+    def backend(self, name):
+        return DryRunBackend
+
+    def executor(self, name):
+        return EstimateExecutor
+
+    def __getattr__(self, name):
+        return getattr(self._registry, name)
+
+
+def placeholder(schema, seed: str, path: str = ""):
+    """A value that fits ``schema`` (the JSON Schema subset structured output uses). Strings
+    differ from request to request and field to field, so that no check takes two
+    placeholders for duplicates."""
+    import hashlib
+
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return placeholder(schema[key][0], seed, path)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind is None:
+        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+    if kind == "object":
+        return {name: placeholder(sub, seed, f"{path}.{name}")
+                for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        count = max(schema.get("minItems", 1), 1)
+        if "maxItems" in schema:
+            count = min(count, schema["maxItems"])
+        return [placeholder(schema.get("items", {}), seed, f"{path}[{i}]") for i in range(count)]
+    if kind == "boolean":
+        return True
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
+        middle = (low + high) / 2
+        return int(middle) if kind == "integer" else middle
+    if kind == "null":
+        return None
+    digest = hashlib.sha256(f"{seed}\0{path}".encode("utf-8")).hexdigest()
+    text = "placeholder " + " ".join(digest[i:i + 6] for i in range(0, 36, 6))
+    low = schema.get("minLength", 0)
+    text = text + " x" * max(0, (low - len(text) + 1) // 2)
+    return text[:schema["maxLength"]] if "maxLength" in schema else text
+
+
+# -- the estimate ---------------------------------------------------------------------------------
+
+
+def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Estimate:
+    """The estimate for ``config`` (see the module's docstring). Raises what ``check``
+    raises for a bad config; a pipeline that fails on placeholders is a ``PipelineError``."""
+    from .plugins import get_registry
+    from .runner import check, run
+
+    registry = registry or get_registry()
+    plan = check(config, registry=registry, model_overrides=model_overrides, executor=executor)
+    previous = _previous(plan.output_dir, plan.pipeline.name)
+    counters = {role: _counter_for(spec) for role, spec in plan.model_specs.items()}
+    recorder = _Recorder(counters)
+    folder = Path(tempfile.mkdtemp(prefix="atk-estimate-"))
+    dry_models = {role: {"backend": spec.backend, **spec.options, ROLE_OPTION: role,
+                         "concurrency": max(spec.concurrency, 16), "max_retries": 0}
+                  for role, spec in plan.model_specs.items()}
+    dry = plan.config.with_changes(output_dir=str(folder / "output"), models=dry_models,
+                                   executor="estimate")
+    token = _recorder.set(recorder)
+    try:
+        result = run(dry, registry=_DryRegistry(registry), progress=["jsonl"], estimating=True)
+    finally:
+        _recorder.reset(token)
+        shutil.rmtree(folder, ignore_errors=True)
+    if result.status != "done":
+        raise PipelineError(f"the estimate's dry run of {plan.pipeline.name!r} failed: {result.error}")
+    rows = _rows(recorder)
+    how = _apply_rates(rows, previous, plan.model_specs, counters)
+    roles = {role: {"tokens": counters[role].describe(),
+                    "price_in": spec.price_in, "price_out": spec.price_out}
+             for role, spec in plan.model_specs.items()}
+    return Estimate(plan.pipeline.name, rows, how, roles)
+
+
+def _counter_for(spec):
+    """The role's own tokenizer when one is on this machine (a .gguf model file, or a model
+    name transformers has a local copy of), else the estimate."""
+    name = spec.options.get("model_path") or spec.options.get("model")
+    counter = token_counter(name if isinstance(name, str) else None)
+    return counter
+
+
+def _rows(recorder) -> list[Row]:
+    rows: dict[tuple[str, str], Row] = {}
+    order = list(recorder.steps) + [OUTSIDE]
+    for (step, role), (count, tokens, ceiling) in recorder.requests.items():
+        row = rows.setdefault((step, role), Row(step, role))
+        row.requests += count
+        row.prompt_tokens += tokens
+        row.completion_ceiling += ceiling
+    for (step, role), row in rows.items():
+        row.samples = recorder.steps.get(step, {}).get("samples", 0)
+        row.ceiling = recorder.steps.get(step, {}).get("ceiling", row.requests)
+    return sorted(rows.values(), key=lambda r: (order.index(r.step) if r.step in order else len(order),
+                                                r.role))
+
+
+def _previous(output_dir: Path, pipeline: str) -> dict | None:
+    """The manifest of a finished earlier run of the same pipeline in the output folder."""
+    path = Path(output_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("pipeline") != pipeline or \
+            not isinstance(manifest.get("calls"), dict) or not manifest["calls"]:
+        return None
+    return manifest
+
+
+def _apply_rates(rows, previous, specs, counters) -> list[str]:
+    """Fill in each row's range; return the sentences that say how."""
+    first = next((r for r in rows if r.step != OUTSIDE), None)
+    how = ["A dry run of the pipeline on these inputs: each request answered at once with a"
+           " placeholder, every answer taken as passing, so each sample went as far as it can;"
+           " 'requests if all pass' is exact for a run in which every sample passes every step on"
+           " its first attempt."]
+    calls = (previous or {}).get("calls") or {}
+    completion = {}
+    for role, summary in ((previous or {}).get("models") or {}).items():
+        answered = summary.get("requests_sent", 0) + summary.get("answers_from_store", 0)
+        if answered:
+            completion[role] = summary["usage_total"]["completion_tokens"] / answered
+    how.append("The most a run can ask is every sample reaching every step and using every"
+               " attempt (and every vote): no run goes above the high end of 'requests', and, where"
+               " requests set max_tokens, of 'completion tokens' (a retry's prompt is a little"
+               " longer, for the problem it names). A step whose answers are lists is counted with"
+               " the schema's minItems (or one) items.")
+    if previous:
+        how.append(f"Survival, attempts and answer lengths are those of the previous run in the"
+                   f" output folder (task {previous.get('task_id')}), scaled to these inputs;"
+                   f" the range is {PREVIOUS_SPREAD[0]:g}x to {PREVIOUS_SPREAD[1]:g}x of that,"
+                   f" within the most a run can ask.")
+    else:
+        how.append(f"No previous run to learn from: the first step's requests are certain; a later"
+                   f" step is assumed to see at least {ASSUMED_REACH:.0%} of its samples.")
+        how.append(f"Answers are assumed {ASSUMED_COMPLETION_MIN} tokens long at least, and at most"
+                   f" the request's max_tokens (or {ASSUMED_COMPLETION_MAX}).")
+    base = calls.get(first.step) if first is not None else None
+    for row in rows:
+        ceiling = row.completion_ceiling / row.requests if row.requests else 0.0
+        past = calls.get(row.step)
+        if past and base and first and first.samples and base.get("samples") and row.samples \
+                and past.get("samples"):
+            # What share of the all-survive samples reached the step, and attempts per sample,
+            # relative to the dry run's.
+            reach = min(1.0, (past["samples"] / base["samples"]) / (row.samples / first.samples))
+            attempts = (past["requests"] / past["samples"]) / (row.requests / row.samples)
+            expected = row.requests * reach * max(attempts, 0.0)
+            row.requests_low = min(expected * PREVIOUS_SPREAD[0], row.ceiling)
+            row.requests_high = min(expected * PREVIOUS_SPREAD[1], row.ceiling)
+        else:
+            reach = 1.0 if first and row.step == first.step else ASSUMED_REACH
+            row.requests_low = row.requests * reach
+            row.requests_high = row.ceiling
+        if row.role in completion:
+            row.completion_low = completion[row.role] * PREVIOUS_SPREAD[0]
+            row.completion_high = min(ceiling, completion[row.role] * PREVIOUS_SPREAD[1]) or ceiling
+        else:
+            row.completion_low = min(ASSUMED_COMPLETION_MIN, ceiling)
+            row.completion_high = ceiling
+        spec = specs.get(row.role)
+        if spec is not None and (spec.price_in is not None or spec.price_out is not None):
+            per_prompt = row.prompt_tokens / row.requests if row.requests else 0.0
+            price_in, price_out = (spec.price_in or 0) / 1e6, (spec.price_out or 0) / 1e6
+            row.cost_low = row.requests_low * (per_prompt * price_in + row.completion_low * price_out)
+            row.cost_high = row.requests_high * (per_prompt * price_in + row.completion_high * price_out)
+    how.append("Tokens: " + "; ".join(f"{role}: {counters[role].describe()['detail']}"
+                                      for role in sorted(counters)) + ".")
+    how.append("Answers already in the output folder's store are not subtracted: a resumed run"
+               " sends fewer.")
+    return how

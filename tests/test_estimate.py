@@ -1,0 +1,155 @@
+"""``atk run CONFIG --estimate``: the requests, tokens and cost of a run, before it sends any.
+
+The reference is the real run: factual-qa on documents it has not seen, on the
+scripted backend, with a model whose every answer passes (so the estimate's
+"if all pass" figures must be exact), then one whose answers sometimes fail
+(so the run lands inside the stated range, not on its top).
+"""
+
+import json
+import os
+
+from atk_core.testing import config_error, run_cli, stderr_lines, write_config, write_documents
+
+DOCUMENTS = {
+    "bells.txt": (
+        "The bell foundry at Wedmore cast its first church bell in 1702. Bronze for the bells "
+        "was melted in a furnace fed with charcoal from the nearby woods. Each bell was tuned "
+        "by shaving metal from the inside on a great vertical lathe. The heaviest bell it ever "
+        "made weighed four tonnes and hangs in the cathedral at Exford. Casting stopped in 1958 "
+        "when the last bellfounder retired without an apprentice."),
+    "reedbed.txt": (
+        "Reed cutters harvest the Seddon reedbed every winter once the leaves have dropped. "
+        "Bundles of reed are stacked upright to dry before they go to the thatchers. A roof "
+        "thatched with water reed can last sixty years when it is well kept. Bitterns boom "
+        "from the uncut patches that are left each year for nesting birds. Pumps installed in "
+        "1976 keep the water level steady through dry summers."),
+}
+
+PASSING = '''
+import re
+import zlib
+
+def respond(request):
+    """A model whose every answer passes: on-topic questions, yes votes, faithful chats."""
+    system, user = request.messages[0]["content"], request.messages[-1]["content"]
+    if "whether a passage of text is worth" in system:
+        return {"reason": "it states facts", "suitable": True}
+    if "You write quiz questions about facts" in system:
+        focus = re.search(r"Sentence: (.*)", user).group(1)
+        return {"question": f"What is known about {' '.join(focus.split()[:3])}?", "answer": focus}
+    if "check quiz questions" in system:
+        return {"reason": "answerable", "answerable": True}
+    if "check answers to quiz questions" in system:
+        return {"reason": "accurate", "accurate": True}
+    if "natural conversation" in system:
+        messages = []
+        for question, reply in re.findall(r"Q: (.*)\\n\\s+A: (.*)", user):
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        return {"messages": messages}
+    raise ValueError("unexpected prompt")
+
+
+def respond_sometimes_no(request):
+    """The same, but the question check says no to about half of the questions."""
+    system, user = request.messages[0]["content"], request.messages[-1]["content"]
+    if "check quiz questions" in system:
+        return {"reason": "checked", "answerable": zlib.crc32(user.encode()) % 2 == 0}
+    return respond(request)
+'''
+
+
+def setup(tmp_path, name, respond="respond", **fields):
+    (tmp_path / "passing_model.py").write_text(PASSING)
+    documents = write_documents(tmp_path / "documents", DOCUMENTS)
+    role = {"backend": "scripted", "respond": f"passing_model:{respond}",
+            "log": str(tmp_path / f"{name}.calls"), "price_in": 2.5, "price_out": 10}
+    return write_config(tmp_path / f"{name}.yaml", "factual-qa", input_dir=str(documents),
+                        output_dir=str(tmp_path / name), models={"small": role, "large": role},
+                        **{"rewrite_conversations": True, "questions_per_chunk": 3, **fields})
+
+
+def env(tmp_path):
+    paths = [str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def estimate(config, tmp_path, *args):
+    result = run_cli("run", config, "--estimate", "--json", *args, env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def calls(path):
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_when_every_sample_passes_the_estimate_is_the_run(tmp_path):
+    config = setup(tmp_path, "passing")
+    found = estimate(config, tmp_path)
+    assert not (tmp_path / "passing").exists()  # nothing written to the output folder
+    assert calls(tmp_path / "passing.calls") == 0  # and nothing asked
+
+    result = run_cli("run", config, env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "passing" / "manifest.json").read_text())
+    ran = manifest["calls"]
+    assert all(not step["dropped"] for step in manifest["steps"]), manifest["steps"]  # all passed
+    assert {"judge", "generate", "check_question", "check_answer", "conversation"} <= set(ran)
+
+    rows = {row["step"]: row for row in found["steps"]}
+    assert set(rows) == set(ran)
+    for name, step in ran.items():
+        assert rows[name]["samples"] == step["samples"], name
+        assert rows[name]["requests_if_all_survive"] == step["requests"], name
+        assert rows[name]["role"] == step["role"]
+    sent = calls(tmp_path / "passing.calls")
+    assert found["total"]["requests_if_all_survive"] == sent
+    low, high = found["total"]["requests"]
+    assert low <= sent <= high
+    assert found["total"]["cost"][0] > 0  # the roles' prices were applied
+    assert any("No previous run" in line for line in found["how"])
+
+
+def test_a_run_that_drops_samples_lands_in_the_range_and_teaches_the_next_estimate(tmp_path):
+    config = setup(tmp_path, "dropping", respond="respond_sometimes_no")
+    before = estimate(config, tmp_path)
+    result = run_cli("run", config, env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sent = calls(tmp_path / "dropping.calls")
+    manifest = json.loads((tmp_path / "dropping" / "manifest.json").read_text())
+    (checked,) = [step for step in manifest["steps"] if step["name"] == "check_question"]
+    assert checked["out"] < checked["in"]  # some were dropped
+    assert sent < before["total"]["requests_if_all_survive"]
+    low, high = before["total"]["requests"]
+    assert low <= sent <= high
+
+    # Again, now that a run of this pipeline is in the output folder: its rates are used,
+    # and the range is narrower and still holds what the run sent.
+    after = estimate(config, tmp_path)
+    assert any("previous run" in line for line in after["how"])
+    low2, high2 = after["total"]["requests"]
+    assert low2 <= sent <= high2
+    assert high2 - low2 < high - low
+
+
+def test_the_estimate_prints_a_table_and_says_how(tmp_path):
+    config = setup(tmp_path, "table")
+    result = run_cli("run", config, "--estimate", env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Estimate for factual-qa (nothing was sent):"
+    assert any(line.startswith("generate ") and "large" in line for line in lines)
+    assert any(line.startswith("total ") and "$" in line for line in lines)
+    assert any("UTF-8 bytes / 4" in line for line in lines)  # how tokens were counted
+
+
+def test_a_bad_config_is_refused_as_a_run_would_refuse_it(tmp_path):
+    config = setup(tmp_path, "refused", questions_per_chunk=0)
+    line = config_error(config, cwd=tmp_path)
+    result = run_cli("run", config, "--estimate", env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert stderr_lines(result) == [line]
+    assert not (tmp_path / "refused").exists()
+    result = run_cli("run", config, "--json", cwd=tmp_path)
+    assert result.returncode == 2 and "--json goes with --estimate" in result.stderr
