@@ -24,7 +24,12 @@ class ProgressEvent:
     """One moment of a run, as reporters see it.
 
     ``progress`` is a fraction 0..1, or None when unknown; ``time`` is Unix
-    seconds.
+    seconds. ``usage`` is, per model role, what the run has used so far:
+    ``requests_sent``, ``answers_from_store``, ``prompt_tokens`` and
+    ``completion_tokens`` (of the requests sent), ``cost`` (of those, in
+    dollars; None without the role's prices) and ``projected_cost`` (the whole
+    run's, from the cost of every answer so far, stored ones included, over
+    the progress; None until there is enough progress to project from).
     """
 
     task_id: str
@@ -33,6 +38,7 @@ class ProgressEvent:
     progress: float | None
     message: str | None
     time: float
+    usage: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,9 +47,11 @@ class ProgressEvent:
 class ProgressHub:
     """The reporters of one run, and the events sent to them."""
 
-    def __init__(self, task_id: str, pipeline: str, reporters: list[tuple[str, Any]]):
+    def __init__(self, task_id: str, pipeline: str, reporters: list[tuple[str, Any]], *,
+                 models: dict | None = None):
         self.task_id = task_id
         self.pipeline = pipeline
+        self.models = models or {}  # role -> Model, whose totals each event carries
         self._reporters = list(reporters)
         self._lock = threading.RLock()
         self._warned_clamp = False
@@ -63,6 +71,7 @@ class ProgressHub:
                 progress=progress,
                 message=None if message is None else str(message),
                 time=time.time(),
+                usage=usage_so_far(self.models, self.last_progress) if self.models else None,
             )
             for entry in list(self._reporters):
                 name, reporter = entry
@@ -106,6 +115,51 @@ class ProgressHub:
             self._reporters.clear()
 
 
+PROJECT_FROM = 0.02  # progress below which no total is projected
+
+
+def usage_so_far(models: dict, progress: float | None) -> dict:
+    """Per role: requests, tokens and cost so far, and the projected cost of the whole run."""
+    usage = {}
+    for role, model in sorted(models.items()):
+        summary = model.summary()
+        sent, total = summary["cost_sent"], summary["cost_total"]
+        projected = None
+        if total is not None and progress is not None and progress >= PROJECT_FROM:
+            projected = total / progress
+        usage[role] = {"requests_sent": summary["requests_sent"],
+                       "answers_from_store": summary["answers_from_store"],
+                       "prompt_tokens": summary["usage_sent"]["prompt_tokens"],
+                       "completion_tokens": summary["usage_sent"]["completion_tokens"],
+                       "cost": sent, "projected_cost": projected}
+    return usage
+
+
+def usage_text(usage: dict | None) -> str:
+    """``usage`` (an event's) in a few words per role: 'small 12 sent, 3.4k tokens, $0.0012
+    (~$0.0050 in all)'."""
+    parts = []
+    for role, use in (usage or {}).items():
+        tokens = use["prompt_tokens"] + use["completion_tokens"]
+        text = f"{role} {use['requests_sent']} sent, {_short(tokens)} tokens"
+        if use.get("cost") is not None:
+            text += f", ${use['cost']:.4f}"
+            if use.get("projected_cost") is not None:
+                text += f" (~${use['projected_cost']:.4f} in all)"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _short(number: int) -> str:
+    if number >= 1_000_000:
+        return f"{number / 1_000_000:.1f}M"
+    if number >= 10_000:
+        return f"{number / 1000:.0f}k"
+    if number >= 1000:
+        return f"{number / 1000:.1f}k"
+    return str(number)
+
+
 _active: dict[str, ProgressHub] = {}
 _active_lock = threading.Lock()
 
@@ -128,6 +182,16 @@ def set_progress(task_id: str | None, progress: float | None, message: str | Non
         hub = _active.get(task_id)
     if hub is not None:
         hub.emit("progress", progress, message)
+
+
+def say(task_id: str | None, message: str) -> None:
+    """Show ``message`` on the run ``task_id``'s progress, its bar where it is."""
+    if task_id is None:
+        return
+    with _active_lock:
+        hub = _active.get(task_id)
+    if hub is not None:
+        hub.emit("progress", getattr(hub, "last_progress", None), message)
 
 
 def make_reporter(name: str, cls, options: dict | None, *, output_dir=None):

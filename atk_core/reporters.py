@@ -11,6 +11,7 @@ from typing import Annotated
 
 from .checks import AtLeast
 from .hookspecs import hookimpl
+from .progress import usage_text
 
 
 @hookimpl
@@ -24,7 +25,9 @@ def _percent(progress):
 
 
 class ConsoleReporter:
-    """A live bar with message, elapsed time and ETA on a terminal; plain timestamped lines otherwise."""
+    """A live bar with message, elapsed time and ETA on a terminal; plain timestamped lines
+    otherwise. Both say, per model role, the requests, tokens and cost so far and the
+    projected cost of the whole run (when the role has prices)."""
 
     def __init__(self, stream=None, live: bool | None = None,
                  min_interval: Annotated[float, AtLeast(0, unit="seconds")] = 10.0):
@@ -63,6 +66,8 @@ class ConsoleReporter:
             parts.append(label)
         if event.message:
             parts.append(event.message)
+        if event.usage:
+            parts.append(f"| {usage_text(event.usage)}")
         print("  ".join(parts), file=self.stream, flush=True)
 
     # -- live bar ---------------------------------------------------------------
@@ -72,7 +77,7 @@ class ConsoleReporter:
             self._start_bar(event)
         bar, task = self._bar
         completed = None if event.progress is None else event.progress * 100
-        kwargs = {"message": event.message or ""}
+        kwargs = {"message": event.message or "", "usage": usage_text(event.usage)}
         if completed is not None:
             kwargs["completed"] = completed
         bar.update(task, **kwargs)
@@ -98,11 +103,12 @@ class ConsoleReporter:
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[message]}"),
+            TextColumn("[dim]{task.fields[usage]}"),
             console=Console(file=self.stream),
             transient=False,
         )
         bar.start()
-        task = bar.add_task(event.pipeline, total=100, message="")
+        task = bar.add_task(event.pipeline, total=100, message="", usage="")
         self._bar = (bar, task)
 
     def close(self):

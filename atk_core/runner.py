@@ -209,7 +209,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     }
     kwargs.update({k: v for k, v in supplied.items() if _accepts(pipeline, k)})
 
-    hub = ProgressHub(task_id, pipeline.name, reporters)
+    hub = ProgressHub(task_id, pipeline.name, reporters, models=models)
     activate(hub)
     token = run_context.enter(context)
     started = time.monotonic()

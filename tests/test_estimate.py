@@ -153,3 +153,30 @@ def test_a_bad_config_is_refused_as_a_run_would_refuse_it(tmp_path):
     assert not (tmp_path / "refused").exists()
     result = run_cli("run", config, "--json", cwd=tmp_path)
     assert result.returncode == 2 and "--json goes with --estimate" in result.stderr
+
+
+def test_while_a_run_goes_its_events_and_console_carry_tokens_cost_and_the_projection(tmp_path):
+    config = setup(tmp_path, "live")
+    result = run_cli("run", config, "--progress", "console", "--progress", "jsonl",
+                     env=env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "live" / "manifest.json").read_text())
+    events = [json.loads(line) for line in (tmp_path / "live" / "progress.jsonl").read_text().splitlines()]
+    assert all(set(event["usage"]) == {"small", "large"} for event in events)
+    sent = [sum(u["requests_sent"] for u in event["usage"].values()) for event in events]
+    assert sent[0] == 0 and sent == sorted(sent)  # counts grow as the run goes
+    final = events[-1]
+    assert final["kind"] == "finish"
+    for role, summary in manifest["models"].items():
+        use = final["usage"][role]
+        assert use["requests_sent"] == summary["requests_sent"]
+        assert use["prompt_tokens"] == summary["usage_sent"]["prompt_tokens"]
+        assert use["cost"] == summary["cost_sent"] > 0
+        assert use["projected_cost"] == summary["cost_total"]  # at 100%, the projection is the bill
+    midway = [e for e in events if e["progress"] and 0.3 <= e["progress"] < 1 and e["usage"]["large"]["cost"]]
+    assert midway
+    for event in midway:  # the whole run's cost so far, over the share of it done
+        use = event["usage"]["large"]
+        assert use["projected_cost"] > use["cost"]
+    lines = [line for line in result.stdout.splitlines() if "large" in line]
+    assert lines and "$" in lines[-1] and "in all)" in lines[-1]  # the console says it too

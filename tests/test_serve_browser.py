@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import AtkServer, factual_folder  # noqa: E402
+import serve_helpers  # noqa: E402
+from serve_helpers import AtkServer, factual_config, factual_folder  # noqa: E402
 
 SCRIPTED = "{backend: scripted, respond: 'factual_fakes:respond'}"
 
@@ -209,5 +210,34 @@ def test_a_late_template_never_replaces_what_the_user_typed(page, tmp_path):
         page.click("text=Reset to template")
         expect(editor).to_have_value((work / "factual-qa.yaml").read_text())
         assert held == []
+    finally:
+        server.stop()
+
+
+def test_a_running_run_shows_its_cost_so_far_and_the_projected_total(page, tmp_path):
+    expect = sync_api.expect
+    work = factual_folder(tmp_path / "work")
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        priced = {**serve_helpers.SCRIPTED, "delay": 0.25, "concurrency": 1, "price_in": 3.0,
+                  "price_out": 15.0}
+        run = server.start_run(factual_config(work, models={"small": priced, "large": priced}))
+        page.goto(server.page_url + "#/runs/" + run["id"])
+        models = page.locator(".card-body.models")
+        # While it goes: per role, what was sent and spent so far, and the projection.
+        expect(models.locator("[data-role='large']")).to_contain_text(
+            re.compile(r"\d+ sent .* tokens · \$\d+\.\d{4} · ~\$\d+\.\d{4} projected in all"),
+            timeout=60_000)
+        expect(page.get_by_role("heading", name="Models, so far")).to_be_visible()
+        live = server.run(run["id"])
+        if live["status"] == "running":
+            assert {use["role"] for use in live["usage"]} == {"small", "large"}
+        # Once done, the manifest's final figures replace it, without a projection.
+        server.wait_for_status(run["id"], "done", timeout=300)
+        expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=15_000)
+        expect(models).not_to_contain_text("projected")
+        manifest = json.loads((tmp_path / "runs" / run["id"] / "output" / "manifest.json").read_text())
+        expect(models.locator("[data-role='large']")).to_contain_text(
+            f"${manifest['models']['large']['cost_total']:.4f}")
     finally:
         server.stop()

@@ -83,6 +83,9 @@ class ModelUse(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: Optional[float] = None
+    projected_cost: Optional[float] = Field(None, description=(
+        "While the run goes: the whole run's cost, projected from the cost so far over the"
+        " progress (None without the role's prices, or too early to say)."))
 
 
 class ManifestSummary(BaseModel):
@@ -104,6 +107,9 @@ class RunDetail(RunSummary):
     output_dir: str
     pid: Optional[int] = None
     manifest: Optional[ManifestSummary] = Field(None, description="From manifest.json, once written.")
+    usage: list[ModelUse] = Field(default_factory=list, description=(
+        "Per model role, the requests, tokens and cost of the run so far, from its latest"
+        " progress event (the manifest has the final figures)."))
     files: list[OutputFile]
 
 

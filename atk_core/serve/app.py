@@ -222,8 +222,21 @@ def _detail(manager: RunManager, run: dict) -> RunDetail:
     return RunDetail(
         **_summary_values(run), config=run["config_redacted"], pid=run["pid"],
         output_dir=str(manager.output_dir(run)), manifest=_manifest(manager.manifest(run)),
-        files=[OutputFile(**f) for f in manager.files(run)],
+        files=[OutputFile(**f) for f in manager.files(run)], usage=_usage(run.get("usage")),
     )
+
+
+def _usage(data) -> list[ModelUse]:
+    """A progress event's ``usage`` as the API gives it; nothing when it has another shape."""
+    try:
+        return [ModelUse(role=str(role), requests_sent=int(use.get("requests_sent") or 0),
+                         answers_from_store=int(use.get("answers_from_store") or 0),
+                         prompt_tokens=int(use.get("prompt_tokens") or 0),
+                         completion_tokens=int(use.get("completion_tokens") or 0),
+                         cost=use.get("cost"), projected_cost=use.get("projected_cost"))
+                for role, use in sorted((data or {}).items())]
+    except (TypeError, ValueError, AttributeError):
+        return []
 
 
 def _manifest(data: dict | None) -> ManifestSummary | None:

@@ -40,7 +40,7 @@ class TaskStoreReporter:
 
     def handle(self, event):
         self._store.report(self.run_id, event.kind, event.progress, event.message, event.time,
-                           keep=self._keep(event, time.time()))
+                           keep=self._keep(event, time.time()), usage=getattr(event, "usage", None))
 
     def _keep(self, event, now) -> bool:
         step = (event.message or "").split(":", 1)[0]

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cwd TEXT NOT NULL,
     command TEXT NOT NULL,
     config_redacted TEXT NOT NULL DEFAULT '',
-    queued REAL
+    queued REAL,
+    usage TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,7 +59,7 @@ CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
 _RUN_COLUMNS = (
     "id", "pipeline", "status", "progress", "message", "created", "started", "finished",
     "updated", "pid", "exit_code", "error", "attempts", "cancel_requested", "run_dir", "cwd",
-    "command", "config_redacted", "queued",
+    "command", "config_redacted", "queued", "usage",
 )
 
 
@@ -76,6 +77,8 @@ def connect(path) -> sqlite3.Connection:
     columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
     if "queued" not in columns:  # a task store from before the queue
         db.execute("ALTER TABLE runs ADD COLUMN queued REAL")
+    if "usage" not in columns:  # a task store from before live costs
+        db.execute("ALTER TABLE runs ADD COLUMN usage TEXT")
     return db
 
 
@@ -135,13 +138,18 @@ class TaskStore:
 
     # -- events ---------------------------------------------------------------------
 
-    def report(self, run_id: str, kind: str, progress, message, at: float, *, keep: bool) -> None:
+    def report(self, run_id: str, kind: str, progress, message, at: float, *, keep: bool,
+               usage: dict | None = None) -> None:
         """What a run's progress reporter says: the run's progress and message (unless
-        ``progress`` is None), and, if ``keep``, an event; in one transaction."""
+        ``progress`` is None), its models' use so far (``usage``, an event's), and, if
+        ``keep``, an event; in one transaction."""
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                if usage is not None:
+                    self._db.execute("UPDATE runs SET usage = ? WHERE id = ?",
+                                     (json.dumps(usage), run_id))
                 if progress is None:
                     self._db.execute("UPDATE runs SET message = ?, updated = ? WHERE id = ?",
                                      (message, now, run_id))
@@ -186,4 +194,8 @@ def _run_dict(row) -> dict:
     run = dict(zip(_RUN_COLUMNS, row))
     run["command"] = json.loads(run["command"])
     run["cancel_requested"] = bool(run["cancel_requested"])
+    try:
+        run["usage"] = json.loads(run["usage"]) if run["usage"] else None
+    except ValueError:
+        run["usage"] = None
     return run

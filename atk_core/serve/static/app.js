@@ -552,18 +552,22 @@
         }))));
     }
 
-    function renderModels(manifest) {
-      const items = manifest ? manifest.models : [];
+    function renderModels(run) {
+      // While a run goes, its latest progress event says what it has used so far, with the
+      // projected cost of the whole run; once it has written its manifest, that says it all.
+      const live = ACTIVE.has(run.status) && run.usage.length;
+      const items = live ? run.usage : (run.manifest ? run.manifest.models : []);
       models.hidden = !items.length;
       if (!items.length) return;
       models.replaceChildren(
-        h("div.card-head", {}, h("h2", {}, "Models")),
-        h("div.card-body.models", {}, items.map((m) => h("div.model", {},
+        h("div.card-head", {}, h("h2", {}, live ? "Models, so far" : "Models")),
+        h("div.card-body.models", {}, items.map((m) => h("div.model", { "data-role": m.role },
           h("span.role", {}, m.role),
           h("span.what", {}, [m.backend, m.model].filter(Boolean).join(" · ")),
           h("span.nums", {}, `${m.requests_sent} sent · ${m.answers_from_store} from store · `
             + `${(m.prompt_tokens + m.completion_tokens).toLocaleString()} tokens`
-            + (m.cost != null ? ` · $${m.cost.toFixed(4)}` : ""))))));
+            + (m.cost != null ? ` · $${m.cost.toFixed(4)}` : "")
+            + (live && m.projected_cost != null ? ` · ~$${m.projected_cost.toFixed(4)} projected in all` : ""))))));
     }
 
     function renderFiles(run) {
@@ -611,7 +615,7 @@
         fact("Output folder", run.output_dir, true));
       renderSteps(run.manifest);
       renderFunnel(funnel, run.manifest);
-      renderModels(run.manifest);
+      renderModels(run);
       renderFiles(run);
       reader.update(run);
       if (config.textContent !== run.config) config.textContent = run.config;
