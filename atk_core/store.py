@@ -33,6 +33,19 @@ CREATE TABLE IF NOT EXISTS responses (
     request BLOB NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    key TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    request BLOB NOT NULL,
+    PRIMARY KEY (key, batch)
+);
 """
 
 
@@ -94,6 +107,11 @@ class Store:
         so that an answer can be traced to the exact request behind it."""
         self._commit([_row(key, request_text, answer, tag)])
 
+    def put_many(self, answers: list) -> None:
+        """``put`` for many ``(key, request text, answer, tag)``, in one transaction."""
+        if answers:
+            self._commit([_row(key, text, answer, tag) for key, text, answer, tag in answers])
+
     async def put_soon(self, key: str, request_text: str, answer: StoredAnswer, tag: str = "") -> None:
         """``put``, with the answers that arrive in the same turn of the event loop committed
         together, in one transaction: returns once this one is committed (so, as with ``put``,
@@ -135,6 +153,50 @@ class Store:
                     except sqlite3.Error:
                         pass  # the error that matters is the one being raised
                 raise
+
+    # -- provider batches: what was sent in one, so that a resumed run follows it ----------
+
+    def add_batch(self, batch_id: str, role: str, requests: list) -> None:
+        """Note a batch the provider has accepted, with its requests (``(key, request text,
+        tag)``), committed before this returns."""
+        rows = [(key, batch_id, tag, zlib.compress(text.encode("utf-8"), 1)) for key, text, tag in requests]
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN")
+                db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, 'open', ?)",
+                           (batch_id, role, time.time()))
+                db.executemany("INSERT OR REPLACE INTO batch_requests VALUES (?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def open_batch_of(self, key: str) -> str | None:
+        """The batch, not yet finished, that holds the request ``key``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT b.id FROM batch_requests r JOIN batches b ON b.id = r.batch"
+                " WHERE r.key = ? AND b.status = 'open' ORDER BY b.created DESC", (key,)).fetchone()
+        return row[0] if row else None
+
+    def batch_requests(self, batch_id: str) -> list[tuple[str, str, str]]:
+        """``(key, request text, tag)`` of each request in the batch."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, request, tag FROM batch_requests WHERE batch = ?",
+                                    (batch_id,)).fetchall()
+        return [(key, zlib.decompress(blob).decode("utf-8"), tag) for key, blob, tag in rows]
+
+    def close_batch(self, batch_id: str, status: str) -> None:
+        """A batch is finished (``status``, the provider's): its answers are stored."""
+        with self._lock:
+            self._db.execute("UPDATE batches SET status = ? WHERE id = ?", (f"done: {status}", batch_id))
+
+    def batches(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, role, status, created FROM batches ORDER BY created").fetchall()
+        return [dict(zip(("id", "role", "status", "created"), row)) for row in rows]
 
     def request_text(self, key: str) -> str | None:
         """The stored request behind an answer (with its tag and backend identity)."""

@@ -32,7 +32,7 @@ LAYERS = [
     # values, package data, inputs
     "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
     # models: the backend API, a role's policy, the built-in backends
-    "models.base", "models.specs", "models.model", "models", "models.openai", "models.scripted",
+    "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records
     "executors", "steps", "qa", "selection", "manifest", "reporters",
     # configs, plugins, the runner, and what reads a finished run

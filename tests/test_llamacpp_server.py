@@ -133,3 +133,44 @@ def test_factual_qa_runs_on_the_server_through_the_openai_backend(llama_server, 
     assert manifest["models"]["large"]["identity"] == {
         "backend": "openai", "model": MODEL_ALIAS, "endpoint": llama_server}
     assert manifest["models"]["large"]["requests_sent"] > 0
+
+
+def test_an_estimate_holds_what_the_run_then_costs_on_the_server(llama_server, tmp_path):
+    """`atk run --estimate` on documents nothing has seen, then the run itself, on llama.cpp's
+    server: the requests, tokens and cost the run reports are inside the estimate's ranges."""
+    from pathlib import Path
+
+    from atk_core.testing import run_cli, write_config
+
+    documents = Path(__file__).resolve().parent / "unseen_costs"
+    role = {"backend": "openai", "base_url": llama_server, "model": MODEL_ALIAS,
+            "structured_output": "json_object", "concurrency": 1, "timeout": 600,
+            "price_in": 0.15, "price_out": 0.6}
+    config = write_config(tmp_path / "costs.yaml", "factual-qa", input_dir=str(documents),
+                          output_dir=str(tmp_path / "output"), models={"small": role, "large": role},
+                          question_votes=1, max_tokens=400)
+    estimated = run_cli("run", config, "--estimate", "--json", cwd=tmp_path)
+    assert estimated.returncode == 0, estimated.stderr
+    estimate = json.loads(estimated.stdout)
+    assert not (tmp_path / "output").exists()
+
+    result = run_cli("run", config, "--progress", "jsonl", cwd=tmp_path, timeout=1800)
+    # A small model may leave no conversation standing (exit 1, said in one line); the bill
+    # is in the manifest either way.
+    assert result.returncode == 0 or "no conversation survived" in result.stderr, result.stderr
+    models = json.loads((tmp_path / "output" / "manifest.json").read_text())["models"]
+    sent = sum(m["requests_sent"] for m in models.values())
+    prompt = sum(m["usage_sent"]["prompt_tokens"] for m in models.values())
+    completion = sum(m["usage_sent"]["completion_tokens"] for m in models.values())
+    cost = sum(m["cost_sent"] for m in models.values())
+    rows = estimate["steps"]
+
+    def span(field):
+        return sum(r[field][0] for r in rows), sum(r[field][1] for r in rows)
+
+    low, high = estimate["total"]["requests"]
+    assert low <= sent <= high, (sent, estimate)
+    assert span("prompt_tokens")[0] <= prompt <= span("prompt_tokens")[1], (prompt, estimate)
+    assert span("completion_tokens")[0] <= completion <= span("completion_tokens")[1], (completion, estimate)
+    low, high = estimate["total"]["cost"]
+    assert low <= cost <= high, (cost, estimate)

@@ -55,6 +55,7 @@ class Model:
         # in for this process's own ``rpm`` pacing when the limit is shared (an executor
         # running the role on several workers sets it).
         self.pace = None
+        self._batches = None  # the role's Batch API queue (batch: true), made on first use
 
     # -- what a pipeline calls -------------------------------------------------------------
 
@@ -106,21 +107,37 @@ class Model:
                                     cached=True)
                 self.stored_usage.add(response.usage)
                 return _checked(response, request)
+        if self.spec.batch:  # through the provider's Batch API, which stores what it gets
+            if key is None:
+                canonical = canonical_request(request, self.identity(), tag)
+                key = request_key(canonical)
+            if self._batches is None:
+                from .batches import Batches
+
+                self._batches = Batches(self)
+            response = await self._send_with_retries(
+                request, call=lambda: self._batches.ask(key, canonical, request, tag), timeout=False)
+            if not self._batches.stores:  # a store that holds no batches: stored as direct ones
+                await self._count_and_store(key, canonical, response, tag)
+            return _checked(response, request)
         semaphore = self._semaphore()
         async with semaphore:
             await self._wait_for_rpm_slot()
             response = await self._send_with_retries(request)
-            self.sent += 1
-            self.usage.add(response.usage)
-            if self.store is not None:
-                from ..store import StoredAnswer
-
-                # Committed (with the others of this turn of the loop) before the slot is
-                # given back: what is in flight at a kill is at most `concurrency` requests.
-                await self.store.put_soon(key, canonical, StoredAnswer(
-                    response.text, response.finish_reason, response.usage.prompt_tokens,
-                    response.usage.completion_tokens), tag)
+            # Committed (with the others of this turn of the loop) before the slot is given
+            # back: what is in flight at a kill is at most `concurrency` requests.
+            await self._count_and_store(key, canonical, response, tag)
         return _checked(response, request)
+
+    async def _count_and_store(self, key, canonical, response, tag) -> None:
+        self.sent += 1
+        self.usage.add(response.usage)
+        if self.store is not None:
+            from ..store import StoredAnswer
+
+            await self.store.put_soon(key, canonical, StoredAnswer(
+                response.text, response.finish_reason, response.usage.prompt_tokens,
+                response.usage.completion_tokens), tag)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -151,12 +168,15 @@ class Model:
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    async def _send_with_retries(self, request: Request) -> Response:
+    async def _send_with_retries(self, request: Request, *, call=None, timeout: bool = True) -> Response:
+        """Send ``request`` (or await ``call()``, another way of sending it) under the role's
+        retry policy; ``timeout``: the role's per-request timeout applies."""
         attempts = self.spec.max_retries + 1
         last: Exception | None = None
         for attempt in range(attempts):
             try:
-                response = await _within(self.spec.timeout, send(self.backend, request))
+                sending = call() if call is not None else send(self.backend, request)
+                response = await (_within(self.spec.timeout, sending) if timeout else sending)
             except RateLimited as exc:
                 last, delay = exc, exc.retry_after
             except (TransientError, asyncio.TimeoutError) as exc:

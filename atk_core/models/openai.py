@@ -13,6 +13,10 @@ an option, not a guess:
   llama.cpp server understands;
 - ``none`` — send no response_format; the core still checks the answer
   against the schema.
+
+With ``batch: true`` on the role, requests go through the provider's Batch
+API instead (``batch_line``, ``submit_batch``, ``batch_state``,
+``batch_results``; the core's ``Batches`` collects, follows and resumes them).
 """
 
 from __future__ import annotations
@@ -79,20 +83,93 @@ class OpenAIBackend(Backend):
         return client
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
+        data = await self._post("chat/completions", self._chat_body(messages, json_schema, sampling), extra)
+        return self._response(data, _chat_text)
+
+    async def complete(self, prompt, *, json_schema=None, extra=None, **sampling):
+        data = await self._post("completions", self._completion_body(prompt, json_schema, sampling), extra)
+        return self._response(data, _completion_text)
+
+    def _chat_body(self, messages, json_schema, sampling) -> dict:
         body = {"model": self.model, "messages": list(messages), **_present(sampling)}
         if json_schema is not None:
             response_format = self._response_format(json_schema)
             if response_format is not None:
                 body["response_format"] = response_format
-        data = await self._post("chat/completions", body, extra)
-        return self._response(data, lambda choice: choice["message"]["content"])
+        return body
 
-    async def complete(self, prompt, *, json_schema=None, extra=None, **sampling):
+    def _completion_body(self, prompt, json_schema, sampling) -> dict:
         body = {"model": self.model, "prompt": prompt, **_present(sampling)}
         if json_schema is not None and self.structured_output == "json_object":
             body["response_format"] = self._response_format(json_schema)
-        data = await self._post("completions", body, extra)
-        return self._response(data, lambda choice: choice["text"])
+        return body
+
+    # -- the Batch API ----------------------------------------------------------------------
+
+    def batch_line(self, request) -> dict:
+        """The line of a batch input file that asks ``request`` (a core ``Request``), less its
+        ``custom_id``."""
+        sampling = request.sampling()
+        if request.mode == "chat":
+            url, body = "/v1/chat/completions", self._chat_body(
+                [dict(m) for m in request.messages], request.json_schema, sampling)
+        else:
+            url, body = "/v1/completions", self._completion_body(request.prompt, request.json_schema, sampling)
+        body.update(request.extra or {})
+        return {"method": "POST", "url": url, "body": body}
+
+    async def submit_batch(self, lines: list[dict]) -> str:
+        """Upload ``lines`` (with their ``custom_id``) as a batch input file and create the
+        batch; its id."""
+        data = b"".join(_dumps(line) + b"\n" for line in lines)
+        boundary = "atk-batch-" + os.urandom(8).hex()
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"atk-batch.jsonl\"\r\n"
+                f"Content-Type: application/jsonl\r\n\r\n").encode("utf-8") + data + \
+            f"\r\n--{boundary}--\r\n".encode("utf-8")
+        uploaded = await self._call("POST", "files", form,
+                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        batch = await self._call("POST", "batches", _dumps({
+            "input_file_id": uploaded["id"], "endpoint": lines[0]["url"], "completion_window": "24h",
+            "metadata": {"made_by": "atk"}}))
+        return str(batch["id"])
+
+    async def batch_state(self, batch_id: str) -> dict:
+        """The batch object: ``status``, ``request_counts``, ``output_file_id``, ``error_file_id``."""
+        return await self._call("GET", f"batches/{batch_id}")
+
+    async def batch_results(self, state: dict) -> dict:
+        """From a finished batch's files: ``custom_id`` -> a ``Response``, or the reason (a
+        text) its line has no answer."""
+        results: dict = {}
+        for name in ("error_file_id", "output_file_id"):
+            file_id = state.get(name)
+            if not file_id:
+                continue
+            content = await self._call("GET", f"files/{file_id}/content", raw=True)
+            for text in content.decode("utf-8").splitlines():
+                if not text.strip():
+                    continue
+                try:
+                    line = json.loads(text)
+                    results[str(line["custom_id"])] = self._batch_answer(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line we cannot read is a line without an answer
+        return results
+
+    def _batch_answer(self, line):
+        error = line.get("error")
+        if error:
+            return f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip()
+        response = line.get("response") or {}
+        status, body = response.get("status_code"), response.get("body") or {}
+        if status != 200:
+            return _describe(int(status or 0), _dumps(body))
+        text_of = _chat_text if "message" in ((body.get("choices") or [{}])[0]) else _completion_text
+        try:
+            return self._response(body, text_of)
+        except TransientError as exc:
+            return str(exc)
 
     def _response(self, data, text_of) -> Response:
         try:
@@ -114,11 +191,15 @@ class OpenAIBackend(Backend):
     async def _post(self, path: str, body: dict, extra) -> dict:
         """One request, straight over HTTP (the SDK's response models cost more CPU than the
         rest of atk's request path): the answer's JSON, or the typed error its status means."""
-        httpx = _httpx()
         if extra:
             body.update(extra)  # what the SDK calls extra_body: merged into the request
+        return await self._call("POST", path, _dumps(body))
+
+    async def _call(self, method: str, path: str, content: bytes | None = None,
+                    headers: dict | None = None, *, raw: bool = False):
+        httpx = _httpx()
         try:
-            reply = await self._get_client().post(path, content=_dumps(body))
+            reply = await self._get_client().request(method, path, content=content, headers=headers)
         except httpx.TimeoutException:
             raise TransientError(f"{self.base_url}: the request timed out") from None
         except httpx.HTTPError as exc:  # refused, reset, closed mid-answer...
@@ -133,6 +214,8 @@ class OpenAIBackend(Backend):
             if status >= 500 or status in (408, 409):
                 raise TransientError(message)
             raise RequestError(message)
+        if raw:
+            return reply.content
         try:
             return json.loads(reply.content)
         except ValueError as exc:  # not the JSON the API promises: a broken or overloaded server
@@ -146,6 +229,14 @@ class OpenAIBackend(Backend):
         if client is not None:
             await client.aclose()
         self._clients.clear()  # other loops' clients: their loops are gone or going
+
+
+def _chat_text(choice):
+    return choice["message"]["content"]
+
+
+def _completion_text(choice):
+    return choice["text"]
 
 
 def _httpx():

@@ -30,6 +30,13 @@ class ModelSpec:
     retry_base_delay: Annotated[float, AtLeast(0, unit="seconds")] = 1.0
     price_in: _PRICE | None = None  # per million prompt tokens
     price_out: _PRICE | None = None  # per million completion tokens
+    # The provider's Batch API (backends that have one: openai): requests are collected
+    # into batches of at most batch_size, sent once none has come for batch_wait seconds,
+    # and followed every batch_poll seconds.
+    batch: bool = False
+    batch_size: Annotated[int, AtLeast(1)] = 10_000
+    batch_wait: Annotated[float, AtLeast(0, unit="seconds")] = 2.0
+    batch_poll: Annotated[float, Above(0, unit="seconds")] = 30.0
 
 
 POLICY_KEYS = tuple(f.name for f in fields(ModelSpec) if f.name not in ("role", "backend", "options"))
@@ -52,6 +59,8 @@ def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
         value = check_value(f"{source}: models.{role}.{key}", settings.pop(key), _POLICY_TYPES[key])
         if value is not None:
             policy[key] = value
+    if policy.get("batch") and "concurrency" not in policy:  # a batch holds many requests
+        policy["concurrency"] = policy.get("batch_size", ModelSpec.batch_size)
     return ModelSpec(role=role, backend=backend, options=settings, **policy)
 
 
@@ -101,6 +110,9 @@ def resolve_model_specs(config, registry=None, *, check_options: bool = True) ->
                 cls = registry.backend(spec.backend)
             except ConfigError as exc:
                 raise ConfigError(f"{config.source}: models.{spec.role}: {exc}") from None
+            if spec.batch and not callable(getattr(cls, "submit_batch", None)):
+                raise ConfigError(f"{config.source}: models.{spec.role}: batch: true needs a backend"
+                                  f" with a Batch API (openai); {spec.backend!r} has none")
             if check_options:
                 _check_options(cls, spec, config)
     return specs

@@ -1,0 +1,224 @@
+"""A role's requests through its provider's Batch API (``batch: true`` on the role).
+
+A request that misses the store waits in a queue; once ``batch_wait`` seconds
+pass without a new one (or ``batch_size`` have come), the queue goes to the
+provider as one batch (``Backend.submit_batch``), and the batch's id and its
+requests are committed to the run's store before anything else happens. The
+batch is then followed (``batch_state``, every ``batch_poll`` seconds, its
+state shown on the run's progress) until it ends; its answers are downloaded
+(``batch_results``) and stored, all of them, whether or not a request is still
+waiting for each. So:
+
+- a run killed after creating a batch, run again, finds its requests in that
+  batch (``Store.open_batch_of``) and follows it, rather than paying for a new
+  one;
+- a line the batch did not answer (failed, expired, cancelled) fails its
+  request with a ``TransientError``: the core's retry policy asks it again,
+  in a new batch.
+
+Where the model's store cannot hold batches (a remote executor's worker, whose
+answers go home to the driver's store one by one), the queue only sends and
+follows, and ``Model.request`` stores each answer as it stores a direct one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from .base import BackendError, FatalError, RateLimited, Response, TransientError, Usage
+
+FINISHED = ("completed", "expired", "failed", "cancelled")
+MAX_LOOK_ERRORS = 10  # failed looks in a row at a batch before its requests fail (and retry)
+
+
+class Batches:
+    """The batch queue of one model role (one per event loop: a sync pipeline runs several)."""
+
+    def __init__(self, model):
+        self.model = model
+        self._loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @property
+    def stores(self) -> bool:
+        """Whether the queue stores the answers itself (the model's store keeps batches)."""
+        return _batch_store(self.model) is not None
+
+    async def ask(self, key: str, canonical: str, request, tag: str) -> Response:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopBatches(self.model, loop)
+        return await state.ask(key, canonical, request, tag)
+
+
+class _LoopBatches:
+    def __init__(self, model, loop):
+        self.model, self.loop = model, loop
+        self.pending: dict[str, tuple] = {}  # key -> (request, canonical, tag, [futures])
+        self.waiting: dict[str, list] = {}  # key -> futures of requests in a submitted batch
+        self.following: dict[str, asyncio.Task] = {}
+        self.known: dict[str, list] = {}  # batch id -> its requests, for a run without a store
+        self.timer = None
+        self.tasks: set = set()
+
+    async def ask(self, key, canonical, request, tag) -> Response:
+        future = self.loop.create_future()
+        store = _batch_store(self.model)
+        batch_id = store.open_batch_of(key) if store is not None else None
+        if batch_id is not None:  # sent before (by this run, or one that was killed): follow it
+            self.waiting.setdefault(key, []).append(future)
+            self._follow(batch_id)
+        else:
+            self.pending.setdefault(key, (request, canonical, tag, []))[3].append(future)
+            self._schedule()
+        return await future
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if len(self.pending) >= self.model.spec.batch_size:
+            self._spawn(self._send())
+        else:
+            self.timer = self.loop.call_later(self.model.spec.batch_wait, lambda: self._spawn(self._send()))
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _send(self) -> None:
+        self.timer = None
+        taken = list(self.pending.items())[:self.model.spec.batch_size]
+        for key, _ in taken:
+            del self.pending[key]
+        if self.pending:
+            self._schedule()
+        if not taken:
+            return
+        backend = self.model.backend
+        lines = {}  # a batch has one endpoint: chat and completion requests go apart
+        for key, (request, _, _, _) in taken:
+            line = backend.batch_line(request)
+            lines.setdefault(line["url"], []).append({"custom_id": key, **line})
+        entries = dict(taken)
+        for group in lines.values():
+            keys = [line["custom_id"] for line in group]
+            try:
+                batch_id = await backend.submit_batch(group)
+            except Exception as exc:
+                error = exc if isinstance(exc, BackendError) else FatalError(
+                    f"model {self.model.role!r}: creating a batch failed: {type(exc).__name__}: {exc}")
+                for key in keys:
+                    for future in entries[key][3]:
+                        if not future.done():
+                            future.set_exception(error)
+                continue
+            requests = [(key, entries[key][1], entries[key][2]) for key in keys]
+            store = _batch_store(self.model)
+            if store is not None:  # before anything else: a killed run finds it
+                store.add_batch(batch_id, self.model.role, requests)
+            else:
+                self.known[batch_id] = requests
+            for key in keys:
+                self.waiting.setdefault(key, []).extend(entries[key][3])
+            self._follow(batch_id)
+
+    # -- following ----------------------------------------------------------------------------
+
+    def _follow(self, batch_id: str) -> None:
+        if batch_id not in self.following:
+            self.following[batch_id] = self._spawn(self._watch(batch_id))
+
+    async def _watch(self, batch_id: str) -> None:
+        try:
+            state = await self._until_finished(batch_id)
+            results = await self.model.backend.batch_results(state)
+        except Exception as exc:  # its requests fail, and are asked again (the batch stays open)
+            error = exc if isinstance(exc, BackendError) else TransientError(
+                f"batch {batch_id}: {type(exc).__name__}: {exc}")
+            self._fail(batch_id, error)
+            return
+        finally:
+            self.following.pop(batch_id, None)
+        self._deliver(batch_id, state, results)
+
+    async def _until_finished(self, batch_id: str) -> dict:
+        errors = 0
+        role, spec = self.model.role, self.model.spec
+        while True:
+            try:
+                state = await self.model.backend.batch_state(batch_id)
+            except (TransientError, RateLimited) as exc:
+                errors += 1
+                if errors >= MAX_LOOK_ERRORS:
+                    raise TransientError(f"batch {batch_id}: {errors} looks failed: {exc}") from None
+                await asyncio.sleep(min(spec.batch_poll, 2.0 ** errors))
+                continue
+            errors = 0
+            status = str(state.get("status"))
+            counts = state.get("request_counts") or {}
+            done = (counts.get("completed") or 0) + (counts.get("failed") or 0)
+            _say(f"model {role}: batch {batch_id} {status}, {done}/{counts.get('total') or '?'} done")
+            if status in FINISHED:
+                return state
+            await asyncio.sleep(spec.batch_poll)
+
+    def _deliver(self, batch_id: str, state: dict, results: dict) -> None:
+        from ..store import StoredAnswer
+
+        model, store = self.model, _batch_store(self.model)
+        status = str(state.get("status"))
+        requests = store.batch_requests(batch_id) if store is not None else self.known.pop(batch_id, [])
+        rows = []
+        for key, canonical, tag in requests:
+            result = results.get(key)
+            futures = self.waiting.pop(key, [])
+            if isinstance(result, Response):
+                if store is not None and store.get(key) is None:  # counted once, however often seen
+                    model.sent += 1
+                    model.usage.add(result.usage)
+                    rows.append((key, canonical, StoredAnswer(
+                        result.text, result.finish_reason, result.usage.prompt_tokens,
+                        result.usage.completion_tokens), tag))
+                for future in futures:
+                    if not future.done():
+                        future.set_result(Response(result.text, result.finish_reason,
+                                                   Usage(result.usage.prompt_tokens,
+                                                         result.usage.completion_tokens)))
+            else:
+                error = TransientError(f"batch {batch_id} ({status}): "
+                                       f"{result or 'the batch has no answer for this request'}")
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+        if store is not None:
+            store.put_many(rows)
+            store.close_batch(batch_id, status)
+
+    def _fail(self, batch_id: str, error: Exception) -> None:
+        store = _batch_store(self.model)
+        requests = store.batch_requests(batch_id) if store is not None else self.known.get(batch_id, [])
+        for key, _, _ in requests:
+            for future in self.waiting.pop(key, []):
+                if not future.done():
+                    future.set_exception(error)
+
+
+def _batch_store(model):
+    store = model.store
+    return store if store is not None and hasattr(store, "add_batch") else None
+
+
+def _say(message: str) -> None:
+    """Show a batch's state on the run's progress (its bar stays where it is)."""
+    from ..context import current_run
+    from ..progress import say
+
+    run = current_run()
+    if run is not None:
+        say(run.task_id, message)
