@@ -43,6 +43,13 @@ def current_run() -> RunContext | None:
     return _current.get()
 
 
+def estimating() -> bool:
+    """Whether the calling code runs in ``atk run --estimate``'s dry run, where every answer
+    is a placeholder and every check passes."""
+    run = _current.get()
+    return run is not None and run.estimating
+
+
 def enter(context: RunContext):
     """Make ``context`` the current run; returns the token ``leave`` needs."""
     return _current.set(context)

@@ -57,6 +57,7 @@ class Row:
     prompt_tokens: int = 0
     completion_ceiling: int = 0  # the sum of the requests' max_tokens (or the default ceiling)
     ceiling: int = 0  # requests if every sample used every attempt (and every vote was asked)
+    floor: int = 0  # the fewest requests its samples can take (a vote stopped early)
     # filled in from a previous run, or the assumptions
     requests_low: float = 0.0
     requests_high: float = 0.0
@@ -64,6 +65,7 @@ class Row:
     completion_high: float = 0.0
     cost_low: float | None = None
     cost_high: float | None = None
+    cost_at_most: float | None = None  # every request asked, every answer max_tokens long
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "role": self.role, "samples": self.samples,
@@ -74,7 +76,9 @@ class Row:
                 "completion_tokens": [math.floor(self.completion_low * self.requests_low),
                                       math.ceil(self.completion_high * self.requests_high)],
                 "cost": None if self.cost_low is None else [round(self.cost_low, 6),
-                                                            round(self.cost_high, 6)]}
+                                                            round(self.cost_high, 6)],
+                "requests_at_most": self.ceiling,
+                "cost_at_most": None if self.cost_at_most is None else round(self.cost_at_most, 6)}
 
     def _per_request(self) -> float:
         return self.prompt_tokens / self.requests if self.requests else 0.0
@@ -90,26 +94,30 @@ class Estimate:
     def to_dict(self) -> dict[str, Any]:
         total = {"requests": [sum(math.floor(r.requests_low) for r in self.rows),
                               sum(math.ceil(r.requests_high) for r in self.rows)],
-                 "requests_if_all_survive": sum(r.requests for r in self.rows)}
+                 "requests_if_all_survive": sum(r.requests for r in self.rows),
+                 "requests_at_most": sum(r.ceiling for r in self.rows)}
         costs = [r for r in self.rows if r.cost_low is not None]
         total["cost"] = ([round(sum(r.cost_low for r in costs), 6), round(sum(r.cost_high for r in costs), 6)]
                          if costs else None)
+        total["cost_at_most"] = round(sum(r.cost_at_most for r in costs), 6) if costs else None
         return {"pipeline": self.pipeline, "steps": [r.to_dict() for r in self.rows],
                 "total": total, "roles": self.roles, "how": self.how}
 
     def text(self) -> str:
         data = self.to_dict()
-        header = ("step", "role", "samples", "requests if all pass", "requests", "prompt tokens",
-                  "completion tokens", "cost")
+        header = ("step", "role", "samples", "requests if all pass", "requests", "at most",
+                  "prompt tokens", "completion tokens", "cost", "cost at most")
         lines = [header]
         for row in data["steps"]:
             lines.append((row["step"], row["role"], str(row["samples"]),
                           str(row["requests_if_all_survive"]), _span(row["requests"]),
-                          _span(row["prompt_tokens"]), _span(row["completion_tokens"]),
-                          _money(row["cost"])))
+                          f"{row['requests_at_most']:,}", _span(row["prompt_tokens"]),
+                          _span(row["completion_tokens"]), _money(row["cost"]),
+                          _money(row["cost_at_most"])))
         total = data["total"]
         lines.append(("total", "", "", str(total["requests_if_all_survive"]), _span(total["requests"]),
-                      "", "", _money(total["cost"])))
+                      f"{total['requests_at_most']:,}", "", "", _money(total["cost"]),
+                      _money(total["cost_at_most"])))
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         table = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
                            for i, (cell, width) in enumerate(zip(line, widths))).rstrip()
@@ -126,6 +134,8 @@ def _span(pair) -> str:
 def _money(pair) -> str:
     if pair is None:
         return "no price"
+    if not isinstance(pair, list):
+        return f"${pair:.4f}"
     low, high = pair
     return f"${low:.4f}" if low == high else f"${low:.4f}-${high:.4f}"
 
@@ -177,7 +187,7 @@ class DryRunBackend(Backend):
         entry = self._recorder.requests.setdefault(key, [0, 0, 0])
         entry[0] += 1
         entry[1] += tokens
-        entry[2] += min(sampling.get("max_tokens") or ASSUMED_COMPLETION_MAX, ASSUMED_COMPLETION_MAX)
+        entry[2] += sampling.get("max_tokens") or ASSUMED_COMPLETION_MAX
         value = placeholder(json_schema, seed_text) if json_schema is not None else \
             placeholder({"type": "string"}, seed_text)
         text = json.dumps(value) if json_schema is not None else value
@@ -198,10 +208,17 @@ class EstimateExecutor(Executor):
             results = await self._local.run(task, samples, on_done=on_done)
         finally:
             _step.reset(token)
-        entry = recorder.steps.setdefault(task.name, {"role": task.role, "samples": 0, "ceiling": 0})
+        entry = recorder.steps.setdefault(task.name, {"role": task.role, "samples": 0, "ceiling": 0,
+                                                      "floor": 0})
         entry["samples"] += len(samples)
         step = task.step
-        entry["ceiling"] += len(samples) * step.max_attempts * getattr(step, "votes", 1)
+        votes = getattr(step, "votes", 1)
+        entry["ceiling"] += len(samples) * step.max_attempts * votes
+        if hasattr(step, "threshold"):  # a vote stops as soon as its outcome is certain
+            needed = max(1, -(-int(step.threshold * votes * 1000) // 1000))
+            entry["floor"] += len(samples) * min(needed, votes - needed + 1)
+        else:
+            entry["floor"] += len(samples)
         return results
 
 
@@ -320,6 +337,7 @@ def _rows(recorder) -> list[Row]:
     for (step, role), row in rows.items():
         row.samples = recorder.steps.get(step, {}).get("samples", 0)
         row.ceiling = recorder.steps.get(step, {}).get("ceiling", row.requests)
+        row.floor = min(row.requests, recorder.steps.get(step, {}).get("floor", row.requests))
     return sorted(rows.values(), key=lambda r: (order.index(r.step) if r.step in order else len(order),
                                                 r.role))
 
@@ -350,21 +368,25 @@ def _apply_rates(rows, previous, specs, counters) -> list[str]:
         answered = summary.get("requests_sent", 0) + summary.get("answers_from_store", 0)
         if answered:
             completion[role] = summary["usage_total"]["completion_tokens"] / answered
-    how.append("The most a run can ask is every sample reaching every step and using every"
-               " attempt (and every vote): no run goes above the high end of 'requests', and, where"
-               " requests set max_tokens, of 'completion tokens' (a retry's prompt is a little"
-               " longer, for the problem it names). A step whose answers are lists is counted with"
+    how.append("'At most' is the most a run can ask: every sample reaching every step and using"
+               " every attempt (and every vote); 'cost at most' adds answers as long as each"
+               " request's max_tokens allows (where a request sets none,"
+               f" {ASSUMED_COMPLETION_MAX} tokens are assumed). Requests the backend retries after"
+               " a transport failure are not in it. A step whose answers are lists is counted with"
                " the schema's minItems (or one) items.")
     if previous:
-        how.append(f"Survival, attempts and answer lengths are those of the previous run in the"
-                   f" output folder (task {previous.get('task_id')}), scaled to these inputs;"
-                   f" the range is {PREVIOUS_SPREAD[0]:g}x to {PREVIOUS_SPREAD[1]:g}x of that,"
-                   f" within the most a run can ask.")
+        how.append(f"The ranges: survival and attempts of the previous run in the output folder"
+                   f" (task {previous.get('task_id')}), scaled to these inputs,"
+                   f" {PREVIOUS_SPREAD[0]:g}x to {PREVIOUS_SPREAD[1]:g}x (within 'at most');"
+                   f" answers at least {PREVIOUS_SPREAD[0]:g}x as long as that run's on average,"
+                   f" at most max_tokens.")
     else:
-        how.append(f"No previous run to learn from: the first step's requests are certain; a later"
-                   f" step is assumed to see at least {ASSUMED_REACH:.0%} of its samples.")
-        how.append(f"Answers are assumed {ASSUMED_COMPLETION_MIN} tokens long at least, and at most"
-                   f" the request's max_tokens (or {ASSUMED_COMPLETION_MAX}).")
+        how.append(f"The ranges, with no previous run to learn from: the first step's samples all"
+                   f" go (a vote may stop early), a later step sees at least {ASSUMED_REACH:.0%} of"
+                   f" its samples, up to 'at most'; answers are {ASSUMED_COMPLETION_MIN} tokens"
+                   f" long at least, max_tokens at most.")
+    how.append("Prompts that quote earlier answers are counted with placeholders in their place:"
+               " their tokens, and the cost, can come out above the range when the answers are long.")
     base = calls.get(first.step) if first is not None else None
     for row in rows:
         ceiling = row.completion_ceiling / row.requests if row.requests else 0.0
@@ -378,22 +400,19 @@ def _apply_rates(rows, previous, specs, counters) -> list[str]:
             expected = row.requests * reach * max(attempts, 0.0)
             row.requests_low = min(expected * PREVIOUS_SPREAD[0], row.ceiling)
             row.requests_high = min(expected * PREVIOUS_SPREAD[1], row.ceiling)
+        elif first and row.step == first.step:
+            row.requests_low, row.requests_high = row.floor, row.ceiling
         else:
-            reach = 1.0 if first and row.step == first.step else ASSUMED_REACH
-            row.requests_low = row.requests * reach
-            row.requests_high = row.ceiling
-        if row.role in completion:
-            row.completion_low = completion[row.role] * PREVIOUS_SPREAD[0]
-            row.completion_high = min(ceiling, completion[row.role] * PREVIOUS_SPREAD[1]) or ceiling
-        else:
-            row.completion_low = min(ASSUMED_COMPLETION_MIN, ceiling)
-            row.completion_high = ceiling
+            row.requests_low, row.requests_high = row.floor * ASSUMED_REACH, row.ceiling
+        low = completion[row.role] * PREVIOUS_SPREAD[0] if row.role in completion else ASSUMED_COMPLETION_MIN
+        row.completion_low, row.completion_high = min(low, ceiling), ceiling
         spec = specs.get(row.role)
         if spec is not None and (spec.price_in is not None or spec.price_out is not None):
             per_prompt = row.prompt_tokens / row.requests if row.requests else 0.0
             price_in, price_out = (spec.price_in or 0) / 1e6, (spec.price_out or 0) / 1e6
             row.cost_low = row.requests_low * (per_prompt * price_in + row.completion_low * price_out)
             row.cost_high = row.requests_high * (per_prompt * price_in + row.completion_high * price_out)
+            row.cost_at_most = row.ceiling * (per_prompt * price_in + ceiling * price_out)
     how.append("Tokens: " + "; ".join(f"{role}: {counters[role].describe()['detail']}"
                                       for role in sorted(counters)) + ".")
     how.append("Answers already in the output folder's store are not subtracted: a resumed run"

@@ -56,6 +56,7 @@ class ProgressHub:
         self._lock = threading.RLock()
         self._warned_clamp = False
         self._warned_type = False
+        self._warned_usage = False
         self.last_progress: float | None = None
 
     def emit(self, kind: str, progress: float | None = None, message: str | None = None):
@@ -71,7 +72,7 @@ class ProgressHub:
                 progress=progress,
                 message=None if message is None else str(message),
                 time=time.time(),
-                usage=usage_so_far(self.models, self.last_progress) if self.models else None,
+                usage=self._usage(),
             )
             for entry in list(self._reporters):
                 name, reporter = entry
@@ -83,6 +84,18 @@ class ProgressHub:
                         "progress reporter %r failed and is disabled for this run: %s: %s",
                         name, type(exc).__name__, exc,
                     )
+
+    def _usage(self):
+        if not self.models:
+            return None
+        try:
+            return usage_so_far(self.models, self.last_progress)
+        except Exception as exc:  # figures are a nicety: they must never stop a run
+            if not self._warned_usage:
+                self._warned_usage = True
+                log.warning("progress: the models' usage could not be read: %s: %s",
+                            type(exc).__name__, exc)
+            return None
 
     def _checked(self, progress):
         if progress is None:

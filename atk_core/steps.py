@@ -171,7 +171,11 @@ class PipelineStep:
                                   kind="model error")
             value, problem = self._parse(response)
             kind = "malformed answer"
-            if problem is None and _estimating():  # a placeholder: what a good answer would do
+            if _estimating():  # a placeholder: what a good answer would do
+                if problem is not None:
+                    raise PipelineError(
+                        f"step {self.name!r}: the estimate's placeholder answer does not parse"
+                        f" ({problem}); it can estimate steps with a json_schema, or none")
                 return StepResult(sample_id, True, value, attempts=attempt + 1)
             if problem is None and own is not None:
                 problem, kind = _copied(value, own, sample)
@@ -317,10 +321,9 @@ def _texts(value):
 
 
 def _estimating() -> bool:
-    from .context import current_run
+    from .context import estimating
 
-    run = current_run()
-    return run is not None and run.estimating
+    return estimating()
 
 
 def _count_calls(step, samples, results) -> None:

@@ -128,29 +128,33 @@ def test_an_expired_batch_keeps_what_it_did_and_the_rest_is_asked_again(tmp_path
         assert len(expired & again) == first["request_counts"]["total"] - 1
 
 
+def kill_with_a_batch_in_progress(path, server, tmp_path):
+    server.batch_lines_per_poll = 1  # slow: the kill finds the batch in progress
+    driver = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(b["status"] == "in_progress" and b["request_counts"]["completed"] >= 1
+                      for b in list(server.batches.values())):
+            assert driver.poll() is None, driver.stderr.read()
+            assert time.monotonic() < deadline, "no batch went in progress"
+            time.sleep(0.01)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    server.batch_lines_per_poll = None
+    assert any(b["status"] == "in_progress" for b in server.batches.values())
+    return custom_ids(server)
+
+
 def test_a_run_killed_after_creating_its_batch_follows_it_on_resume(tmp_path):
     with FakeOpenAIServer(answer=answer) as server:
         atk(config(tmp_path, server, "direct", batch=False), tmp_path)
         direct = server.request_count
-        server.batch_lines_per_poll = 1  # slow: the kill finds the batch in progress
         path = config(tmp_path, server, "batched", batch=True)
-        driver = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path)], cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
-        try:
-            deadline = time.monotonic() + 120
-            while not any(b["status"] == "in_progress" and b["request_counts"]["completed"] >= 1
-                          for b in list(server.batches.values())):
-                assert driver.poll() is None, driver.stderr.read()
-                assert time.monotonic() < deadline, "no batch went in progress"
-                time.sleep(0.01)
-            os.kill(driver.pid, signal.SIGKILL)
-            driver.wait(30)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-        before = custom_ids(server)
-        assert before and any(b["status"] == "in_progress" for b in server.batches.values())
-        server.batch_lines_per_poll = None
+        before = kill_with_a_batch_in_progress(path, server, tmp_path)
         atk(path, tmp_path)
         # The batches the killed run created were followed to their end, not made again.
         assert all(server.batches[batch_id]["status"] == "completed" for batch_id in before)
@@ -160,6 +164,35 @@ def test_a_run_killed_after_creating_its_batch_follows_it_on_resume(tmp_path):
         assert not old & new
         assert server.request_count - direct == direct  # nothing was paid for twice
         assert outputs(tmp_path / "batched") == outputs(tmp_path / "direct")
+
+
+def test_a_batch_the_provider_has_forgotten_is_asked_again_on_resume(tmp_path):
+    with FakeOpenAIServer(answer=answer) as server:
+        atk(config(tmp_path, server, "direct", batch=False), tmp_path)
+        path = config(tmp_path, server, "batched", batch=True)
+        before = kill_with_a_batch_in_progress(path, server, tmp_path)
+        for batch_id in before:  # gone from the provider (another project, deleted...)
+            del server.batches[batch_id]
+        atk(path, tmp_path)
+        assert outputs(tmp_path / "batched") == outputs(tmp_path / "direct")
+        again = {i for ids in custom_ids(server).values() for i in ids}
+        assert {i for ids in before.values() for i in ids} <= again  # asked in new batches
+        atk(path, tmp_path)  # the lost batch was closed: nothing is followed or asked again
+        assert custom_ids(server).keys() == {b for b in server.batches}
+
+
+def test_a_line_the_provider_refuses_skips_its_sample_as_a_direct_request_would(tmp_path):
+    with FakeOpenAIServer(answer=answer) as server:
+        server.rule("Floods in 2015", 400)  # every request about that sentence is refused
+        atk(config(tmp_path, server, "direct", batch=False), tmp_path)
+        refused_directly = sum(1 for r in server.requests if r["behaviour"] == "status")
+        assert refused_directly > 0
+        atk(config(tmp_path, server, "batched", batch=True), tmp_path)
+        assert outputs(tmp_path / "batched") == outputs(tmp_path / "direct")
+        refused = [r for r in server.requests if r.get("batch") and r["behaviour"] == "status"]
+        assert len(refused) == refused_directly  # not retried, as a direct 400 is not
+        failures = (tmp_path / "batched" / "failures.jsonl").read_text()
+        assert "HTTP 400" in failures
 
 
 def test_batch_on_a_backend_without_a_batch_api_is_refused(tmp_path):

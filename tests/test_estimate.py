@@ -103,12 +103,13 @@ def test_when_every_sample_passes_the_estimate_is_the_run(tmp_path):
         assert rows[name]["samples"] == step["samples"], name
         assert rows[name]["requests_if_all_survive"] == step["requests"], name
         assert rows[name]["role"] == step["role"]
-    sent = calls(tmp_path / "passing.calls")
-    assert found["total"]["requests_if_all_survive"] == sent
-    low, high = found["total"]["requests"]
-    assert low <= sent <= high
-    assert found["total"]["cost"][0] > 0  # the roles' prices were applied
-    assert any("No previous run" in line for line in found["how"])
+    assert found["total"]["requests_if_all_survive"] == calls(tmp_path / "passing.calls")
+    for row in found["steps"]:  # each range in order, under the ceiling
+        assert row["requests"][0] <= row["requests_if_all_survive"] <= row["requests"][1], row
+        assert row["requests"][1] <= row["requests_at_most"], row
+        assert row["completion_tokens"][0] <= row["completion_tokens"][1], row
+        assert 0 < row["cost"][0] <= row["cost"][1] <= row["cost_at_most"], row  # prices applied
+    assert any("no previous run" in line for line in found["how"])
 
 
 def test_a_run_that_drops_samples_lands_in_the_range_and_teaches_the_next_estimate(tmp_path):

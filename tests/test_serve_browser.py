@@ -219,7 +219,7 @@ def test_a_running_run_shows_its_cost_so_far_and_the_projected_total(page, tmp_p
     work = factual_folder(tmp_path / "work")
     server = AtkServer(tmp_path / "runs", cwd=work)
     try:
-        priced = {**serve_helpers.SCRIPTED, "delay": 0.25, "concurrency": 1, "price_in": 3.0,
+        priced = {**serve_helpers.SCRIPTED, "delay": 0.4, "concurrency": 1, "price_in": 3.0,
                   "price_out": 15.0}
         run = server.start_run(factual_config(work, models={"small": priced, "large": priced}))
         page.goto(server.page_url + "#/runs/" + run["id"])
@@ -229,9 +229,10 @@ def test_a_running_run_shows_its_cost_so_far_and_the_projected_total(page, tmp_p
             re.compile(r"\d+ sent .* tokens · \$\d+\.\d{4} · ~\$\d+\.\d{4} projected in all"),
             timeout=60_000)
         expect(page.get_by_role("heading", name="Models, so far")).to_be_visible()
-        live = server.run(run["id"])
-        if live["status"] == "running":
-            assert {use["role"] for use in live["usage"]} == {"small", "large"}
+        live = server.run(run["id"])  # what the page shows, from the API
+        assert live["status"] == "running"
+        assert {use["role"] for use in live["usage"]} == {"small", "large"}
+        assert all(use["projected_cost"] >= use["cost"] for use in live["usage"] if use["cost"])
         # Once done, the manifest's final figures replace it, without a projection.
         server.wait_for_status(run["id"], "done", timeout=300)
         expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=15_000)

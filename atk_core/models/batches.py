@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from .base import BackendError, FatalError, RateLimited, Response, TransientError, Usage
+from .base import (
+    BackendError, FatalError, RateLimited, RequestError, Response, TransientError, Usage,
+)
 
 FINISHED = ("completed", "expired", "failed", "cancelled")
 MAX_LOOK_ERRORS = 10  # failed looks in a row at a batch before its requests fail (and retry)
@@ -88,8 +90,23 @@ class _LoopBatches:
     def _spawn(self, coroutine) -> asyncio.Task:
         task = self.loop.create_task(coroutine)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task) -> None:
+        """A sending or following task that died of a bug must not leave requests waiting
+        for ever: they fail, with its one line."""
+        self.tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        error = FatalError(f"model {self.model.role!r}: its batches failed: {type(exc).__name__}: {exc}")
+        for futures in [entry[3] for entry in self.pending.values()] + list(self.waiting.values()):
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+        self.pending.clear()
+        self.waiting.clear()
 
     async def _send(self) -> None:
         self.timer = None
@@ -98,32 +115,32 @@ class _LoopBatches:
             del self.pending[key]
         if self.pending:
             self._schedule()
-        if not taken:
-            return
-        backend = self.model.backend
-        lines = {}  # a batch has one endpoint: chat and completion requests go apart
-        for key, (request, _, _, _) in taken:
-            line = backend.batch_line(request)
-            lines.setdefault(line["url"], []).append({"custom_id": key, **line})
         entries = dict(taken)
-        for group in lines.values():
+        groups: dict = {}  # a batch has one endpoint: chat and completion requests go apart
+        for key, (request, _, _, _) in taken:
+            line = self.model.backend.batch_line(request)
+            groups.setdefault(line["url"], []).append({"custom_id": key, **line})
+        for group in groups.values():
             keys = [line["custom_id"] for line in group]
             try:
-                batch_id = await backend.submit_batch(group)
+                batch_id = await self.model.backend.submit_batch(group)
             except Exception as exc:
-                error = exc if isinstance(exc, BackendError) else FatalError(
-                    f"model {self.model.role!r}: creating a batch failed: {type(exc).__name__}: {exc}")
-                for key in keys:
-                    for future in entries[key][3]:
-                        if not future.done():
-                            future.set_exception(error)
+                _fail_all([entries[key][3] for key in keys], exc if isinstance(exc, BackendError)
+                          else FatalError(f"model {self.model.role!r}: creating a batch failed:"
+                                          f" {type(exc).__name__}: {exc}"))
                 continue
             requests = [(key, entries[key][1], entries[key][2]) for key in keys]
             store = _batch_store(self.model)
-            if store is not None:  # before anything else: a killed run finds it
-                store.add_batch(batch_id, self.model.role, requests)
-            else:
-                self.known[batch_id] = requests
+            try:
+                if store is not None:  # before anything else: a killed run finds it
+                    store.add_batch(batch_id, self.model.role, requests)
+                else:
+                    self.known[batch_id] = requests
+            except Exception as exc:
+                _fail_all([entries[key][3] for key in keys], FatalError(
+                    f"batch {batch_id} was created but could not be noted in the store ({exc});"
+                    " a run again would not know it"))
+                continue
             for key in keys:
                 self.waiting.setdefault(key, []).extend(entries[key][3])
             self._follow(batch_id)
@@ -135,17 +152,26 @@ class _LoopBatches:
             self.following[batch_id] = self._spawn(self._watch(batch_id))
 
     async def _watch(self, batch_id: str) -> None:
+        store = _batch_store(self.model)
         try:
             state = await self._until_finished(batch_id)
             results = await self.model.backend.batch_results(state)
-        except Exception as exc:  # its requests fail, and are asked again (the batch stays open)
-            error = exc if isinstance(exc, BackendError) else TransientError(
-                f"batch {batch_id}: {type(exc).__name__}: {exc}")
-            self._fail(batch_id, error)
+        except RequestError as exc:  # the provider does not know it: its requests go again
+            if store is not None:
+                store.close_batch(batch_id, f"lost: {exc}")
+            self._fail(batch_id, TransientError(str(exc)))
+            return
+        except Exception as exc:  # its requests fail (and are asked again); it stays open
+            self._fail(batch_id, exc if isinstance(exc, BackendError) else FatalError(
+                f"batch {batch_id}: {type(exc).__name__}: {exc}"))
             return
         finally:
             self.following.pop(batch_id, None)
-        self._deliver(batch_id, state, results)
+        try:
+            self._deliver(batch_id, state, results)
+        except Exception as exc:
+            self._fail(batch_id, FatalError(f"batch {batch_id}: its answers could not be stored:"
+                                            f" {type(exc).__name__}: {exc}"))
 
     async def _until_finished(self, batch_id: str) -> dict:
         errors = 0
@@ -173,15 +199,20 @@ class _LoopBatches:
 
         model, store = self.model, _batch_store(self.model)
         status = str(state.get("status"))
+        why = "; ".join(str(e.get("message")) for e in ((state.get("errors") or {}).get("data") or [])
+                        if isinstance(e, dict) and e.get("message"))
         requests = store.batch_requests(batch_id) if store is not None else self.known.pop(batch_id, [])
         rows = []
         for key, canonical, tag in requests:
             result = results.get(key)
             futures = self.waiting.pop(key, [])
             if isinstance(result, Response):
-                if store is not None and store.get(key) is None:  # counted once, however often seen
+                # Stored whether or not a request waits for it; counted as sent only for one
+                # that does (another comes from the store when it is asked).
+                if store is not None and futures and store.get(key) is None:
                     model.sent += 1
                     model.usage.add(result.usage)
+                if store is not None:
                     rows.append((key, canonical, StoredAnswer(
                         result.text, result.finish_reason, result.usage.prompt_tokens,
                         result.usage.completion_tokens), tag))
@@ -190,12 +221,15 @@ class _LoopBatches:
                         future.set_result(Response(result.text, result.finish_reason,
                                                    Usage(result.usage.prompt_tokens,
                                                          result.usage.completion_tokens)))
-            else:
-                error = TransientError(f"batch {batch_id} ({status}): "
-                                       f"{result or 'the batch has no answer for this request'}")
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(error)
+                continue
+            # As the same request sent directly would fail, in the same words: a refused one
+            # skips its sample (or stops the run), the rest are asked again.
+            if isinstance(result, (RequestError, FatalError)):
+                _fail_all([futures], result)
+                continue
+            reason = str(result) if result is not None else (
+                why or "the batch has no answer for this request")
+            _fail_all([futures], TransientError(f"batch {batch_id} ({status}): {reason}"))
         if store is not None:
             store.put_many(rows)
             store.close_batch(batch_id, status)
@@ -203,10 +237,14 @@ class _LoopBatches:
     def _fail(self, batch_id: str, error: Exception) -> None:
         store = _batch_store(self.model)
         requests = store.batch_requests(batch_id) if store is not None else self.known.get(batch_id, [])
-        for key, _, _ in requests:
-            for future in self.waiting.pop(key, []):
-                if not future.done():
-                    future.set_exception(error)
+        _fail_all([self.waiting.pop(key, []) for key, _, _ in requests], error)
+
+
+def _fail_all(groups, error: Exception) -> None:
+    for futures in groups:
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
 
 
 def _batch_store(model):

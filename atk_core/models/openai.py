@@ -135,12 +135,15 @@ class OpenAIBackend(Backend):
         return str(batch["id"])
 
     async def batch_state(self, batch_id: str) -> dict:
-        """The batch object: ``status``, ``request_counts``, ``output_file_id``, ``error_file_id``."""
-        return await self._call("GET", f"batches/{batch_id}")
+        """The batch object: ``status``, ``request_counts``, ``output_file_id``, ``error_file_id``.
+        A batch the provider does not know (any more) is a ``RequestError``."""
+        return await self._call("GET", f"batches/{batch_id}", missing=RequestError(
+            f"{self.base_url} does not know batch {batch_id} (HTTP 404)"))
 
     async def batch_results(self, state: dict) -> dict:
-        """From a finished batch's files: ``custom_id`` -> a ``Response``, or the reason (a
-        text) its line has no answer."""
+        """From a finished batch's files: ``custom_id`` -> a ``Response``, or the error its
+        line came back with (typed as the same request sent directly would fail: a refused
+        line is a ``RequestError``; an expired, cancelled or failed one a ``TransientError``)."""
         results: dict = {}
         for name in ("error_file_id", "output_file_id"):
             file_id = state.get(name)
@@ -160,16 +163,16 @@ class OpenAIBackend(Backend):
     def _batch_answer(self, line):
         error = line.get("error")
         if error:
-            return f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip()
+            return TransientError(f"{error.get('code') or 'error'}: {error.get('message') or ''}".strip())
         response = line.get("response") or {}
         status, body = response.get("status_code"), response.get("body") or {}
         if status != 200:
-            return _describe(int(status or 0), _dumps(body))
+            return self._error(int(status or 0), _describe(int(status or 0), _dumps(body)))
         text_of = _chat_text if "message" in ((body.get("choices") or [{}])[0]) else _completion_text
         try:
             return self._response(body, text_of)
         except TransientError as exc:
-            return str(exc)
+            return exc
 
     def _response(self, data, text_of) -> Response:
         try:
@@ -195,8 +198,19 @@ class OpenAIBackend(Backend):
             body.update(extra)  # what the SDK calls extra_body: merged into the request
         return await self._call("POST", path, _dumps(body))
 
+    def _error(self, status: int, message: str, headers=None) -> Exception:
+        """The typed error an HTTP status means (for a request, or a batch's line)."""
+        if status == 429:
+            return RateLimited(message, _retry_after(headers or {}))
+        if status in (401, 403, 404):
+            return FatalError(f"{self.base_url}: {message}")
+        if status >= 500 or status in (408, 409):
+            return TransientError(message)
+        return RequestError(message)
+
     async def _call(self, method: str, path: str, content: bytes | None = None,
-                    headers: dict | None = None, *, raw: bool = False):
+                    headers: dict | None = None, *, raw: bool = False, missing=None):
+        """One API call; ``missing``: the error a 404 raises instead of the usual one."""
         httpx = _httpx()
         try:
             reply = await self._get_client().request(method, path, content=content, headers=headers)
@@ -206,14 +220,9 @@ class OpenAIBackend(Backend):
             raise TransientError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from None
         status = reply.status_code
         if status >= 300:
-            message = _describe(status, reply.content)
-            if status == 429:
-                raise RateLimited(message, _retry_after(reply.headers))
-            if status in (401, 403, 404):
-                raise FatalError(f"{self.base_url}: {message}")
-            if status >= 500 or status in (408, 409):
-                raise TransientError(message)
-            raise RequestError(message)
+            if status == 404 and missing is not None:
+                raise missing
+            raise self._error(status, _describe(status, reply.content), reply.headers)
         if raw:
             return reply.content
         try:
