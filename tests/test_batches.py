@@ -181,6 +181,18 @@ def test_a_batch_the_provider_has_forgotten_is_asked_again_on_resume(tmp_path):
         assert custom_ids(server).keys() == {b for b in server.batches}
 
 
+def test_a_batch_made_but_not_heard_of_is_taken_up_not_made_twice(tmp_path):
+    with FakeOpenAIServer(answer=answer) as server:
+        atk(config(tmp_path, server, "direct", batch=False), tmp_path)
+        server.drop_after_create = 1  # the first batch is made, and the connection drops
+        atk(config(tmp_path, server, "batched", batch=True), tmp_path)
+        assert server.drop_after_create == 0  # it was made, unheard of...
+        assert outputs(tmp_path / "batched") == outputs(tmp_path / "direct")
+        ids = [i for batch in custom_ids(server).values() for i in batch]
+        assert len(ids) == len(set(ids))  # no request in two batches
+        assert all(b["status"] == "completed" for b in server.batches.values())
+
+
 def test_a_line_the_provider_refuses_skips_its_sample_as_a_direct_request_would(tmp_path):
     with FakeOpenAIServer(answer=answer) as server:
         server.rule("Floods in 2015", 400)  # every request about that sentence is refused

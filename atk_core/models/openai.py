@@ -21,6 +21,7 @@ API instead (``batch_line``, ``submit_batch``, ``batch_state``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Literal
@@ -120,7 +121,14 @@ class OpenAIBackend(Backend):
 
     async def submit_batch(self, lines: list[dict]) -> str:
         """Upload ``lines`` (with their ``custom_id``) as a batch input file and create the
-        batch; its id."""
+        batch; its id. A batch of the same requests that is still going (one whose creation
+        was answered too late to hear, or by a run killed before it noted it) is taken up
+        rather than paid for twice: its metadata holds a digest of its requests' ids."""
+        digest = hashlib.sha256("\n".join(sorted(str(line["custom_id"]) for line in lines))
+                                .encode("utf-8")).hexdigest()[:32]
+        going = await self._batch_with(digest)
+        if going is not None:
+            return going
         data = b"".join(_dumps(line) + b"\n" for line in lines)
         boundary = "atk-batch-" + os.urandom(8).hex()
         form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
@@ -131,8 +139,20 @@ class OpenAIBackend(Backend):
                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         batch = await self._call("POST", "batches", _dumps({
             "input_file_id": uploaded["id"], "endpoint": lines[0]["url"], "completion_window": "24h",
-            "metadata": {"made_by": "atk"}}))
+            "metadata": {"made_by": "atk", "atk_requests": digest}}))
         return str(batch["id"])
+
+    async def _batch_with(self, digest: str) -> str | None:
+        """The id of a recent batch of these requests that has not ended, if there is one."""
+        try:
+            listed = await self._call("GET", "batches?limit=100")
+        except (RequestError, FatalError, TransientError):  # no list to look in: make one
+            return None
+        for batch in listed.get("data") or [] if isinstance(listed, dict) else []:
+            if isinstance(batch, dict) and (batch.get("metadata") or {}).get("atk_requests") == digest \
+                    and batch.get("status") in ("validating", "in_progress", "finalizing"):
+                return str(batch["id"])
+        return None
 
     async def batch_state(self, batch_id: str) -> dict:
         """The batch object: ``status``, ``request_counts``, ``output_file_id``, ``error_file_id``.

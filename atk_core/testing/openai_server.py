@@ -86,6 +86,7 @@ class FakeOpenAIServer:
         self.batch_lines_per_poll: int | None = None  # None: all at the first look in progress
         self.batch_expire_after: int | None = None  # looks in progress before a batch expires
         self.batches_to_expire: int | None = None  # how many batches may expire (None: any)
+        self.drop_after_create = 0  # batches whose creation is not answered (the connection drops)
 
     # -- control -------------------------------------------------------------------------
 
@@ -277,6 +278,11 @@ class FakeOpenAIServer:
                 return self._send_raw(writer, 200, self.files[parts[1]], {})
             if method == "POST" and parts == ["batches"]:
                 return self._create_batch(json.loads(body or b"{}"), writer)
+            if method == "GET" and parts == ["batches"]:  # newest first, as OpenAI lists them
+                listed = [{k: v for k, v in b.items() if not k.startswith("_")}
+                          for b in reversed(list(self.batches.values()))]
+                return self._send(writer, 200, {"object": "list", "data": listed[:100],
+                                                "has_more": len(listed) > 100})
             if len(parts) >= 2 and parts[0] == "batches" and parts[1] in self.batches:
                 batch = self.batches[parts[1]]
                 if method == "GET" and len(parts) == 2:
@@ -308,7 +314,12 @@ class FakeOpenAIServer:
             "completion_window": "24h", "status": "validating", "created_at": int(time.time()),
             "output_file_id": None, "error_file_id": None,
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "metadata": request.get("metadata") or {},
             "_lines": lines, "_done": [], "_looks": 0}
+        if self.drop_after_create > 0:  # made, but the client never hears of it
+            self.drop_after_create -= 1
+            writer.close()
+            return
         self._send(writer, 200, {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")})
 
     def _advance(self, batch) -> None:
