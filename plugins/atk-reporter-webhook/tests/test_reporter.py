@@ -10,7 +10,7 @@ import pytest
 from atk_core import ConfigError, ProgressEvent
 from atk_reporter_webhook import WebhookReporter
 
-EVENT_KEYS = {"task_id", "pipeline", "kind", "progress", "message", "time"}
+EVENT_KEYS = {"task_id", "pipeline", "kind", "progress", "message", "time", "usage"}
 
 
 def event(kind="progress", progress=None, message=None, task_id="demo-1"):
