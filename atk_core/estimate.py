@@ -30,6 +30,7 @@ from typing import Any
 from .errors import PipelineError
 from .executors import Executor, LocalExecutor
 from .models.base import Backend, Response, Usage
+from .schemas import value_for_schema
 from .tokens import MESSAGE_OVERHEAD, token_counter
 
 OUTSIDE = "(outside steps)"
@@ -188,9 +189,10 @@ class DryRunBackend(Backend):
         entry[0] += 1
         entry[1] += tokens
         entry[2] += sampling.get("max_tokens") or ASSUMED_COMPLETION_MAX
-        value = placeholder(json_schema, seed_text) if json_schema is not None else \
-            placeholder({"type": "string"}, seed_text)
-        text = json.dumps(value) if json_schema is not None else value
+        if json_schema is None:
+            text = placeholder_text(seed_text)
+        else:
+            text = json.dumps(value_for_schema(json_schema, text=lambda path: placeholder_text(seed_text, path)))
         return Response(text=text, finish_reason="stop", usage=Usage(tokens, 0))
 
 
@@ -238,48 +240,13 @@ class _DryRegistry:
         return getattr(self._registry, name)
 
 
-def placeholder(schema, seed: str, path: str = ""):
-    """A value that fits ``schema`` (the JSON Schema subset structured output uses). Strings
-    differ from request to request and field to field, so that no check takes two
-    placeholders for duplicates."""
+def placeholder_text(seed: str, path: str = "") -> str:
+    """A placeholder string that differs from request to request and field to field, so that
+    no check takes two placeholders for duplicates."""
     import hashlib
 
-    if not isinstance(schema, dict):
-        return None
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return placeholder(schema[key][0], seed, path)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
-    if kind is None:
-        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
-    if kind == "object":
-        return {name: placeholder(sub, seed, f"{path}.{name}")
-                for name, sub in (schema.get("properties") or {}).items()}
-    if kind == "array":
-        count = max(schema.get("minItems", 1), 1)
-        if "maxItems" in schema:
-            count = min(count, schema["maxItems"])
-        return [placeholder(schema.get("items", {}), seed, f"{path}[{i}]") for i in range(count)]
-    if kind == "boolean":
-        return True
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 10))
-        middle = (low + high) / 2
-        return int(middle) if kind == "integer" else middle
-    if kind == "null":
-        return None
     digest = hashlib.sha256(f"{seed}\0{path}".encode("utf-8")).hexdigest()
-    text = "placeholder " + " ".join(digest[i:i + 6] for i in range(0, 36, 6))
-    low = schema.get("minLength", 0)
-    text = text + " x" * max(0, (low - len(text) + 1) // 2)
-    return text[:schema["maxLength"]] if "maxLength" in schema else text
+    return "placeholder " + " ".join(digest[i:i + 6] for i in range(0, 36, 6))
 
 
 # -- the estimate ---------------------------------------------------------------------------------

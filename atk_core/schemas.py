@@ -29,9 +29,11 @@ def schema_problem(value, schema) -> str | None:
     return f"at {where}: {error.message}"
 
 
-def value_for_schema(schema: dict, _depth: int = 0):
+def value_for_schema(schema: dict, _depth: int = 0, *, text=None, _path: str = ""):
     """A small value that fits a JSON schema: what a stand-in model answers (the scripted
-    backend's default, an echo backend's structured answer, a dry run's placeholder)."""
+    backend's default, an echo backend's structured answer, a dry run's placeholder).
+    ``text(path)``, if given, makes each string (``path`` names the field, as ``.a[0].b``),
+    padded or cut to the schema's length limits."""
     if not isinstance(schema, dict) or _depth > 20:
         return None
     if "const" in schema:
@@ -40,18 +42,24 @@ def value_for_schema(schema: dict, _depth: int = 0):
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
-            return value_for_schema(schema[key][0], _depth + 1)
+            return value_for_schema(schema[key][0], _depth + 1, text=text, _path=_path)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties", {})
-        return {name: value_for_schema(sub, _depth + 1) for name, sub in properties.items()}
+        return {name: value_for_schema(sub, _depth + 1, text=text, _path=f"{_path}.{name}")
+                for name, sub in properties.items()}
     if kind == "array":
         count = max(1, schema.get("minItems", 1))
         if "maxItems" in schema:
             count = min(count, schema["maxItems"])
-        return [value_for_schema(schema.get("items", {}), _depth + 1) for _ in range(count)]
+        return [value_for_schema(schema.get("items", {}), _depth + 1, text=text, _path=f"{_path}[{i}]")
+                for i in range(count)]
+    if kind == "string" and text is not None:
+        value = text(_path)
+        value += " x" * max(0, (schema.get("minLength", 0) - len(value) + 1) // 2)
+        return value[:schema["maxLength"]] if "maxLength" in schema else value
     if kind == "string":
         length = max(schema.get("minLength", 0), 8)
         return ("scripted text " * 4)[:length].strip() or "scripted"
