@@ -139,6 +139,11 @@ class StepTask:
             return None, replay.found
         return result, replay.found
 
+    def results(self, count: int, on_done=None) -> "StepResults":
+        """Where an executor gathers the results of the step's ``count`` samples: call its
+        ``finish`` as each sample finishes, and return its ``values()`` at the end."""
+        return StepResults(self, count, on_done)
+
     def count_stored(self, answers: dict) -> None:
         """Count ``answers`` (from ``replay``) as taken from the store, on the driver's model,
         once the sample they belong to has finished."""
@@ -244,6 +249,36 @@ class _Sink:
 
 
 _sink: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("atk_worker_sink", default=None)
+
+
+class StepResults:
+    """A step's results as an executor gathers them, in input order."""
+
+    def __init__(self, task: StepTask, count: int, on_done=None):
+        self.task, self.on_done = task, on_done
+        self._values: list = [None] * count
+        self.done = 0
+
+    def finish(self, index: int, result, answers: dict, retries: int = 0) -> None:
+        """Sample ``index`` finished with ``result``: count the stored ``answers`` it used
+        (from ``replay``) and the ``retries`` a worker made for it, and report progress."""
+        self.task.model.retries += retries
+        self._values[index] = result
+        self.task.count_stored(answers)
+        self.done += 1
+        if self.on_done is not None:
+            self.on_done(self.done)
+
+    def values(self) -> list:
+        """Every sample's result; a sample that never finished is an executor's bug, said in
+        one line rather than returned as a hole."""
+        missing = sum(1 for value in self._values if value is None)
+        if missing:
+            from .errors import PipelineError
+
+            raise PipelineError(f"{missing} samples of step {self.task.name!r} came back from the"
+                                " executor without a result")
+        return self._values
 
 
 class _WorkerAnswers:

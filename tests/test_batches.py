@@ -15,6 +15,7 @@ import sys
 import time
 
 from atk_core.testing import FakeOpenAIServer, read_jsonl, run_cli, write_config, write_documents
+from passing_model import server_answer as answer
 
 DOCUMENTS = {
     "kilns.txt": (
@@ -30,26 +31,6 @@ DOCUMENTS = {
 }
 DATA_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl", "conversations.messages.jsonl",
               "failures.jsonl")
-
-
-def answer(text, payload):
-    """A model for factual-qa whose answers pass, the same through either path."""
-    system, user = payload["messages"][0]["content"], payload["messages"][-1]["content"]
-    if "whether a passage of text is worth" in system:
-        return {"reason": "it states facts", "suitable": True}
-    if "You write quiz questions about facts" in system:
-        focus = re.search(r"Sentence: (.*)", user).group(1)
-        return {"question": f"What is known about {' '.join(focus.split()[:3])}?", "answer": focus}
-    if "check quiz questions" in system:
-        return {"reason": "answerable", "answerable": True}
-    if "check answers to quiz questions" in system:
-        return {"reason": "accurate", "accurate": True}
-    if "natural conversation" in system:
-        messages = []
-        for question, reply in re.findall(r"Q: (.*)\n\s+A: (.*)", user):
-            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
-        return {"messages": messages}
-    return {"unexpected": True}
 
 
 def config(tmp_path, server, name, *, batch: bool):

@@ -8,8 +8,11 @@ scripted backend, with a model whose every answer passes (so the estimate's
 
 import json
 import os
+from pathlib import Path
 
 from atk_core.testing import config_error, run_cli, stderr_lines, write_config, write_documents
+
+HERE = Path(__file__).resolve().parent
 
 DOCUMENTS = {
     "bells.txt": (
@@ -26,41 +29,7 @@ DOCUMENTS = {
         "1976 keep the water level steady through dry summers."),
 }
 
-PASSING = '''
-import re
-import zlib
-
-def respond(request):
-    """A model whose every answer passes: on-topic questions, yes votes, faithful chats."""
-    system, user = request.messages[0]["content"], request.messages[-1]["content"]
-    if "whether a passage of text is worth" in system:
-        return {"reason": "it states facts", "suitable": True}
-    if "You write quiz questions about facts" in system:
-        focus = re.search(r"Sentence: (.*)", user).group(1)
-        return {"question": f"What is known about {' '.join(focus.split()[:3])}?", "answer": focus}
-    if "check quiz questions" in system:
-        return {"reason": "answerable", "answerable": True}
-    if "check answers to quiz questions" in system:
-        return {"reason": "accurate", "accurate": True}
-    if "natural conversation" in system:
-        messages = []
-        for question, reply in re.findall(r"Q: (.*)\\n\\s+A: (.*)", user):
-            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
-        return {"messages": messages}
-    raise ValueError("unexpected prompt")
-
-
-def respond_sometimes_no(request):
-    """The same, but the question check says no to about half of the questions."""
-    system, user = request.messages[0]["content"], request.messages[-1]["content"]
-    if "check quiz questions" in system:
-        return {"reason": "checked", "answerable": zlib.crc32(user.encode()) % 2 == 0}
-    return respond(request)
-'''
-
-
 def setup(tmp_path, name, respond="respond", **fields):
-    (tmp_path / "passing_model.py").write_text(PASSING)
     documents = write_documents(tmp_path / "documents", DOCUMENTS)
     role = {"backend": "scripted", "respond": f"passing_model:{respond}",
             "log": str(tmp_path / f"{name}.calls"), "price_in": 2.5, "price_out": 10}
@@ -69,8 +38,8 @@ def setup(tmp_path, name, respond="respond", **fields):
                         **{"rewrite_conversations": True, "questions_per_chunk": 3, **fields})
 
 
-def env(tmp_path):
-    paths = [str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+def env(tmp_path):  # the scripted model (tests/passing_model.py) is imported in the subprocess
+    paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 

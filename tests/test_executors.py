@@ -35,20 +35,11 @@ class Relay(Executor):
     async def run(self, task, samples, *, on_done=None):
         with open(os.environ["RELAY_LOG"], "a") as log:
             log.write(json.dumps({"step": task.name, "role": task.role}) + "\\n")
-        results, done, todo = [None] * len(samples), 0, []
-
-        def finished(index, result, answers):
-            nonlocal done
-            results[index] = result
-            task.count_stored(answers)
-            done += 1
-            if on_done is not None:
-                on_done(done)
-
+        collected, todo = task.results(len(samples), on_done), []
         for index, sample in enumerate(samples):
             result, answers = await task.replay(sample)
             if result is not None:
-                finished(index, result, answers)
+                collected.finish(index, result, answers)
             else:
                 todo.append((index, sample, answers))
         driver = asyncio.get_running_loop()
@@ -80,11 +71,10 @@ class Relay(Executor):
                     job.result()
                     continue
                 index, result, retries = getter.result()
-                task.model.retries += retries
-                finished(index, result, answers[index])
+                collected.finish(index, result, answers[index], retries)
                 left -= 1
             await job
-        return results
+        return collected.values()
 
     def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -89,16 +89,8 @@ class RayExecutor(Executor):
 
     async def run(self, task, samples, *, on_done=None):
         samples = list(samples)
-        results: list = [None] * len(samples)
-        done = 0
-
-        def finished(index, result, answers):
-            nonlocal done
-            results[index] = result
-            task.count_stored(answers)
-            done += 1
-            if on_done is not None:
-                on_done(done)
+        collected = task.results(len(samples), on_done)
+        finished = collected.finish
 
         source = iter(enumerate(samples))
         first = None
@@ -109,7 +101,7 @@ class RayExecutor(Executor):
                 break
             finished(index, result, answers)
         if first is None:
-            return results
+            return collected.values()
         self._start()
         shares = self._shares(task.spec.concurrency)
         usable = [slot for slot, share in enumerate(shares) if share > 0]
@@ -166,11 +158,7 @@ class RayExecutor(Executor):
             await _all_or_first_error(feeders)
             if not waiting:
                 break
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:  # cannot happen unless a worker broke the protocol; never return holes
-            raise PipelineError(f"ray executor: {len(missing)} samples of step {task.name!r}"
-                                " came back without a result")
-        return results
+        return collected.values()
 
     def close(self) -> None:
         if self._ray is None:
@@ -215,9 +203,8 @@ class RayExecutor(Executor):
                 for event in events:
                     if event[0] == "done":
                         index, result, retries = event[1]
-                        task.model.retries += retries
                         left.pop(index, None)
-                        finished(index, result, answers[index])
+                        finished(index, result, answers[index], retries)
         except rex.RayTaskError as exc:  # the step itself failed there: fail here alike
             cause = getattr(exc, "cause", None)
             if isinstance(cause, _LOST_ERRORS()):  # what it waited on (the rpm pacer) was lost
