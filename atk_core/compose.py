@@ -30,7 +30,7 @@ from .checks import check_arguments, run_check
 from .context import RunContext, current_run
 from .errors import AtkError, ConfigError, PipelineError, did_you_mean, one_line
 from .pipeline import RUNNER_SUPPLIED
-from .progress import activate, deactivate, set_progress
+from .progress import activate, deactivate, say, set_progress
 
 
 class _PartProgress:
@@ -47,6 +47,9 @@ class _PartProgress:
         else:
             progress = None
         set_progress(self.parent, progress, f"{self.label}: {message}" if message else self.label)
+
+    def say(self, message: str) -> None:
+        say(self.parent, f"{self.label}: {message}")
 
 
 def part_fields(name: str) -> set[str]:

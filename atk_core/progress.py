@@ -85,6 +85,10 @@ class ProgressHub:
                         name, type(exc).__name__, exc,
                     )
 
+    def say(self, message: str) -> None:
+        """A message, the bar where it is."""
+        self.emit("progress", self.last_progress, message)
+
     def _usage(self):
         if not self.models:
             return None
@@ -189,22 +193,23 @@ def deactivate(hub: ProgressHub) -> None:
 
 def set_progress(task_id: str | None, progress: float | None, message: str | None = None) -> None:
     """Report how far the run ``task_id`` has come: ``progress`` is a fraction 0..1."""
-    if task_id is None:
-        return
-    with _active_lock:
-        hub = _active.get(task_id)
+    hub = _hub(task_id)
     if hub is not None:
         hub.emit("progress", progress, message)
 
 
 def say(task_id: str | None, message: str) -> None:
     """Show ``message`` on the run ``task_id``'s progress, its bar where it is."""
-    if task_id is None:
-        return
-    with _active_lock:
-        hub = _active.get(task_id)
+    hub = _hub(task_id)
     if hub is not None:
-        hub.emit("progress", getattr(hub, "last_progress", None), message)
+        hub.say(message)
+
+
+def _hub(task_id):
+    if task_id is None:
+        return None
+    with _active_lock:
+        return _active.get(task_id)
 
 
 def make_reporter(name: str, cls, options: dict | None, *, output_dir=None):
