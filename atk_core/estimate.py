@@ -41,7 +41,11 @@ ASSUMED_REACH = 0.25
 # request's max_tokens (or this default ceiling when it sets none).
 ASSUMED_COMPLETION_MIN = 20
 ASSUMED_COMPLETION_MAX = 1000
-PREVIOUS_SPREAD = (0.8, 1.25)  # the range around what a previous run's rates predict
+PREVIOUS_SPREAD = (0.8, 1.25)
+# Prompt tokens at the high end: a counted prompt can come out this much longer at the server
+# (the bytes/4 estimate is within about 15% on English prose; a chat template, a retry's note
+# of what was wrong add a little even to an exact count).
+PROMPT_MARGIN = {"estimate": 0.2, "tokenizer": 0.05}  # the range around what a previous run's rates predict
 
 _recorder: contextvars.ContextVar = contextvars.ContextVar("atk_estimate_recorder", default=None)
 _step: contextvars.ContextVar = contextvars.ContextVar("atk_estimate_step", default=OUTSIDE)
@@ -62,6 +66,7 @@ class Row:
     # filled in from a previous run, or the assumptions
     requests_low: float = 0.0
     requests_high: float = 0.0
+    margin: float = 0.0  # how much longer a prompt can be at the server than counted here
     completion_low: float = 0.0  # per request
     completion_high: float = 0.0
     cost_low: float | None = None
@@ -73,7 +78,7 @@ class Row:
                 "requests_if_all_survive": self.requests, "prompt_tokens_if_all_survive": self.prompt_tokens,
                 "requests": [math.floor(self.requests_low), math.ceil(self.requests_high)],
                 "prompt_tokens": [math.floor(self._per_request() * self.requests_low),
-                                  math.ceil(self._per_request() * self.requests_high)],
+                                  math.ceil(self._per_request() * (1 + self.margin) * self.requests_high)],
                 "completion_tokens": [math.floor(self.completion_low * self.requests_low),
                                       math.ceil(self.completion_high * self.requests_high)],
                 "cost": None if self.cost_low is None else [round(self.cost_low, 6),
@@ -352,11 +357,16 @@ def _apply_rates(rows, previous, specs, counters) -> list[str]:
                    f" go (a vote may stop early), a later step sees at least {ASSUMED_REACH:.0%} of"
                    f" its samples, up to 'at most'; answers are {ASSUMED_COMPLETION_MIN} tokens"
                    f" long at least, max_tokens at most.")
-    how.append("Prompts that quote earlier answers are counted with placeholders in their place:"
+    how.append("Prompt tokens: the high end allows a prompt to come out longer at the server"
+               f" than counted here ({PROMPT_MARGIN['estimate']:.0%} with the bytes/4 estimate,"
+               f" {PROMPT_MARGIN['tokenizer']:.0%} with a tokenizer: chat templates, retry notes)."
+               " Prompts that quote earlier answers are counted with placeholders in their place:"
                " their tokens, and the cost, can come out above the range when the answers are long.")
     base = calls.get(first.step) if first is not None else None
     for row in rows:
         ceiling = row.completion_ceiling / row.requests if row.requests else 0.0
+        counter = counters.get(row.role)
+        row.margin = PROMPT_MARGIN.get(getattr(counter, "method", "estimate"), PROMPT_MARGIN["estimate"])
         past = calls.get(row.step)
         if past and base and first and first.samples and base.get("samples") and row.samples \
                 and past.get("samples"):
@@ -376,10 +386,11 @@ def _apply_rates(rows, previous, specs, counters) -> list[str]:
         spec = specs.get(row.role)
         if spec is not None and (spec.price_in is not None or spec.price_out is not None):
             per_prompt = row.prompt_tokens / row.requests if row.requests else 0.0
+            most = per_prompt * (1 + row.margin)
             price_in, price_out = (spec.price_in or 0) / 1e6, (spec.price_out or 0) / 1e6
             row.cost_low = row.requests_low * (per_prompt * price_in + row.completion_low * price_out)
-            row.cost_high = row.requests_high * (per_prompt * price_in + row.completion_high * price_out)
-            row.cost_at_most = row.ceiling * (per_prompt * price_in + ceiling * price_out)
+            row.cost_high = row.requests_high * (most * price_in + row.completion_high * price_out)
+            row.cost_at_most = row.ceiling * (most * price_in + ceiling * price_out)
     how.append("Tokens: " + "; ".join(f"{role}: {counters[role].describe()['detail']}"
                                       for role in sorted(counters)) + ".")
     how.append("Answers already in the output folder's store are not subtracted: a resumed run"
