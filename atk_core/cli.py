@@ -275,9 +275,11 @@ def _default_running() -> int:
 @click.option("--max-running", default=None, type=click.IntRange(min=1),
               help="How many runs go at once; the rest wait in a queue, in order (default: half"
                    f" the CPU cores, at least 1; here {_default_running()}).")
+@click.option("--max-queued", default=100, show_default=True, type=click.IntRange(min=1),
+              help="How many runs may wait in the queue; more are refused until some start.")
 @_debug_option
 def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, allow_input,
-                  allow_scripted, max_running):
+                  allow_scripted, max_running, max_queued):
     """The local web interface: start runs from templates, watch progress, fetch outputs."""
     from .serve import resolve_token, serve
 
@@ -285,7 +287,8 @@ def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, 
     names = [name.strip() for entry in allow_env for name in entry.split(",") if name.strip()]
     serve(host=host, port=port, runs_dir=runs_dir, token=chosen, allow_env=names,
           allow_input=list(allow_input) or [os.getcwd()],
-          max_running=max_running or _default_running(), allow_scripted=allow_scripted)
+          max_running=max_running or _default_running(), allow_scripted=allow_scripted,
+          max_queued=max_queued)
 
 
 @cli.command("new")
@@ -310,6 +313,9 @@ def new_command(kind, name, directory):
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. --set chunk_size=2000 (repeatable).")
+@click.option("--set-file", "set_file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Overrides from a file, one KEY=VALUE per line, applied as --set before the"
+                   " command line's (atk serve passes a run's settings so, out of the process list).")
 @click.option("--model", "model_overrides", multiple=True, metavar="ROLE=BACKEND[:MODEL]",
               help="Swap a model role's backend, e.g. --model large=llamacpp (repeatable).")
 @click.option("--progress", "progress", multiple=True, metavar="NAME",
@@ -323,13 +329,15 @@ def new_command(kind, name, directory):
                    " step and model role (see docs/configuration.md).")
 @click.option("--json", "as_json", is_flag=True, help="With --estimate: print JSON for machines.")
 @_debug_option
-def run_command(config, overrides, model_overrides, progress, executor, estimate, as_json):
+def run_command(config, overrides, set_file, model_overrides, progress, executor, estimate, as_json):
     """Run the pipeline a CONFIG file names."""
-    from .config import executor_option, load_config, progress_option
+    from .config import executor_option, load_config, overrides_from_file, progress_option
     from .runner import run
 
     if as_json and not estimate:
         raise click.UsageError("--json goes with --estimate")
+    if set_file is not None:
+        overrides = (*overrides_from_file(set_file), *overrides)
     loaded = load_config(config, overrides)
     _state["secrets"] = loaded.secret_values()
     reporters = [progress_option(text) for text in progress]

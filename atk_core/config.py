@@ -46,6 +46,7 @@ class _TooManyAliases(yaml.YAMLError):
 
 class _Loader(yaml.SafeLoader):
     aliases = 0
+    nodes = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -53,7 +54,17 @@ class _Loader(yaml.SafeLoader):
             if self.aliases > MAX_ALIASES:
                 raise _TooManyAliases(f"more than {MAX_ALIASES} YAML aliases (*name); a config"
                                       " needs far fewer, so this one is refused")
+        # Counted while parsing, so that a huge flat list is refused after its first
+        # MAX_NODES values rather than after all of them are parsed.
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooManyAliases(_too_many_values(MAX_NODES))
         return super().compose_node(parent, index)
+
+
+def _too_many_values(limit: int) -> str:
+    return (f"the YAML holds more than {limit} values once its aliases (*name) are expanded;"
+            " a config needs far fewer, so this one is refused")
 
 
 def _construct_mapping(loader: _Loader, node):
@@ -105,9 +116,7 @@ def _expanded_size(tree, limit: int) -> int:
         for child in children:
             total += size(child)
             if total > limit:
-                raise _TooManyAliases(f"the YAML holds more than {limit} values once its aliases"
-                                      " (*name) are expanded; a config needs far fewer, so this one is"
-                                      " refused")
+                raise _TooManyAliases(_too_many_values(limit))
         sizes[id(node)] = total
         return total
 
@@ -257,6 +266,19 @@ def load_config(path, overrides=(), environ=None) -> RunConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config {source}: {exc.strerror}") from None
     return config_from_text(text, source, overrides, os.environ if environ is None else environ)
+
+
+def overrides_from_file(path) -> list[str]:
+    """``--set-file``: the ``KEY=VALUE`` lines of a file (blank lines and ``#`` comments left
+    out), to apply as ``--set``\\ s."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--set-file {str(path)!r}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read --set-file {str(path)!r}: {exc.strerror}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def config_from_text(text: str, source: str = "<config>", overrides=(), environ=None) -> RunConfig:

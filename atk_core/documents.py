@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .confinement import outside_readable, readable_roots
 from .errors import ConfigError
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -81,6 +82,7 @@ def input_folder(input_dir) -> Path:
 def read_documents(folder) -> tuple[list[Document], list[Unreadable]]:
     """Every document under ``folder`` (recursively, sorted by path) and every file that is not."""
     folder = Path(folder)
+    roots = readable_roots()
     documents, problems = [], []
     files = sorted(
         (p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)),
@@ -89,6 +91,10 @@ def read_documents(folder) -> tuple[list[Document], list[Unreadable]]:
     for path in files:
         source = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
+        outside = outside_readable(path, roots)
+        if outside:
+            problems.append(Unreadable(source, outside))
+            continue
         if suffix not in SUPPORTED:
             problems.append(Unreadable(source, f"unsupported file type {suffix or '(none)'}"))
             continue

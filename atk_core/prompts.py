@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .confinement import outside_readable
 from .errors import ConfigError, PipelineError
 
 EXTENSIONS = (".yaml", ".yml", ".txt")
@@ -133,7 +134,7 @@ class PromptLibrary:
         if self._retry_note is None:
             entry = next((folder / RETRY_NOTE_FILE for folder, _ in self._places()
                           if (folder / RETRY_NOTE_FILE).is_file()), None)
-            text = entry.read_text(encoding="utf-8").strip() if entry is not None else ""
+            text = self._read(entry).strip() if entry is not None else ""
             self._retry_note = "\n\n" + text if text else RETRY_NOTE
         return self._retry_note
 
@@ -152,6 +153,14 @@ class PromptLibrary:
                     found.add(f"{folder}/{stem}" if folder else stem)
         return sorted(found)
 
+    def _read(self, entry) -> str:
+        """A prompt file's text; one of the override folder's only if the run may read it."""
+        if self.overrides is not None and isinstance(entry, Path):
+            why = outside_readable(entry)
+            if why:
+                raise ConfigError(f"prompt override {str(entry)!r}: {why}")
+        return entry.read_text(encoding="utf-8")
+
     def load(self, name: str) -> Prompt:
         if name not in self._cache:
             self._cache[name] = self._find(name)
@@ -165,6 +174,6 @@ class PromptLibrary:
                 entry = folder / candidate
                 if entry.is_file():
                     source = f"{label.rstrip('/')}/{candidate}" if label.startswith("the") else str(entry)
-                    return parse_prompt(entry.read_text(encoding="utf-8"), name, source)
+                    return parse_prompt(self._read(entry), name, source)
         searched = " or ".join(label for _, label in places) or "no prompt folder"
         raise ConfigError(f"prompt {name!r} not found in {searched}")

@@ -27,7 +27,7 @@ PUBLIC = {"atk_core": set(atk_core.__all__), "atk_core.testing": set(atk_core.te
 # Lowest first. Within atk_core, a module may import only modules listed before it.
 LAYERS = [
     # foundations: they import nothing of atk's
-    "version", "errors", "redaction", "resources", "hookspecs", "files", "progress", "store",
+    "version", "errors", "redaction", "resources", "hookspecs", "files", "confinement", "progress", "store",
     "context", "schemas", "seeds", "tokens",
     # values, package data, inputs
     "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
@@ -41,7 +41,7 @@ LAYERS = [
     "testing.subprocesses", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",
     # the web interface
-    "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",
+    "serve.folder", "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",
     "serve.runs", "serve.app", "serve",
     # the command line, and the public facade over everything
     "cli", "__main__", "",

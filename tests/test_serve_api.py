@@ -546,20 +546,20 @@ def test_no_token_is_a_choice_that_says_what_it_allows(work, tmp_path):
 
 
 def test_a_token_on_the_command_line_works_but_warns_and_a_file_is_read(work, tmp_path):
-    server = AtkServer(tmp_path / "runs", "--token", "cli-token-123", token="cli-token-123", cwd=work)
+    server = AtkServer(tmp_path / "runs", "--token", "cli-token-1234567890", token="cli-token-1234567890", cwd=work)
     try:
         assert server.get("/api/runs")[0] == 200
         assert "warning: a token given with --token can be read by other users" in server.output()
     finally:
         server.stop()
-    (tmp_path / "token.txt").write_text("file-token-456\n")
+    (tmp_path / "token.txt").write_text("file-token-4567890123\n")
     os.chmod(tmp_path / "token.txt", 0o600)
-    server = AtkServer(tmp_path / "runs2", "--token-file", tmp_path / "token.txt", token="file-token-456",
+    server = AtkServer(tmp_path / "runs2", "--token-file", tmp_path / "token.txt", token="file-token-4567890123",
                        cwd=work)
     try:
         assert server.get("/api/runs")[0] == 200
-        assert server.get("/api/runs", headers={"Authorization": "Bearer cli-token-123"})[0] == 401
-        assert "warning" not in server.output() and "file-token-456" not in server.output()
+        assert server.get("/api/runs", headers={"Authorization": "Bearer cli-token-1234567890"})[0] == 401
+        assert "warning" not in server.output() and "file-token-4567890123" not in server.output()
     finally:
         server.stop()
 

@@ -143,7 +143,7 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
 def test_the_page_with_a_token(page, tmp_path):
     expect = sync_api.expect
     work = factual_folder(tmp_path / "work")
-    token = "browser-token-5678"
+    token = "browser-token-567890"
     server = AtkServer(tmp_path / "runs", token=token, env={**os.environ, "ATK_SERVE_TOKEN": token}, cwd=work)
     try:
         run = server.start_run((work / "factual-qa.yaml").read_text()

@@ -287,7 +287,7 @@ def test_a_token_file_others_can_read_is_refused(work, tmp_path):
     from atk_core.testing import run_cli
 
     path = tmp_path / "token.txt"
-    path.write_text("file-token-789\n")
+    path.write_text("file-token-7890123456\n")
     os.chmod(path, 0o644)
     result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", "--token-file", path, timeout=60)
     assert result.returncode == 2 and "can be read by other users (mode 0o644)" in result.stderr

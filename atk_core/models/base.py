@@ -116,6 +116,9 @@ class Backend:
 
     name = "backend"
     modes: tuple[str, ...] = ("chat", "completion")
+    # True when ``model`` is only a name sent to a server, never a file this process opens:
+    # ``atk serve`` then lets a config name a model that looks like a path that is not there.
+    model_is_a_name: bool = False
 
     def __init__(self, **options):
         self.options = options

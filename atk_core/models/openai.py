@@ -43,6 +43,7 @@ class OpenAIBackend(Backend):
     """Any OpenAI-compatible server (OpenAI, llama.cpp server, vLLM...) via base_url."""
 
     name = "openai"
+    model_is_a_name = True  # sent to the server; never opened here
 
     def __init__(self, model: str | None = None, base_url: str | None = None,
                  api_key: str | None = None,

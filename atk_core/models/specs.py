@@ -72,7 +72,7 @@ def with_model_overrides(models: dict, overrides) -> dict:
     base_url or key meant for one server must not reach another) but keeps
     the core's policy (concurrency, timeout...).
     """
-    result = {role: _as_mapping(settings) for role, settings in models.items()}
+    result = {role: as_mapping(settings) for role, settings in models.items()}
     for override in overrides:
         role, sep, target = str(override).partition("=")
         role = role.strip()
@@ -93,7 +93,8 @@ def with_model_overrides(models: dict, overrides) -> dict:
     return result
 
 
-def _as_mapping(settings):
+def as_mapping(settings) -> dict:
+    """A role's settings as a mapping, also when written in the short ``backend:model`` form."""
     if isinstance(settings, str):  # the short "backend:model" form
         backend, _, model = settings.partition(":")
         return {"backend": backend, **({"model": model} if model else {})}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+from .folder import claim, open_private, warn_if_shared
 from .guard import TOKEN_CHARACTERS, is_loopback
 
 EXTRA_HINT = "pip install 'atk-core[serve]'"
@@ -66,19 +67,27 @@ def resolve_token(*, token=None, token_file=None, environ=None, no_token=False) 
     return Token(secrets.token_urlsafe(24), "generated")
 
 
+# A token anyone on the machine may try against the port: short ones can be guessed.
+MIN_TOKEN_LENGTH = 16
+
+
 def _checked(token: Token) -> Token:
+    example = "for example: python -c 'import secrets; print(secrets.token_urlsafe())'"
     if not TOKEN_CHARACTERS.fullmatch(token.value):
-        raise ConfigError("the token must be letters, digits and . _ ~ / = - only (no spaces);"
-                          " for example: python -c 'import secrets; print(secrets.token_urlsafe())'")
+        raise ConfigError(f"the token must be letters, digits and . _ ~ / = - only (no spaces); {example}")
+    if len(token.value) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"the token from the {token.source} has {len(token.value)} characters; one"
+                          f" that other users cannot guess has at least {MIN_TOKEN_LENGTH}; {example}")
     return token
 
 
 def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token: Token | None = None,
-          allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False):
+          allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False,
+          max_queued: int = 100):
     """Run the web interface until interrupted (Ctrl-C stops it and interrupts its runs).
     ``token`` None serves without one (loopback only); ``allow_env`` and ``allow_input`` are
     what a config sent to the server may use and read; ``max_running`` how many runs go at
-    once."""
+    once, ``max_queued`` how many may wait."""
     if isinstance(token, str):
         token = _checked(Token(token, "command line"))
     if not is_loopback(host) and token is None:
@@ -104,21 +113,21 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     sock = _bind(host, port)  # first: a port in use or a bad host leaves no runs folder behind
     created = not folder.exists()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        claim(folder)  # the server's own, private, nothing of another user's in it
         lock = _lock_runs_dir(folder)
     except BaseException as exc:
         sock.close()
-        if created:
+        if created and _owned(folder):  # ours alone: another user may have made it meanwhile
             shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError):
             raise ConfigError(f"cannot use the runs folder {str(folder)!r}: {exc.strerror}") from None
         raise
+    warn_if_shared(folder)
     from .app import create_app
 
     app = create_app(folder, token=token.value if token else None, loopback=is_loopback(host),
                      allow_env=list(allow_env), allow_input=allow_input, max_running=max_running,
-                     allow_scripted=allow_scripted)
+                     allow_scripted=allow_scripted, max_queued=max_queued)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     page = f"http://{shown}:{bound}/"
@@ -138,12 +147,77 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     if token is not None and token.source == "command line":
         print("atk: warning: a token given with --token can be read by other users of this machine"
               " in the process list; use --token-file or ATK_SERVE_TOKEN", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            http=_bounded_protocol(), timeout_keep_alive=5,
+                            h11_max_incomplete_event_size=32_000)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
         lock.close()
+
+
+# A connection must finish its request's headers this soon after it opens (or after its
+# previous response); a body must arrive as soon (the guard sees to that).
+HEADER_SECONDS = 10.0
+
+
+def max_connections() -> int:
+    """Connections served at once: each costs a file handle, so at most half of what the
+    process may open (the rest is for runs' logs, the task store, downloads)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            soft = 4096
+    except (ImportError, OSError, ValueError):
+        soft = 1024
+    return max(32, min(1000, soft // 2))
+
+
+def _bounded_protocol():
+    """uvicorn's h11 protocol, bounded: a connection past ``max_connections()`` is closed at
+    once, and one that has not sent a whole request's headers ``HEADER_SECONDS`` after it
+    opened (or after its last response) is closed, so that connections which never finish
+    cannot pile up and use every file handle the server has."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    limit = max_connections()
+
+    class BoundedH11Protocol(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(self.connections) > limit:
+                transport.abort()
+                return
+            self._arm()
+
+        def _arm(self):
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(HEADER_SECONDS, self._headers_late)
+
+        def _headers_late(self):
+            self._deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.abort()  # a request not begun, or begun and never finished
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc):
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            super().connection_lost(exc)
+
+    return BoundedH11Protocol
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -160,9 +234,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _owned(folder: Path) -> bool:
+    try:
+        return os.lstat(folder).st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def _lock_runs_dir(folder: Path):
     """One server per runs folder: a second one would watch the same runs twice."""
-    handle = open(folder / "serve.lock", "a+")
+    handle = os.fdopen(open_private(folder / "serve.lock", os.O_RDWR | os.O_CREAT), "r+")
     if sys.platform != "win32":
         import fcntl
 

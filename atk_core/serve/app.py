@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from ..errors import AtkError
+from ..redaction import scrub
 from ..version import __version__
 from .api_types import (
     ConfigText, Event, LogTail, ManifestSummary, ModelUse, OutputFile, PipelineInfo, Problem,
@@ -29,16 +30,18 @@ from .guard import Guard
 from .runs import RunError, RunManager
 from .store import ACTIVE, RESUMABLE
 
-MAX_BODY = 1_000_000  # bytes: a config is a few kilobytes
+MAX_BODY = 128_000  # bytes: a config is a few kilobytes
 
-_REFUSALS = {400: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
+_REFUSALS = {400: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
+             429: {"model": Problem}}
 
 
 def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
                max_body: int = MAX_BODY, registry=None, allow_env=(), allow_input=None,
-               max_running: int = 1, allow_scripted: bool = False) -> FastAPI:
+               max_running: int = 1, allow_scripted: bool = False, max_queued: int = 100) -> FastAPI:
     manager = RunManager(runs_dir, registry=registry, allow_env=allow_env, allow_input=allow_input,
-                         max_running=max_running, allow_scripted=allow_scripted)
+                         max_running=max_running, allow_scripted=allow_scripted,
+                         max_queued=max_queued)
 
     def get_registry():
         from ..plugins import get_registry as load
@@ -67,13 +70,17 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     )
     app.state.manager = manager
 
+    def hidden(text):
+        """Text the server answers with, every allowed variable's value hidden in it."""
+        return scrub(text, manager.secrets()) if isinstance(text, str) else text
+
     @app.exception_handler(RunError)
     async def run_error(request, exc: RunError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        return JSONResponse({"detail": hidden(str(exc))}, status_code=exc.status)
 
     @app.exception_handler(AtkError)
     async def atk_error(request, exc: AtkError):
-        return JSONResponse({"detail": " ".join(str(exc).split("\n"))}, status_code=400)
+        return JSONResponse({"detail": hidden(" ".join(str(exc).split("\n")))}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def malformed_request(request, exc: RequestValidationError):
@@ -119,35 +126,35 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
             prepared = manager.prepare(body.config, "validate")
             return Validation(ok=True, pipeline=prepared.pipeline, warnings=prepared.warnings)
         except AtkError as exc:
-            return Validation(ok=False, error=" ".join(str(exc).split("\n")))
+            return Validation(ok=False, error=hidden(" ".join(str(exc).split("\n"))))
 
     # -- runs -------------------------------------------------------------------------------------
 
     @app.get("/api/runs", response_model=list[RunSummary], summary="Every run, newest first",
              tags=["runs"])
     def list_runs():
-        return [_summary(run) for run in manager.store.runs()]
+        return [_summary(run, hidden) for run in manager.store.runs()]
 
     @app.post("/api/runs", response_model=RunDetail, status_code=201, responses=_REFUSALS,
               summary="Check a config and start a run of it", tags=["runs"])
     def start_run(body: ConfigText):
-        return _detail(manager, manager.start(body.config))
+        return _detail(manager, manager.start(body.config), hidden)
 
     @app.get("/api/runs/{run_id}", response_model=RunDetail, responses=_REFUSALS,
              summary="One run: status, config, manifest counts, output files", tags=["runs"])
     def get_run(run_id: str):
-        return _detail(manager, manager.get(run_id))
+        return _detail(manager, manager.get(run_id), hidden)
 
     @app.post("/api/runs/{run_id}/cancel", response_model=RunSummary, responses=_REFUSALS,
               summary="Cancel a run (SIGINT, then SIGKILL after a grace period)", tags=["runs"])
     def cancel_run(run_id: str):
-        return _summary(manager.cancel(run_id))
+        return _summary(manager.cancel(run_id), hidden)
 
     @app.post("/api/runs/{run_id}/resume", response_model=RunSummary, responses=_REFUSALS,
               summary="Run an interrupted, failed or cancelled run again into the same output folder",
               tags=["runs"])
     def resume_run(run_id: str):
-        return _summary(manager.resume(run_id))
+        return _summary(manager.resume(run_id), hidden)
 
     @app.get("/api/runs/{run_id}/log", response_model=LogTail, responses=_REFUSALS,
              summary="The end of a run's log", tags=["runs"])
@@ -159,7 +166,8 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     def run_events(run_id: str, after: int = Query(0, ge=0, description="Only events after this seq."),
                    limit: int = Query(500, ge=1, le=5000)):
         manager.get(run_id)
-        return [Event(**e) for e in manager.store.events(run_id, after, limit)]
+        return [Event(**{**e, "message": hidden(e["message"])})
+                for e in manager.store.events(run_id, after, limit)]
 
     @app.get("/api/runs/{run_id}/records", response_model=Records, responses=_REFUSALS,
              summary="A page of an output file's records (JSON lines), to read in the page",
@@ -204,23 +212,23 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     return app
 
 
-def _summary_values(run: dict) -> dict:
+def _summary_values(run: dict, hidden) -> dict:
     return dict(
         id=run["id"], pipeline=run["pipeline"], status=run["status"], progress=run["progress"],
-        message=run["message"], created=run["created"], started=run["started"],
-        finished=run["finished"], exit_code=run["exit_code"], error=run["error"],
+        message=hidden(run["message"]), created=run["created"], started=run["started"],
+        finished=run["finished"], exit_code=run["exit_code"], error=hidden(run["error"]),
         attempts=run["attempts"], can_cancel=run["status"] in ACTIVE,
         can_resume=run["status"] in RESUMABLE,
     )
 
 
-def _summary(run: dict) -> RunSummary:
-    return RunSummary(**_summary_values(run))
+def _summary(run: dict, hidden) -> RunSummary:
+    return RunSummary(**_summary_values(run, hidden))
 
 
-def _detail(manager: RunManager, run: dict) -> RunDetail:
+def _detail(manager: RunManager, run: dict, hidden) -> RunDetail:
     return RunDetail(
-        **_summary_values(run), config=run["config_redacted"], pid=run["pid"],
+        **_summary_values(run, hidden), config=hidden(run["config_redacted"]), pid=run["pid"],
         output_dir=str(manager.output_dir(run)), manifest=_manifest(manager.manifest(run)),
         files=[OutputFile(**f) for f in manager.files(run)], usage=_usage(run.get("usage")),
     )

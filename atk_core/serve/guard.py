@@ -39,14 +39,16 @@ class Guard:
       URL (``/?token=TOKEN``), keeps it in the tab's session storage (readable by this
       origin only: scheme, host and port) and sends it as that header. No cookie ever
       holds it: a browser sends a host's cookies to every port of it;
-    - request bodies are at most ``max_body`` bytes (413 otherwise).
+    - request bodies are at most ``max_body`` bytes (413 otherwise) and arrive within
+      ``body_seconds`` (408 otherwise).
     """
 
-    def __init__(self, app, *, token, loopback, max_body):
+    def __init__(self, app, *, token, loopback, max_body, body_seconds: float = 30.0):
         self.app = app
         self.token = token
         self.loopback = loopback
         self.max_body = max_body
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -74,18 +76,23 @@ class Guard:
                     return await _refuse(send, 400, "bad Content-Length")
                 if too_big:
                     return await _refuse(send, 413, f"request body over {self.max_body} bytes")
+            import anyio
+
             body, more = [], True
             size = 0
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    return await _refuse(send, 413, f"request body over {self.max_body} bytes")
-                body.append(chunk)
-                more = message.get("more_body", False)
+            with anyio.move_on_after(self.body_seconds) as waited:
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        return await _refuse(send, 413, f"request body over {self.max_body} bytes")
+                    body.append(chunk)
+                    more = message.get("more_body", False)
+            if waited.cancelled_caught:  # a body that trickles in would hold the connection forever
+                return await _refuse(send, 408, f"the request body took over {self.body_seconds:g}s")
             replayed = False
 
             async def replay():

@@ -16,11 +16,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from .folder import open_private
+
 
 def launch(command: list, *, cwd, env: dict, log_path: Path, note: str) -> subprocess.Popen:
     """Start ``command`` in a session of its own, appending its output to ``log_path``
     after a line saying ``note``; ``OSError`` if it cannot start."""
-    with open(log_path, "ab") as log_file:
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as log_file:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log_file.write(f"# {stamp} atk serve: {note}; in {cwd}\n".encode())
         log_file.flush()

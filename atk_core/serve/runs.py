@@ -4,15 +4,21 @@ A run is a folder in the runs folder::
 
     RUNS_DIR/tasks.sqlite          the task store (every run, its status and events)
     RUNS_DIR/RUN_ID/config.yaml    the config text exactly as submitted
+    RUNS_DIR/RUN_ID/settings.txt   the server's overrides (--set-file): output_dir, progress
     RUNS_DIR/RUN_ID/log.txt        the run's stdout and stderr
     RUNS_DIR/RUN_ID/output/        output_dir, forced here; downloads are confined to it
 
-and a process, ``python -m atk_core run RUN_ID/config.yaml --set output_dir=...
---set progress=[...]``, in a session of its own. The overrides are on the
-command line, so config.yaml stays what the user wrote (comments, ``${VAR}``
-references and all); ``progress`` keeps the config's reporters, adds
-``console`` (its lines go to log.txt) and ``taskstore`` (progress into the
-task store, which is what the page shows).
+and a process, ``python -m atk_core run RUN_ID/config.yaml --set-file
+RUN_ID/settings.txt``, in a session of its own. The overrides are in a private
+file rather than on the command line, which every user of the machine can
+read (a reporter's URL may carry a password), and config.yaml stays what the
+user wrote (comments, ``${VAR}`` references and all); ``progress`` keeps the
+config's reporters, adds ``console`` (its lines go to log.txt) and
+``taskstore`` (progress into the task store, which is what the page shows).
+
+The task store says which runs there are and in what state; it is never
+trusted with what a run executes: a run's folder is the runs folder and its
+id, and its command is made again from its checked config each time it starts.
 
 Nothing here imports FastAPI: the web layer is ``app.py``.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,18 +37,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..confinement import ENV as READ_ONLY_UNDER
 from ..errors import AtkError, ConfigError, one_line
-from ..redaction import REDACTED, move_to_environment
+from ..redaction import REDACTED, move_to_environment, scrub, secret_strings
+from .folder import claim, open_private, read_private
 from .processes import is_alive, launch, signal_group, stop_groups
 from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
 
 log = logging.getLogger("atk")
 
 CONFIG_FILE = "config.yaml"
+SETTINGS_FILE = "settings.txt"
 LOG_FILE = "log.txt"
 OUTPUT_DIR = "output"
 SECRET_ENV = "ATK_SERVE_SECRET_"
 CANCEL_GRACE = 5.0  # seconds between SIGINT and SIGKILL
+MAX_QUEUED = 100  # runs waiting to start; more are refused (429) until some have started
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 _HIDDEN_SUFFIXES = (".tmp", "-wal", "-shm", "-journal")
 
@@ -77,12 +90,14 @@ class RunManager:
     """The runs of one runs folder: start, watch, cancel, resume, recover after a restart."""
 
     def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE,
-                 allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False):
+                 allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False,
+                 max_queued: int = MAX_QUEUED):
         self.runs_dir = Path(runs_dir).resolve()
-        self.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._identity = claim(self.runs_dir)  # ours and private, or ConfigError saying why
         self.allow_env = frozenset(allow_env)
         self.allow_input = [Path(f).resolve() for f in (allow_input or [os.getcwd()])]
         self.max_running = max(1, int(max_running))
+        self.max_queued = max(1, int(max_queued))
         self.allow_scripted = allow_scripted
         self.db_path = self.runs_dir / TASKS_FILE
         self.store = TaskStore(self.db_path)
@@ -103,10 +118,27 @@ class RunManager:
         ``${VAR}``\\ s, inputs inside the allowed folders (relative to ``cwd``, the folder the
         run runs in; default: the server's), writes inside the run's folder.
 
-        Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages.
+        Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages, with every
+        value of an allowed variable and every literal secret of the config hidden.
         ``values=False`` leaves out the backends' and the pipeline's own checks,
         which read paths relative to the folder the run will run in.
         """
+        hidden = self.secrets()
+        try:
+            prepared = self._prepare(text, run_id, values, cwd, hidden)
+        except AtkError as exc:
+            message = scrub(str(exc), hidden)
+            if message == str(exc):
+                raise
+            raise type(exc)(message) from None
+        prepared.warnings = [scrub(w, hidden) for w in prepared.warnings]
+        return prepared
+
+    def secrets(self) -> list[str]:
+        """What no answer of the server may show: the values of the allowed variables."""
+        return secret_strings({}, [os.environ[name] for name in self.allow_env if os.environ.get(name)])
+
+    def _prepare(self, text, run_id, values, cwd, hidden: list) -> Prepared:
         from ..config import config_from_text, parse_yaml, plain
         from ..plugins import get_registry
         from ..runner import check, new_task_id
@@ -115,12 +147,14 @@ class RunManager:
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
         raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
+        literal = [v for v in secret_strings(raw if isinstance(raw, dict) else {}) if "${" not in v]
+        hidden[:] = secret_strings({}, [*hidden, *literal])
         self._check_references(raw)
-        self._check_backends(raw)
         environ = {k: v for k, v in os.environ.items() if k in self.allow_env}
         written = config_from_text(text, CONFIG_FILE, environ=environ)  # as written: its mistakes first
+        self._check_backends(written.tree)  # after substitution: ${X:-scripted} is scripted
         run_id = run_id or new_task_id(written.pipeline)
-        run_dir = self.runs_dir / run_id
+        run_dir = self.run_dir(run_id)
         entries = raw.get("progress") if isinstance(raw, dict) else None
         entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
         env: dict[str, str] = {}
@@ -132,9 +166,16 @@ class RunManager:
         output_dir = run_dir / OUTPUT_DIR
         overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
         config = config_from_text(text, CONFIG_FILE, overrides, {**environ, **env})
-        self._check_inputs(config.tree, run_dir, cwd or os.getcwd())
+        self._check_backends(config.tree)  # what the run will start with
+        self._check_inputs(config.tree, run_dir, cwd or os.getcwd(), registry)
         plan = check(config, registry=registry, values=values)
         return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
+
+    def run_dir(self, run_id: str) -> Path:
+        """A run's folder: the runs folder and its id (never a path the task store holds)."""
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+            raise RunError(f"not a run id: {str(run_id)[:80]!r}", 404)
+        return self.runs_dir / run_id
 
     def _check_references(self, raw) -> None:
         """A config sent to the server may use only the ``${VAR}``\\ s it was started to allow
@@ -148,10 +189,11 @@ class RunManager:
                               f" server lets a config use (allowed: {allowed}); start atk serve with"
                               f" --allow-env {refused[0]} to allow it")
 
-    def _check_backends(self, raw) -> None:
+    def _check_backends(self, tree) -> None:
         """The scripted backend runs a Python function the config names: a test tool, refused
-        in configs sent to the server unless it was started with ``--allow-scripted``."""
-        models = raw.get("models") if isinstance(raw, dict) else None
+        in configs sent to the server unless it was started with ``--allow-scripted``. Checked
+        on the tree after ``${VAR}`` substitution, where a default can name a backend."""
+        models = tree.get("models") if isinstance(tree, dict) else None
         for role, spec in (models.items() if isinstance(models, dict) else ()):
             backend = spec.get("backend") if isinstance(spec, dict) else spec
             if str(backend).partition(":")[0].strip() == "scripted" and not self.allow_scripted:
@@ -159,27 +201,40 @@ class RunManager:
                                   " names, so a config sent to this server may not use it (start atk"
                                   " serve with --allow-scripted for tests and demos)")
 
-    def _check_inputs(self, tree, run_dir: Path, cwd: str) -> None:
+    def _check_inputs(self, tree, run_dir: Path, cwd: str, registry) -> None:
         """Every text value of the config, taken as a path, lies inside the folders the
         server may read (``--allow-input``) or the run's own folder, and not in another
         run's. A value that leads out of ``cwd`` (the folder the run runs in: absolute, ``~``
         or ``..``) is checked whether or not it exists yet, so that nothing can be put there
         later; one inside ``cwd`` only if it names something there (most values are no path:
-        a model name, a prompt)."""
+        a model name, a prompt). A role's ``model`` is a file to load for some backends
+        (llama.cpp's): it is held to the same rule, except that a backend which only sends
+        the name on (``Backend.model_is_a_name``) may name a file that is not there."""
+        from ..models.specs import as_mapping
+
         runs = self.runs_dir
         own = run_dir.resolve()
+        models = tree.get("models")
+        if isinstance(models, dict):  # "llamacpp:/x.gguf" read as {backend: llamacpp, model: /x.gguf}
+            models = {role: as_mapping(v) if isinstance(v, (str, dict)) else v for role, v in models.items()}
+            tree = {**tree, "models": models}
+        names_only = self._roles_naming_models(
+            {r: v for r, v in (models or {}).items() if isinstance(v, dict)} if isinstance(models, dict) else {},
+            registry)
         for where, value in _strings(tree):
             if where and where[0] in ("output_dir", "progress"):
                 continue  # set by the server, or confined above
-            if len(where) == 3 and where[0] == "models" and where[2] in ("model", "base_url"):
-                continue  # a model's name (llama.cpp's server names one by its file) or address
+            if len(where) == 3 and where[0] == "models" and where[2] == "base_url":
+                continue  # an address
+            name_only = len(where) == 3 and where[0] == "models" and where[2] == "model" \
+                and where[1] in names_only
             try:
                 expanded = os.path.expanduser(value)
                 path = os.path.normpath(os.path.join(cwd, expanded))
                 escapes = os.path.isabs(expanded) or not (path == os.path.normpath(cwd)
                                                           or path.startswith(os.path.join(cwd, "")))
                 named = os.path.lexists(path)
-                if not named and (not escapes or any(c.isspace() for c in value)):
+                if not named and (name_only or not escapes or any(c.isspace() for c in value)):
                     continue  # names nothing, here or as a path (a model name, a prompt)
                 real = Path(os.path.realpath(path))
             except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
@@ -195,6 +250,41 @@ class RunManager:
                                else "in the runs folder, or holding it (other runs' files)")
                 raise ConfigError(f"{CONFIG_FILE}: {shown} names a path {where_it_is}; start atk"
                                   " serve with --allow-input FOLDER to let configs read a folder")
+            if real.is_dir():
+                self._check_links(real, where)
+
+    def _check_links(self, folder: Path, where, limit: int = 100_000) -> None:
+        """No link inside an allowed folder a config names leads out of the allowed folders
+        (the run would read through it). The first ``limit`` entries are looked at here; the
+        run itself skips any such file it finds later (``ATK_READ_ONLY_UNDER``)."""
+        from ..confinement import outside_readable
+
+        seen = 0
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                seen += 1
+                if seen > limit:
+                    return
+                path = os.path.join(root, name)
+                if os.path.islink(path) and outside_readable(path, self.allow_input):
+                    shown = ".".join(str(part) for part in where)
+                    inside = Path(path).relative_to(folder).as_posix()
+                    raise ConfigError(f"{CONFIG_FILE}: {shown} holds {inside}, a link to a path"
+                                      " outside the folders this server may read; start atk serve"
+                                      " with --allow-input FOLDER to let configs read it")
+
+    @staticmethod
+    def _roles_naming_models(models: dict, registry) -> set:
+        """The roles whose backend only sends ``model`` on as a name, never opens it."""
+        roles = set()
+        for role, settings in models.items():
+            try:
+                backend = registry.backend(settings.get("backend"))
+            except Exception:  # the config's own check names what is wrong with it
+                continue
+            if getattr(backend, "model_is_a_name", False):
+                roles.add(role)
+        return roles
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -203,26 +293,34 @@ class RunManager:
 
         if self._stopping:
             raise RunError("the server is stopping", 503)
+        self._check_queue()
         prepared = self.prepare(text)
         run_id = prepared.run_id
-        run_dir = self.runs_dir / run_id
+        run_dir = self.run_dir(run_id)
         run_dir.mkdir(mode=0o700)
         (run_dir / OUTPUT_DIR).mkdir(mode=0o700)
         atomic_write_text(run_dir / CONFIG_FILE, text, mode=0o600)  # it may hold literal secrets
-        command = self._command(run_dir, prepared)
         with self._lock:
+            self._check_queue()
             self.store.add_run(id=run_id, pipeline=prepared.pipeline, run_dir=str(run_dir),
-                               cwd=os.getcwd(), command=command, config_redacted=prepared.redacted_yaml)
+                               cwd=os.getcwd(), command=self._command(run_dir),
+                               config_redacted=prepared.redacted_yaml)
             self.store.add_event(run_id, "queued", 0.0, "waiting to start")
             self._pending[run_id] = "started"
             self._schedule()
         return self.store.run(run_id)
 
+    def _check_queue(self) -> None:
+        waiting = len(self.store.runs(("queued",)))
+        if waiting >= self.max_queued:
+            raise RunError(f"{waiting} runs are waiting to start, the most this server queues;"
+                           " send it again when some have started", 429)
+
     def resume(self, run_id: str) -> dict:
         run = self._resumable(run_id)
-        run_dir = Path(run["run_dir"])
+        self._check_queue()
         try:
-            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+            text = read_private(self.run_dir(run_id) / CONFIG_FILE)
         except OSError as exc:
             raise RunError(f"cannot read the run's config: {exc.strerror}", 409) from None
         # The same checks (the environment may have changed), outside the lock: a slow
@@ -230,12 +328,12 @@ class RunManager:
         # relative paths are checked only where the run will run; else the run checks them.
         same_folder = os.path.realpath(run["cwd"]) == os.path.realpath(os.getcwd())
         prepared = self.prepare(text, run_id, values=same_folder, cwd=run["cwd"])
-        command = self._command(run_dir, prepared)
         # One lock from the second status check to the new process: of two resumes sent at
         # once, the second finds the run running and is refused, rather than starting a twin.
         with self._lock:
             self._resumable(run_id)
-            self.store.update_run(run_id, command=command, config_redacted=prepared.redacted_yaml,
+            self._check_queue()
+            self.store.update_run(run_id, config_redacted=prepared.redacted_yaml,
                                   status="queued", queued=time.time(), pid=None, finished=None,
                                   exit_code=None, error=None, message="waiting to start",
                                   cancel_requested=0)
@@ -247,7 +345,8 @@ class RunManager:
     def _schedule(self) -> None:
         """Start queued runs, oldest in the queue first, while fewer than ``max_running`` run.
         Each is checked again as it starts (its config, inputs and environment may have
-        changed while it waited). Called (under the lock) whenever a run is queued or ends."""
+        changed while it waited), and what it runs is made from that check, never taken from
+        the task store. Called (under the lock) whenever a run is queued or ends."""
         with self._lock:
             while not self._stopping:
                 running = self.store.runs(("running",))
@@ -258,19 +357,32 @@ class RunManager:
                 run = waiting[0]
                 note = self._pending.pop(run["id"], "started")
                 try:
+                    self._check_runs_dir()
                     if not os.path.isdir(run["cwd"]):
                         raise ConfigError(f"the folder it runs in, {run['cwd']}, is gone")
-                    text = (Path(run["run_dir"]) / CONFIG_FILE).read_text(encoding="utf-8")
-                    env = self.prepare(text, run["id"], values=False, cwd=run["cwd"]).env
+                    run_dir = self.run_dir(run["id"])
+                    prepared = self.prepare(read_private(run_dir / CONFIG_FILE), run["id"],
+                                            values=False, cwd=run["cwd"])
+                    self._write_settings(run_dir, prepared)
                 except Exception as exc:  # whatever it is, this run fails; the queue goes on
                     error = one_line(exc) if isinstance(exc, AtkError) else f"{type(exc).__name__}: {exc}"
                     self.store.update_run(run["id"], status="failed", finished=time.time(), error=error)
                     self.store.add_event(run["id"], "failed", 0.0, error)
                     continue
                 try:
-                    self._launch(run["id"], run["command"], env, note=note)
+                    self._launch(run["id"], self._command(run_dir), prepared.env, note=note)
                 except RunError:
                     continue  # marked failed; the next one may start
+
+    def _check_runs_dir(self) -> None:
+        """The runs folder is still the one this server claimed (nobody swapped it)."""
+        try:
+            info = os.lstat(self.runs_dir)
+        except OSError as exc:
+            raise ConfigError(f"the runs folder {self.runs_dir} is gone: {exc.strerror}") from None
+        if (info.st_dev, info.st_ino) != self._identity or info.st_uid != os.geteuid():
+            raise ConfigError(f"the runs folder {self.runs_dir} was replaced while the server ran;"
+                              " restart the server")
 
     def _resumable(self, run_id: str) -> dict:
         run = self._get(run_id)
@@ -281,15 +393,27 @@ class RunManager:
             raise RunError("the server is stopping", 503)
         return run
 
-    def _command(self, run_dir: Path, prepared: Prepared) -> list:
-        command = [sys.executable, "-m", "atk_core", "run", str(run_dir / CONFIG_FILE), "--debug"]
-        for override in prepared.overrides:
-            command += ["--set", override]
-        return command
+    @staticmethod
+    def _command(run_dir: Path) -> list:
+        return [sys.executable, "-m", "atk_core", "run", str(run_dir / CONFIG_FILE), "--debug",
+                "--set-file", str(run_dir / SETTINGS_FILE)]
+
+    @staticmethod
+    def _write_settings(run_dir: Path, prepared: Prepared) -> None:
+        """The server's overrides for the run, where only this user can read them."""
+        text = "".join(override + "\n" for override in prepared.overrides)
+        path = run_dir / SETTINGS_FILE
+        try:
+            os.unlink(path)  # a new file, never one that something else holds open or links to
+        except FileNotFoundError:
+            pass
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
     def _launch(self, run_id: str, command: list, extra_env: dict, note: str) -> None:
         run = self.store.run(run_id)
-        run_dir = Path(run["run_dir"])
+        run_dir = self.run_dir(run_id)
         # Not the server's whole environment: only what a process needs to run, and the
         # variables configs may use (an API key a backend would pick up unasked stays out).
         env = {k: v for k, v in os.environ.items()
@@ -297,6 +421,8 @@ class RunManager:
                and k != "ATK_SERVE_TOKEN"}
         env.update(extra_env)
         env["PYTHONUNBUFFERED"] = "1"
+        # What the run may open: the allowed folders and its own, not what a link there leads to.
+        env[READ_ONLY_UNDER] = os.pathsep.join([*map(str, self.allow_input), str(run_dir)])
         cwd = run["cwd"] if os.path.isdir(run["cwd"]) else os.getcwd()
         with self._lock:
             # Running before the process exists, so that nothing the run reports is overwritten.
@@ -352,7 +478,7 @@ class RunManager:
         elif code == 0:
             status, message, error = "done", run["message"], None
         else:
-            error = last_error_line(Path(run["run_dir"]) / LOG_FILE) or f"exited with status {code}"
+            error = last_error_line(self.run_dir(run_id) / LOG_FILE) or f"exited with status {code}"
             status, message = "failed", run["message"]
         values = dict(status=status, message=message, error=error, finished=now, exit_code=code)
         if status == "done":
@@ -367,7 +493,7 @@ class RunManager:
         if last and last["kind"] == "finish":
             return "done", last["message"], None
         if last and last["kind"] == "fail" and last["message"] != "interrupted":
-            return "failed", run["message"], last_error_line(Path(run["run_dir"]) / LOG_FILE) or last["message"]
+            return "failed", run["message"], last_error_line(self.run_dir(run["id"]) / LOG_FILE) or last["message"]
         return "interrupted", "interrupted: its process ended while the server was not watching", None
 
     # -- cancelling ---------------------------------------------------------------------------
@@ -392,7 +518,7 @@ class RunManager:
         """Find out what became of the runs that were active when the last server stopped."""
         adopted = []
         for run in self.store.runs(("running",)):
-            marker = str(Path(run["run_dir"]) / CONFIG_FILE)
+            marker = str(self.run_dir(run["id"]) / CONFIG_FILE)
             if run["pid"] and is_alive(run["pid"], marker):
                 thread = threading.Thread(target=self._adopt, args=(run["id"], run["pid"], marker),
                                           name=f"atk-run-{run['id']}", daemon=True)
@@ -431,10 +557,10 @@ class RunManager:
         return self._get(run_id)
 
     def output_dir(self, run: dict) -> Path:
-        return Path(run["run_dir"]) / OUTPUT_DIR
+        return self.run_dir(run["id"]) / OUTPUT_DIR
 
     def log_tail(self, run: dict, max_bytes: int = 64_000) -> dict:
-        path = Path(run["run_dir"]) / LOG_FILE
+        path = self.run_dir(run["id"]) / LOG_FILE
         try:
             size = path.stat().st_size
             with open(path, "rb") as handle:

@@ -65,10 +65,13 @@ _RUN_COLUMNS = (
 
 def connect(path) -> sqlite3.Connection:
     """A connection to the task store at ``path``, its tables made if missing."""
+    from .folder import open_private
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():  # private from its first byte (SQLite makes its -wal and -shm alike)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    # Private from its first byte (SQLite makes its -wal and -shm alike), never through a
+    # link, and only a file of this user's: the runs start from what it says.
+    os.close(open_private(path, os.O_CREAT | os.O_WRONLY))
     db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA journal_mode = WAL")
