@@ -86,10 +86,25 @@ def _collect(node, found, secret=False):
         found.add(node)
 
 
+# A message may show a long value cut short ("not 'sk-proj-AbCd...'"): this much of a
+# secret's start is enough to hide what follows of it.
+_SECRET_PREFIX = 10
+
+
 def scrub(text: str, secrets) -> str:
-    """Replace every secret value in ``text`` with a redaction mark."""
+    """Replace every secret value in ``text`` with a redaction mark, also where only its
+    start is shown (a message that cuts a long value short)."""
     for secret in secrets:
         text = text.replace(secret, REDACTED)
+        if len(secret) <= _SECRET_PREFIX:
+            continue
+        start = text.find(secret[:_SECRET_PREFIX])
+        while start != -1:
+            end = start + _SECRET_PREFIX
+            while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+                end += 1
+            text = text[:start] + REDACTED + text[end:]
+            start = text.find(secret[:_SECRET_PREFIX], start + len(REDACTED))
     return text
 
 

@@ -102,6 +102,28 @@ def test_a_link_where_the_server_opens_a_file_is_refused(work, tmp_path):
     assert victim.read_text() == "precious\n"
 
 
+def test_a_runs_folder_others_could_swap_is_refused(work, scratch):
+    """Under a folder others may rename things in (world-writable without the sticky bit),
+    another user could swap the runs folder for theirs between a check and a run's start."""
+    shared = scratch / "team"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    result = serve_refused(shared / "runs", work)
+    assert f"other users can rename things in {shared}" in result.stderr
+    assert not (shared / "runs").exists()
+
+
+def test_a_runs_folder_given_through_another_users_link_is_refused_untouched(work, tmp_path, scratch):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.chmod(victim, 0o755)
+    made = as_other_user(f"import os; os.symlink({str(victim)!r}, {str(scratch / 'atk-runs')!r})")
+    assert made.returncode == 0, made.stderr
+    result = serve_refused(scratch / "atk-runs", work)
+    assert "is a link that another user" in result.stderr
+    assert victim.stat().st_mode & 0o777 == 0o755 and list(victim.iterdir()) == []
+
+
 def test_a_runs_folder_in_a_shared_place_is_made_private_and_used(work, scratch):
     server = AtkServer(scratch / "runs", cwd=work)
     try:
@@ -192,6 +214,16 @@ def test_allowed_secrets_never_come_back_in_an_answer(work, tmp_path):
                 assert secret not in shown and "4f1e9c2b7a6d" not in shown, (path, shown)
         status, body, _ = server.post("/api/validate", {"config": attempts[0]})
         assert "unknown pipeline '<redacted>'" in body["error"], body
+    finally:
+        server.stop()
+    # A long key that a message shows cut short is hidden too.
+    secret = "sk-proj-" + "Zq81xT0pLm" * 16
+    server = AtkServer(tmp_path / "runs2", "--allow-env", "ATK_PROBE_KEY", env={**os.environ, "ATK_PROBE_KEY": secret},
+                       cwd=work)
+    try:
+        for field in ("chunk_size", "seed", "answers"):
+            status, body, _ = server.post("/api/validate", {"config": factual_config(work, **{field: "${ATK_PROBE_KEY}"})})
+            assert not body["ok"] and "sk-proj-Zq81" not in json.dumps(body), body
         listing = json.dumps(server.get("/api/runs")[1])
         assert secret not in listing
     finally:
@@ -308,6 +340,29 @@ def test_connections_that_never_finish_their_headers_are_closed(work, tmp_path):
         server.stop()
 
 
+def test_bodies_trickled_without_the_token_or_after_a_get_are_not_waited_for(work, tmp_path):
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        for head in (b"POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n",
+                     b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n"):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+            sock.sendall(head + b"x")
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 "), answer
+            sock.settimeout(60)  # a hang detector: the server closes the connection once it answered
+            try:
+                while True:
+                    sock.sendall(b"x")
+                    if sock.recv(65536) == b"":
+                        break
+                    time.sleep(0.05)
+            except OSError:
+                pass  # reset: closed by the server
+            sock.close()
+    finally:
+        server.stop()
+
+
 def test_a_body_that_never_arrives_is_cut_off(work, tmp_path):
     server = AtkServer(tmp_path / "runs", cwd=work)
     try:
@@ -346,6 +401,26 @@ def test_a_link_inside_an_allowed_folder_to_a_file_outside_is_refused(tmp_path):
         server.stop()
 
 
+def test_a_path_that_climbs_out_of_a_link_is_refused(tmp_path):
+    work = factual_folder(tmp_path / "work")
+    outside = tmp_path / "outside"
+    (outside / "docs").mkdir(parents=True)
+    (outside / "docs" / "secret.txt").write_text("The vault code is 80417.\n")
+    (work / "outlink").symlink_to(outside / "docs")
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        for value in ("outlink/../docs", "outlink/../nothing-here", "outlink/../docs/secret.txt"):
+            body = server.post("/api/validate", {"config": factual_config(work, input_dir=value)})[1]
+            assert not body["ok"] and "outside the folders this server may read" in body["error"], (value, body)
+        # A reporter writes only in the run's output folder, not over its config or settings.
+        for path in ("../config.yaml", "../settings.txt", "../log.txt"):
+            text = factual_config(work, progress=[{"jsonl": {"path": path}}])
+            body = server.post("/api/validate", {"config": text})[1]
+            assert not body["ok"] and "outside the run's output folder" in body["error"], (path, body)
+    finally:
+        server.stop()
+
+
 def test_a_run_the_server_starts_reads_no_file_a_link_leads_out_to(tmp_path):
     """The run's own guard, for a link that appears after the server checked the config."""
     work = factual_folder(tmp_path / "work")
@@ -380,13 +455,14 @@ def test_a_run_the_server_starts_reads_no_file_a_link_leads_out_to(tmp_path):
     assert "link outside the readable folders" in result.stderr and "80417" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("how", ["--token", "ATK_SERVE_TOKEN"])
-def test_a_guessable_token_is_refused(tmp_path, how):
+@pytest.mark.parametrize("how, token", [("--token", "x"), ("ATK_SERVE_TOKEN", "1"),
+                                        ("ATK_SERVE_TOKEN", "a" * 16), ("--token", "abcabcabcabcabcab")])
+def test_a_guessable_token_is_refused(tmp_path, how, token):
     if how == "--token":
-        result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", "--token", "x", timeout=60)
+        result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", "--token", token, timeout=60)
     else:
         result = run_cli("serve", "--port", "0", "--runs-dir", tmp_path / "runs", timeout=60,
-                         env={**os.environ, "ATK_SERVE_TOKEN": "1"})
+                         env={**os.environ, "ATK_SERVE_TOKEN": token})
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "at least 16" in lines[0]

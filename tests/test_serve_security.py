@@ -122,7 +122,7 @@ def test_a_reporter_cannot_write_outside_the_run_folder(server, work, tmp_path):
         text = factual_config(work, progress=[{"jsonl": {"path": path}}])
         status, body, _ = server.post("/api/runs", {"config": text})
         assert status == 400, body
-        assert "progress: jsonl.path" in body["detail"] and "outside the run's folder" in body["detail"]
+        assert "progress: jsonl.path" in body["detail"] and "outside the run's output folder" in body["detail"]
     assert not outside.exists()
     # A relative path is the run's own: inside its output folder.
     run = server.start_run(factual_config(work, progress=[{"jsonl": {"path": "events/progress.jsonl"}}]))

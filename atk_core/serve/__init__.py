@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-from .folder import claim, open_private, warn_if_shared
+from .folder import claim, open_private
 from .guard import TOKEN_CHARACTERS, is_loopback
 
 EXTRA_HINT = "pip install 'atk-core[serve]'"
@@ -75,9 +75,11 @@ def _checked(token: Token) -> Token:
     example = "for example: python -c 'import secrets; print(secrets.token_urlsafe())'"
     if not TOKEN_CHARACTERS.fullmatch(token.value):
         raise ConfigError(f"the token must be letters, digits and . _ ~ / = - only (no spaces); {example}")
-    if len(token.value) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"the token from the {token.source} has {len(token.value)} characters; one"
-                          f" that other users cannot guess has at least {MIN_TOKEN_LENGTH}; {example}")
+    if len(token.value) < MIN_TOKEN_LENGTH or len(set(token.value)) < MIN_TOKEN_LENGTH // 2:
+        raise ConfigError(f"the token from the {token.source} can be guessed ({len(token.value)}"
+                          f" characters, {len(set(token.value))} different); one that other users"
+                          f" cannot guess has at least {MIN_TOKEN_LENGTH}, of at least"
+                          f" {MIN_TOKEN_LENGTH // 2} different characters; {example}")
     return token
 
 
@@ -113,7 +115,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     sock = _bind(host, port)  # first: a port in use or a bad host leaves no runs folder behind
     created = not folder.exists()
     try:
-        claim(folder)  # the server's own, private, nothing of another user's in it
+        claim(runs_dir)  # the server's own, private, nothing of another user's in it
         lock = _lock_runs_dir(folder)
     except BaseException as exc:
         sock.close()
@@ -122,7 +124,6 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
         if isinstance(exc, OSError):
             raise ConfigError(f"cannot use the runs folder {str(folder)!r}: {exc.strerror}") from None
         raise
-    warn_if_shared(folder)
     from .app import create_app
 
     app = create_app(folder, token=token.value if token else None, loopback=is_loopback(host),
@@ -157,9 +158,12 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
         lock.close()
 
 
-# A connection must finish its request's headers this soon after it opens (or after its
-# previous response); a body must arrive as soon (the guard sees to that).
+# A connection must send a request's headers this soon after it opens (or after its previous
+# response), and its body this soon after its headers; a response it does not read must
+# leave this soon.
 HEADER_SECONDS = 10.0
+BODY_SECONDS = 45.0  # the guard answers 408 at 30 s; this is the backstop
+WRITE_SECONDS = 30.0
 
 
 def max_connections() -> int:
@@ -177,10 +181,13 @@ def max_connections() -> int:
 
 
 def _bounded_protocol():
-    """uvicorn's h11 protocol, bounded: a connection past ``max_connections()`` is closed at
-    once, and one that has not sent a whole request's headers ``HEADER_SECONDS`` after it
-    opened (or after its last response) is closed, so that connections which never finish
-    cannot pile up and use every file handle the server has."""
+    """uvicorn's h11 protocol, bounded in time and number, so that a local user cannot hold
+    the server's connections (each a file handle) for ever: a connection past
+    ``max_connections()`` is closed at once; one whose request's headers are not all in
+    ``HEADER_SECONDS`` after it opened (or after its last response), or whose body is not
+    all in ``BODY_SECONDS`` after its headers, is closed; a body left unread when its answer
+    is sent (a refused request) is not waited for; and a connection that does not read
+    its answers for ``WRITE_SECONDS`` is closed."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -188,33 +195,64 @@ def _bounded_protocol():
 
     class BoundedH11Protocol(H11Protocol):
         _deadline = None
+        _write_deadline = None
 
         def connection_made(self, transport):
             super().connection_made(transport)
             if len(self.connections) > limit:
                 transport.abort()
                 return
-            self._arm()
+            self._arm(HEADER_SECONDS)
 
-        def _arm(self):
-            if self._deadline is not None:
-                self._deadline.cancel()
-            self._deadline = self.loop.call_later(HEADER_SECONDS, self._headers_late)
+        def _arm(self, seconds):
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
 
-        def _headers_late(self):
-            self._deadline = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.abort()  # a request not begun, or begun and never finished
-
-        def on_response_complete(self):
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()
-
-        def connection_lost(self, exc):
+        def _disarm(self):
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
+
+        def _too_slow(self):
+            self._deadline = None
+            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+                self.transport.abort()  # a request not begun, begun and never finished, or trickling
+
+        def data_received(self, data):
+            before = self.conn.their_state
+            super().data_received(data)
+            after = self.conn.their_state
+            if after is not before:
+                if after is h11.SEND_BODY:
+                    self._arm(BODY_SECONDS)
+                elif after is h11.DONE:
+                    self._disarm()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if self.transport.is_closing():
+                return
+            if self.conn.their_state is h11.SEND_BODY:  # answered (refused) before its body came
+                self.transport.close()
+                return
+            self._arm(HEADER_SECONDS)
+
+        def pause_writing(self):
+            super().pause_writing()
+            if self._write_deadline is None:
+                self._write_deadline = self.loop.call_later(WRITE_SECONDS, self.transport.abort)
+
+        def resume_writing(self):
+            super().resume_writing()
+            if self._write_deadline is not None:
+                self._write_deadline.cancel()
+                self._write_deadline = None
+
+        def connection_lost(self, exc):
+            self._disarm()
+            if self._write_deadline is not None:
+                self._write_deadline.cancel()
+                self._write_deadline = None
             super().connection_lost(exc)
 
     return BoundedH11Protocol

@@ -159,7 +159,8 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     @app.get("/api/runs/{run_id}/log", response_model=LogTail, responses=_REFUSALS,
              summary="The end of a run's log", tags=["runs"])
     def run_log(run_id: str, max_bytes: int = Query(64_000, ge=1, le=1_000_000)):
-        return LogTail(**manager.log_tail(manager.get(run_id), max_bytes))
+        tail = manager.log_tail(manager.get(run_id), max_bytes)
+        return LogTail(**{**tail, "text": hidden(tail["text"])})
 
     @app.get("/api/runs/{run_id}/events", response_model=list[Event], responses=_REFUSALS,
              summary="A run's progress events", tags=["runs"])

@@ -28,11 +28,29 @@ OPENED_BY_NAME = frozenset({"serve.lock", "tasks.sqlite", "tasks.sqlite-wal", "t
 def claim(folder) -> tuple[int, int]:
     """Make the runs folder, or take the one there, for this server; its (device, inode).
 
-    ``ConfigError`` naming the reason when it (or anything in it) belongs to another user,
-    is not a folder, or a file the server opens by name is a link: the server refuses to
-    start rather than trust what someone else put there."""
-    folder = Path(folder)
+    ``ConfigError`` naming the reason, before anything is changed, when the path to it goes
+    through a link another user made, when a folder above it lets other users swap it for
+    one of theirs, when it (or anything in it) belongs to another user, or when a file the
+    server opens by name is a link: the server refuses to start rather than trust what
+    someone else put there, or could put there while it runs."""
     uid = os.geteuid()
+    given = Path(os.path.abspath(os.path.expanduser(str(folder))))
+    for place in [*reversed(given.parents), given]:
+        try:
+            entry = os.lstat(place)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(entry.st_mode) and entry.st_uid not in (0, uid):
+            raise ConfigError(f"cannot use the runs folder {str(given)!r}: {place} is a link that"
+                              f" another user (uid {entry.st_uid}) made; give the folder's real path")
+    folder = given.resolve()
+    parent = shared_ancestor(folder)
+    if parent is not None:
+        raise ConfigError(f"cannot use the runs folder {str(folder)!r}: other users can rename"
+                          f" things in {parent} (it is theirs, or writable by them without the"
+                          " sticky bit that /tmp has), so they could swap the runs folder for one of"
+                          " theirs while the server runs; choose a --runs-dir in a folder only you"
+                          " can change")
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.mkdir(folder, 0o700)
@@ -47,9 +65,16 @@ def claim(folder) -> tuple[int, int]:
         info = os.fstat(fd)
         if info.st_uid != uid:
             raise ConfigError(_not_ours(folder, "the runs folder", info.st_uid))
-        os.fchmod(fd, 0o700)  # from here on, nobody else can add anything to it
+        _check_contents(folder, uid)
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o700)  # from here on, nobody else can add anything to it...
+            _check_contents(folder, uid)  # ...and nothing was added while we looked
     finally:
         os.close(fd)
+    return info.st_dev, info.st_ino
+
+
+def _check_contents(folder: Path, uid: int) -> None:
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             path = Path(root, name)
@@ -66,7 +91,6 @@ def claim(folder) -> tuple[int, int]:
                                   " which the server would open as its own; remove it or choose"
                                   " another --runs-dir")
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
-    return info.st_dev, info.st_ino
 
 
 def _not_ours(folder: Path, what: str, owner: int) -> str:
@@ -109,11 +133,3 @@ def shared_ancestor(folder) -> Path | None:
         if info.st_uid not in (0, os.geteuid()):
             return parent
     return None
-
-
-def warn_if_shared(folder) -> None:
-    parent = shared_ancestor(folder)
-    if parent is not None:
-        print(f"atk: warning: {parent} (above the runs folder) can be changed by other users, who"
-              " could replace the runs folder while the server runs; keep --runs-dir in a folder"
-              " only you can write", file=sys.stderr, flush=True)

@@ -230,13 +230,15 @@ class RunManager:
                 and where[1] in names_only
             try:
                 expanded = os.path.expanduser(value)
-                path = os.path.normpath(os.path.join(cwd, expanded))
-                escapes = os.path.isabs(expanded) or not (path == os.path.normpath(cwd)
-                                                          or path.startswith(os.path.join(cwd, "")))
-                named = os.path.lexists(path)
+                # Links first, then "..": "link/../x" is the folder above the link's target,
+                # wherever that is, not the working folder.
+                real = Path(os.path.realpath(os.path.join(cwd, expanded)))
+                home = os.path.realpath(cwd)
+                escapes = os.path.isabs(expanded) or not (str(real) == home
+                                                          or str(real).startswith(os.path.join(home, "")))
+                named = os.path.lexists(os.path.join(cwd, expanded))
                 if not named and (name_only or not escapes or any(c.isspace() for c in value)):
                     continue  # names nothing, here or as a path (a model name, a prompt)
-                real = Path(os.path.realpath(path))
             except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
                 continue
             if real == own or own in real.parents:
@@ -706,7 +708,7 @@ def _confined(entry, run_dir: Path):
     if not isinstance(options, dict):
         return entry
     confined = dict(options)
-    root = run_dir.resolve()
+    root = (run_dir / OUTPUT_DIR).resolve()  # not the run's config, settings or log beside it
     for key, value in options.items():
         if not isinstance(value, str) or not (key in _WRITES or key.endswith(tuple("_" + w for w in _WRITES))):
             continue
@@ -714,12 +716,12 @@ def _confined(entry, run_dir: Path):
             raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} may not use ${{...}} in a config"
                               " sent to the server")
         path = Path(os.path.expanduser(value))
-        path = path if path.is_absolute() else root / OUTPUT_DIR / path
+        path = path if path.is_absolute() else root / path
         real = Path(os.path.realpath(path))
-        if real != root and root not in real.parents:
+        if root not in real.parents:
             raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} {value!r} is outside the run's"
-                              f" folder; a config sent to the server writes only there (give a path"
-                              f" relative to the run's output folder)")
+                              f" output folder; a config sent to the server writes only there (give a"
+                              f" path relative to it)")
         confined[key] = str(real)
     return {name: confined}
 
