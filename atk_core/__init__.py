@@ -41,7 +41,10 @@ _LAZY = {
     "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
     "chatter_problem": "gates",
     "content_words": "gates", "content_problem": "gates", "PairGates": "gates", "words": "gates",
-    "STOPWORDS": "gates",
+    "STOPWORDS": "gates", "search_problem": "gates", "answer_sentence": "gates",
+    # prose gates: free text a model writes (loops, garbled words, invented facts)
+    "prose_problem": "prose", "repetition_problem": "prose", "unknown_word_problem": "prose",
+    "invented_problem": "prose", "is_english_word": "prose",
     # question-answer pairs about a chunk's sentences
     "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
     "duplicate_questions": "qa", "select_chunks": "selection",

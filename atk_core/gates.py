@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from .checks import AtLeast, Between
+from .meaning import bm25, kind_problem, stem, terms, without_kind_phrase
+from .meaning import search_problem as meaning_search_problem
 
 # -- words ---------------------------------------------------------------------------------------
 
@@ -65,7 +67,7 @@ def content_words(text: str) -> list[str]:
 
 
 def _key(word: str) -> str:
-    return word[:_STEM] if len(word) > _STEM and not word[0].isdigit() else word
+    return word if word[0].isdigit() else stem(word)[:_STEM]
 
 
 def _keys(text: str) -> set[str]:
@@ -169,13 +171,45 @@ def question_problem(question: str, *, chunk: str | None = None, answer: str | N
     problem = refers_to_source(text) if source_reference else None
     if problem:
         return problem
+    own = words(text)
+    runs = [tuple(own[i:i + 3]) for i in range(len(own) - 2)]
+    repeated = next((run for i, run in enumerate(runs) if run in runs[i + 3:]), None)
+    if repeated is None:  # "Who made the mould the mould released?"
+        content = [(i, w) for i, w in enumerate(own) if w not in STOPWORDS and len(w) > 2]
+        repeated = next(((w,) for (i, w), (j, v) in zip(content, content[1:]) if w == v and j - i <= 3), None)
+    if repeated is None:  # "Which bacteria makes ..., and what kind of bacteria makes it?"
+        pairs = [(a, b) for a, b in zip(own, own[1:]) if a not in STOPWORDS and b not in STOPWORDS
+                 and len(a) > 2 and len(b) > 2]
+        repeated = next((pair for i, pair in enumerate(pairs) if pair in pairs[i + 1:]), None)
+    if repeated:
+        return Problem("question repeats itself",
+                       f"the question says {' '.join(repeated)!r} twice; ask one thing, once")
+    vague = _COUNTS_NOTHING.search(text)
+    if vague:
+        return Problem("question not clear",
+                       f"{vague.group(0)!r} does not say what is counted or measured; name it"
+                       " ('How many ships ...?')")
     choices = _ABSENT_CHOICES.search(text)
     if choices:
         return Problem("asks about absent choices",
                        f"the question refers to choices that are not there ({choices.group(0)!r});"
                        " ask an open question")
     if chunk is not None:
-        asked, present = _keys(text), _keys(chunk)
+        invented = sorted(_numbers(text) - _numbers(chunk)) or _unheld_quantities(text, chunk)
+        if invented:  # "How long does it take to pickle 5 kilograms of cabbage?" (5 percent, it said)
+            return Problem("question not about the content",
+                           f"the question says {', '.join(invented)}, which the passage does not; ask"
+                           " about what it says")
+        chunk_words = set(words(chunk))
+        strangers = [n for n in _names(text) if n.lower() not in chunk_words
+                     and not re.search(rf"(?<!\w){re.escape(n)}(?!\w)", chunk)]
+        yes_no = re.match(r"\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would)\b", text, re.I)
+        if strangers and not yes_no:  # "Who made the Varn violin?" about a chunk on tea ("Is it
+            # native to Africa?" may name the wrong place on purpose)
+            return Problem("question not about the content",
+                           f"the question names {', '.join(dict.fromkeys(strangers))}, which the"
+                           " passage does not; ask about what it says")
+        asked, present = _keys(without_kind_phrase(text)), _keys(chunk)  # not "long" of "how long"
         if not asked & present:
             return Problem("question not about the content",
                            "the question shares no word with the passage; ask about what it says")
@@ -187,32 +221,42 @@ def question_problem(question: str, *, chunk: str | None = None, answer: str | N
     return None
 
 
+def _unheld_quantities(question: str, chunk: str) -> list[str]:
+    """The question's "number unit"s ("5 kilograms") whose number the chunk holds only with
+    another unit ("5 percent"), or not at all."""
+    said = words(chunk)
+    held = {(said[i].replace(",", ""), _key(said[j])) for i in range(len(said)) if said[i][0].isdigit()
+            for j in (i + 1, i + 2) if j < len(said)}
+    own = words(question)
+    found = []
+    for i, word in enumerate(own[:-1]):
+        unit = own[i + 1]
+        if word[0].isdigit() and unit.isalpha() and unit not in STOPWORDS and len(unit) > 2:
+            if (word.replace(",", ""), _key(unit)) not in held:
+                found.append(f"{word} {unit}")
+    return found
+
+
+# "How many can you pickle?": a count of nothing named.
+_COUNTS_NOTHING = re.compile(r"\bhow (?:many|much) (?:can|could|do|does|did|is|are|was|were|will|would"
+                             r"|should|has|have|had|of (?:it|them|this|these|those))\b", re.IGNORECASE)
+
+
 # A multiple-choice question with no choices: "Which of the following...", "all of the above".
 _ABSENT_CHOICES = re.compile(r"\b(?:which|what|who) of the following\b|\b(?:all|none) of the above\b"
                              r"|\b(?:options?|choices?) (?:below|above|given|listed)\b", re.IGNORECASE)
 
 
-_NUMBER_WORDS = frozenset("""
-zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
-sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
-thousand million billion dozen half quarter third fifth tenth several few many dozens hundreds
-thousands millions first second
-""".split())
-_MONTHS = frozenset("january february march april may june july august september october"
-                    " november december".split())
-_ASKS_FOR_NUMBER = re.compile(r"^\s*(?:how (?:many|much|long|old|far|big|tall|high|deep|fast|often|"
-                              r"large|wide|heavy)|in what year|what year|when)\b", re.I)
-
-
 def answer_fits_problem(question: str, answer: str, *, source: str | None = None,
                         share: float = 0.5) -> Problem | None:
     """An answer answers its question: the question does not already say most of it, it
-    says something the question does not, a question asking how many, how long or when
-    gets a number or a date, and (given ``source``, the sentence the pair was written about)
-    the question is about that sentence and most of what the answer adds comes from it."""
+    says something the question does not, it is of the kind the question asks for (who →
+    someone, when → a time, how many → a count...: ``atk_core.meaning.KINDS``), and (given
+    ``source``, the sentence the pair was written about) the question is about that sentence
+    and most of what the answer adds comes from it."""
     asked = _keys(question)
     told = _keys(answer)
-    if len(told) >= 4 and len(told & asked) / len(told) >= 0.8:
+    if len(told) >= 4 and len(told & asked) / len(told) > 0.8:
         return Problem("question gives the answer away",
                        "the question already says most of the answer; ask for the fact instead"
                        " of stating it")
@@ -224,12 +268,9 @@ def answer_fits_problem(question: str, answer: str, *, source: str | None = None
     if not new:
         return Problem("answer repeats the question",
                        "the answer only repeats words of the question; say the fact that answers it")
-    if _ASKS_FOR_NUMBER.search(question):
-        said = set(words(answer))
-        if not (_numbers(answer) or said & _NUMBER_WORDS or said & _MONTHS):
-            return Problem("answer does not fit the question",
-                           "the question asks how many, how long or when, and the answer gives no"
-                           " number or date")
+    kind = kind_problem(question, answer)
+    if kind is not None:
+        return Problem(*kind)
     if source is not None:
         from_source = _keys(source)
         if sum(_key(w) in from_source for w in new) / len(new) < share:
@@ -237,6 +278,33 @@ def answer_fits_problem(question: str, answer: str, *, source: str | None = None
                            f"the answer does not come from the sentence it is about ({source!r});"
                            " answer with what that sentence says")
     return None
+
+
+def search_problem(question: str, sentence: str, passage: str, *, margin: float = 1.05) -> Problem | None:
+    """The question finds its answer: searched (BM25 over stemmed words) among the sentences of
+    ``passage`` (the chunk, and its neighbours where a pipeline has them), it ranks
+    ``sentence`` (the answer's) first among the sentences of the kind it asks for, ``margin``
+    times above the next. Else "answer does not answer" (another sentence is what it asks
+    for) or "ambiguous question" (another answers it as well), naming the other's words."""
+    from .chunks import sentences
+
+    found = meaning_search_problem(question, sentence, sentences(passage), margin=margin)
+    return Problem(*found) if found else None
+
+
+def answer_sentence(answer: str, passage: str) -> str:
+    """The sentence of ``passage`` an answer was taken or written from: the one sharing most
+    of its words."""
+    from .chunks import sentences
+
+    pool = sentences(passage)
+    if not pool:
+        return answer
+    normal = " ".join(answer.split())
+    if normal in pool:
+        return normal
+    scores = bm25(terms(answer), [terms(s) for s in pool])
+    return pool[max(range(len(pool)), key=lambda i: (scores[i], -i))]
 
 
 def grounding_problem(answer: str, chunk: str, *, threshold: float = 0.75) -> Problem | None:
@@ -251,7 +319,8 @@ def grounding_problem(answer: str, chunk: str, *, threshold: float = 0.75) -> Pr
                        f"the answer has {', '.join(sorted(numbers))}, which the passage does not;"
                        " use only what the passage says")
     chunk_words = set(words(chunk))
-    names = [name for name in _names(answer) if name.lower() not in chunk_words]
+    names = [name for name in _names(answer) if name.lower() not in chunk_words
+             and not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", chunk)]  # "d'Ivoire" holds "Ivoire"
     if names:
         return Problem("answer not grounded",
                        f"the answer names {', '.join(dict.fromkeys(names))}, which the passage does"
@@ -273,7 +342,14 @@ _CHATTER = re.compile(
     r"|\b(?:rewritten|rephrased|revised) (?:version|text|passage)\b"
     r"|\bI (?:have |'ve )?(?:changed|rewrote|rephrased|revised|hope|apologi[sz]e)\b"
     r"|\b(?:to fix (?:the|this) error|let me know|as an ai\b|feel free to)"
-    r"|^\s*(?:sure|certainly|of course)[,!.]",
+    r"|^\s*(?:sure|certainly|of course)[,!.]"
+    # talk about the task itself: "the facts can be rephrased for clarity and detail"
+    r"|\b(?:the|these|those|this) (?:facts?|information|passage|text|content|details?) (?:can|could|may"
+    r"|might|will|should|has|have|had) (?:also )?be(?:en)? (?:re\w+|summari[sz]ed|paraphrased|restated"
+    r"|expressed|presented|written|stated|listed|organi[sz]ed|shown|put)\b"
+    r"|\bfor (?:clarity|brevity|readability)(?: and (?:detail|conciseness|accuracy))?\b"
+    r"|\b(?:as (?:requested|instructed|asked)|in the (?:requested|required|given) (?:form|format|style))\b"
+    r"|\b(?:this|the following|my) (?:restatement|rewrite|rephrasing|paraphrase|version)\b",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -437,7 +513,9 @@ class PairGates:
     source_reference: bool = True  # no "the passage", "the text"...
     grounding: bool = True  # the answer's words, numbers and names are in the chunk
     grounding_threshold: Annotated[float, Between(0, 1)] = 0.8
-    answer_fit: bool = True  # the answer answers the question (from its sentence)
+    answer_fit: bool = True  # the answer answers the question: of the kind asked, from its sentence
+    search: bool = True  # the question, searched among the passage's sentences, finds the answer's
+    search_margin: Annotated[float, AtLeast(1)] = 1.05  # ...ahead of the next sentence by this factor
     placeholders: bool = True  # no template filler
     near_duplicates: bool = True  # across a run: questions that nearly copy one kept before
     near_duplicate_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.7
@@ -448,7 +526,10 @@ class PairGates:
                              f" question_max_words ({self.question_max_words})")
 
     def problem(self, question: str, answer: str, chunk: str, focus: str | None = None, *,
-                answer_is_source: bool = False) -> Problem | None:
+                answer_is_source: bool = False, context: str | None = None) -> Problem | None:
+        """The first gate the pair fails, or None. ``focus`` is the sentence the answer was
+        taken or written from (found in ``chunk`` when not given); ``context`` is more of
+        the document around the chunk (its neighbours), searched with it."""
         question, answer = question.strip(), answer.strip()
         checks = []
         if self.placeholders:
@@ -465,6 +546,10 @@ class PairGates:
             checks.append(lambda: grounding_problem(answer, chunk, threshold=self.grounding_threshold))
         if self.answer_fit:
             checks.append(lambda: answer_fits_problem(question, answer, source=focus))
+        if self.search:
+            passage = chunk if not context else f"{context}\n\n{chunk}"
+            checks.append(lambda: search_problem(question, focus or answer_sentence(answer, chunk),
+                                                 passage, margin=self.search_margin))
         return first_problem(*checks)
 
     def near_copies(self) -> "NearDuplicates | None":

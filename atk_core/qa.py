@@ -19,6 +19,8 @@ from typing import Literal
 
 from .chunks import sentences
 from .gates import PairGates, content_words
+from .meaning import opening
+from .prose import prose_problem
 from .seeds import derive_seed
 from .steps import PipelineStep
 
@@ -34,11 +36,18 @@ PAIR_SCHEMA = {
                    "answer": {"type": "string", "minLength": 1}},
     "required": ["question", "answer"],
 }
+# answers: sentence is the small model's way: its one line is held to a question's shape as it
+# is decoded (a question word first, one line, a question mark last), which a 135M model
+# cannot keep to on its own. A regular expression without counted repeats, which llama.cpp
+# turns into a small grammar.
 QUESTION_SCHEMA = {
     "type": "object",
-    "properties": {"question": {"type": "string", "minLength": 1}},
+    "properties": {"question": {"type": "string", "minLength": 1,
+                                "pattern": '^(What|Who|When|Where|Which|Why|How) [^?"\\\\\n]+\\?$'}},
     "required": ["question"],
 }
+# A question is a line; more than this is a model running on.
+QUESTION_MAX_TOKENS = 96
 
 Answers = Literal["written", "sentence"]
 
@@ -67,7 +76,9 @@ def focus_sentences(text: str, count: int, seed: int, key: str, *,
 
 def focus_samples(samples, count: int, seed: int, record=None, step: str = "generate") -> list[dict]:
     """For each chunk sample (``id``, ``chunk``...), up to ``count`` samples about one of its
-    sentences each: ``focus`` is the sentence, ``chunk_id`` the chunk's id, and the id
+    sentences each: ``focus`` is the sentence, ``chunk_id`` the chunk's id, ``opening`` the
+    question word(s) its question should start with (what the sentence can answer: "When"
+    for a date, "How many" for a count...; see ``atk_core.meaning.opening``), and the id
     ``CHUNK_ID/sINDEX``. A chunk with no sentence to ask about is noted in ``record`` (a
     ``RunRecord``), under ``step``."""
     focused = []
@@ -76,7 +87,7 @@ def focus_samples(samples, count: int, seed: int, record=None, step: str = "gene
         if not found and record is not None:
             record.note(step, "chunk without a sentence to ask about")
         focused += [{**sample, "id": f"{sample['id']}/s{index}", "chunk_id": sample["id"],
-                     "focus": sentence} for index, sentence in found]
+                     "focus": sentence, "opening": opening(sentence)} for index, sentence in found]
     return focused
 
 
@@ -88,13 +99,17 @@ def question_step(*, gates: PairGates, answers: Answers = "written", name: str =
 
     def validator(value, sample):
         pair = pair_of(value, sample, answers)
-        return gates.problem(pair["question"], pair["answer"], sample["chunk"], sample["focus"],
-                             answer_is_source=from_sentence)
+        problem = gates.problem(pair["question"], pair["answer"], sample["chunk"], sample["focus"],
+                                answer_is_source=from_sentence)
+        if problem is None and not from_sentence:  # a written answer is prose: no loop, no invention
+            problem = prose_problem(pair["answer"], sample["chunk"], known=pair["question"])
+        return problem
 
+    limit = QUESTION_MAX_TOKENS if from_sentence else PAIR_MAX_TOKENS
     return PipelineStep(name=name, model=model,
                         prompt="ask_question" if from_sentence else "generate_question",
                         json_schema=QUESTION_SCHEMA if from_sentence else PAIR_SCHEMA,
-                        validator=validator, max_tokens=min(max_tokens, PAIR_MAX_TOKENS), **options)
+                        validator=validator, max_tokens=min(max_tokens, limit), **options)
 
 
 def duplicate_questions(gates: PairGates, key: str = "id", text: str = "question"):

@@ -1,6 +1,17 @@
-"""What the data looks like: factual-qa on documents it was not written for, with a local model.
+"""What the data looks like: the gates on hand-labelled pairs, then factual-qa with a local model.
 
-Runs factual-qa over ``bench/quality_documents/`` (short factual texts the
+First, no model: the pair gates (``PairGates()`` with its defaults, called as
+``problem(question, answer, chunk, focus)`` with the answer's sentence as
+focus) on the hand-labelled pairs in ``bench/meaning_pairs/`` (three sets,
+written and labelled by hand over documents written for them, none of which
+the pipeline or its prompts were made from: every answer a sentence of its
+document, every question well formed, about half of them answering another
+question). It prints the share of good pairs kept and of bad pairs dropped,
+with the meaning gates (the answer of the kind asked for; the question
+finding its own sentence first) and without them (form and grounding only),
+and the pairs each gets wrong.
+
+Then runs factual-qa over ``bench/quality_documents/`` (short factual texts the
 project ships for this: not the quickstart samples) with both model roles on
 a GGUF model in-process (the llamacpp backend), with the settings of the
 pipeline's config template (``--set`` changes them), then prints:
@@ -37,6 +48,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DOCUMENTS = HERE / "quality_documents"
+LABELLED = HERE / "meaning_pairs"
 PASSAGE = re.compile(r"\b(the|this) (passage|text|author|document|article|excerpt|paragraph)\b", re.I)
 PLACEHOLDER = re.compile(r"_\w*_|<\w+>|\[\w[^\]]*\]|\{\w+\}|\.\.\.|…")
 
@@ -162,6 +174,52 @@ def report(name: str, output: Path, result, seconds: float, show: int) -> dict:
     return figures
 
 
+def labelled(show_wrong: bool) -> dict:
+    """The pair gates on the hand-labelled sets: kept-good and dropped-bad shares, with and
+    without the meaning gates."""
+    from atk_core import PairGates
+
+    variants = {"form and grounding": PairGates(answer_fit=False, search=False),
+                "with meaning gates": PairGates()}
+    figures, totals = {}, {name: [0, 0, 0, 0] for name in variants}
+    print("== hand-labelled pairs (no model): good pairs kept, bad pairs dropped")
+    for path in sorted(LABELLED.glob("set_*.jsonl")):
+        pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        documents = {p["document"]: (LABELLED / "documents" / p["document"]).read_text(encoding="utf-8")
+                     for p in pairs}
+        row = {}
+        for name, gates in variants.items():
+            wrong = []
+            kept_good = dropped_bad = 0
+            for pair in pairs:
+                problem = gates.problem(pair["question"], pair["answer"], documents[pair["document"]],
+                                        pair["answer"])
+                if pair["label"] == "good":
+                    kept_good += problem is None
+                    if problem is not None:
+                        wrong.append(("dropped good", pair, problem))
+                else:
+                    dropped_bad += problem is not None
+                    if problem is None:
+                        wrong.append(("kept bad", pair, None))
+            good = sum(p["label"] == "good" for p in pairs)
+            bad = len(pairs) - good
+            totals[name] = [a + b for a, b in zip(totals[name], (kept_good, good, dropped_bad, bad))]
+            row[name] = {"kept good": f"{kept_good}/{good}", "dropped bad": f"{dropped_bad}/{bad}"}
+            print(f"  {path.stem:6} {name:19} kept {kept_good:2}/{good} good ({kept_good / good:4.0%}),"
+                  f" dropped {dropped_bad:2}/{bad} bad ({dropped_bad / bad:4.0%})")
+            if show_wrong and name == "with meaning gates":
+                for what, pair, problem in wrong:
+                    print(f"      {what}: {pair['question']}\n        -> {pair['answer'][:100]}"
+                          + (f"\n        ({problem.kind}: {problem.message[:120]})" if problem else ""))
+        figures[path.stem] = row
+    for name, (kept, good, dropped, bad) in totals.items():
+        print(f"  {'all':6} {name:19} kept {kept:2}/{good} good ({kept / good:4.0%}),"
+              f" dropped {dropped:2}/{bad} bad ({dropped / bad:4.0%})")
+        figures.setdefault("all", {})[name] = {"kept good": kept / good, "dropped bad": dropped / bad}
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", default=[],
@@ -171,7 +229,14 @@ def main(argv=None):
     parser.add_argument("--show", type=int, default=6, help="kept pairs to print per model")
     parser.add_argument("--out", type=Path, help="folder for the runs (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-model", action="store_true", help="only the hand-labelled pairs")
+    parser.add_argument("--wrong", action="store_true", help="print the labelled pairs the gates get wrong")
     args = parser.parse_args(argv)
+    all_figures = [{"labelled pairs": labelled(args.wrong)}]
+    if args.no_model:
+        if args.json:
+            args.json.write_text(json.dumps(all_figures, indent=2) + "\n")
+        return
     import yaml
 
     settings = {}
@@ -179,7 +244,6 @@ def main(argv=None):
         key, _, value = item.partition("=")
         settings[key] = yaml.safe_load(value)
     base = args.out or Path(tempfile.mkdtemp(prefix="atk-quality-"))
-    all_figures = []
     for name in args.model or ["smollm2-135m"]:
         output = base / re.sub(r"[^\w.-]", "_", Path(name).stem)
         result, seconds = run(model_path(name), output, settings)

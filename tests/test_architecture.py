@@ -30,7 +30,7 @@ LAYERS = [
     "version", "errors", "redaction", "resources", "hookspecs", "files", "confinement", "progress", "store",
     "context", "schemas", "seeds", "tokens",
     # values, package data, inputs
-    "checks", "fields", "pipeline", "prompts", "documents", "chunks", "gates", "formats",
+    "checks", "fields", "pipeline", "prompts", "documents", "chunks", "meaning", "gates", "prose", "formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records

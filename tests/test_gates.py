@@ -162,10 +162,10 @@ def test_near_duplicates_are_deterministic():
 @pytest.mark.parametrize("question, answer, source, expected", [
     ("What was the name of the eruption in 1783?", "1783", None, "answer repeats the question"),
     ("How many copies of the Gutenberg Bible survive?", "Some of them survive on vellum.", None,
-     "answer does not fit the question"),
+     "answer does not answer"),
     ("When did the canal open?", "It opened with great ceremony.", None,
-     "answer does not fit the question"),
-    ("How many workers died building the Panama Canal?", "The canal was a disaster. 31 December 1999.",
+     "answer does not answer"),
+    ("How many workers died building the Panama Canal?", "The canal was a disaster that cost 31 lives.",
      "Yellow fever and malaria killed thousands of workers.", "answer not from its sentence"),
     ("How many workers died building the Panama Canal?", "Thousands of workers died of yellow fever.",
      "Yellow fever and malaria killed thousands of workers.", None),

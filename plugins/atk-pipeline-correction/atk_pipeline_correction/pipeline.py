@@ -41,8 +41,9 @@ from atk_core import (
     AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem, RunRecord,
     Sampling, StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, duplicate_questions, first_problem, focus_samples,
-    grounding_problem, pair_of, placeholder_problem, question_step, refers_to_source, require_roles,
-    segments, select_chunks, set_progress, with_fields,
+    grounding_problem, pair_of, placeholder_problem, prose_problem, question_step, refers_to_source,
+    repetition_problem, require_roles, segments, select_chunks, set_progress, unknown_word_problem,
+    with_fields,
 )
 
 from .flaws import alter, names_in
@@ -233,10 +234,15 @@ def _sample_problem(made: dict, sample: dict, gates: PairGates, answers: str, *,
     return first_problem(
         lambda: gates.problem(question, correction, chunk, sample["focus"],
                               answer_is_source=answers == "sentence") if pair else None,
+        lambda: prose_problem(correction, chunk, known=question) if answers != "sentence" else None,
         lambda: placeholder_problem(flawed), lambda: chatter_problem(flawed),
         lambda: refers_to_source(flawed), flaw_problem,
+        # the wrong answer is wrong on purpose, but still written in real words, without a loop
+        lambda: repetition_problem(flawed), lambda: unknown_word_problem(flawed, chunk, question),
         lambda: placeholder_problem(follow_up), lambda: chatter_problem(follow_up),
-        lambda: refers_to_source(follow_up), follow_up_problem)
+        lambda: refers_to_source(follow_up), follow_up_problem,
+        lambda: repetition_problem(follow_up),
+        lambda: unknown_word_problem(follow_up, chunk, f"{question}\n{flawed}"))
 
 
 def _lines(prompts, name: str) -> list[str]:

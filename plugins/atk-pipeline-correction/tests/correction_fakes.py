@@ -14,6 +14,29 @@ def _focus(user):
     return re.search(r"Sentence: (.*)", user).group(1)
 
 
+# The question a careful writer asks about each sentence of documents/: in the sentence's own
+# words, of the kind the sentence answers (how many, where, why, when...), so that the question
+# finds its sentence and no other, and does not already say the answer.
+QUESTIONS = {
+    "Bees of a colony serve one queen, who lays up to 2,000 eggs a day in summer.":
+        "How many eggs does the queen of a bee colony lay a day?",
+    "Worker bees in Europe make honey from the nectar of flowers.": "Where do worker bees make honey?",
+    "Bread dough rises because of yeast, which feeds on the sugars in flour.":
+        "Why does bread dough rise?",
+    "Kneading the dough builds a network of gluten that traps the gas.":
+        "What does kneading the dough build?",
+    "Tides are caused mainly by the pull of the Moon on the oceans.": "What causes the tides?",
+    "Most coasts have two high tides in about 25 hours.": "How many high tides do most coasts have?",
+    "Spring tides come at new moon and full moon.": "When do spring tides come?",
+}
+
+
+def _question(focus):
+    """The question about a sentence: the one above, or (for documents a test writes itself)
+    one that names the sentence's first words."""
+    return QUESTIONS.get(focus) or f"What is known about {' '.join(focus.rstrip('.').split()[:3])}?"
+
+
 def respond(request):
     system = request.messages[0]["content"]
     user = request.messages[-1]["content"]
@@ -22,7 +45,7 @@ def respond(request):
     if "notice and correct its" in system:  # flaws: written
         focus = _focus(user)
         words = focus.rstrip(".").split()
-        value = {"question": f"What is known about {' '.join(words[:3])}?",
+        value = {"question": _question(focus),
                  "flawed_answer": f"{' '.join(words[:-1])} Zanzibar.",
                  "follow_up": "Are you sure? That sounds wrong to me."}
         retried = "rejected" in user
@@ -36,10 +59,10 @@ def respond(request):
             value["correction"] = focus
         return value
     if "question that the sentence answers" in system:  # flaws: altered, answers: sentence
-        return {"question": f"What is known about {' '.join(_focus(user).split()[:3])}?"}
+        return {"question": _question(_focus(user))}
     if "You write quiz questions about facts" in system:  # flaws: altered, answers: written
         focus = _focus(user)
-        return {"question": f"What is known about {' '.join(focus.split()[:3])}?", "answer": focus}
+        return {"question": _question(focus), "answer": focus}
     if "answered twice" in system:
         return {"reason": "checked", "confirmed": "Corrected answer: Kneading" not in user}
     raise RequestError(f"unexpected prompt: {system[:60]}")

@@ -38,7 +38,8 @@ from atk_core import (
     AtLeast, Between, Documents, NonEmpty, PairGates, PipelineError, PipelineStep,
     Problem, RunRecord, Sampling, VoteStep, atomic_write_jsonl, check_input_dir,
     conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
-    placeholder_problem, question_problem, question_step, refers_to_source, require_roles,
+    placeholder_problem, prose_problem, question_problem, question_step, refers_to_source,
+    require_roles,
     select_chunks, set_progress, sharegpt, with_fields, yes_no_schema,
 )
 
@@ -189,6 +190,9 @@ def _conversation_gate(gates: PairGates, coverage: float):
                 checks.append(lambda text=turn["content"]: placeholder_problem(text))
             if gates.source_reference:
                 checks.append(lambda text=turn["content"]: refers_to_source(text))
+        chunk = sample["pair_list"][0]["chunk"]
+        checks += [lambda text=turn["content"]: prose_problem(text, chunk, known=sample["pairs"])
+                   for turn in turns if turn["role"] == "assistant"]
         return first_problem(*checks)
 
     return check

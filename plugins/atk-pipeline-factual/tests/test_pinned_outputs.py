@@ -3,9 +3,12 @@
 The hashes were first taken before documents and chunks moved from this
 package into atk-core, to prove the move changed nothing a user gets; they
 were taken again when the quality gates changed what the pipeline keeps (one
-pair per sentence, gated; failures with their kind). A refactoring leaves them
-as they are; a change of behaviour that is meant updates them, and says why
-in its commit.
+pair per sentence, gated; failures with their kind), and again when the meaning
+gates came (a question must find its sentence and ask for what it says): the
+scripted model now asks questions that do, and its question for the small
+model's vote to reject is one the gates pass. A refactoring leaves them as they
+are; a change of behaviour that is meant updates them, and says why in its
+commit.
 """
 
 import hashlib
@@ -14,10 +17,10 @@ from atk_core.testing import run_pipeline
 from factual_fakes import respond, write_inputs
 
 PINNED = {
-    "qa_pairs.jsonl": "315b221a2851692b5733f46ac11219e3207bf33ca64b31f7e53dcfc80be7ff2b",
-    "conversations.sharegpt.jsonl": "5d3f73aa0cc1259dc30480bc0d70d0c09feb992eab7a721d4bd9bdf6a36bf915",
-    "conversations.messages.jsonl": "394ef45c72611e5ec6fad3e1a566ce217fb69dc4ea3e6262499771e1ce0086a4",
-    "failures.jsonl": "1521000ab5cadcb9f7a96a4c262f699399ee9c4233333c6574760b3be2dccc6f",
+    "qa_pairs.jsonl": "20aac1596708a102bcdcda458b8ef08d8d25a4dbe3eb2b498d6dc6e9d9554157",
+    "conversations.sharegpt.jsonl": "7b46f80f37bd53f5219f36fadcc19f082f0c82c1be3851125dc0e1f1ddf3139c",
+    "conversations.messages.jsonl": "3efc18ea660885897d03cab353edd2c48b4e6496b4635760a356e6227106bee7",
+    "failures.jsonl": "45bb4cc9c4f1d37b4822f691ad30ad976e0db486699815a0e7f85ac356057945",
 }
 
 LONG = "\n\n".join(

@@ -34,8 +34,9 @@ from atk_core import (
     STOPWORDS, AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem,
     RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
     chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples,
-    grounding_problem, pair_of, placeholder_problem, question_step, require_roles, segments, select_chunks, set_progress,
-    sharegpt, with_fields, words,
+    grounding_problem, pair_of, placeholder_problem, question_step, repetition_problem,
+    require_roles, segments, select_chunks, set_progress, sharegpt, unknown_word_problem,
+    with_fields, words,
 )
 
 from .retrieval import ChunkIndex
@@ -203,7 +204,9 @@ def _refusal_gate(value, sample) -> Problem | None:
     if leaked:
         return Problem("answers from memory", f"the reply gives the answer away ({', '.join(leaked)});"
                                               " the documents do not hold it, so do not answer")
-    return first_problem(lambda: chatter_problem(text), lambda: placeholder_problem(text))
+    return first_problem(lambda: chatter_problem(text), lambda: placeholder_problem(text),
+                         lambda: repetition_problem(text),
+                         lambda: unknown_word_problem(text, sample["focus"], sample["question"]))
 
 
 # What a refusal must not say: the focus sentence's numbers and names.

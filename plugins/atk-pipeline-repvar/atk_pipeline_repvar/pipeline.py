@@ -35,8 +35,8 @@ from atk_core import (
     AtLeast, Between, ConfigError, Documents, PipelineError, PipelineStep, Problem, PromptLibrary,
     RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, first_problem, grounding_problem,
-    placeholder_problem, refers_to_source, require_roles, select_chunks, set_progress, with_fields,
-    words,
+    placeholder_problem, prose_problem, refers_to_source, require_roles, select_chunks, set_progress,
+    with_fields, words,
 )
 
 from .forms import form_problem
@@ -197,20 +197,26 @@ def _fact_lines(facts: list[str]) -> str:
 
 
 def _grounded_facts(facts, chunk: str, threshold: float) -> list[str]:
-    """The facts that say what the chunk says, in order, each once."""
+    """The facts that say what the chunk says, in order, each once (a fact another one already
+    says word for word is left out)."""
     kept = []
     for fact in (f.strip() for f in facts if isinstance(f, str)):
         if fact and fact not in kept and _fact_problem(fact, chunk, threshold) is None:
             kept.append(fact)
-    return kept
+    said = [" ".join(words(f)) for f in kept]
+    return [fact for fact, own in zip(kept, said)
+            if not any(own != other and f" {own} " in f" {other} " for other in said)]
 
 
 def _fact_problem(fact: str, chunk: str, threshold: float) -> Problem | None:
     if len(content_words(fact)) < 2:
         return Problem("fact too short", f"{fact!r} is not a fact: say what happened or what is")
+    if fact.rstrip().endswith((":", ",", ";", "-")):
+        return Problem("fact not a sentence", f"{fact!r} stops halfway; say the whole fact")
     return first_problem(lambda: placeholder_problem(fact), lambda: refers_to_source(fact),
                          lambda: chatter_problem(fact),
-                         lambda: grounding_problem(fact, chunk, threshold=threshold))
+                         lambda: grounding_problem(fact, chunk, threshold=threshold),
+                         lambda: prose_problem(fact, chunk))
 
 
 def _facts_gate(threshold: float):
@@ -230,7 +236,8 @@ def _facts_gate(threshold: float):
 def _variation_gate(own_words: str, threshold: float, min_words: int, max_similarity: float):
     """The validator of a restatement: long enough, not a copy of the chunk, grounded in the
     chunk and its facts (the form's own words, like XML tags or 'Question', allowed), no
-    placeholder."""
+    placeholder, and prose that holds the floor: no loop, no garbled word, no sentence the
+    chunk does not say, no talk about the task."""
     def check(text, sample):
         text = text.strip()
         plain = re.sub(r"<[^>]*>", " ", text)  # an XML form's tags are its form, not filler
@@ -246,7 +253,9 @@ def _variation_gate(own_words: str, threshold: float, min_words: int, max_simila
                              lambda: chatter_problem(text),
                              lambda: refers_to_source(plain),
                              lambda: placeholder_problem(plain),
-                             lambda: grounding_problem(plain, known, threshold=threshold))
+                             lambda: grounding_problem(plain, known, threshold=threshold),
+                         lambda: prose_problem(plain, sample["chunk"],
+                                               known=f"{sample['facts']}\n{own_words}"))
 
     return check
 

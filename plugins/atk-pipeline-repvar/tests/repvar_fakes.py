@@ -15,6 +15,18 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if len(s.split()) > 3]
 
 
+def _subjects(sentences: list[str]) -> list[str]:
+    """A key for each sentence: its first words, lower-cased, as many as make it unique."""
+    keys = []
+    for sentence in sentences:
+        words = re.findall(r"[\w'-]+", sentence.lower())
+        size = 2
+        while " ".join(words[:size]) in keys and size < len(words):
+            size += 1
+        keys.append(" ".join(words[:size]))
+    return keys
+
+
 def respond(request):
     system = request.messages[0]["content"]
     user = request.messages[-1]["content"]
@@ -34,12 +46,12 @@ def respond(request):
                              for s in sentences)
         if "as a list" in user:
             return "\n".join(f"- {s}" for s in sentences)
-        if "JSON object" in user:
-            return json.dumps({f"fact {i}": s for i, s in enumerate(sentences, 1)})
+        if "JSON object" in user:  # keys that name each fact's subject, as the prompt asks
+            return json.dumps(dict(zip(_subjects(sentences), sentences)))
         if "as XML" in user:
             return "<facts>" + "".join(f"<fact>{s}</fact>" for s in sentences) + "</facts>"
-        # every other form: the sentences, in another order
-        return " ".join(sentences) + " " + " ".join(sentences[-1:])
+        # every other form: the sentences, in another order, each said once
+        return " ".join(sentences)
     raise RequestError(f"unexpected prompt: {system[:60]}")
 
 
@@ -56,7 +68,9 @@ def write_inputs(folder):
     (folder / "nav.html").write_text(
         "<html><body><p>Home page of the tide tables.</p><p>Share this page with your friends"
         " today.</p></body></html>")
+    # Two sentences, so that a restatement can be more than the one sentence again (a copy).
     (folder / "odd.txt").write_text(
-        "GIBBERISH-FACTS appear here in a plain sentence about the sea and the tides today.\n")
+        "GIBBERISH-FACTS appear here in a plain sentence about the sea and the tides today. The"
+        " sea rises and falls with the tides twice a day on most coasts.\n")
     (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     return folder
