@@ -334,12 +334,20 @@ _RELATIVE_TIME = re.compile(rf"\b(?:{_TIME_UNITS})\s+(?:after|before|later|earli
 
 def _has_place(text: str, question: str) -> bool:
     asked = set(terms(question))
+    if _NAMED_PLACE.search(question) and _new_names(text, question):
+        return True  # "Which country grows the most saffron?" "Iran grows..."
     for match in re.finditer(rf"\b(?:{_PLACE_PREPOSITIONS})\s+(?:the\s+|a\s+|an\s+)?(?:\w+\s+){{0,2}}?"
                              r"([A-Z][\w’'-]+)", text):
         word = match.group(1)
         if word.lower() not in _MONTH_OR_DAY and not word[0].isdigit():
             return True
     return any(_stem(match.group(0).lower()) not in asked for match in _PLACE_NOUNS.finditer(text))
+
+
+# A question asking which named place: its answer names it, wherever in the sentence.
+_NAMED_PLACE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+)?(?:country|countries|city|cities|town|towns"
+                          r"|region|regions|province|state|states|continent|island|islands|river|sea"
+                          r"|ocean|lake|port|capital|nation|nations)\b", re.IGNORECASE)
 
 
 def _has_person(text: str, question: str) -> bool:

@@ -11,8 +11,11 @@ def answer(system: str, user: str):
     if "whether a passage of text is worth" in system:
         return {"reason": "it states facts", "suitable": True}
     if "You write quiz questions about facts" in system:
+        from atk_core.testing import question_about
+
         focus = re.search(r"Sentence: (.*)", user).group(1)
-        return {"question": f"What is known about {' '.join(focus.split()[:3])}?", "answer": focus}
+        chunk = re.search(r'"""\n(.*?)\n"""', user, re.S).group(1)
+        return {"question": question_about(focus, chunk), "answer": focus}
     if "check quiz questions" in system:
         return {"reason": "answerable", "answerable": True}
     if "check answers to quiz questions" in system:

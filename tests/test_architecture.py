@@ -38,7 +38,7 @@ LAYERS = [
     # configs, plugins, the runner, and what reads a finished run
     "config", "plugins", "compose", "runner", "estimate", "inspection", "export", "scaffold",
     # the test kit
-    "testing.subprocesses", "testing.distributions", "testing.inputs", "testing.openai_server",
+    "testing.subprocesses", "testing.questions", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",
     # the web interface
     "serve.folder", "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",

@@ -230,3 +230,39 @@ def test_ordinary_words_and_inflections_are_words_and_garble_is_not():
         assert is_english_word(word), word
     for word in ("bacber", "clockworkk", "xqzt"):
         assert not is_english_word(word), word
+
+
+def test_a_pair_that_misses_its_question_is_dropped_with_its_kind_and_shown_by_inspect(tmp_path):
+    """Through a real run: the model keeps asking a question another sentence answers; the
+    sample is dropped, failures.jsonl and the manifest say why, and `atk inspect` shows it."""
+    import re
+
+    from atk_core.testing import read_jsonl, run_cli, run_pipeline
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "saffron.txt").write_text(SAFFRON + "\n", encoding="utf-8")
+
+    def respond(request):
+        sentence = re.search(r"Sentence: (.*)", request.messages[-1]["content"]).group(1)
+        if sentence.startswith("About 150,000"):
+            return {"question": "Which country grows the most saffron?"}  # Iran's sentence answers it
+        if sentence.startswith("Iran"):
+            return {"question": "Which country grows about nine tenths of the world's saffron?"}
+        return {"question": "What is saffron made from?"}
+
+    scripted = {"backend": "scripted", "respond": respond}
+    result = run_pipeline("factual-qa", output_dir=tmp_path / "out", input_dir=str(docs), answers="sentence",
+                          models={"small": scripted, "large": scripted}, model_checks="skip",
+                          rewrite_conversations=False, questions_per_chunk=4)
+    assert result.exit_code == 0, result.error
+    kept = {p["answer"][:14] for p in read_jsonl(tmp_path / "out" / "qa_pairs.jsonl")}
+    assert "Iran grows abo" in kept and "About 150,000 " not in kept
+    failures = read_jsonl(tmp_path / "out" / "failures.jsonl")
+    missed = [f for f in failures if f["kind"] == "answer does not answer"]
+    assert [f["sample_id"].rsplit("/", 1)[1] for f in missed] == ["s2"]  # the 150,000 flowers
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    generate = next(s for s in manifest["steps"] if s["name"] == "generate")
+    assert generate["dropped"].get("answer does not answer") == 1
+    shown = run_cli("inspect", tmp_path / "out", "-n", "0")
+    assert shown.returncode == 0 and "answer does not answer" in shown.stdout

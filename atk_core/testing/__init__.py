@@ -29,6 +29,8 @@ from real wheels.
   plugin non-editable into a fresh virtual environment, the way users get it.
 - ``write_mixed_inputs(folder)`` and ``pdf_bytes(text)``: input files of every
   kind atk reads, and of the kinds it reports as unreadable.
+- ``question_about(focus, chunk)``: a question about a sentence that finds it among the
+  chunk's sentences, for a test double of a question-writing model.
 - ``FakeOpenAIServer``: an OpenAI-compatible HTTP server on 127.0.0.1 that
   injects faults (``python -m atk_core.testing.openai_server`` runs one).
 """
@@ -38,6 +40,7 @@ from ..runner import RunResult
 from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
+from .questions import question_about
 from .pipelines import (
     PipelinePromises, ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "FAULT_KINDS", "FakeOpenAIServer", "PipelinePromises", "PluginSite", "RunResult",
     "ScriptedBackend", "ScriptedPipeline",
     "build_wheel", "config_error", "kill_midway", "make_model", "make_venv", "pdf_bytes",
-    "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines", "venv_cli",
+    "question_about", "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines",
+    "venv_cli",
     "write_config", "write_documents", "write_mixed_inputs",
 ]

@@ -263,12 +263,20 @@ class RayExecutor(Executor):
                 options["num_cpus"] = max(os.cpu_count() or 1, int(-(-needed // 1)))
                 if self.num_gpus:
                     options["num_gpus"] = int(-(-self.workers * self.num_gpus // 1))
-            try:
-                ray.init(**options)
-            except Exception as exc:
-                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-                reason = _one_line(exc)[:400] or type(exc).__name__
-                raise PipelineError(f"ray executor: could not start or reach {where}: {reason}") from None
+            for attempt in range(3):
+                try:
+                    ray.init(**options)
+                    break
+                except Exception as exc:
+                    # A Ray Client server that could not start its per-client server in time (a
+                    # busy head node) says "Initialization failure"; a moment later it can.
+                    if attempt < 2 and str(self.address or "").startswith("ray://") \
+                            and "Initialization failure" in str(exc):
+                        time.sleep(2.0 * (attempt + 1))
+                        continue
+                    where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+                    reason = _one_line(exc)[:400] or type(exc).__name__
+                    raise PipelineError(f"ray executor: could not start or reach {where}: {reason}") from None
             self._started_ray = True
         self._ray = ray
 
