@@ -266,3 +266,16 @@ def test_a_pair_that_misses_its_question_is_dropped_with_its_kind_and_shown_by_i
     assert generate["dropped"].get("answer does not answer") == 1
     shown = run_cli("inspect", tmp_path / "out", "-n", "0")
     assert shown.returncode == 0 and "answer does not answer" in shown.stdout
+
+
+def test_a_stand_in_answer_fits_the_question_shape_a_small_model_is_held_to():
+    """answers: sentence holds the question to a pattern while it is decoded; the dry run of
+    `atk run --estimate` and the scripted backend answer with values that fit it."""
+    from atk_core import schema_problem, value_for_schema
+    from atk_core.qa import QUESTION_SCHEMA
+
+    for value in (value_for_schema(QUESTION_SCHEMA),
+                  value_for_schema(QUESTION_SCHEMA, text=lambda path: f"placeholder for {path}")):
+        assert schema_problem(value, QUESTION_SCHEMA) is None, value
+        assert value["question"].endswith("?")
+    assert schema_problem({"question": "It opened in 1932."}, QUESTION_SCHEMA)
