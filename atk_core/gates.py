@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from .checks import AtLeast, Between
-from .meaning import bm25, kind_problem, stem, terms, without_kind_phrase
+from .meaning import bm25, kind_problem, stem, terms, without_kind_phrase, words
 from .meaning import search_problem as meaning_search_problem
 
 # -- words ---------------------------------------------------------------------------------------
@@ -49,16 +49,8 @@ with would you your yours yourself yourselves one two many much may might must s
 use make made like well yes also etc get got into onto upon per via whose
 """.split())
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_POSSESSIVE = re.compile(r"['’]s$")
-_STEM = 5  # letters a long word is matched by
-
-
-def words(text: str) -> list[str]:
-    """The words and numbers of ``text``, lower-cased, in order (a possessive's ``'s`` off:
-    "Moon's" is "moon")."""
-    return [_POSSESSIVE.sub("", w.lower()) for w in _WORD.findall(text)]
+_STEM = 5  # letters of a stem a word is matched by
 
 
 def content_words(text: str) -> list[str]:

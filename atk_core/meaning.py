@@ -107,13 +107,16 @@ def _stemmer():
     return snowballstemmer.stemmer(LANGUAGE)
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """The words and numbers of ``text``, lower-cased, in order (a possessive's ``'s`` off:
+    "Moon's" is "moon"). The gates' words too (``atk_core.words``)."""
     return [re.sub(r"['’]s$", "", w.lower()) for w in _WORD.findall(text)]
+
 
 
 def terms(text: str) -> list[str]:
     """A text's words as a search sees them: lower-cased, stemmed, without function words."""
-    return [_stem(w) for w in _words(text) if w not in _SEARCH_STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return [_stem(w) for w in words(text) if w not in _SEARCH_STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
 # -- BM25 --------------------------------------------------------------------------------------
@@ -621,7 +624,7 @@ def _named_kind_problem(part: str, answer: str) -> tuple[str, str] | None:
     identify = _IDENTIFY.match(part)
     if identify:  # "What is the bacterium that makes lactic acid?" wants it named
         thing = _stem(identify.group("thing").lower())
-        said_words = [_stem(w) for w in _words(answer)]
+        said_words = [_stem(w) for w in words(answer)]
         asked_words = set(terms(part))
         modifier = any(w == thing and i and said_words[i - 1] not in asked_words
                        and said_words[i - 1] not in _SEARCH_STOPWORDS for i, w in enumerate(said_words))
@@ -646,7 +649,7 @@ def _simple_term(term: str) -> bool:
     is the hardness of a knife on the scale?" asks for a value, "What is carved on it?" for
     a content)."""
     plain = _NAMING_PREFIX.sub("", term)
-    said = _words(plain)
+    said = words(plain)
     return (0 < len(said) <= 5 and not re.search(r"['’]s\b", plain)
             and not set(said) & {"of", "on", "in", "at", "by", "for", "from", "with", "about", "to",
                                  "into", "it", "them", "this", "that", "these", "those"}
@@ -759,7 +762,7 @@ def _query(question: str) -> list[str]:
     is often what the whole passage is about, in many sentences."""
     kept = []
     for part in question_parts(without_kind_phrase(question)):
-        for word in _words(part):
+        for word in words(part):
             if word in _SEARCH_STOPWORDS or (len(word) < 2 and not word.isdigit()):
                 continue
             kept.append(_stem(word))
@@ -792,7 +795,7 @@ def _words_of(rival: str, own: str) -> str:
 
 def _distinct_words(rival: str, own: str) -> list[str]:
     mine = set(terms(own))
-    return list(dict.fromkeys(w for w in _words(rival)
+    return list(dict.fromkeys(w for w in words(rival)
                               if w not in _SEARCH_STOPWORDS and _stem(w) not in mine))
 
 
@@ -829,9 +832,9 @@ def opening(sentence: str) -> str:
         ("Who", lambda s: bool(_PERSON_NOUNS.search(s)) or any(len(n) > 2 for n in _names(s)[1:])),
         ("Where", lambda s: bool(_AT_PLACE.search(s))),
     )
-    for words, fits in checks:
+    for asking, fits in checks:
         if fits(sentence):
-            return words
+            return asking
     return "What"
 
 

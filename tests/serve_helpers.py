@@ -171,21 +171,43 @@ class AtkServer:
             self.proc.wait(10)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process that is not a zombie is left in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
+OTHER_UID = 65534  # nobody: another local user
+
+
+def as_other_user(code: str) -> subprocess.CompletedProcess:
+    """Python code run as another user of this machine (uid 65534), by the system's python3.
+    Switching users needs root, which CI has; a developer's own account cannot."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    python = "/usr/bin/python3"  # Debian's, which another user may run (the venv's is ours)
+    assert Path(python).exists(), f"{python} is missing: another user needs a Python to run"
+    return subprocess.run([python, "-c", code], user=OTHER_UID, group=OTHER_UID, extra_groups=[],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+
+
+def group_members(pgid: int, *, zombies: bool = True) -> list[int]:
+    """The processes of process group ``pgid`` (without zombies if ``zombies`` is false)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
             except OSError:
                 continue
-            if fields[2] == str(pgid) and fields[0] != "Z":
-                return True
-    return False
+            if fields[2] == str(pgid) and (zombies or fields[0] != "Z"):
+                found.append(int(entry.name))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process that is not a zombie is left in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return bool(group_members(pgid, zombies=False))
 
 
 def wait_gone(pgid: int, timeout=15) -> bool:

@@ -10,28 +10,15 @@ import os
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from serve_helpers import AtkServer, factual_config, factual_folder, with_fakes
+from serve_helpers import (
+    OTHER_UID, AtkServer, as_other_user, factual_config, factual_folder, group_members, with_fakes,
+)
 from atk_core.testing import run_cli
-
-OTHER_UID = 65534  # nobody: another local user
-
-
-def as_other_user(code: str, cwd="/") -> subprocess.CompletedProcess:
-    """Python code run as another user of this machine (needs root to switch users)."""
-    if os.geteuid() != 0:
-        pytest.skip("switching to another user needs root")
-    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else None
-    if python is None:
-        pytest.skip("no system python3 for another user to run")
-    return subprocess.run([python, "-c", code], user=OTHER_UID, group=OTHER_UID, extra_groups=[],
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
-
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
@@ -241,7 +228,7 @@ def test_a_runs_settings_are_in_a_private_file_not_its_command_line(work, tmp_pa
         run = server.wait_for(server.start_run(text)["id"], lambda r: r["pid"] and r["status"] == "running",
                               what="a running process")
         seen = []
-        for pid in [run["pid"], *_group(run["pid"])]:
+        for pid in [run["pid"], *group_members(run["pid"])]:
             try:
                 seen.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace"))
             except OSError:
@@ -257,19 +244,6 @@ def test_a_runs_settings_are_in_a_private_file_not_its_command_line(work, tmp_pa
         assert (tmp_path / "runs" / run["id"] / "output" / "qa_pairs.jsonl").exists()
     finally:
         server.stop()
-
-
-def _group(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if fields[2] == str(pgid):
-                found.append(int(entry.name))
-    return found
 
 
 # -- 5. a model option that names any file -------------------------------------------------------------------

@@ -4,7 +4,6 @@ confined to the run's folder, the allowed inputs and the allowed environment; YA
 aliases expand past the cap refused at once; and runs queued under --max-running."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_helpers import AtkServer, factual_config, factual_folder
-
-OTHER_UID = 65534  # nobody: another local user
-
+from serve_helpers import AtkServer, as_other_user, factual_config, factual_folder
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
@@ -38,17 +34,6 @@ def finished(server, work):
     text = factual_config(work, hf_token="literal-secret-in-config")
     run = server.start_run(text)
     return server.wait_for_status(run["id"], "done", "failed")
-
-
-def as_other_user(code: str) -> subprocess.CompletedProcess:
-    """Python code run as another user of this machine (needs root to switch users)."""
-    if os.geteuid() != 0:
-        pytest.skip("switching to another user needs root")
-    python = shutil.which("python3", path="/usr/bin:/bin")  # one another user may run
-    if python is None:
-        pytest.skip("no system python3 for another user to run")
-    return subprocess.run([python, "-c", code], user=OTHER_UID, group=OTHER_UID,
-                          extra_groups=[], capture_output=True, text=True, timeout=60, cwd="/")
 
 
 # -- another local user ------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     sock = _bind(host, port)  # first: a port in use or a bad host leaves no runs folder behind
     created = not folder.exists()
     try:
-        claim(runs_dir)  # the server's own, private, nothing of another user's in it
+        claimed = claim(runs_dir)  # the server's own, private, nothing of another user's in it
         lock = _lock_runs_dir(folder)
     except BaseException as exc:
         sock.close()
@@ -128,7 +128,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
 
     app = create_app(folder, token=token.value if token else None, loopback=is_loopback(host),
                      allow_env=list(allow_env), allow_input=allow_input, max_running=max_running,
-                     allow_scripted=allow_scripted, max_queued=max_queued)
+                     allow_scripted=allow_scripted, max_queued=max_queued, claimed=claimed)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     page = f"http://{shown}:{bound}/"

@@ -38,10 +38,11 @@ _REFUSALS = {400: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Pr
 
 def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
                max_body: int = MAX_BODY, registry=None, allow_env=(), allow_input=None,
-               max_running: int = 1, allow_scripted: bool = False, max_queued: int = 100) -> FastAPI:
+               max_running: int = 1, allow_scripted: bool = False, max_queued: int = 100,
+               claimed: tuple[int, int] | None = None) -> FastAPI:
     manager = RunManager(runs_dir, registry=registry, allow_env=allow_env, allow_input=allow_input,
                          max_running=max_running, allow_scripted=allow_scripted,
-                         max_queued=max_queued)
+                         max_queued=max_queued, claimed=claimed)
 
     def get_registry():
         from ..plugins import get_registry as load

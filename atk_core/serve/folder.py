@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 from ..errors import ConfigError

@@ -91,9 +91,10 @@ class RunManager:
 
     def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE,
                  allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False,
-                 max_queued: int = MAX_QUEUED):
+                 max_queued: int = MAX_QUEUED, claimed: tuple[int, int] | None = None):
         self.runs_dir = Path(runs_dir).resolve()
-        self._identity = claim(self.runs_dir)  # ours and private, or ConfigError saying why
+        # Ours and private, or ConfigError saying why; ``claimed``: atk serve has just checked.
+        self._identity = claimed or claim(self.runs_dir)
         self.allow_env = frozenset(allow_env)
         self.allow_input = [Path(f).resolve() for f in (allow_input or [os.getcwd()])]
         self.max_running = max(1, int(max_running))

@@ -94,8 +94,13 @@ def venv_cli(python, *, cwd, helpers=None):
     """``atk(*args)`` that runs the ``atk`` of a fresh venv (``python``, from ``make_venv``)
     with none of this process's plugin paths, and ``helpers`` (a folder of test modules,
     say a scripted model's answers) on PYTHONPATH. It fails with the command's stderr when
-    the command fails; else returns the ``CompletedProcess``."""
+    the command fails; else returns the ``CompletedProcess``. Its home folder is ``.home``
+    in ``cwd``: what the command or a library it starts keeps in ``~`` (Ray's token and
+    sessions, caches) stays with the test, not in the user's home."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ATK_LOAD_PLUGINS")}
+    home = Path(cwd) / ".home"
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
     if helpers is not None:
         env["PYTHONPATH"] = str(helpers)
 

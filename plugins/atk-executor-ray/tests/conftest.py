@@ -50,7 +50,9 @@ class Cluster:
         token.write_text(secrets.token_hex(32))
         self.calls = folder / "calls.txt"  # "PID PARENT TIME" per answer (see ray_fakes)
         paths = [str(HERE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths),
+        home = folder / "home"  # Ray writes ~/.ray (a token, sessions): not the user's own
+        home.mkdir(exist_ok=True)
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "HOME": str(home),
                     "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
                     "RAY_USAGE_STATS_ENABLED": "0", "ATK_TEST_CALLS": str(self.calls)}
         self.env.pop("RAY_ADDRESS", None)
