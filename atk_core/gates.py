@@ -126,7 +126,7 @@ def content_problem(text: str, *, min_words: int = 12) -> Problem | None:
 _SOURCE_REFERENCE = re.compile(
     r"\b(?:the|this|that|these|above|given|provided|following)\s+"
     r"(?:passages?|texts?|documents?|articles?|excerpts?|paragraphs?|chunks?|authors?|writers?|"
-    r"readings?|sections?|sources?|extracts?|snippets?|context)\b(?!\s+of\b)"
+    r"readings?|sections?|sources?|extracts?|snippets?|context|sentences?)\b(?!\s+of\b)"
     r"|\baccording to (?:the )?(?:passage|text|document|article|author|excerpt)\b"
     r"|\b(?:mentioned|described|stated) above\b",
     re.IGNORECASE,
@@ -363,7 +363,7 @@ _PLACEHOLDERS = [
     (re.compile(r"\[(?:insert|your|answer|question|name|text|placeholder)[^\]]*\]", re.I), "a blank"),
     (re.compile(r"\{[A-Za-z_]\w*\}"), "an unfilled field"),
     (re.compile(r"\blorem ipsum\b", re.I), "filler text"),
-    (re.compile(r"(?:\.\.\.|…)\s*$|^\s*(?:\.\.\.|…)"), "an ellipsis"),
+    (re.compile(r"(?:\.\.\.|…)\s*[?!]?\s*$|^\s*(?:\.\.\.|…)"), "an ellipsis"),
 ]
 _EMPTY_WORDS = {"question", "answer", "string", "text", "none", "null", "n/a", "example", "todo"}
 

@@ -245,7 +245,7 @@ _CAUSE = re.compile(
     r"|make|allow|help|give|reach|escape|find|get|stop|reduce|increase|move|carry|feed|defend|gain"
     r"|earn|honou?r|mark|show|test|study|improve|speed|link|connect|replace|supply|feed)\b"
     r"|\b(?:allow|allows|allowed|enable|enables|enabled|let|lets|made it|makes it|make it|prevents?"
-    r"|prevented|wanted|needed|hoped|aimed|sought|intended|meant to|in hopes?)\b"
+    r"|prevented|wanted|hoped|aimed|sought|intended|meant to|in hopes?)\b"
     r"|\b(?:comes?|came) from\b|\bnamed (?:after|for)\b|\b(?:takes?|took|gets?|got|earned|earns|gives?"
     r"|gave)\b(?:\s+\w+){0,2}\s+(?:nick)?names?\b|\bfrom the (?:\w+ )?word\b|\bdepends? on\b"
     r"|\brel(?:y|ies|ied) on\b",
@@ -278,6 +278,7 @@ yet also however today now then later once long most many some all each every bo
 about around almost over under between among what which who how why where is are was were did do
 does can could would will should may might must one two three four five six seven eight nine ten
 first second third last early late only even such other another scientists people ideas
+you i we he she they
 """.split())
 
 
@@ -467,6 +468,40 @@ KINDS: tuple[Kind, ...] = (
 _DEFINITION = _re(r"^\W*what (?:is|are|was|were) (?!(?:known|said|thought|believed|meant|used|made|done"
                   r"|needed|required|important|special|unusual|remarkable|notable|different|true|left"
                   r"|new|it|this|that|there|so)\b)(?:an? |the )?(?P<term>[\w’' -]+?)\??$")
+# "What is the use of X?", "What is the difference between A and B?": questions of one
+# attribute, and what an answer to each must say.
+_ATTRIBUTE = _re(r"^\W*what (?:is|are|was|were) the (?P<what>uses?|purposes?|functions?|roles?|jobs?"
+                 r"|differences?|order|sequence|reasons?|causes?|effects?|results?|advantages?)"
+                 r"\s+(?:of|between|for|in|on)\s+(?P<rest>.*)$")
+_PURPOSE = _re(r"\b(?:used? (?:to|for|as|in)|uses?\b|serves?|allows?|lets?|helps?|enables?|so that"
+               r"|in order to|purpose|function|role|for \w+ing|to (?!be\b)\w+)\b")
+_SEQUENCE = _re(r"\b(?:first|then|next|after|before|finally|later|followed|second|last|begins?"
+                r"|ends?|until|once|stages?|steps?)\b")
+_CONTRAST = _re(r"\b(?:differs?|different|difference|while|whereas|unlike|but|instead|rather than"
+                r"|than|however|compared)\b")
+_EFFECT = _re(r"\b(?:so|thus|therefore|causes?|caused|leads? to|led to|results? in|makes?|made|gives?"
+              r"|effect|consequence)\b")
+
+
+def _both_sides(answer: str, rest: str) -> bool:
+    sides = re.split(r"\s+and\s+|,\s*", rest.rstrip("?"))
+    said = set(terms(answer))
+    named = [set(terms(side)) for side in sides if terms(side)]
+    return bool(_CONTRAST.search(answer)) and (len(named) < 2 or all(side & said for side in named))
+
+
+_ATTRIBUTES = {
+    "use": (lambda a, r: bool(_PURPOSE.search(a)), ""), "purpose": (lambda a, r: bool(_PURPOSE.search(a)), ""),
+    "function": (lambda a, r: bool(_PURPOSE.search(a)), ""), "role": (lambda a, r: bool(_PURPOSE.search(a)), ""),
+    "job": (lambda a, r: bool(_PURPOSE.search(a)), ""),
+    "difference": (_both_sides, " (how the things named differ)"),
+    "order": (lambda a, r: bool(_SEQUENCE.search(a)), ""), "sequence": (lambda a, r: bool(_SEQUENCE.search(a)), ""),
+    "reason": (lambda a, r: _has_cause(a), ""), "cause": (lambda a, r: _has_cause(a), ""),
+    "effect": (lambda a, r: bool(_EFFECT.search(a)), ""), "result": (lambda a, r: bool(_EFFECT.search(a)), ""),
+    "advantage": (lambda a, r: bool(_PURPOSE.search(a) or _CONTRAST.search(a)), ""),
+}
+
+
 # "What is the bacterium that makes lactic acid?" asks which one it is.
 _IDENTIFY = _re(r"^\W*what (?:is|are|was|were) the (?P<thing>[a-z][\w’'-]*) (?:that|which|who)\b")
 # "What was X called (named, nicknamed)?" asks for a name; the answer must give one.
@@ -620,6 +655,15 @@ def _named_kind_problem(part: str, answer: str) -> tuple[str, str] | None:
             return ("answer does not answer",
                     f"the question asks what {definition.group('term').strip()} is, and the answer does"
                     " not say what it is; ask a question that this sentence answers")
+        return None
+    attribute = _ATTRIBUTE.match(part)
+    if attribute:  # "What is the use of X?" wants a use; "the difference between A and B" both
+        wanted = attribute.group("what").lower().rstrip("s")
+        check, named = _ATTRIBUTES[wanted]
+        if not check(answer, attribute.group("rest")):
+            return ("answer does not answer",
+                    f"the question asks for the {wanted}{named}, and the answer does not give it;"
+                    " ask a question that this sentence answers")
         return None
     identify = _IDENTIFY.match(part)
     if identify:  # "What is the bacterium that makes lactic acid?" wants it named

@@ -52,8 +52,17 @@ QUESTION_MAX_TOKENS = 96
 Answers = Literal["written", "sentence"]
 
 
-# Not prose to ask about: a link or a link definition, a heading's underline, a table row.
-_MARKUP = re.compile(r"https?://|www\.|^\s*\[[^\]]+\]:|[=\-*#~^]{4,}|\|\s*[-:]*\s*\|")
+# Not prose to ask about: a link or a link definition, a heading's underline, a table row, a
+# list item or a run of them ("* **apt-get** for ... * **apt-cache** for ..."), bold markup, a
+# "Field: value" line.
+_MARKUP = re.compile(r"https?://|www\.|^\s*\[[^\]]+\]:|\]\(|[=\-*#~^]{4,}|\|\s*[-:]*\s*\|"
+                     r"|^\s*(?:[*+#>|-]|\d+[.)])\s|\s[*+]\s|\*\*|__|^\s*[A-Z][\w -]{0,24}:\s")
+# A sentence of prose ends like one; a command, a heading or a setting does not.
+_PROSE_END = re.compile(r"[.!?][\"'”’)\]]*$")
+# Code in a sentence: a shell prompt, a <placeholder>, a Namespace::option, a statement's ";".
+_CODE = re.compile(r"^\s*\$\s|<[\w ]+>|\w::\w|;\s*\S.*;")
+# Longer than this, a "sentence" is a list or a table run together.
+_MAX_FOCUS_WORDS = 60
 
 
 def focus_sentences(text: str, count: int, seed: int, key: str, *,
@@ -64,7 +73,9 @@ def focus_sentences(text: str, count: int, seed: int, key: str, *,
     that ``seed`` and ``key`` (say, the chunk's id) pick. The same arguments give the same
     sentences on every run."""
     candidates = [s for s in sentences(text)
-                  if len(content_words(s)) >= min_words and not _MARKUP.search(s)]
+                  if len(content_words(s)) >= min_words and not _MARKUP.search(s)
+                  and len(s.split()) <= _MAX_FOCUS_WORDS and _PROSE_END.search(s) and not _CODE.search(s)
+                  and s.count("(") == s.count(")")]  # not a piece cut at "e.g." or "2.5"
     if not candidates or count < 1:
         return []
     count = min(count, len(candidates))
