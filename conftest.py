@@ -13,17 +13,28 @@ def plugin_projects() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def installed_python(tmp_path_factory) -> Path:
+def atk_wheels(tmp_path_factory) -> dict[str, Path]:
+    """The wheels of atk-core and of every plugin, by distribution name (atk-core,
+    atk-pipeline-factual, ...): built once per test session."""
+    from atk_core.testing import build_wheel
+
+    root = tmp_path_factory.mktemp("dist")
+    wheels = {"atk-core": build_wheel(ROOT, root)}
+    wheels.update({project.name: build_wheel(project, root) for project in plugin_projects()})
+    return wheels
+
+
+@pytest.fixture(scope="session")
+def installed_python(tmp_path_factory, atk_wheels) -> Path:
     """The python of a fresh venv holding atk-core and every plugin, installed from wheels.
 
     Editable installs hide missing package data; a wheel does not. Built once
     per test session and shared by the tests that need it.
     """
-    from atk_core.testing import build_wheel, make_venv
+    from atk_core.testing import make_venv
 
     root = tmp_path_factory.mktemp("wheels")
-    wheels = [build_wheel(ROOT, root / "dist")]
-    wheels += [build_wheel(project, root / "dist") for project in plugin_projects()]
+    wheels = list(atk_wheels.values())
     # llama-cpp-python (atk-backend-llamacpp) compiles unless pip's cache holds
     # the wheel; a native build crashes on some CPUs, so build it portable.
     env = dict(os.environ)

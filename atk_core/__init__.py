@@ -16,7 +16,7 @@ from .version import __version__
 _LAZY = {
     # the run a pipeline is in, and pipelines run as parts of it
     "current_run": "context", "RunContext": "context", "run_part": "compose",
-    "check_part": "compose", "part_fields": "compose",
+    "check_part": "compose", "part_fields": "compose", "part_outputs": "compose",
     # steps: the shared part of every LLM call
     "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
     "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "executors",
@@ -47,10 +47,14 @@ _LAZY = {
     "invented_problem": "prose", "is_english_word": "prose",
     # question-answer pairs about a chunk's sentences
     "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
-    "duplicate_questions": "qa", "select_chunks": "selection",
+    "duplicate_questions": "qa", "question_id": "qa", "select_chunks": "selection",
     "chunk_filter": "selection",
     # output formats
     "sharegpt": "formats", "segments": "formats", "chatml": "formats",
+    "Conversation": "formats", "conversation_row": "formats", "write_conversations": "formats",
+    "preference_row": "formats", "write_records": "formats",
+    # what a pipeline declares it writes
+    "Output": "outputs",
     # counting tokens, with a local tokenizer or an estimate
     "TokenCounter": "tokens", "token_counter": "tokens",
     # declaring and checking values

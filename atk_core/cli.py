@@ -77,6 +77,8 @@ def list_command(kind, as_json):
                 "distribution": r.plugin.distribution,
                 "version": r.plugin.version,
                 "description": r.description,
+                # what a pipeline declares it writes: file, kind, format, primary
+                **({"outputs": [o.to_dict() for o in r.obj.outputs]} if plural == "pipelines" else {}),
             }
             for r in registry.registrations(_KINDS[plural])
         ]
@@ -88,8 +90,16 @@ def list_command(kind, as_json):
     for plural in wanted:
         if not kind:
             click.echo(f"{plural}:")
+        indent = "  " if not kind else ""
         rows = [[e["name"], _dist_label(e), e["description"]] for e in listing[plural]]
-        _table(rows or [["(none installed)", "", ""]], indent="  " if not kind else "")
+        _table(rows or [["(none installed)", "", ""]], indent=indent)
+        if plural == "pipelines" and listing[plural]:
+            click.echo()
+            click.echo(f"{indent}what each pipeline writes:")
+            for r in registry.registrations("pipeline"):
+                click.echo(f"{indent}  {r.name}:")
+                for line in r.obj.describe_outputs() or ["(declares no outputs)"]:
+                    click.echo(f"{indent}    {line}")
         if not kind and plural != wanted[-1]:
             click.echo()
 
@@ -150,6 +160,10 @@ def init_command(pipeline, path, force, samples):
         written, skipped = copy_tree(folder, dest)
     atomic_write_text(path, template)
     click.echo(f"wrote {path}; edit it, then run: atk run {path}")
+    if chosen.outputs:
+        click.echo(f"{chosen.name} writes, in its output_dir:")
+        for line in chosen.describe_outputs():
+            click.echo(f"  {line}")
     if folder is not None:
         click.echo(f"copied {len(written)} sample document(s) to {dest}"
                    + (f" ({len(skipped)} already there)" if skipped else ""))

@@ -63,6 +63,14 @@ def part_fields(name: str) -> set[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in RUNNER_SUPPLIED}
 
 
+def part_outputs(name: str) -> tuple:
+    """What the installed pipeline ``name`` declares it writes (``atk_core.Output``s): what a
+    composing pipeline reads from a part, by kind. ``ConfigError`` if it is not installed."""
+    from .plugins import get_registry
+
+    return get_registry().pipeline(name).outputs
+
+
 def check_part(name: str, *, models: dict, output_dir=None, prompt_overrides=None,
                **fields) -> None:
     """For a composing pipeline's own ``check``: refuse, before anything runs, what

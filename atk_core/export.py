@@ -1,11 +1,14 @@
 """``atk export``: a finished run's datasets as a Hugging Face dataset folder, and its upload.
 
-The folder is what the Hub itself serves: one config per output file of the
-run (``sft/mix.jsonl`` becomes config ``sft_mix``), each a Parquet file under
-``data/<config>/``, and a ``README.md`` dataset card whose YAML header names
-the configs (the run's main output is the default one) and whose text says
-which pipeline made them, with which config hash and models, and how many
-records (and, where the run counted them, tokens) each holds. It loads with
+The folder is what the Hub itself serves: one config per output the run's
+pipeline declares and the run wrote (``outputs/pairs.jsonl`` becomes config
+``outputs_pairs``; a run whose pipeline declares nothing: every JSON lines
+output), each a Parquet file under ``data/<config>/``, and a ``README.md``
+dataset card whose YAML header names the configs (the run's primary output
+is the default one) and whose text says which pipeline made them, with which
+config hash and models, and each config's kind (SFT conversations,
+pretraining text, preference pairs...), records and, where the run counted
+them, tokens. It loads with
 ``datasets.load_dataset(FOLDER, CONFIG)`` and uploads as it is.
 
 ``datasets`` and ``huggingface_hub`` are an optional extra (``atk-core[hf]``),
@@ -137,7 +140,7 @@ def check_push(repo: str) -> None:
 
 
 def config_name(output: str) -> str:
-    """A run's output file as a dataset config name: ``sft/mix.jsonl`` -> ``sft_mix``."""
+    """A run's output file as a dataset config name: ``outputs/pairs.jsonl`` -> ``outputs_pairs``."""
     stem = output[: -len(".jsonl")] if output.endswith(".jsonl") else output
     return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")
 
@@ -169,11 +172,13 @@ def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[s
     for role, model in sorted((manifest.get("models") or {}).items()):
         identity = (model.get("identity") if isinstance(model, dict) else None) or {}
         lines.append(f"- model {role}: `{identity.get('backend', '?')}/{identity.get('model', '?')}`")
-    lines += ["", "| config | file of the run | records | tokens |", "|---|---|---|---|"]
+    declared = manifest.get("declared_outputs") or {}
+    lines += ["", "| config | file of the run | kind | records | tokens |", "|---|---|---|---|---|"]
     for name in files:
         config = config_name(name)
         if config in counts:
-            lines.append(f"| {config} | `{name}` | {counts[config]} | {tokens.get(name, '')} |")
+            lines.append(f"| {config} | `{name}` | {_kind(declared.get(name))} | {counts[config]}"
+                         f" | {tokens.get(name, '')} |")
     if skipped:
         lines += ["", f"Empty in the run, so not exported: {', '.join(f'`{s}`' for s in skipped)}."]
     lines += ["", "Load one config with `datasets.load_dataset(\"<this repo or folder>\", \"<config>\")`.",
@@ -195,9 +200,21 @@ def _manifest(run_dir: Path) -> dict:
     return manifest
 
 
+def _kind(declaration) -> str:
+    """A declared output's kind in words (``SFT conversations (messages)``); ``undeclared``."""
+    from .outputs import described
+
+    return described(declaration) or "undeclared"
+
+
 def _dataset_files(run_dir: Path, manifest: dict) -> list[str]:
-    """The run's JSONL outputs (not its failures), in the manifest's order; each must exist."""
-    files = [name for name in manifest["outputs"] if name.endswith(".jsonl") and name != FAILURES]
+    """The run's declared outputs, in the manifest's order (a run whose pipeline declares
+    none: its JSONL outputs but failures); each must exist."""
+    declared = manifest.get("declared_outputs") or {}
+    if declared:
+        files = [name for name in manifest["outputs"] if name in declared]
+    else:
+        files = [name for name in manifest["outputs"] if name.endswith(".jsonl") and name != FAILURES]
     missing = [name for name in files if not (run_dir / name).is_file()]
     if missing:
         raise ConfigError(f"{run_dir}: the manifest lists {missing[0]}, which is not there")

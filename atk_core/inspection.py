@@ -61,7 +61,8 @@ def report(output_dir, samples: int = 3, seed: int = 0, file: str | None = None)
         lines = [_headline(manifest)]
         lines += _models(manifest.get("models") or {})
         lines += _steps(manifest.get("steps") or [])
-        lines += _outputs(manifest.get("outputs") or {})
+        lines += _outputs(manifest.get("outputs") or {}, manifest.get("declared_outputs") or {},
+                          manifest.get("primary_output"))
     except (AttributeError, TypeError, KeyError, ValueError):
         raise ConfigError(f"{output_dir / MANIFEST} is not an atk manifest: its fields have the"
                           " wrong shape") from None
@@ -117,11 +118,18 @@ def _steps(steps) -> list[str]:
     return lines
 
 
-def _outputs(outputs) -> list[str]:
+def _outputs(outputs, declared, primary) -> list[str]:
+    """Each output with its records and, as its pipeline declares it, its kind."""
     if not outputs:
         return []
+    from .outputs import described
+
+    width = max(len(name) for name in outputs)
     lines = ["", "outputs:"]
-    lines += [f"  {name}  {count} records" for name, count in outputs.items()]
+    for name, count in outputs.items():
+        kind = described(declared.get(name) if isinstance(declared, dict) else None)
+        kind += ", primary" if name == primary else ""
+        lines.append(f"  {name:{width}}  {count:6} records  {kind}".rstrip())
     return lines
 
 
@@ -167,6 +175,14 @@ def _render(record) -> list[str]:
         turns = [(t.get("role"), t.get("content")) for t in record["messages"]]
     if turns is not None:
         return [line for who, text in turns for line in _wrapped(f"{who}:", text)]
+    if isinstance(record, dict) and all(isinstance(record.get(k), list) for k in ("prompt", "chosen", "rejected")):
+        turns = [(t.get("role"), t.get("content")) for t in record["prompt"] if isinstance(t, dict)]
+        turns += [(f"{label} {t.get('role')}", t.get("content"))
+                  for label in ("chosen", "rejected") for t in record[label] if isinstance(t, dict)]
+        return [line for who, text in turns for line in _wrapped(f"{who}:", text)]
+    if isinstance(record, dict) and isinstance(record.get("segments"), list):
+        return [line for piece in record["segments"] if isinstance(piece, dict)
+                for line in _wrapped("trained:" if piece.get("label") else "context:", piece.get("text"))]
     if isinstance(record, dict):
         return [line for key, value in record.items() for line in _wrapped(f"{key}:", value)]
     return _wrapped("", record)

@@ -44,6 +44,7 @@ class RunRecord:
     def __init__(self):
         self.steps: dict[str, StepCount] = {}
         self.failures: list[dict[str, str]] = []
+        self.written: dict[str, int] = {}  # output file -> records, as the writers report them
         self.started = time.time()
 
     def _step(self, name: str) -> StepCount:
@@ -55,6 +56,10 @@ class RunRecord:
         entry = self._step(step)
         entry.inputs += inputs
         entry.outputs += outputs
+
+    def wrote(self, file: str, records: int) -> None:
+        """Count an output file (relative to the output folder) that a writer wrote."""
+        self.written[file] = records
 
     def note(self, step: str, what: str) -> None:
         """Count something a step did that is worth knowing but dropped nothing."""
@@ -128,17 +133,27 @@ class RunRecord:
         self.count(name, len(samples), len(samples))
         return list(samples)
 
-    def write(self, output_dir, *, outputs: dict[str, int], primary: str | None = None,
+    def write(self, output_dir, *, outputs: dict[str, int] | None = None, primary: str | None = None,
               extra: dict | None = None) -> dict:
-        """Write failures.jsonl and manifest.json (atomically); return the manifest."""
+        """Write failures.jsonl and manifest.json (atomically); return the manifest.
+
+        ``outputs`` are files written by hand (file -> records), beside those the writers
+        counted with ``wrote``. The manifest holds each file's declaration (the run's
+        pipeline's ``outputs``; see ``atk_core.outputs``) under ``declared_outputs``, and
+        the primary output: ``primary``, or else the declared primary one, if written."""
         from pathlib import Path
 
         output_dir = Path(output_dir)
         atomic_write_jsonl(output_dir / FAILURES, self.failures)
+        written = {**self.written, **(outputs or {})}
+        declared = _declarations(written)
+        if primary is None:
+            primary = next((f for f, d in declared.items() if d.get("primary")), None)
         manifest = {
             **_run_facts(),
             "steps": [s.to_dict() for s in self.steps.values()],
-            "outputs": dict(outputs, **{FAILURES: len(self.failures)}),
+            "outputs": dict(written, **{FAILURES: len(self.failures)}),
+            "declared_outputs": declared,
             "primary_output": primary,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "wall_seconds": round(time.time() - self.started, 3),
@@ -146,6 +161,29 @@ class RunRecord:
         }
         atomic_write_json(output_dir / MANIFEST, manifest)
         return manifest
+
+
+def _declarations(written: dict) -> dict:
+    """file -> its declaration (kind, format, ...), for each written file the current run's
+    pipeline declares; an undeclared one is named in the log, once."""
+    import logging
+
+    from .context import current_run
+    from .outputs import declaration_of
+
+    run = current_run()
+    outputs = run.pipeline.outputs if run is not None else ()
+    declared = {}
+    for file in written:
+        declaration = declaration_of(outputs, file)
+        if declaration is not None:
+            entry = declaration.to_dict()
+            entry.pop("file")
+            declared[file] = entry
+        elif outputs:
+            logging.getLogger("atk").warning(
+                "pipeline %s wrote %s, which it does not declare in its outputs", run.pipeline.name, file)
+    return declared
 
 
 def _kind_of(reason: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import PluginError
+from .outputs import Output, checked_outputs
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -41,6 +42,10 @@ class Pipeline:
     (see ``atk_core.compose``); ``atk prompts`` copies their prompts, each
     into a subfolder named after it, which is where ``prompt_overrides`` looks
     for a part's.
+
+    ``outputs`` declares what the pipeline writes (``atk_core.Output``: file, kind,
+    format, which is primary): composition, export, ``atk inspect`` and ``atk serve``
+    read it (see ``atk_core.outputs``).
     """
 
     name: str
@@ -51,6 +56,7 @@ class Pipeline:
     version: str | None = field(default=None, compare=False)
     check: Callable[..., Any] | None = field(default=None, compare=False)
     parts: tuple[str, ...] = field(default=(), compare=False)
+    outputs: tuple[Output, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
@@ -63,6 +69,19 @@ class Pipeline:
             raise PluginError(f"pipeline {self.name!r}: check is not callable")
         if self.package is None:
             object.__setattr__(self, "package", _package_of(self.function))
+        object.__setattr__(self, "outputs", checked_outputs(f"pipeline {self.name!r}", self.outputs))
+
+    # -- what it writes -----------------------------------------------------------
+
+    def primary_output(self) -> Output | None:
+        return next((o for o in self.outputs if o.primary), None)
+
+    def describe_outputs(self) -> list[str]:
+        """One line per declared output: ``file  kind (format)  [primary]  description``."""
+        files = max((len(o.file) for o in self.outputs), default=0)
+        kinds = max((len(o.described) for o in self.outputs), default=0)
+        return [(f"{o.file:{files}}  {o.described:{kinds}}  " + ("[primary]  " if o.primary else "")
+                 + o.description).rstrip() for o in self.outputs]
 
     # -- package data ---------------------------------------------------------
 

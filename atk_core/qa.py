@@ -142,6 +142,15 @@ def duplicate_questions(gates: PairGates, key: str = "id", text: str = "question
     return problem
 
 
+def question_id(prefix: str, key: str, question: str) -> str:
+    """A stable id of a question asked of one thing (a chunk, a focus sample): ``prefix-``
+    and 16 hex digits of the hash of ``key`` and the question."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{key}\n{question.strip()}".encode("utf-8")).hexdigest()[:16]
+    return f"{prefix}-{digest}"
+
+
 def pair_of(value: dict, sample: dict, answers: Answers = "written") -> dict:
     """The ``{"question", "answer"}`` a step's value stands for (the sentence is the answer
     when ``answers`` is ``"sentence"``), stripped."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install atk (scripts/setup.sh), then make a training run's data on this machine:
 # domain-expert over two bundled sample folders (it runs factual-qa, repvar, rag-data and
-# correction over each, then assembles the pretraining text, a token-balanced SFT mix and
-# the Axolotl configs), with both model roles on the embedded local model (llamacpp +
+# correction over each, then assembles the pretraining text, a token-balanced SFT mix,
+# the preference pairs and the Axolotl configs, each sized to its data), with both model roles on the embedded local model (llamacpp +
 # SmolLM2-135M). No API key, no network beyond the package registries the install uses.
 # At the end it shows what the run kept and dropped, and a few records of the mix.
 set -euo pipefail
@@ -37,9 +37,23 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 echo "The training run's data is in $PWD/output:"
-ls -1 output/pretraining/*.jsonl output/sft/*.jsonl output/axolotl/*.yaml
+ls -1 output/pretraining/*.jsonl output/sft/*.jsonl output/preference/*.jsonl output/axolotl/*.yaml 2>/dev/null
 echo
 "$atk" inspect output -n 2
 echo
-echo "Train on it with Axolotl (on a machine with a GPU), from $PWD/output:"
-echo "  axolotl train axolotl/pretrain.yaml && axolotl train axolotl/sft.yaml"
+# The stages in order, each from the one before; each config's first lines say how many
+# optimizer steps an epoch takes, and whether the stage is too small to train.
+stages=()
+for stage in pretrain sft dpo; do
+    [ -f "output/axolotl/$stage.yaml" ] && stages+=("axolotl train axolotl/$stage.yaml")
+done
+small=$(grep -l "TOO SMALL TO TRAIN" output/axolotl/*.yaml 2>/dev/null || true)
+if [ -n "$small" ]; then
+    echo "Too small to train on yet (a sample run over four short documents):" $small
+    echo "Run it over your own documents; each config's first lines say how many steps an epoch takes."
+    echo "Then train with Axolotl (on a machine with a GPU), from $PWD/output:"
+else
+    echo "Train on it with Axolotl (on a machine with a GPU), from $PWD/output:"
+fi
+joined=$(printf ' && %s' "${stages[@]}")
+echo "  ${joined:4}"

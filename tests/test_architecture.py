@@ -30,7 +30,7 @@ LAYERS = [
     "version", "errors", "redaction", "resources", "hookspecs", "files", "confinement", "progress", "store",
     "context", "schemas", "seeds", "tokens",
     # values, package data, inputs
-    "checks", "fields", "pipeline", "prompts", "documents", "chunks", "meaning", "gates", "prose", "formats",
+    "checks", "fields", "outputs", "pipeline", "prompts", "documents", "chunks", "meaning", "gates", "prose", "formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records
@@ -203,3 +203,28 @@ def test_the_import_reader_sees_every_kind_of_import(source, expected, monkeypat
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source if self == path
                         else original(self, encoding=encoding))
     assert imports_of(path) == expected
+
+
+def test_no_code_outside_a_pipeline_names_its_files():
+    """Composition, export, inspect and serve read what a pipeline declares; so neither atk_core
+    nor domain-expert (nor any other package) names a file another pipeline declares."""
+    from atk_core.plugins import get_registry
+
+    sources = {}
+    for path in sorted((ROOT / "atk_core").rglob("*")) + sorted((ROOT / "plugins").glob("*/atk_*/**/*")):
+        if path.is_file() and path.suffix in (".py", ".js", ".html", ".tmpl", ".yaml", ".md") \
+                and "__pycache__" not in path.parts:
+            sources[path] = path.read_text(encoding="utf-8")
+    found = []
+    registry = get_registry()
+    for pipeline in (registry.pipeline(name) for name in registry.names("pipeline")):
+        package = pipeline.package.split(".")[0]
+        for output in pipeline.outputs:
+            if "*" in output.file:
+                continue
+            for path, text in sources.items():
+                if package in path.parts:
+                    continue  # a pipeline names its own files
+                if re.search(rf"(?<![\w./-]){re.escape(output.file)}\b", text):
+                    found.append(f"{path.relative_to(ROOT)} names {pipeline.name}'s {output.file}")
+    assert found == []

@@ -36,8 +36,10 @@ def test_every_dataset_of_a_run_loads_back_with_datasets_and_the_card_says_what_
     result = run_cli("export", run_dir, "--format", "hf", tmp_path / "hf", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    exported = {"qa_pairs": "qa_pairs.jsonl", "conversations_sharegpt": "conversations.sharegpt.jsonl",
-                "conversations_messages": "conversations.messages.jsonl"}
+    exported = {"conversations_sharegpt": "conversations.sharegpt.jsonl",
+                "conversations_messages": "conversations.messages.jsonl", "qa_pairs": "qa_pairs.jsonl"}
+    kinds = {"conversations_sharegpt": "SFT conversations (sharegpt)",
+             "conversations_messages": "SFT conversations (messages)", "qa_pairs": "plain records"}
     for config, name in exported.items():
         loaded = datasets.load_dataset(str(tmp_path / "hf"), config, split="train",
                                        cache_dir=str(tmp_path / "cache"))
@@ -49,9 +51,32 @@ def test_every_dataset_of_a_run_loads_back_with_datasets_and_the_card_says_what_
     assert "Made by atk's `factual-qa` pipeline (atk-pipeline-factual" in card
     assert f"config hash: `{manifest['config_hash']}`" in card
     for config, name in exported.items():
-        assert f"| {config} | `{name}` | {manifest['outputs'][name]} |" in card
+        assert f"| {config} | `{name}` | {kinds[config]} | {manifest['outputs'][name]} |" in card
     assert "failures" not in card
     assert "model large: `scripted/scripted`" in card
+
+
+def test_only_declared_outputs_are_exported_and_an_undeclaring_run_exports_every_file(run_dir, tmp_path):
+    """The declaration decides: a file the run wrote that its pipeline does not declare is not
+    a dataset; a run whose pipeline declares nothing (older, or a plugin without a
+    declaration) exports every JSON lines output, its kind said to be undeclared."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "notes.jsonl").write_text('{"note": "not a dataset"}\n')
+    manifest["outputs"]["notes.jsonl"] = 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert run_cli("export", copy, "--format", "hf", tmp_path / "declared", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "declared" / "data").iterdir()) == [
+        "conversations_messages", "conversations_sharegpt", "qa_pairs"]
+    del manifest["declared_outputs"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert run_cli("export", copy, "--format", "hf", tmp_path / "undeclared", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "undeclared" / "data").iterdir()) == [
+        "conversations_messages", "conversations_sharegpt", "notes", "qa_pairs"]
+    assert "| notes | `notes.jsonl` | undeclared | 1 |" in (tmp_path / "undeclared" / "README.md").read_text()
 
 
 @pytest.mark.parametrize("args, message, code", [

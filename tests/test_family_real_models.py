@@ -130,9 +130,9 @@ def test_a_pipeline_from_its_wheel_on_unseen_documents(pipeline, where, installe
 UNSEEN_MORE = Path(__file__).resolve().parent / "unseen_more"
 AXOLOTL = json.loads((Path(__file__).resolve().parents[1] / "plugins" / "atk-pipeline-expert" / "tests"
                       / "axolotl_schema.json").read_text())
-EXPERT_SETTINGS = ["input_dirs=[docs/first, docs/second]", "max_attempts=4", "repvar.variations=1",
-                   "rag_data.questions_per_chunk=6", "rag_data.failure_share=0.5",
-                   "correction.questions_per_chunk=6", "factual_qa.questions_per_chunk=6"]
+EXPERT_SETTINGS = ["input_dirs=[docs/first, docs/second]", "max_attempts=4", "parts.repvar.variations=1",
+                   "parts.rag-data.questions_per_chunk=6", "parts.rag-data.failure_share=0.5",
+                   "parts.correction.questions_per_chunk=6", "parts.factual-qa.questions_per_chunk=6"]
 
 
 def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tmp_path, llama_server):
@@ -161,7 +161,7 @@ def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tm
                 for row in read_jsonl(place / name):
                     named |= {row["source"]} | {c["source"] for c in row.get("context", [])}
         assert named and named <= folders[folder], (part["pipeline"], folder, named)
-    for name in ("pretraining/chunks", "pretraining/repvar", "sft/mix"):
+    for name in ("pretraining/repvar", "sft/mix", "preference/pairs"):
         rows, origins = read_jsonl(out / f"{name}.jsonl"), read_jsonl(out / f"{name}.sources.jsonl")
         assert rows and len(rows) == len(origins), name
         for origin in origins:

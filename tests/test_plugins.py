@@ -57,7 +57,7 @@ def test_atk_register_pipelines_shows_pipeline_with_its_distribution(atk, demo_s
     listing, result = list_json(atk, demo_site)
     (echo,) = [e for e in listing["pipelines"] if e["name"] == "echo"]
     assert echo == {"name": "echo", "distribution": "atk-pipeline-demo", "version": "2.3",
-                    "description": "Echo the input text"}
+                    "description": "Echo the input text", "outputs": []}
     assert result.stderr == ""
 
 

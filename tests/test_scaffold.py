@@ -52,13 +52,15 @@ def test_generated_plugins_work_together_in_atk_run(generated):
 
     work = root / "work"
     work.mkdir()
-    (work / "questions.txt").write_text("Is this thing on?\nWhat time is it?\n")
+    (work / "documents").mkdir()
+    (work / "documents" / "radio.txt").write_text("Is this thing on? The radio hums at night.\n")
     assert run_cli("init", "shout-qa", python=python, env=env, cwd=work).returncode == 0
     result = run_cli("run", "shout-qa.yaml", "--model", "large=parrot", "--progress", "diary",
                      python=python, env=env, cwd=work)
     assert result.returncode == 0, result.stderr
-    answers = read_jsonl(work / "output" / "answers.jsonl")
-    assert [a["answer"] for a in answers] == ["echo: Is this thing on?", "echo: What time is it?"]
+    summaries = read_jsonl(work / "output" / "summaries.jsonl")
+    assert [s["summary"] for s in summaries] == [
+        "echo: Summarize this passage in one sentence.\n\nIs this thing on? The radio hums at night."]
     diary = (work / "output" / "diary-progress.log").read_text().splitlines()
     assert diary[0].split()[1:3] == ["shout-qa", "start"]
     assert diary[-1].split()[1:4] == ["shout-qa", "finish", "100%"]

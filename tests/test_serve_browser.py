@@ -94,6 +94,9 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
         expect(page.locator("#log")).to_contain_text("factual-qa finished")
         item = page.locator("#files [data-path='conversations.sharegpt.jsonl']")
         expect(item).to_contain_text("main output")
+        # each file says what its pipeline declares it holds
+        expect(item.locator(".fmeta")).to_contain_text("SFT conversations (sharegpt)")
+        expect(page.locator("#files [data-path='qa_pairs.jsonl'] .fmeta")).to_contain_text("plain records")
         with page.expect_download() as download_info:
             item.locator("[data-file]").click()
         download = download_info.value
@@ -119,6 +122,8 @@ def test_start_watch_and_download_a_run_in_the_browser(page, tmp_path):
             "rects => rects.map(r => r.getAttribute('width'))")]
         assert widths[1] == pytest.approx(widths[0] * 3 / 4, abs=1)
         expect(page.locator("#data-file")).to_have_value("conversations.sharegpt.jsonl")
+        expect(page.locator("#data-file option[value='qa_pairs.jsonl']")).to_have_text(
+            "qa_pairs.jsonl (plain records)")
         expect(page.locator("#records .record").first.locator("[data-role='system']")).to_be_visible()
         pairs = [json.loads(line) for line in (output / "qa_pairs.jsonl").read_text().splitlines()]
         page.select_option("#data-file", "qa_pairs.jsonl")

@@ -92,6 +92,9 @@ class ManifestSummary(BaseModel):
     steps: list[StepCount]
     outputs: dict[str, int] = Field(description="Records per output file.")
     primary_output: Optional[str] = None
+    kinds: dict[str, str] = Field(default_factory=dict, description=(
+        "What each output its pipeline declares holds, in words (\"SFT conversations"
+        " (messages)\", \"preference pairs\", \"plain records\")."))
     wall_seconds: Optional[float] = None
     models: list[ModelUse]
 

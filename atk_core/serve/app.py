@@ -251,6 +251,8 @@ def _usage(data) -> list[ModelUse]:
 
 def _manifest(data: dict | None) -> ManifestSummary | None:
     """The counts of a manifest.json; None when there is none or it has another shape."""
+    from ..outputs import described
+
     if not data:
         return None
     try:
@@ -270,8 +272,11 @@ def _manifest(data: dict | None) -> ManifestSummary | None:
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 cost=use.get("cost_total")))
         outputs = {str(k): int(v) for k, v in (data.get("outputs") or {}).items()}
+        declared = data.get("declared_outputs") or {}
+        kinds = {str(k): described(v) for k, v in declared.items() if described(v)} \
+            if isinstance(declared, dict) else {}
         return ManifestSummary(steps=steps, outputs=outputs, primary_output=data.get("primary_output"),
-                               wall_seconds=data.get("wall_seconds"), models=models)
+                               kinds=kinds, wall_seconds=data.get("wall_seconds"), models=models)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None
 

@@ -241,7 +241,8 @@ class PipelinePromises:
 
     def test_its_config_mistakes_are_refused_in_one_line(self, tmp_path):
         for index, (fields, message) in enumerate(self.mistakes):
-            line = self.kit.refused(tmp_path / f"mistake{index}", **{"input_dir": "docs", **fields})
+            named = self.kit.input_fields(Path("docs"))  # the pipeline's own input fields
+            line = self.kit.refused(tmp_path / f"mistake{index}", **{**named, **fields})
             assert message in line, f"{fields}: {line}"
 
     def test_every_output_loads_with_hugging_face_datasets(self, tmp_path):

@@ -583,11 +583,13 @@
         const ext = ({ sqlite: "DB", sqlite3: "DB", db: "DB", yaml: "YAML", yml: "YAML" })[suffix]
           || suffix.slice(0, 5).toUpperCase() || "FILE";
         const records = run.manifest && run.manifest.outputs[f.path];
+        const kind = run.manifest && run.manifest.kinds && run.manifest.kinds[f.path];
         return h("li.file", { "data-path": f.path },
           h("span.icon", {}, ext),
           h("div.grow", {},
             h("div.fname", { title: f.path }, f.path, f.path === primary ? h("span.star", {}, "main output") : null),
-            h("div.fmeta", {}, bytes(f.size) + (records != null ? ` · ${records.toLocaleString()} records` : ""))),
+            h("div.fmeta", {}, bytes(f.size) + (records != null ? ` · ${records.toLocaleString()} records` : "")
+              + (kind ? ` · ${kind}` : ""))),
           downloadButton(runId, f.path));
       }));
     }
@@ -736,10 +738,12 @@
 
     function update(run) {
       const names = run.files.map((f) => f.path).filter((p) => p.endsWith(".jsonl") && p !== "progress.jsonl");
-      if (names.join("\n") === known) return;
-      known = names.join("\n");
+      const kinds = (run.manifest && run.manifest.kinds) || {};
+      const seen = names.map((n) => `${n} ${kinds[n] || ""}`).join("\n");
+      if (seen === known) return;
+      known = seen;
       const primary = run.manifest && run.manifest.primary_output;
-      select.replaceChildren(...names.map((n) => h("option", { value: n }, n)));
+      select.replaceChildren(...names.map((n) => h("option", { value: n }, kinds[n] ? `${n} (${kinds[n]})` : n)));
       card.hidden = !names.length;
       if (!names.includes(file)) file = names.includes(primary) ? primary : names[0] || null;
       if (file) select.value = file;
@@ -757,6 +761,11 @@
     let turns = null;
     if (record && Array.isArray(record.conversations)) turns = record.conversations.map((t) => [t.from, t.value]);
     else if (record && Array.isArray(record.messages)) turns = record.messages.map((t) => [t.role, t.content]);
+    else if (record && ["prompt", "chosen", "rejected"].every((k) => Array.isArray(record[k]))) {
+      turns = record.prompt.map((t) => [t.role, t.content])
+        .concat(record.chosen.map((t) => ["chosen " + t.role, t.content]),
+                record.rejected.map((t) => ["rejected " + t.role, t.content]));
+    }
     if (turns) {
       return h("li.record", {}, turns.map(([who, text]) =>
         h("div.turn", { "data-role": who }, h("span.who", {}, who), h("span.text", {}, text))));

@@ -24,33 +24,38 @@ recipe:
 
 The final assistant message is an acknowledgement from
 ``prompts/acknowledgements.txt`` (picked by the seed) and the correction.
-Outputs: Axolotl ``input_output`` segments where only the correction is
-trained, OpenAI messages with the wrong turn ``"weight": 0`` and the
-correction ``"weight": 1``, and ``corrections.jsonl``, each sample with its
-source and offsets.
+Outputs (declared in ``OUTPUTS``): OpenAI messages with the wrong turn
+``"weight": 0`` and the correction ``"weight": 1``; Axolotl ``input_output``
+segments where only the correction is trained; preference pairs (the
+question, the correction chosen, the wrong answer rejected) for DPO; and
+``corrections.jsonl``, each sample with its source and offsets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
     AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem, RunRecord,
-    Sampling, StepEnvironment, VoteStep, atomic_write_jsonl, chatter_problem, check_input_dir,
+    Conversation, Output, Sampling, StepEnvironment, VoteStep, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, duplicate_questions, first_problem, focus_samples,
-    grounding_problem, pair_of, placeholder_problem, prose_problem, question_step, refers_to_source,
-    repetition_problem, require_roles, segments, select_chunks, set_progress, unknown_word_problem,
-    with_fields,
+    grounding_problem, pair_of, placeholder_problem, preference_row, prose_problem, question_id,
+    question_step, refers_to_source, repetition_problem, require_roles, select_chunks, set_progress,
+    unknown_word_problem, with_fields, write_conversations, write_records,
 )
 
 from .flaws import alter, names_in
 
-SEGMENTS = "correction.segments.jsonl"
-MESSAGES = "correction.messages.jsonl"
-RECORDS = "corrections.jsonl"
+OUTPUTS = (
+    Output("correction.messages.jsonl", "sft", "messages", primary=True,
+           description="question, wrong answer (weight 0), doubt, correction (weight 1)"),
+    Output("correction.segments.jsonl", "sft", "segments", description="the same, only the correction trained"),
+    Output("correction.preference.jsonl", "preference",
+           description="the question, the correction chosen, the wrong answer rejected"),
+    Output("corrections.jsonl", "records", description="every sample, with its source and offsets"),
+)
 
 _TEXT = {"type": "string", "minLength": 1}
 WRITTEN_SCHEMA = {"type": "object", "required": ["question", "flawed_answer", "follow_up", "correction"],
@@ -135,29 +140,27 @@ async def correction(
     # outputs
     system = prompts.load("system").render({}).strip()
     acknowledgements = _lines(prompts, "acknowledgements")
-    segment_rows, message_rows, rows = [], [], []
+    chats, preferences, rows = [], [], []
     for sample in made:
         chunk = by_id[sample["sample"]["chunk_id"]]
         pick = random.Random(derive_seed(seed, sample["id"], "acknowledgement"))
         final = f"{pick.choice(acknowledgements)} {sample['correction']}"
-        chat = [{"role": "system", "content": system},
-                {"role": "user", "content": sample["question"]},
-                {"role": "assistant", "content": sample["flawed_answer"]},
-                {"role": "user", "content": sample["follow_up"]},
-                {"role": "assistant", "content": final}]
-        segment_rows.append(segments(chat))  # only the last assistant message is trained
-        message_rows.append({"messages": [
-            {**m, "weight": int(i == len(chat) - 1)} if m["role"] == "assistant" else m
-            for i, m in enumerate(chat)]})
+        asked = [{"role": "system", "content": system}, {"role": "user", "content": sample["question"]}]
+        # only the last assistant message, the correction, is trained
+        chats.append(Conversation(sample["id"], [
+            *asked, {"role": "assistant", "content": sample["flawed_answer"], "weight": 0},
+            {"role": "user", "content": sample["follow_up"]},
+            {"role": "assistant", "content": final, "weight": 1}]))
+        preferences.append(preference_row(sample["id"], asked, sample["correction"],
+                                          sample["flawed_answer"]))
         rows.append({"id": sample["id"], **_fields(sample), "flaw": sample["flaw"],
                      "chunk_id": chunk.id, "source": chunk.source, "start": chunk.start,
                      "end": chunk.end, "focus": sample["sample"]["focus"]})
     output = Path(output_dir)
-    atomic_write_jsonl(output / SEGMENTS, segment_rows)
-    atomic_write_jsonl(output / MESSAGES, message_rows)
-    atomic_write_jsonl(output / RECORDS, rows)
-    record.write(output, outputs={SEGMENTS: len(rows), MESSAGES: len(rows), RECORDS: len(rows)},
-                 primary=MESSAGES)
+    write_conversations(output, chats, OUTPUTS, record)
+    write_records(output, preferences, OUTPUTS[2], record)
+    write_records(output, rows, OUTPUTS[3], record)
+    record.write(output)
     set_progress(task_id, 1.0, f"{len(rows)} corrections")
     if not rows:
         raise PipelineError(f"no correction survived the checks; see {output / 'failures.jsonl'}"
@@ -169,16 +172,11 @@ def _fields(sample: dict) -> dict:
     return {k: sample[k] for k in ("question", "flawed_answer", "follow_up", "correction")}
 
 
-def _sample_id(sample: dict, question: str) -> str:
-    digest = hashlib.sha256(f"{sample['id']}\n{question.strip()}".encode("utf-8"))
-    return f"correction-{digest.hexdigest()[:16]}"
-
-
 def _written(value: dict, sample: dict, answers: str) -> dict:
     """A sample the large model wrote whole (the correction is the sentence when ``answers``
     is ``"sentence"``)."""
     fixed = sample["focus"] if answers == "sentence" else value["correction"]
-    return {"id": _sample_id(sample, value["question"]), "sample": sample, "flaw": "written",
+    return {"id": question_id("correction", sample["id"], value["question"]), "sample": sample, "flaw": "written",
             "question": value["question"].strip(), "flawed_answer": value["flawed_answer"].strip(),
             "follow_up": value["follow_up"].strip(), "correction": fixed.strip()}
 
@@ -186,7 +184,7 @@ def _written(value: dict, sample: dict, answers: str) -> dict:
 def _altered(pair: dict, follow_ups: list[str], names: set, seed: int) -> dict:
     """A sample whose wrong answer is the right one with a detail changed by code."""
     sample = pair["sample"]
-    key = _sample_id(sample, pair["question"])
+    key = question_id("correction", sample["id"], pair["question"])
     rng = random.Random(derive_seed(seed, key, "flaw"))
     changed = alter(pair["answer"], sample["chunk"], names, rng, question=pair["question"])
     made = {"id": key, "sample": sample, "question": pair["question"], "correction": pair["answer"],

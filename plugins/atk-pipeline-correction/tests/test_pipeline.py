@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from atk_core import grounding_problem
-from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl
+from atk_core.testing import PipelinePromises, ScriptedPipeline, read_jsonl, run_cli
 from correction_fakes import write_inputs
 
 TESTS = Path(__file__).resolve().parent
-OUTPUTS = ("correction.segments.jsonl", "correction.messages.jsonl", "corrections.jsonl",
-           "failures.jsonl")
+OUTPUTS = ("correction.segments.jsonl", "correction.messages.jsonl", "correction.preference.jsonl",
+           "corrections.jsonl", "failures.jsonl")
 KIT = ScriptedPipeline("correction", respond="correction_fakes:respond", inputs=write_inputs,
                        helpers=TESTS, questions_per_chunk=3)
 run = KIT.run
@@ -48,6 +48,42 @@ def test_the_flawed_answer_is_context_and_only_the_correction_is_trained(tmp_pat
         # the wrong answer says something the document does not; the correction does not
         assert grounding_problem(record["flawed_answer"], text, threshold=1.0) is not None
         assert grounding_problem(record["correction"], text) is None
+
+
+def test_each_sample_is_a_preference_pair_the_dpo_loaders_read(tmp_path):
+    """The question (after the system prompt) with the correction chosen and the wrong answer
+    rejected: TRL's conversational preference form, which Axolotl's chat_template.default DPO
+    type reads too; the same ids as the conversations; declared as preference pairs."""
+    datasets = pytest.importorskip("datasets")
+    result = run(tmp_path, model_checks="skip")
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    pairs = read_jsonl(out / "correction.preference.jsonl")
+    _, messages, records = outputs(out)
+    assert len(pairs) == len(records) > 0
+    for pair, chat, record in zip(pairs, messages, records):
+        assert pair["id"] == chat["id"] == record["id"]
+        assert [m["role"] for m in pair["prompt"]] == ["system", "user"]
+        assert pair["prompt"][1]["content"] == record["question"]
+        assert pair["chosen"] == [{"role": "assistant", "content": record["correction"]}]
+        assert pair["rejected"] == [{"role": "assistant", "content": record["flawed_answer"]}]
+    loaded = datasets.load_dataset("json", data_files=str(out / "correction.preference.jsonl"),
+                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert {"prompt", "chosen", "rejected"} <= set(loaded.column_names)
+    assert all(row["prompt"] and row["chosen"] and row["rejected"] for row in loaded)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["declared_outputs"]["correction.preference.jsonl"]["kind"] == "preference"
+    assert manifest["primary_output"] == "correction.messages.jsonl"
+    # atk inspect says each output's kind, and shows a preference pair as its turns
+    shown = run_cli("inspect", out, "--file", "correction.preference.jsonl", "-n", "1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.split()[:4] == ["correction.preference.jsonl", str(len(pairs)), "records", "preference"]
+               for line in lines), lines
+    assert any(line.split()[:2] == ["correction.messages.jsonl", str(len(pairs))]
+               and line.endswith("SFT conversations (messages), primary") for line in lines), lines
+    assert any(line.startswith("chosen assistant: ") for line in lines)
+    assert any(line.startswith("rejected assistant: ") for line in lines)
 
 
 def test_a_wrong_answer_that_is_right_is_asked_again_then_dropped(tmp_path):

@@ -1,13 +1,16 @@
 """atk-pipeline-expert: folders of documents in, a token-balanced training mix and its Axolotl
-configs out, made by running factual-qa, repvar, rag-data and correction as parts."""
+configs out, made by running installed pipelines (by default factual-qa, repvar, rag-data and
+correction) as parts."""
 
 from atk_core import Pipeline, hookimpl
 
-from .pipeline import PARTS, check_config, domain_expert
+from .pipeline import DEFAULT_PARTS, OUTPUTS, check_config, domain_expert
 
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(name="domain-expert", function=domain_expert, check=check_config, parts=tuple(PARTS),
+    register(Pipeline(name="domain-expert", function=domain_expert, check=check_config, parts=DEFAULT_PARTS,
+                      outputs=OUTPUTS,
                       description="Folders of documents to a training mix (pretraining text, SFT"
-                                  " conversations) and its Axolotl configs, through the other pipelines"))
+                                  " conversations, preference pairs) and its Axolotl configs, through"
+                                  " other pipelines"))

@@ -1,7 +1,7 @@
 """The SFT mix: conversations from several sources, balanced by tokens to set shares.
 
-Each source (``qa``, ``rag``, ``correction``, ``generic``) brings records with
-a token count. With shares ``p`` and ``T`` tokens available per source, the
+Each source (a part that writes conversations, or ``generic``) brings records
+with a token count. With shares ``p`` and ``T`` tokens available per source, the
 mix can hold at most ``M = min(T / p)`` tokens without repeating a record; the
 source that sets ``M`` gives all it has, and each other source gives records,
 in an order the seed shuffles, while a record brings its total nearer its
@@ -20,9 +20,6 @@ from pathlib import Path
 
 from atk_core import ConfigError, derive_seed
 
-SOURCES = ("qa", "rag", "correction", "generic")
-
-
 @dataclass
 class Item:
     """One record offered to the mix: what is written, its tokens, where it came from."""
@@ -34,7 +31,7 @@ class Item:
 
 
 def balance(items: dict[str, list[Item]], shares: dict[str, float], seed: int) -> tuple[list[Item], dict]:
-    """The records of the mix (sources in the order of ``SOURCES``, each in its seeded order)
+    """The records of the mix (sources in the order of ``shares``, each in its seeded order)
     and a report per source: available and chosen records and tokens, target and actual
     share, and the bound on the difference."""
     active = {s: p for s, p in shares.items() if p > 0}
@@ -45,9 +42,7 @@ def balance(items: dict[str, list[Item]], shares: dict[str, float], seed: int) -
     total = min(available[s] / p for s, p in active.items()) if active else 0
     chosen: list[Item] = []
     report = {}
-    for source in SOURCES:
-        if source not in active:
-            continue
+    for source in active:
         order = list(items[source])
         random.Random(derive_seed(seed, "mix", source)).shuffle(order)
         target, taken, running = active[source] * total, [], 0

@@ -1,30 +1,38 @@
 """domain-expert: folders of documents in, a training mix and its Axolotl configs out.
 
-It makes no request of its own: it runs four installed pipelines as parts of
-itself (``run_part``), each over one input folder at a time, so a folder's
-parts see only that folder's chunks, and assembles what they wrote:
+It makes no request of its own: it runs installed pipelines as parts of itself
+(``run_part``), each over one input folder at a time, so a folder's parts see
+only that folder's chunks, and assembles what they wrote by what each part
+*declares* (its ``outputs``: file, kind, format), never by file name. Any
+installed pipeline that declares pretraining text, SFT conversations or
+preference pairs can be a part (``parts:``; default: repvar, factual-qa,
+rag-data, correction):
 
-1. per folder: ``repvar`` (the chunks and their restatements, for continued
-   pretraining), ``factual-qa`` (QA conversations), ``rag-data`` (answers from
-   retrieved context, or refusals), ``correction`` (a wrong answer, then the
-   correction) — each part's outputs, ``failures.jsonl`` and ``manifest.json``
+1. per folder, per part: its outputs, ``failures.jsonl`` and ``manifest.json``
    in ``parts/<pipeline>/<n>-<folder>/``;
-2. ``pretraining/``: the chunks and repvar's text, as ``{"text": ...}`` lines;
-3. ``sft/``: one mix of the QA, RAG and correction conversations (and, if set,
-   a generic instruction dataset), balanced by tokens to ``mix``'s shares,
-   some without their system prompt;
-4. ``axolotl/pretrain.yaml`` and ``axolotl/sft.yaml``;
-5. ``manifest.json``: every part's funnel, the token count of every file and
-   the mix by source.
+2. ``pretraining/<part>.jsonl``: each part's pretraining text, as ``{"text"}``
+   lines;
+3. ``sft/mix.jsonl``: one mix of the parts' SFT conversations (and, if set, a
+   generic instruction dataset), balanced by tokens to ``mix``'s shares, some
+   without their system prompt; ``sft/<part>.segments.jsonl`` for the parts
+   in ``as_segments``;
+4. ``preference/pairs.jsonl``: every part's preference pairs;
+5. ``axolotl/pretrain.yaml``, ``sft.yaml`` and (with preference pairs)
+   ``dpo.yaml``, each sized to its data;
+6. ``manifest.json``: every part's funnel, the token count of every file, the
+   mix by part, and each training stage's size.
 
 Each training file has a ``.sources.jsonl`` beside it, line for line: which
-folder, part output and line each record came from.
+part, folder, part output and line each record came from (and what the part's
+own ``sources`` output says of it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
+import logging
 import random
 import re
 from dataclasses import dataclass
@@ -32,63 +40,50 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    Between, ConfigError, Documents, NonEmpty, PairGates, PipelineError, RunRecord, Sampling,
-    atomic_write_jsonl, atomic_write_text, check_part, derive_seed, part_fields, run_part,
-    segments, set_progress, with_fields,
+    ConfigError, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, RunRecord,
+    Sampling, atomic_write_jsonl, atomic_write_text, check_part, conversation_row, derive_seed,
+    part_fields, part_outputs, run_part, set_progress, token_counter, with_fields,
 )
 
 from . import axolotl
-from .axolotl import Training
+from .axolotl import Data, Training
 from .mix import Item, balance, load_generic
-from atk_core import token_counter
 
-# The parts, in the order they run over each folder, the config field that holds each
-# one's own settings, and the mix source it feeds (repvar feeds pretraining).
-PARTS = {"repvar": ("repvar", None), "factual-qa": ("factual_qa", "qa"),
-         "rag-data": ("rag_data", "rag"), "correction": ("correction", "correction")}
+log = logging.getLogger("atk")
+
+NAME = "domain-expert"
+DEFAULT_PARTS = ("repvar", "factual-qa", "rag-data", "correction")
+# The default shares of the SFT mix, for the default parts.
+DEFAULT_MIX = {"factual-qa": 0.45, "rag-data": 0.3, "correction": 0.25}
+DEFAULT_WITHOUT_SYSTEM_PROMPT = {"factual-qa": 0.2, "correction": 0.2}
+GENERIC = "generic"
 # Fields of domain-expert's own that every part taking them gets (a part's own settings win).
 SHARED = ("seed", "model_checks", "answers", "gates") + tuple(
     f.name for group in (Documents, Sampling) for f in dataclasses.fields(group))
-# What each part wrote that the assembly reads.
-PART_FILES = {"repvar": ("pretraining.jsonl", "sources.jsonl"),
-              "factual-qa": "conversations.messages.jsonl",
-              "rag-data": "rag.messages.jsonl", "correction": "correction.messages.jsonl"}
 
-CHUNKS = "pretraining/chunks.jsonl"
-RESTATED = "pretraining/repvar.jsonl"
 MIX = "sft/mix.jsonl"
-CORRECTION_SEGMENTS = "sft/corrections.segments.jsonl"
-PRETRAIN_CONFIG = "axolotl/pretrain.yaml"
-SFT_CONFIG = "axolotl/sft.yaml"
-
-Share = Annotated[float, Between(0, 1)]
-
-
-@dataclass(frozen=True)
-class Mix:
-    """The shares of the SFT mix's tokens, by source; they add up to 1."""
-
-    qa: Share = 0.45
-    rag: Share = 0.3
-    correction: Share = 0.25
-    generic: Share = 0.0
-
-    def __post_init__(self):
-        total = self.qa + self.rag + self.correction + self.generic
-        if abs(total - 1) > 1e-6:
-            shares = ", ".join(f"{f.name} {getattr(self, f.name):g}" for f in dataclasses.fields(self))
-            raise ValueError(f"the shares add up to {total:g}, not 1 ({shares}; a share left out"
-                             " keeps its default)")
+PREFERENCE = "preference/pairs.jsonl"
+OUTPUTS = (
+    Output(MIX, "sft", "messages", primary=True,
+           description="the parts' conversations, balanced by tokens to mix's shares"),
+    Output("sft/*.segments.jsonl", "sft", "segments", description="the conversations of as_segments' parts"),
+    Output(PREFERENCE, "preference", description="every part's preference pairs, for the DPO stage"),
+    # before pretraining/*.jsonl, which its files beside the pretraining text match too
+    Output("*.sources.jsonl", "records",
+           description="beside each training file, line for line: where each record came from"),
+    Output("pretraining/*.jsonl", "pretraining", description="each part's pretraining text"),
+)
 
 
 @dataclass(frozen=True)
-class WithoutSystemPrompt:
-    """The share of each source's conversations that lose their system prompt (a RAG
-    conversation's system prompt holds its documents, so it always keeps it)."""
+class Part:
+    """A part as the assembly sees it: its own settings and what it declares, by kind."""
 
-    qa: Share = 0.2
-    correction: Share = 0.2
-    generic: Share = 0.0
+    name: str
+    settings: dict
+    sft: Output | None          # the conversations the mix reads (messages, else sharegpt)
+    pretraining: tuple          # its pretraining text outputs
+    preference: tuple           # its preference pair outputs
 
 
 @with_fields(documents=Documents(chunk_size=2000), sampling=Sampling(max_tokens=1024))
@@ -99,78 +94,73 @@ async def domain_expert(
     base_model: str,
     documents: Documents,
     sampling: Sampling,
+    parts: list[str] | dict = DEFAULT_PARTS,
     seed: int = 0,
     model_checks: Literal["enforce", "note", "skip"] = "enforce",
     answers: Literal["written", "sentence"] = "written",
     gates: PairGates = PairGates(),
-    factual_qa: dict | None = None,
-    repvar: dict | None = None,
-    rag_data: dict | None = None,
-    correction: dict | None = None,
-    mix: Mix = Mix(),
-    without_system_prompt: WithoutSystemPrompt = WithoutSystemPrompt(),
+    mix: dict | None = None,
+    without_system_prompt: dict | None = None,
     generic_dataset: str | None = None,
     generic_split: str = "train",
-    corrections_format: Literal["messages", "segments"] = "messages",
+    as_segments: list[str] = (),
     tokenizer: str | None = None,
     training: Training = Training(),
     axolotl_extra: dict | None = None,
     task_id=None,
     **kwargs,
 ):
-    """Run the four parts over each folder and assemble the training data and configs. The
+    """Run the parts over each folder and assemble the training data and configs. The
     annotations are what a config may set; ``check_config`` the rest."""
     settings = {"seed": seed, "model_checks": model_checks, "answers": answers, "gates": gates,
                 **dataclasses.asdict(documents), **dataclasses.asdict(sampling)}
-    own = {"factual_qa": factual_qa, "repvar": repvar, "rag_data": rag_data, "correction": correction}
+    chosen_parts = parts_of(parts)
+    shares = shares_of(mix, chosen_parts, generic_dataset)
+    dropped_prompts = system_prompt_shares(without_system_prompt, chosen_parts)
     output = Path(output_dir)
     record = RunRecord()
-    generic = load_generic(generic_dataset, generic_split) if mix.generic > 0 else []
+    generic = load_generic(generic_dataset, generic_split) if shares.get(GENERIC, 0) > 0 else []
     counter = token_counter(tokenizer or base_model)
 
     # 1. the parts, folder by folder
-    plan = [(folder, name) for folder in input_dirs for name in PARTS if _wanted(name, mix)]
+    plan = [(folder, part) for folder in input_dirs for part in chosen_parts if _wanted(part, shares)]
     share = 0.95 / len(plan)
-    for index, (folder, name) in enumerate(plan):
-        await run_part(name, output_dir=part_dir(output, name, input_dirs, folder),
+    for index, (folder, part) in enumerate(plan):
+        await run_part(part.name, output_dir=part_dir(output, part.name, input_dirs, folder),
                        progress=(index * share, (index + 1) * share),
-                       **part_arguments(name, settings, own, folder))
+                       **part_arguments(part, settings, folder))
     set_progress(task_id, 0.95, "assembling the training data")
-    parts = []  # each part's funnel into the run's (its steps and drops, named after the part)
-    for folder, name in plan:
-        place = part_dir(output, name, input_dirs, folder)
-        parts.append(_replay(record, place, f"{name} {place.name}", output, folder))
+    funnels = []  # each part's funnel into the run's (its steps and drops, named after the part)
+    for folder, part in plan:
+        place = part_dir(output, part.name, input_dirs, folder)
+        funnels.append(_replay(record, place, f"{part.name} {place.name}", output, folder))
 
-    # 2. pretraining text
-    texts = {CHUNKS: [], RESTATED: []}
-    for folder in input_dirs:
-        place = part_dir(output, "repvar", input_dirs, folder)
-        rows, sources = (_read(place / name) for name in PART_FILES["repvar"])
-        for line, (row, source) in enumerate(zip(rows, sources), 1):
-            target = CHUNKS if source["kind"] == "chunk" else RESTATED
-            texts[target].append((row, {"folder": str(folder), "part_output": _relative(place, output) + "/pretraining.jsonl",
-                                        "line": line, "kind": source["kind"], "form": source["form"],
-                                        "document": source["source"], "start": source["start"],
-                                        "end": source["end"]}))
+    # 2. pretraining text, 4. preference pairs: every record of every part, in order
+    texts, pairs = {}, []
+    for folder, part in plan:
+        place = part_dir(output, part.name, input_dirs, folder)
+        for declared in part.pretraining:
+            target = _pretraining_file(part, declared)
+            texts.setdefault(target, []).extend(_records(place, declared, part, folder, output))
+        for declared in part.preference:
+            pairs.extend(_records(place, declared, part, folder, output))
 
     # 3. the SFT mix
-    offered = {source: [] for source in ("qa", "rag", "correction")}
-    for folder in input_dirs:
-        for name, (_, source) in PARTS.items():
-            if source is None or not _wanted(name, mix):
-                continue
-            place = part_dir(output, name, input_dirs, folder)
-            where = f"{_relative(place, output)}/{PART_FILES[name]}"
-            for line, row in enumerate(_read(place / PART_FILES[name]), 1):
-                origin = {"source": source, "folder": str(folder), "part_output": where, "line": line}
-                offered[source].append(_item(source, row["messages"], origin, seed,
-                                             without_system_prompt, corrections_format, counter))
-    offered["generic"] = [
-        _item("generic", messages, {"source": "generic", "dataset": generic_dataset, "line": line},
-              seed, without_system_prompt, corrections_format, counter)
-        for line, messages in enumerate(generic, 1)]
+    offered = {name: [] for name in shares}
+    for folder, part in plan:
+        if part.sft is None or not shares.get(part.name):
+            continue
+        place = part_dir(output, part.name, input_dirs, folder)
+        for row, origin in _records(place, part.sft, part, folder, output):
+            offered[part.name].append(_item(part.name, row.get("id"), _messages(row, part.sft.format),
+                                            origin, seed, dropped_prompts, as_segments, counter))
+    if GENERIC in offered:
+        offered[GENERIC] = [
+            _item(GENERIC, None, messages, {"part": GENERIC, "dataset": generic_dataset, "line": line},
+                  seed, dropped_prompts, as_segments, counter)
+            for line, messages in enumerate(generic, 1)]
     try:
-        chosen, report = balance(offered, dataclasses.asdict(mix), seed)
+        chosen, report = balance(offered, shares, seed)
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
     random.Random(derive_seed(seed, "mix", "order")).shuffle(chosen)
@@ -180,44 +170,175 @@ async def domain_expert(
         record.drop("mix", _origin_key(item.origin), f"mix: more {item.source} than its share of"
                     " the tokens", "beyond its source's share")
 
-    files = {MIX: [i for i in chosen if "messages" in i.row]}
-    if corrections_format == "segments":
-        files[CORRECTION_SEGMENTS] = [i for i in chosen if "segments" in i.row]
-    for path, (rows, origins) in {**{p: _split(t) for p, t in texts.items()},
-                                  **{p: ([i.row for i in items], [i.origin for i in items])
-                                     for p, items in files.items()}}.items():
+    sft_files = {MIX: [i for i in chosen if i.source not in as_segments]}
+    for name in as_segments:
+        sft_files[f"sft/{name}.segments.jsonl"] = [i for i in chosen if i.source == name]
+    written = {path: ([row for row, _ in rows], [origin for _, origin in rows]) for path, rows in texts.items()}
+    written.update({path: ([i.row for i in items], [i.origin for i in items]) for path, items in sft_files.items()})
+    if pairs:
+        written[PREFERENCE] = ([row for row, _ in pairs], [origin for _, origin in pairs])
+    for path, (rows, origins) in written.items():
         atomic_write_jsonl(output / path, rows)
         atomic_write_jsonl(output / _sources(path), origins)
+        record.wrote(path, len(rows))
+        record.wrote(_sources(path), len(origins))
 
-    # 4. Axolotl configs
-    stages = axolotl.configs(base_model=base_model, training=training, pretraining=[CHUNKS, RESTATED],
-                             sft=[(MIX, "messages")] + ([(CORRECTION_SEGMENTS, "segments")]
-                                                        if corrections_format == "segments" else []),
-                             extra=axolotl_extra or {})
-    for stage, path in (("pretrain", PRETRAIN_CONFIG), ("sft", SFT_CONFIG)):
-        atomic_write_text(output / path, axolotl.render(stage, stages[stage]))
-
-    # 5. the manifest: every part's funnel, the tokens
+    # 5. Axolotl configs, each stage sized to its data
     tokens = {path: sum(counter.count(row["text"]) for row, _ in rows) for path, rows in texts.items()}
-    tokens.update({path: sum(i.tokens for i in items) for path, items in files.items()})
-    outputs = {path: len(rows) for path, rows in texts.items()}
-    outputs.update({path: len(items) for path, items in files.items()})
-    outputs.update({_sources(path): count for path, count in list(outputs.items())})
-    record.write(output, outputs=outputs, primary=MIX, extra={
+    tokens.update({path: sum(i.tokens for i in items) for path, items in sft_files.items()})
+    data = {}
+    if texts:
+        data["pretrain"] = Data(sum(map(len, texts.values())), sum(tokens[p] for p in texts),
+                                max(counter.count(row["text"]) for rows in texts.values() for row, _ in rows))
+    if chosen:
+        data["sft"] = Data(len(chosen), sum(i.tokens for i in chosen), max(i.tokens for i in chosen))
+    if pairs:
+        counts = [_pair_tokens(row, counter) for row, _ in pairs]
+        tokens[PREFERENCE] = sum(counts)
+        data["dpo"] = Data(len(pairs), sum(counts), max(counts))
+    sizes = {stage: axolotl.size(d, training, packing_allowed=stage != "dpo") for stage, d in data.items()}
+    stages = axolotl.configs(base_model=base_model, training=training, pretraining=sorted(texts),
+                             sft=[(MIX, "messages")] * bool(sft_files[MIX])
+                             + [(p, "segments") for p in sft_files if p != MIX and sft_files[p]],
+                             preference=[PREFERENCE] if pairs else [], sizes=sizes,
+                             extra=axolotl_extra or {})
+    epochs = {"pretrain": training.pretrain_epochs, "sft": training.sft_epochs, "dpo": training.dpo_epochs}
+    what = {"pretrain": "text", "sft": "conversation", "dpo": "preference pair"}
+    configs = []
+    for stage, config in stages.items():
+        path = f"axolotl/{stage}.yaml"
+        about = axolotl.comment(stage, data[stage], sizes[stage], epochs[stage], what[stage])
+        atomic_write_text(output / path, axolotl.render(stage, config, about))
+        configs.append(path)
+        if axolotl.too_small(sizes[stage]):
+            log.warning("%s: %d %ss make %d optimizer steps an epoch, too few to learn from; make"
+                        " more data before training on it", path, data[stage].records, what[stage],
+                        sizes[stage].steps_per_epoch)
+
+    # 6. the manifest: every part's funnel, the tokens, the stages
+    record.write(output, extra={
         "tokens": {"counter": counter.describe(), "files": tokens,
                    "mix": {source: entry["tokens"] for source, entry in report.items()}},
         "mix": report,
-        "parts": parts,
-        "axolotl": [PRETRAIN_CONFIG, SFT_CONFIG],
+        "parts": funnels,
+        "axolotl": configs,
+        "training": {stage: {**dataclasses.asdict(data[stage]), **dataclasses.asdict(sizes[stage]),
+                             "too_small": axolotl.too_small(sizes[stage])} for stage in stages},
     })
-    set_progress(task_id, 1.0, f"{len(chosen)} conversations in the mix,"
-                               f" {outputs[CHUNKS] + outputs[RESTATED]} pretraining texts")
-    return {"mix": len(chosen), "pretraining": outputs[CHUNKS] + outputs[RESTATED]}
+    pretraining = sum(map(len, texts.values()))
+    set_progress(task_id, 1.0, f"{len(chosen)} conversations in the mix, {pretraining} pretraining"
+                               f" texts, {len(pairs)} preference pairs")
+    return {"mix": len(chosen), "pretraining": pretraining, "preference": len(pairs)}
 
 
-def _wanted(name: str, mix: Mix) -> bool:
-    source = PARTS[name][1]
-    return source is None or getattr(mix, source) > 0
+# -- the parts -----------------------------------------------------------------------------------
+
+
+def parts_of(parts) -> list[Part]:
+    """The parts a config names (a list of pipeline names, or a mapping of each to its own
+    settings), with what each declares; ``ConfigError`` naming a part that is not
+    installed, is domain-expert, or declares nothing to train on."""
+    if isinstance(parts, (list, tuple)):
+        named = {}
+        for name in parts:
+            if not isinstance(name, str):
+                raise ConfigError(f"parts: {name!r} is not a pipeline name")
+            if name in named:
+                raise ConfigError(f"parts lists {name!r} twice")
+            named[name] = {}
+    elif isinstance(parts, dict):
+        named = {}
+        for name, settings in parts.items():
+            if settings is not None and not isinstance(settings, dict):
+                raise ConfigError(f"parts: {name}'s settings must be a mapping of its own fields,"
+                                  f" not {settings!r}")
+            named[str(name)] = dict(settings or {})
+    else:
+        raise ConfigError("parts must be a list of pipeline names, or a mapping of each to its settings")
+    if not named:
+        raise ConfigError("parts names no pipeline")
+    chosen = []
+    for name, settings in named.items():
+        if name == NAME:
+            raise ConfigError(f"parts: {NAME} cannot be a part of itself")
+        for reserved in ("input_dir", "output_dir"):
+            if reserved in settings:
+                raise ConfigError(f"parts: {name}: {reserved} is {NAME}'s to set (input_dirs, output_dir)")
+        try:
+            declared = part_outputs(name)
+        except ConfigError as exc:
+            raise ConfigError(f"parts: {exc}") from None
+        kinds = {o.kind for o in declared}
+        if not kinds & {"pretraining", "sft", "preference"}:
+            what = (f"declares only {', '.join(sorted(kinds))} ({', '.join(o.file for o in declared)})"
+                    if declared else "declares no outputs")
+            raise ConfigError(f"parts: {name} {what}; a part must write pretraining text, SFT"
+                              " conversations or preference pairs")
+        conversations = [o for o in declared if o.kind == "sft"]
+        readable = ([o for o in conversations if o.format == "messages"]
+                    or [o for o in conversations if o.format == "sharegpt"])
+        if conversations and not readable:
+            raise ConfigError(f"parts: {name} writes its conversations only as segments; the mix"
+                              " reads messages or sharegpt")
+        chosen.append(Part(name, settings, readable[0] if readable else None,
+                           tuple(o for o in declared if o.kind == "pretraining"),
+                           tuple(o for o in declared if o.kind == "preference")))
+    return chosen
+
+
+def shares_of(mix: dict | None, parts: list[Part], generic_dataset=None) -> dict[str, float]:
+    """The SFT mix's shares by part (and ``generic``), in the parts' order: ``mix`` as the
+    config sets it, each part that writes conversations named; by default today's shares
+    for today's parts, else equal shares. ``ConfigError`` for a share that is no number
+    from 0 to 1, a name that is no such part, a part left out, or shares that do not add
+    up to 1."""
+    talking = [p.name for p in parts if p.sft is not None]
+    if mix is None:
+        if set(talking) == set(DEFAULT_MIX):
+            mix = dict(DEFAULT_MIX)
+        else:
+            mix = {name: round(1 / len(talking), 12) for name in talking} if talking else {}
+    _by_source("mix", mix, talking)
+    missing = [name for name in talking if name not in mix]
+    if missing:
+        raise ConfigError(f"mix gives {missing[0]} no share: set mix.{missing[0]} (0 leaves its"
+                          " conversations out)")
+    shares = {name: float(mix[name]) for name in talking}
+    shares[GENERIC] = float(mix.get(GENERIC, 0))
+    total = sum(shares.values())
+    if talking and abs(total - 1) > 1e-6:
+        listed = ", ".join(f"{name} {value:g}" for name, value in shares.items())
+        raise ConfigError(f"mix: the shares add up to {total:g}, not 1 ({listed})")
+    return shares
+
+
+def system_prompt_shares(without: dict | None, parts: list[Part]) -> dict[str, float]:
+    """The share of each source's conversations that lose their system prompt (default:
+    today's for today's parts); ``ConfigError`` for a name that is no conversation source
+    or a share that is no number from 0 to 1."""
+    talking = [p.name for p in parts if p.sft is not None]
+    if without is None:
+        return {k: v for k, v in DEFAULT_WITHOUT_SYSTEM_PROMPT.items() if k in talking}
+    _by_source("without_system_prompt", without, talking)
+    return {name: float(value) for name, value in without.items()}
+
+
+def _by_source(field: str, shares, talking: list[str]) -> None:
+    """``ConfigError`` unless ``shares`` maps parts that write conversations (or ``generic``)
+    to numbers from 0 to 1."""
+    if not isinstance(shares, dict):
+        raise ConfigError(f"{field} must be a mapping of each part that writes conversations to a share")
+    for name, value in shares.items():
+        if name != GENERIC and name not in talking:
+            raise ConfigError(f"{field}: {name!r} is not a part that writes SFT conversations"
+                              f" (those are: {', '.join(talking) or 'none'}; and {GENERIC})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError(f"{field}.{name} must be a number from 0 to 1, not {value!r}")
+
+
+def _wanted(part: Part, shares: dict) -> bool:
+    """A part runs unless all it gives is conversations and its share is 0."""
+    return bool(part.pretraining or part.preference or shares.get(part.name))
 
 
 def part_dir(output: Path, name: str, input_dirs: list, folder) -> Path:
@@ -227,36 +348,71 @@ def part_dir(output: Path, name: str, input_dirs: list, folder) -> Path:
     return Path(output) / "parts" / name / f"{number}-{slug or 'documents'}"
 
 
-def part_arguments(name: str, settings: dict, own: dict, folder) -> dict:
+def part_arguments(part: Part, settings: dict, folder) -> dict:
     """A part's fields: domain-expert's shared settings that it takes, its own settings over
     them, and its input folder."""
-    field, _ = PARTS[name]
-    taken = part_fields(name)
+    taken = part_fields(part.name)
     arguments = {k: v for k, v in settings.items() if k in taken}
-    arguments.update(own.get(field) or {})
+    arguments.update(part.settings)
     arguments["input_dir"] = str(folder)
-    if name == "repvar":
-        arguments["include_chunks"] = True  # the pretraining chunks are repvar's
     return arguments
 
 
-def _item(source, messages, origin, seed, without_system_prompt, corrections_format, counter) -> Item:
+# -- reading what the parts wrote -------------------------------------------------------------------
+
+
+def _records(place: Path, declared: Output, part: Part, folder, output: Path) -> list[tuple[dict, dict]]:
+    """Each record of a part's declared output, with where it came from: the part, the folder,
+    the file and line, and what the part's own ``sources`` output says of that line."""
+    where = f"{_relative(place, output)}/{declared.file}"
+    rows = _read(place / declared.file)
+    about = _read(place / declared.sources) if declared.sources else [{}] * len(rows)
+    if len(about) != len(rows):
+        raise PipelineError(f"{where}: {declared.sources} has {len(about)} lines for {len(rows)} records")
+    return [(row, {"part": part.name, "folder": str(folder), "part_output": where, "line": line, **extra})
+            for line, (row, extra) in enumerate(zip(rows, about), 1)]
+
+
+def _pretraining_file(part: Part, declared: Output) -> str:
+    if len(part.pretraining) == 1:
+        return f"pretraining/{part.name}.jsonl"
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", declared.file[: -len(".jsonl")]).strip("_")
+    return f"pretraining/{part.name}.{stem}.jsonl"
+
+
+_SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
+
+
+def _messages(row: dict, format: str) -> list[dict]:
+    """A part's conversation as messages (``role``, ``content``, and a ``weight`` it has)."""
+    if format == "messages":
+        return [dict(m) for m in row["messages"]]
+    return [{"role": _SHAREGPT_ROLES.get(m["from"], m["from"]), "content": m["value"],
+             **({"weight": m["weight"]} if "weight" in m else {})} for m in row["conversations"]]
+
+
+def _item(source, record_id, messages, origin, seed, without_system_prompt, as_segments, counter) -> Item:
     """One conversation offered to the mix, as it will be written: maybe without its system
     prompt (by the seed), each message marked trained or not."""
-    share = getattr(without_system_prompt, source, 0.0)
+    share = without_system_prompt.get(source, 0.0)
     key = _origin_key(origin)
     if messages and messages[0]["role"] == "system" and share > 0 \
             and derive_seed(seed, "without system prompt", key) % 10_000 < round(share * 10_000):
         messages = messages[1:]
         origin = {**origin, "system_prompt": False}
-    if source == "correction" and corrections_format == "segments":
-        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-        row = segments(plain)  # only the last answer, the correction, is trained
+    conversation = Conversation(record_id or key, messages)
+    if source in as_segments:
+        row = conversation_row(conversation, "segments")
         return Item(source, row, counter.segments(row["segments"]), origin)
     row = {"messages": [{"role": m["role"], "content": m["content"],
-                         "training": m["role"] == "assistant" and m.get("weight", 1) != 0}
-                        for m in messages]}
+                         "training": conversation.trained(i, m)} for i, m in enumerate(messages)]}
+    if record_id:
+        row = {"id": record_id, **row}
     return Item(source, row, counter.conversation(messages), origin)
+
+
+def _pair_tokens(row: dict, counter) -> int:
+    return counter.conversation(row["prompt"] + row["chosen"]) + counter.conversation(row["rejected"])
 
 
 def _origin_key(origin: dict) -> str:
@@ -287,10 +443,6 @@ def _read(path: Path) -> list:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _split(pairs):
-    return [row for row, _ in pairs], [origin for _, origin in pairs]
-
-
 def _sources(path: str) -> str:
     return path[: -len(".jsonl")] + ".sources.jsonl"
 
@@ -304,8 +456,8 @@ def _relative(place: Path, output: Path) -> str:
 
 def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, **values) -> None:
     """What atk checks before a run writes anything, beyond what the annotations say: the
-    folders, every part's fields (as the part itself would check them), and the mix's
-    sources."""
+    folders, the parts (installed, with something to train on, every field as the part
+    itself would check it), the mix's shares, and the generic dataset."""
     folders = [Path(str(f)).expanduser().resolve() for f in input_dirs]
     for index, folder in enumerate(folders):
         for other in folders[:index]:
@@ -316,31 +468,37 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
                     if other in folder.parents else (input_dirs[folders.index(other)], input_dirs[index])
                 raise ConfigError(f"input_dirs: {inner!r} is inside {outer!r}, so its documents"
                                   " would be read with both folders; list folders side by side")
-    mix, training = values["mix"], values["training"]
-    own = {field: values.get(field) for field, _ in PARTS.values()}
-    for field, settings in own.items():
-        if settings is not None and not isinstance(settings, dict):
-            raise ConfigError(f"{field} must be a mapping of the part's own fields, not {settings!r}")
-        for reserved in ("input_dir", "output_dir"):
-            if settings and reserved in settings:
-                raise ConfigError(f"{field}: {reserved} is domain-expert's to set (input_dirs, output_dir)")
-    if (own["repvar"] or {}).get("include_chunks") is False:
-        raise ConfigError("repvar: include_chunks must stay true: the pretraining chunks are repvar's")
+    training = values["training"]
+    chosen = parts_of(values["parts"])
+    # A part's field at the top (or in an old per-part section, which the config flattens)
+    # would reach no part: say where it goes. Other unknown keys are let be, as in every pipeline.
+    misplaced = sorted(k for k in values if k not in _FIELDS
+                       and any(k in part_fields(p.name) for p in chosen))
+    if misplaced:
+        raise ConfigError(f"{NAME} has no field {misplaced[0]!r}; a part's own fields go under parts:"
+                          " (parts: {factual-qa: {questions_per_chunk: 3}})")
+    shares = shares_of(values["mix"], chosen, values["generic_dataset"])
+    system_prompt_shares(values["without_system_prompt"], chosen)
+    talking = [p.name for p in chosen if p.sft is not None]
+    for name in values["as_segments"]:
+        if name not in talking:
+            raise ConfigError(f"as_segments: {name!r} is not a part that writes SFT conversations"
+                              f" (those are: {', '.join(talking) or 'none'})")
     settings = {k: values[k] for k in SHARED}
     output = Path(output_dir) if output_dir is not None else Path("output")
     for folder in input_dirs:
-        for name in PARTS:
-            if _wanted(name, mix):
-                check_part(name, models=models, output_dir=part_dir(output, name, input_dirs, folder),
-                           prompt_overrides=prompt_overrides,
-                           **part_arguments(name, settings, own, folder))
-    if values["corrections_format"] == "segments" and training.chat_template != "chatml":
-        raise ConfigError("corrections_format: segments are written in ChatML, so training.chat_template"
-                          f" must be chatml (not {training.chat_template!r}); or use messages")
+        for part in chosen:
+            if _wanted(part, shares):
+                check_part(part.name, models=models, prompt_overrides=prompt_overrides,
+                           output_dir=part_dir(output, part.name, input_dirs, folder),
+                           **part_arguments(part, settings, folder))
+    if values["as_segments"] and training.chat_template != "chatml":
+        raise ConfigError("as_segments: segments are written in ChatML, so training.chat_template"
+                          f" must be chatml (not {training.chat_template!r}); or leave as_segments empty")
     generic = values["generic_dataset"]
-    if mix.generic > 0 and not generic:
+    if shares.get(GENERIC, 0) > 0 and not generic:
         raise ConfigError("mix.generic is above 0 but generic_dataset is not set")
-    if generic and mix.generic == 0:
+    if generic and shares.get(GENERIC, 0) == 0:
         raise ConfigError("generic_dataset is set but mix.generic is 0: give it a share of the mix")
     if generic and Path(generic).expanduser().exists():  # on this machine: read it now
         load_generic(generic, values["generic_split"])  # each row a conversation, or one line why not
@@ -349,3 +507,7 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
     elif generic and importlib.util.find_spec("datasets") is None:
         raise ConfigError(f"generic_dataset {generic!r} is not a file, and loading a Hugging Face"
                           " dataset needs `datasets` (pip install 'atk-pipeline-expert[hf]')")
+
+
+# The fields of domain-expert's own (a part's field beside them is misplaced).
+_FIELDS = set(inspect.signature(domain_expert).parameters) - {"kwargs", "task_id"}

@@ -12,9 +12,9 @@ from expert_fakes import COAST, KITCHEN, write_inputs
 
 TESTS = Path(__file__).resolve().parent
 SCHEMA = json.loads((TESTS / "axolotl_schema.json").read_text())
-OUTPUTS = ("pretraining/chunks.jsonl", "pretraining/repvar.jsonl", "sft/mix.jsonl",
-           "pretraining/chunks.sources.jsonl", "pretraining/repvar.sources.jsonl",
-           "sft/mix.sources.jsonl", "failures.jsonl")
+OUTPUTS = ("pretraining/repvar.jsonl", "sft/mix.jsonl", "preference/pairs.jsonl",
+           "pretraining/repvar.sources.jsonl", "sft/mix.sources.jsonl", "preference/pairs.sources.jsonl",
+           "failures.jsonl")
 
 
 def folders(folder):
@@ -23,7 +23,8 @@ def folders(folder):
 
 KIT = ScriptedPipeline("domain-expert", respond="expert_fakes:respond", inputs=write_inputs,
                        helpers=TESTS, input_fields=folders, base_model="HuggingFaceTB/SmolLM2-135M",
-                       factual_qa={"pairs_per_conversation": 1})
+                       parts={"repvar": {}, "factual-qa": {"pairs_per_conversation": 1}, "rag-data": {},
+                              "correction": {}})
 run = KIT.run
 
 
@@ -35,23 +36,31 @@ class TestPromises(PipelinePromises):
     kit = KIT
     outputs = OUTPUTS
     mistakes = (
-        mistake("mix: the shares add up to 1.05, not 1 (qa 0.5, rag 0.3, correction 0.25, generic 0;"
-                " a share left out keeps its default)", mix={"qa": 0.5, "rag": 0.3}),
+        mistake("mix: the shares add up to 1.05, not 1 (factual-qa 0.5, rag-data 0.3, correction 0.25,"
+                " generic 0)", mix={"factual-qa": 0.5, "rag-data": 0.3, "correction": 0.25}),
+        mistake("mix gives correction no share: set mix.correction", mix={"factual-qa": 0.5, "rag-data": 0.5}),
+        mistake("mix: 'qa' is not a part that writes SFT conversations (those are: factual-qa,"
+                " rag-data, correction; and generic)", mix={"qa": 0.5, "rag-data": 0.3, "correction": 0.2}),
         mistake("part 'factual-qa' in 1-docs/: factual-qa has no field 'questions_per_chnk'"
-                " (did you mean 'questions_per_chunk'?)", factual_qa={"questions_per_chnk": 2}),
+                " (did you mean 'questions_per_chunk'?)", parts={"factual-qa": {"questions_per_chnk": 2}}),
         mistake("part 'rag-data' in 1-docs/: max_chunks must be a whole number of at least 1, not 0",
-                rag_data={"max_chunks": 0}),
-        mistake("correction: input_dir is domain-expert's to set", correction={"input_dir": "elsewhere"}),
-        mistake("repvar: include_chunks must stay true", repvar={"include_chunks": False}),
+                parts={"rag-data": {"max_chunks": 0}}),
+        mistake("parts: correction: input_dir is domain-expert's to set",
+                parts={"correction": {"input_dir": "elsewhere"}}),
+        mistake("parts: unknown pipeline 'glossary' (installed: ", parts=["factual-qa", "glossary"]),
+        mistake("parts: domain-expert cannot be a part of itself", parts=["domain-expert"]),
+        mistake("domain-expert has no field 'questions_per_chunk'; a part's own fields go under parts:",
+                factual_qa={"questions_per_chunk": 3}),
+        mistake("as_segments: 'repvar' is not a part that writes SFT conversations", as_segments=["repvar"]),
         mistake("input_dirs lists 'docs/' twice", input_dirs=["docs", "docs/"]),
         mistake("part 'repvar' in 2-nowhere/: input_dir 'nowhere' does not exist",
                 input_dirs=["docs", "nowhere"]),
         mistake("mix.generic is above 0 but generic_dataset is not set",
-                mix={"qa": 0.5, "rag": 0.3, "correction": 0.1, "generic": 0.1}),
+                mix={"factual-qa": 0.5, "rag-data": 0.3, "correction": 0.1, "generic": 0.1}),
         mistake("generic_dataset is set but mix.generic is 0", generic_dataset="generic.jsonl"),
         mistake("generic_dataset 'missing.jsonl': no such file", generic_dataset="missing.jsonl",
-                mix={"qa": 0.5, "rag": 0.3, "correction": 0.1, "generic": 0.1}),
-        mistake("training.chat_template must be chatml (not 'llama3')", corrections_format="segments",
+                mix={"factual-qa": 0.5, "rag-data": 0.3, "correction": 0.1, "generic": 0.1}),
+        mistake("training.chat_template must be chatml (not 'llama3')", as_segments=["correction"],
                 training={"chat_template": "llama3"}),
         mistake("input_dirs must be", input_dirs=[]),
         ({"input_dirs": ["docs"]}, "pipeline 'domain-expert' needs field 'base_model'"),
@@ -76,7 +85,7 @@ def test_the_parts_run_over_each_folder_and_see_only_its_documents(tmp_path):
                         for c in r["context"]})
         assert documents == names[folder]  # every document of the folder, and only those
     # The mix and the pretraining text say where each record came from, line for line.
-    for name in ("pretraining/chunks", "pretraining/repvar", "sft/mix"):
+    for name in ("pretraining/repvar", "sft/mix", "preference/pairs"):
         rows, origins = read_jsonl(out / f"{name}.jsonl"), read_jsonl(out / f"{name}.sources.jsonl")
         assert len(rows) == len(origins) > 0
         for row, origin in zip(rows, origins):
@@ -84,30 +93,34 @@ def test_the_parts_run_over_each_folder_and_see_only_its_documents(tmp_path):
             assert f"-{folder}" in origin["part_output"]
             source_row = read_jsonl(out / origin["part_output"])[origin["line"] - 1]
             if "text" in row:
-                assert row == source_row and origin["document"] in names[folder]
+                assert row == source_row and origin["source"] in names[folder]
+            elif "chosen" in row:
+                assert row == source_row
             else:  # the part's conversation, maybe without its system prompt
                 theirs = [(m["role"], m["content"]) for m in source_row["messages"]]
                 ours = [(m["role"], m["content"]) for m in row["messages"]]
                 assert ours == (theirs[1:] if origin.get("system_prompt") is False else theirs)
-    chunks = read_jsonl(out / "pretraining/chunks.jsonl")
+    chunks = [row for row, origin in zip(read_jsonl(out / "pretraining/repvar.jsonl"),
+                                         read_jsonl(out / "pretraining/repvar.sources.jsonl"))
+              if origin["kind"] == "chunk"]
     texts = {**COAST, **KITCHEN}
     assert sorted(r["text"] for r in chunks) == sorted(t.strip() for t in texts.values())
 
 
 def test_the_mix_holds_each_source_to_its_share_of_the_tokens(tmp_path):
-    shares = {"qa": 0.5, "rag": 0.3, "correction": 0.2}
+    shares = {"factual-qa": 0.5, "rag-data": 0.3, "correction": 0.2}
     result = run(tmp_path, mix=shares)
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
     manifest = json.loads((out / "manifest.json").read_text())
     report = manifest["mix"]
-    assert set(report) == set(shares)
+    assert set(report) == set(shares)  # generic has no share, so no entry
     # Count again from the files: the estimate is UTF-8 bytes / 4 (no tokenizer here), plus 4
     # per message.
     assert manifest["tokens"]["counter"]["method"] == "estimate"
     counted = {source: 0 for source in shares}
     for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
-        counted[origin["source"]] += sum(-(-len(m["content"].encode()) // 4) + 4 for m in row["messages"])
+        counted[origin["part"]] += sum(-(-len(m["content"].encode()) // 4) + 4 for m in row["messages"])
     assert counted == {source: entry["tokens"] for source, entry in report.items()}
     total = sum(counted.values())
     assert manifest["tokens"]["files"]["sft/mix.jsonl"] == total
@@ -125,17 +138,17 @@ def test_the_mix_holds_each_source_to_its_share_of_the_tokens(tmp_path):
 
 
 def test_conversations_lose_their_system_prompt_at_the_set_share_but_rag_keeps_it(tmp_path):
-    result = run(tmp_path, without_system_prompt={"qa": 0.5, "correction": 1.0})
+    result = run(tmp_path, without_system_prompt={"factual-qa": 0.5, "correction": 1.0})
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
     by_source = {}
     for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
-        by_source.setdefault(origin["source"], []).append(row["messages"][0]["role"] == "system")
-    assert all(by_source["rag"])
+        by_source.setdefault(origin["part"], []).append(row["messages"][0]["role"] == "system")
+    assert all(by_source["rag-data"])
     assert not any(by_source["correction"])
-    assert 0 < sum(by_source["qa"]) < len(by_source["qa"])
+    assert 0 < sum(by_source["factual-qa"]) < len(by_source["factual-qa"])
     for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl")):
-        if origin["source"] != "correction":  # every message says whether it is trained
+        if origin["part"] != "correction":  # every message says whether it is trained
             assert all(m["training"] == (m["role"] == "assistant") for m in row["messages"])
 
 
@@ -144,7 +157,7 @@ def test_the_wrong_answer_of_a_correction_is_never_trained(tmp_path):
     out = tmp_path / "out"
     corrections = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"),
                                               read_jsonl(out / "sft/mix.sources.jsonl"))
-                   if origin["source"] == "correction"]
+                   if origin["part"] == "correction"]
     assert corrections
     for row in corrections:
         answers = [m for m in row["messages"] if m["role"] == "assistant"]
@@ -153,22 +166,22 @@ def test_the_wrong_answer_of_a_correction_is_never_trained(tmp_path):
 
 
 def test_corrections_as_segments_go_to_their_own_file_and_config_entry(tmp_path):
-    result = run(tmp_path, corrections_format="segments")
+    result = run(tmp_path, as_segments=["correction"])
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
-    segments = read_jsonl(out / "sft/corrections.segments.jsonl")
-    origins = read_jsonl(out / "sft/corrections.segments.sources.jsonl")
+    segments = read_jsonl(out / "sft/correction.segments.jsonl")
+    origins = read_jsonl(out / "sft/correction.segments.sources.jsonl")
     assert segments and len(segments) == len(origins)
-    assert {o["source"] for o in origins} == {"correction"}
-    assert {o["source"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"qa", "rag"}
+    assert {o["part"] for o in origins} == {"correction"}
+    assert {o["part"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"factual-qa", "rag-data"}
     for row in segments:
         trained = [s["text"] for s in row["segments"] if s["label"]]
         assert len(trained) == 1 and "Zanzibar" not in trained[0]
     sft = yaml.safe_load((out / "axolotl/sft.yaml").read_text())
     assert [(d["path"], d["type"]) for d in sft["datasets"]] == [
-        ("sft/mix.jsonl", "chat_template"), ("sft/corrections.segments.jsonl", "input_output")]
+        ("sft/mix.jsonl", "chat_template"), ("sft/correction.segments.jsonl", "input_output")]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["tokens"]["files"]["sft/corrections.segments.jsonl"] == manifest["mix"]["correction"]["tokens"]
+    assert manifest["tokens"]["files"]["sft/correction.segments.jsonl"] == manifest["mix"]["correction"]["tokens"]
 
 
 def test_the_axolotl_configs_use_axolotls_keys_and_name_files_that_match_their_type(tmp_path):
@@ -178,17 +191,26 @@ def test_the_axolotl_configs_use_axolotls_keys_and_name_files_that_match_their_t
     out = tmp_path / "out"
     pretrain = yaml.safe_load((out / "axolotl/pretrain.yaml").read_text())
     sft = yaml.safe_load((out / "axolotl/sft.yaml").read_text())
+    dpo = yaml.safe_load((out / "axolotl/dpo.yaml").read_text())
     known = set(SCHEMA["top_level"]) | set(SCHEMA["aliases"])
-    for config in (pretrain, sft):
+    for config in (pretrain, sft, dpo):
         assert set(config) <= known, set(config) - known  # Axolotl drops unknown keys silently
         assert not set(config) & set(SCHEMA["deprecated"])
         assert set(SCHEMA["required"]) <= set(config)
-        assert config["sequence_len"] == 2048 and config["seed"] == 7
+        assert config["sequence_len"] <= 2048 and config["seed"] == 7  # no longer than asked
+        fields = SCHEMA["dpo_dataset"] if config is dpo else SCHEMA["dataset"]
         for entry in config["datasets"]:
-            assert set(entry) <= set(SCHEMA["dataset"]), set(entry) - set(SCHEMA["dataset"])
+            assert set(entry) <= set(fields), set(entry) - set(fields)
             rows = read_jsonl(out / entry["path"])  # relative to the run's folder, and there
             assert rows
-            if entry["type"] == "completion":
+            if config is dpo:
+                assert entry["type"] in SCHEMA["dpo_types"]
+                for row in rows:  # what chat_template.default reads: messages, then one answer each
+                    assert [m["role"] for m in row[entry["field_messages"]]][-1] == "user"
+                    for field in (entry["field_chosen"], entry["field_rejected"]):
+                        assert [m["role"] for m in row[field]] == ["assistant"]
+                        assert isinstance(row[field][0]["content"], str)
+            elif entry["type"] == "completion":
                 assert all(isinstance(r[entry.get("field", "text")], str) for r in rows)
             elif entry["type"] == "chat_template":
                 assert entry["chat_template"] in SCHEMA["chat_templates"]
@@ -203,7 +225,10 @@ def test_the_axolotl_configs_use_axolotls_keys_and_name_files_that_match_their_t
     assert sft["base_model"] == pretrain["output_dir"]  # SFT continues from the pretraining output
     assert sft["chat_template"] in SCHEMA["chat_templates"]
     assert sft["adapter"] == "lora" and "adapter" not in pretrain
-    assert [d["path"] for d in pretrain["datasets"]] == ["pretraining/chunks.jsonl", "pretraining/repvar.jsonl"]
+    assert [d["path"] for d in pretrain["datasets"]] == ["pretraining/repvar.jsonl"]
+    assert dpo["rl"] in SCHEMA["rl_types"] and dpo["rl"] == "dpo"
+    assert dpo["base_model"] == sft["output_dir"]  # DPO continues from the SFT output
+    assert dpo["sample_packing"] is False  # Axolotl refuses packing with RL
     assert (out / "axolotl/pretrain.yaml").read_text().startswith("# Written by atk")
 
 
@@ -217,7 +242,7 @@ def test_a_generic_dataset_in_any_of_three_formats_takes_its_share(tmp_path):
                                     {"from": "gpt", "value": " ".join(map(str, range(n + 1)))}]},
                  {"instruction": "Add the numbers.", "input": f"{n} and {n}", "output": str(2 * n)}]
     generic.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    shares = {"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2}
+    shares = {"factual-qa": 0.4, "rag-data": 0.2, "correction": 0.2, "generic": 0.2}
     result = run(tmp_path, mix=shares, generic_dataset=str(generic))
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
@@ -225,7 +250,7 @@ def test_a_generic_dataset_in_any_of_three_formats_takes_its_share(tmp_path):
     assert report["generic"]["records"] > 0
     assert abs(report["generic"]["share"] - 0.2) <= report["generic"]["bound"]
     mixed = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl"))
-             if origin["source"] == "generic"]
+             if origin["part"] == "generic"]
     assert {tuple(m["role"] for m in row["messages"]) for row in mixed} == {("user", "assistant")}
     assert any(row["messages"][0]["content"].startswith("Add the numbers.\n\n") for row in mixed)
 
@@ -235,7 +260,7 @@ def test_a_generic_row_that_is_no_conversation_is_refused_before_anything_runs(t
     generic.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n'
                        '{"prompt": "no such format"}\n')
     line = KIT.refused(tmp_path, input_dirs=["docs"], generic_dataset=str(generic), base_model="m",
-                       mix={"qa": 0.5, "rag": 0.2, "correction": 0.2, "generic": 0.1})
+                       mix={"factual-qa": 0.5, "rag-data": 0.2, "correction": 0.2, "generic": 0.1})
     assert f"generic_dataset {generic} row 2: not a conversation" in line, line
 
 
@@ -255,9 +280,9 @@ def test_tokens_are_counted_with_a_tokenizer_file_on_this_machine(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tokens"]["counter"] == {"method": "tokenizer", "detail": f"tokenizers: {path}"}
     loaded = tokenizers.Tokenizer.from_file(str(path))
-    chunks = [r["text"] for r in read_jsonl(out / "pretraining/chunks.jsonl")]
-    assert manifest["tokens"]["files"]["pretraining/chunks.jsonl"] == sum(
-        len(loaded.encode(text, add_special_tokens=False).ids) for text in chunks)
+    texts = [r["text"] for r in read_jsonl(out / "pretraining/repvar.jsonl")]
+    assert manifest["tokens"]["files"]["pretraining/repvar.jsonl"] == sum(
+        len(loaded.encode(text, add_special_tokens=False).ids) for text in texts)
 
 
 def test_a_tokenizer_that_is_not_here_is_an_estimate_that_says_why(tmp_path):
@@ -269,16 +294,22 @@ def test_a_tokenizer_that_is_not_here_is_an_estimate_that_says_why(tmp_path):
     assert "not available here" in counter["detail"]
 
 
-def test_a_source_left_out_of_the_mix_has_its_part_not_run(tmp_path):
-    result = run(tmp_path, mix={"qa": 0.6, "rag": 0.4, "correction": 0})
+def test_a_part_with_no_share_and_nothing_else_to_train_on_is_not_run(tmp_path):
+    result = run(tmp_path, mix={"factual-qa": 0.6, "rag-data": 0, "correction": 0.4})
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
-    assert not (out / "parts" / "correction").exists()
-    assert {o["source"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"qa", "rag"}
+    assert not (out / "parts" / "rag-data").exists()
+    assert {o["part"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"factual-qa", "correction"}
+    # correction also writes preference pairs: with share 0 it still runs, for them
+    result = run(tmp_path / "b", mix={"factual-qa": 0.6, "rag-data": 0.4, "correction": 0})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "b" / "out"
+    assert {o["part"] for o in read_jsonl(out / "sft/mix.sources.jsonl")} == {"factual-qa", "rag-data"}
+    assert {o["part"] for o in read_jsonl(out / "preference/pairs.sources.jsonl")} == {"correction"}
 
 
 def test_the_configs_and_manifest_parts_are_the_same_on_a_second_run(tmp_path):
-    KIT.assert_rerun_is_free(tmp_path, ("axolotl/pretrain.yaml", "axolotl/sft.yaml"))
+    KIT.assert_rerun_is_free(tmp_path, ("axolotl/pretrain.yaml", "axolotl/sft.yaml", "axolotl/dpo.yaml"))
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert [(p["pipeline"], Path(p["folder"]).name) for p in manifest["parts"]] == [
         (name, folder) for folder in ("coast", "kitchen")
@@ -316,14 +347,15 @@ def test_a_generic_dataset_that_is_no_file_is_loaded_with_datasets(tmp_path):
                                {"from": "gpt", "value": f"{n} times 3 is {3 * n}."}]} for n in range(40)]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = run(tmp_path, generic_dataset=str(folder), generic_split="train",
-                 mix={"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2})
+                 mix={"factual-qa": 0.4, "rag-data": 0.2, "correction": 0.2, "generic": 0.2})
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
     mixed = [row for row, origin in zip(read_jsonl(out / "sft/mix.jsonl"), read_jsonl(out / "sft/mix.sources.jsonl"))
-             if origin["source"] == "generic"]
+             if origin["part"] == "generic"]
     assert mixed and all(row["messages"][0]["content"].endswith("times 3?") for row in mixed)
     line = KIT.refused(tmp_path / "bad", input_dirs=["docs"], base_model="m", generic_dataset=str(folder),
-                       generic_split="validation", mix={"qa": 0.4, "rag": 0.2, "correction": 0.2, "generic": 0.2})
+                       generic_split="validation", mix={"factual-qa": 0.4, "rag-data": 0.2, "correction": 0.2,
+                                                        "generic": 0.2})
     assert f"generic_dataset {str(folder)!r}: could not load it with datasets" in line, line
 
 
@@ -338,3 +370,56 @@ def test_the_stated_bound_holds_when_records_differ_wildly_in_size():
         for source, entry in report.items():
             assert abs(entry["share"] - entry["target_share"]) <= entry["bound"], (seed, entry)
             assert entry["tokens"] == sum(i.tokens for i in chosen if i.source == source)
+
+
+def test_each_stage_is_sized_to_its_data():
+    """The quickstart's scale (6 conversations, about 1k tokens) is no packed batch: packing
+    off, a batch of one, a sequence no longer than the longest record needs, and too small
+    to train; a real corpus gets packing, the full batch, an evaluation split."""
+    from atk_pipeline_expert.axolotl import Data, Training, size, too_small
+
+    training = Training()  # sequence_len 4096, micro batch 2 x 8
+    tiny = size(Data(records=6, tokens=1000, longest=300), training)
+    assert (tiny.sample_packing, tiny.sequence_len, tiny.val_set_size) == (False, 512, 0.0)
+    assert (tiny.micro_batch_size, tiny.gradient_accumulation_steps, tiny.steps_per_epoch) == (1, 1, 6)
+    assert too_small(tiny)
+    middling = size(Data(records=120, tokens=30_000, longest=700), training)
+    assert not middling.sample_packing and middling.val_set_size == 0.0  # 6 records would not say much
+    assert (middling.micro_batch_size, middling.gradient_accumulation_steps) == (2, 6)  # 12 a step
+    assert middling.steps_per_epoch == 10 and not too_small(middling)
+    assert size(Data(records=400, tokens=100_000, longest=700), training).val_set_size == 0.05
+    large = size(Data(records=20_000, tokens=8_000_000, longest=3000), training)
+    assert (large.sample_packing, large.sequence_len, large.val_set_size) == (True, 3072, 0.05)
+    assert (large.micro_batch_size, large.gradient_accumulation_steps) == (2, 8)
+    assert large.steps_per_epoch == -(-large.sequences // 16)
+    capped = size(Data(records=50, tokens=9000, longest=10_000), Training(sequence_len=2048))
+    assert capped.sequence_len == 2048  # never longer than asked
+
+
+def test_a_stage_too_small_to_train_says_so_in_its_config_and_in_one_warning(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="atk")
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    for stage, sized in manifest["training"].items():
+        text = (out / "axolotl" / f"{stage}.yaml").read_text()
+        config = yaml.safe_load(text)
+        assert config["micro_batch_size"] == sized["micro_batch_size"]
+        assert config["sample_packing"] == sized["sample_packing"]
+        assert f"An epoch is {sized['steps_per_epoch']} optimizer steps" in text
+        assert ("TOO SMALL TO TRAIN" in text) == sized["too_small"]
+    assert manifest["training"]["dpo"]["too_small"]  # 6 preference pairs here
+    warned = [r.getMessage() for r in caplog.records if "too few to learn from" in r.getMessage()]
+    assert warned == ["axolotl/dpo.yaml: 6 preference pairs make 6 optimizer steps an epoch, too few to"
+                      " learn from; make more data before training on it"], warned
+
+
+def test_the_manifest_declares_each_file_of_the_run_by_its_kind(tmp_path):
+    assert run(tmp_path).exit_code == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    kinds = {file: entry["kind"] for file, entry in manifest["declared_outputs"].items()}
+    assert kinds == {"pretraining/repvar.jsonl": "pretraining", "pretraining/repvar.sources.jsonl": "records",
+                     "sft/mix.jsonl": "sft", "sft/mix.sources.jsonl": "records",
+                     "preference/pairs.jsonl": "preference", "preference/pairs.sources.jsonl": "records"}
+    assert manifest["primary_output"] == "sft/mix.jsonl"

@@ -20,8 +20,8 @@ def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     assert sorted(os.listdir(prompts)) == ["correction", "factual-qa", "rag-data", "repvar"]
     assert (prompts / "rag-data" / "system.txt").is_file()
     samples = {"coast": {"lighthouses.md", "saltmarsh.txt"}, "kitchen": {"pickling.txt", "sourdough.md"}}
-    for origin in read_jsonl(out / "pretraining/chunks.sources.jsonl"):
-        assert origin["document"] in samples[Path(origin["folder"]).name]
+    for origin in read_jsonl(out / "pretraining/repvar.sources.jsonl"):
+        assert origin["source"] in samples[Path(origin["folder"]).name]
     sft = yaml.safe_load((out / "axolotl/sft.yaml").read_text())
     assert all((out / entry["path"]).is_file() for entry in sft["datasets"])
     assert read_jsonl(out / "sft/mix.jsonl")

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, Documents, NonEmpty, PairGates, PipelineError, PipelineStep,
-    Problem, RunRecord, Sampling, VoteStep, atomic_write_jsonl, check_input_dir,
+    AtLeast, Between, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, PipelineStep,
+    Problem, RunRecord, Sampling, VoteStep, check_input_dir,
     conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
-    placeholder_problem, prose_problem, question_problem, question_step, refers_to_source,
-    require_roles,
-    select_chunks, set_progress, sharegpt, with_fields, yes_no_schema,
+    placeholder_problem, prose_problem, question_id, question_problem, question_step,
+    refers_to_source, require_roles, select_chunks, set_progress, with_fields, write_conversations,
+    write_records, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -50,9 +50,12 @@ DEFAULT_SYSTEM_PROMPTS = (
     "You are a knowledgeable expert. Answer precisely, in full sentences.",
 )
 
-QA_PAIRS = "qa_pairs.jsonl"
-SHAREGPT = "conversations.sharegpt.jsonl"
-MESSAGES = "conversations.messages.jsonl"
+OUTPUTS = (
+    Output("conversations.sharegpt.jsonl", "sft", "sharegpt", primary=True,
+           description="each chunk's pairs as one conversation"),
+    Output("conversations.messages.jsonl", "sft", "messages", description="the same, as OpenAI messages"),
+    Output("qa_pairs.jsonl", "records", description="every kept pair, with its source and offsets"),
+)
 
 CONVERSATION_SCHEMA = {
     "type": "object",
@@ -156,13 +159,11 @@ async def factual_qa(
     output = Path(output_dir)
     qa_records = [{k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
                   for p in pairs]
-    chats = [[{"role": "system", "content": group["system_prompt"]}, *turns]
+    chats = [Conversation(group["id"], [{"role": "system", "content": group["system_prompt"]}, *turns])
              for group, turns in conversations]
-    atomic_write_jsonl(output / QA_PAIRS, qa_records)
-    atomic_write_jsonl(output / SHAREGPT, [sharegpt(chat) for chat in chats])
-    atomic_write_jsonl(output / MESSAGES, [{"messages": chat} for chat in chats])
-    record.write(output, outputs={QA_PAIRS: len(qa_records), SHAREGPT: len(chats),
-                                  MESSAGES: len(chats)}, primary=SHAREGPT)
+    write_conversations(output, chats, OUTPUTS, record)
+    write_records(output, qa_records, OUTPUTS[2], record)
+    record.write(output)
     set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(chats)} conversations")
     if not chats:
         raise PipelineError(
@@ -212,8 +213,7 @@ def _user_question_problem(text):
 
 def _pair(chunk, item) -> dict:
     question, answer = item["question"], item["answer"]
-    digest = hashlib.sha256(f"{chunk.id}\n{question}".encode("utf-8")).hexdigest()[:16]
-    return {"id": f"q-{digest}", "question": question, "answer": answer, "source": chunk.source,
+    return {"id": question_id("q", chunk.id, question), "question": question, "answer": answer, "source": chunk.source,
             "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id, "chunk": chunk.text}
 
 

@@ -8,7 +8,8 @@ gates came (a question must find its sentence and ask for what it says): the
 scripted model now asks questions that do, and its question for the small
 model's vote to reject is one the gates pass. A refactoring leaves them as they
 are; a change of behaviour that is meant updates them, and says why in its
-commit.
+commit. The conversation files changed once more when every conversation got
+its stable id (the pairs and failures stayed as they were).
 """
 
 import hashlib
@@ -18,8 +19,8 @@ from factual_fakes import respond, write_inputs
 
 PINNED = {
     "qa_pairs.jsonl": "20aac1596708a102bcdcda458b8ef08d8d25a4dbe3eb2b498d6dc6e9d9554157",
-    "conversations.sharegpt.jsonl": "7b46f80f37bd53f5219f36fadcc19f082f0c82c1be3851125dc0e1f1ddf3139c",
-    "conversations.messages.jsonl": "3efc18ea660885897d03cab353edd2c48b4e6496b4635760a356e6227106bee7",
+    "conversations.sharegpt.jsonl": "87de5660638fed3d28ba7adf5cc7703a7e610131e1a8070d71a20a4109b45b56",
+    "conversations.messages.jsonl": "f6a6e3290f17f15304d471415e549d05ef4231b847be50e95ea228677d2a6824",
     "failures.jsonl": "45bb4cc9c4f1d37b4822f691ad30ad976e0db486699815a0e7f85ac356057945",
 }
 

@@ -24,27 +24,30 @@ Axolotl ``input_output`` segments where only the answer is trained, and
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    STOPWORDS, AtLeast, Between, Documents, PairGates, PipelineError, PipelineStep, Problem,
-    RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
+    STOPWORDS, AtLeast, Between, Conversation, Documents, Output, PairGates, PipelineError,
+    PipelineStep, Problem, RunRecord, Sampling, StepEnvironment, chatter_problem, check_input_dir,
     chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples,
-    grounding_problem, pair_of, placeholder_problem, question_step, repetition_problem,
-    require_roles, segments, select_chunks, set_progress, sharegpt, unknown_word_problem,
-    with_fields, words,
+    grounding_problem, pair_of, placeholder_problem, question_id, question_step, repetition_problem,
+    require_roles, select_chunks, set_progress, unknown_word_problem, with_fields, words,
+    write_conversations, write_records,
 )
 
 from .retrieval import ChunkIndex
 
-SHAREGPT = "rag.sharegpt.jsonl"
-MESSAGES = "rag.messages.jsonl"
-SEGMENTS = "rag.segments.jsonl"
-RETRIEVAL = "retrieval.jsonl"
+OUTPUTS = (
+    Output("rag.sharegpt.jsonl", "sft", "sharegpt", primary=True,
+           description="a question, the retrieved documents, the answer or the refusal"),
+    Output("rag.messages.jsonl", "sft", "messages", description="the same, as OpenAI messages"),
+    Output("rag.segments.jsonl", "sft", "segments", description="the same, only the answer trained"),
+    Output("retrieval.jsonl", "records", description="what each question was given, and whether it"
+                                                     " holds the answer"),
+)
 
 REFUSAL_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "minLength": 1}},
                   "required": ["answer"]}
@@ -93,7 +96,7 @@ async def rag_data(
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
                              max_tokens=sampling.max_tokens, **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.15, 0.6))
-    pairs = [{**pair_of(result.value, sample, answers), "id": _sample_id(sample, result.value),
+    pairs = [{**pair_of(result.value, sample, answers), "id": question_id("rag", sample["id"], result.value["question"]),
               "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
              for sample, result in record.step("generate", focused, results)]
     pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
@@ -133,32 +136,25 @@ async def rag_data(
     for pair in pairs:
         context = "\n\n".join(f"Document {n} (from {by_id[c['chunk_id']].source}):\n"
                                 f"{by_id[c['chunk_id']].text}" for n, c in enumerate(pair["context"], 1))
-        chats.append([{"role": "system", "content": system.render({"context": context}).strip()},
-                      {"role": "user", "content": pair["question"]},
-                      {"role": "assistant", "content": pair["answer"]}])
+        chats.append(Conversation(pair["id"], [
+            {"role": "system", "content": system.render({"context": context}).strip()},
+            {"role": "user", "content": pair["question"]},
+            {"role": "assistant", "content": pair["answer"]}]))
         retrieval.append({"id": pair["id"], "question": pair["question"], "failure": pair["failure"],
                           "source_chunk": pair["chunk_id"], "source": by_id[pair["chunk_id"]].source,
                           "context": [{**c, "source": by_id[c["chunk_id"]].source,
                                        "start": by_id[c["chunk_id"]].start,
                                        "end": by_id[c["chunk_id"]].end} for c in pair["context"]]})
     output = Path(output_dir)
-    atomic_write_jsonl(output / SHAREGPT, [sharegpt(chat) for chat in chats])
-    atomic_write_jsonl(output / MESSAGES, [{"messages": chat} for chat in chats])
-    atomic_write_jsonl(output / SEGMENTS, [segments(chat) for chat in chats])
-    atomic_write_jsonl(output / RETRIEVAL, retrieval)
-    record.write(output, outputs={SHAREGPT: len(chats), MESSAGES: len(chats), SEGMENTS: len(chats),
-                                  RETRIEVAL: len(retrieval)}, primary=SHAREGPT)
+    write_conversations(output, chats, OUTPUTS, record)
+    write_records(output, retrieval, OUTPUTS[3], record)
+    record.write(output)
     kinds = sum(p["failure"] for p in pairs)
     set_progress(task_id, 1.0, f"{len(chats)} conversations ({kinds} with the answer not in the context)")
     if not chats:
         raise PipelineError(f"no conversation survived the checks; see {output / 'failures.jsonl'}"
                             f" or run: atk inspect {output}")
     return {"conversations": len(chats), "failure_samples": kinds}
-
-
-def _sample_id(sample, value) -> str:
-    digest = hashlib.sha256(f"{sample['id']}\n{value['question'].strip()}".encode("utf-8"))
-    return f"rag-{digest.hexdigest()[:16]}"
 
 
 def _context(pair, index: ChunkIndex, texts: dict, max_chunks: int, failure_share: float,

@@ -2,10 +2,10 @@
 
 from atk_core import Pipeline, hookimpl
 
-from .pipeline import check_config, repvar
+from .pipeline import OUTPUTS, check_config, repvar
 
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(name="repvar", function=repvar, check=check_config,
+    register(Pipeline(name="repvar", function=repvar, check=check_config, outputs=OUTPUTS,
                       description="Documents to varied restatements (facts, essays, lists, JSON...) for pretraining"))

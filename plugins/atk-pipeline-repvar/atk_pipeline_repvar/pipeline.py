@@ -33,17 +33,20 @@ from typing import Annotated, Literal
 
 from atk_core import (
     AtLeast, Between, ConfigError, Documents, PipelineError, PipelineStep, Problem, PromptLibrary,
-    RunRecord, Sampling, StepEnvironment, atomic_write_jsonl, chatter_problem, check_input_dir,
+    Output, RunRecord, Sampling, StepEnvironment, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, first_problem, grounding_problem,
     placeholder_problem, prose_problem, refers_to_source, require_roles, select_chunks, set_progress,
-    with_fields, words,
+    with_fields, words, write_records,
 )
 
 from .forms import form_problem
 from .typos import with_typos
 
-PRETRAINING = "pretraining.jsonl"
-SOURCES = "sources.jsonl"
+OUTPUTS = (
+    Output("pretraining.jsonl", "pretraining", primary=True, sources="sources.jsonl",
+           description="the chunks (include_chunks), facts, restatements and typo copies"),
+    Output("sources.jsonl", "records", description="line for line: what each text is and its source"),
+)
 FORMS_FOLDER = "variations"
 
 FACTS_SCHEMA = {
@@ -157,9 +160,9 @@ async def repvar(
         record.count("typos", len(samples), len(samples) * typo_variations)
 
     output = Path(output_dir)
-    atomic_write_jsonl(output / PRETRAINING, rows)
-    atomic_write_jsonl(output / SOURCES, sources)
-    record.write(output, outputs={PRETRAINING: len(rows), SOURCES: len(sources)}, primary=PRETRAINING)
+    write_records(output, rows, OUTPUTS[0], record)
+    write_records(output, sources, OUTPUTS[1], record)
+    record.write(output)
     set_progress(task_id, 1.0, f"{len(rows)} rows ({len(kept)} variations)")
     if not rows:
         raise PipelineError(f"no text survived the checks; see {output / 'failures.jsonl'}"
