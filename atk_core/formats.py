@@ -22,8 +22,10 @@ SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
 def sharegpt(messages) -> dict:
-    """``{"conversations": [{"from": "system"|"human"|"gpt", "value": ...}]}``."""
-    return {"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]}
+    """``{"conversations": [{"from": "system"|"human"|"gpt", "value": ...}]}``; a message's
+    ``weight`` (0: context, not trained) is kept."""
+    return {"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"],
+                               **({"weight": m["weight"]} if "weight" in m else {})}
                               for m in messages]}
 
 

@@ -88,6 +88,7 @@ def test_the_manifest_lists_what_was_written_under_its_declaration(site, tmp_pat
     (sharegpt,) = [json.loads(line) for line in (out / "chat.sharegpt.jsonl").read_text().splitlines()]
     assert sharegpt["id"] == "c-1"
     assert [t["from"] for t in sharegpt["conversations"]] == ["human", "gpt", "human", "gpt"]
+    assert sharegpt["conversations"][1]["weight"] == 0  # the untrained turn says so in every format
     (segments,) = [json.loads(line) for line in (out / "chat.segments.jsonl").read_text().splitlines()]
     # the turn of weight 0 is context, not trained
     assert [s["text"] for s in segments["segments"] if s["label"]] == ["Right.<|im_end|>\n"]

@@ -14,8 +14,10 @@ Each stage is sized to its data (``size``): the sequence length no longer
 than the longest record needs, packing only when there are enough sequences
 to fill the batches, the batch made smaller (down to 1) until an epoch has
 ``MIN_STEPS`` optimizer steps, and an evaluation split only when it holds
-``MIN_EVAL`` records. A stage too small to learn from is said so, in the
-config's comment and in one warning.
+``MIN_EVAL`` records, and more epochs (up to three times those asked) when a
+stage would take fewer than ``MIN_TOTAL_STEPS`` steps in all. A stage too
+small to learn from, or with records longer than the longest sequence asked
+for, is said so, in the config's comment and in one warning.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from atk_core import AtLeast, Between
 HEADER = ("# Written by atk's domain-expert pipeline. Run from the run's output folder:\n"
           "#   axolotl train axolotl/{stage}.yaml\n")
 MIN_STEPS = 10  # optimizer steps an epoch should have for the learning rate schedule to mean anything
+MIN_TOTAL_STEPS = 30  # steps a stage should have in all: a small one gets more epochs
 MIN_EVAL = 20   # records an evaluation split needs to say anything
 EVAL_SHARE = 0.05
 @dataclass(frozen=True)
@@ -71,9 +74,12 @@ class Size:
     val_set_size: float
     steps_per_epoch: int
     sequences: int
+    epochs: int
+    too_long: int = 0  # records longer than the longest sequence asked for: Axolotl drops them
 
     def settings(self) -> dict:
-        settings = {"sequence_len": self.sequence_len, "sample_packing": self.sample_packing,
+        settings = {"num_epochs": self.epochs,
+                    "sequence_len": self.sequence_len, "sample_packing": self.sample_packing,
                     "pad_to_sequence_len": self.sample_packing,
                     "micro_batch_size": self.micro_batch_size,
                     "gradient_accumulation_steps": self.gradient_accumulation_steps,
@@ -83,10 +89,16 @@ class Size:
         return settings
 
 
-def size(data: Data, training: Training, *, packing_allowed: bool = True) -> Size:
-    """The size settings of a stage with ``data`` (see the module's text)."""
+def size(data: Data, training: Training, *, epochs: int, packing_allowed: bool = True,
+         margin: float = 1.0, lengths=()) -> Size:
+    """The size settings of a stage with ``data`` and ``epochs`` asked for (see the module's
+    text). ``margin`` scales the token counts where they are an estimate that can run
+    low; ``lengths`` (each record's tokens) counts the records longer than the longest
+    sequence asked for, which Axolotl drops."""
     # No longer than the longest record needs (in steps of 256), never longer than asked.
-    sequence_len = min(training.sequence_len, max(256, math.ceil(data.longest / 256) * 256))
+    needed = math.ceil(data.longest * margin)
+    sequence_len = min(training.sequence_len, max(256, math.ceil(needed / 256) * 256))
+    too_long = sum(1 for n in lengths if math.ceil(n * margin) > training.sequence_len)
     batch = training.micro_batch_size * training.gradient_accumulation_steps
     packed = math.ceil(data.tokens / sequence_len)
     packing = packing_allowed and packed >= MIN_STEPS * batch
@@ -99,22 +111,29 @@ def size(data: Data, training: Training, *, packing_allowed: bool = True) -> Siz
     micro = min(training.micro_batch_size, target)
     accumulation = max(1, min(training.gradient_accumulation_steps, target // micro))
     steps = math.ceil(train / (micro * accumulation)) if train else 0
-    return Size(sequence_len, packing, micro, accumulation, val, steps, train)
+    # Few steps an epoch: more epochs (up to three times those asked), to MIN_TOTAL_STEPS.
+    if steps and steps * epochs < MIN_TOTAL_STEPS:
+        epochs = max(epochs, min(3 * epochs, math.ceil(MIN_TOTAL_STEPS / steps)))
+    return Size(sequence_len, packing, micro, accumulation, val, steps, train, epochs, too_long)
 
 
 def too_small(size: Size) -> bool:
     return size.steps_per_epoch < MIN_STEPS
 
 
-def comment(stage: str, data: Data, size: Size, epochs: int, what: str) -> str:
+def comment(stage: str, data: Data, size: Size, what: str) -> str:
     """The lines that say how the stage was sized, for the top of its config."""
     packing = (f"packed into about {size.sequences} sequences of {size.sequence_len} tokens"
                if size.sample_packing else f"one {what} a sequence (sample_packing off: too few to pack)")
+    epochs = size.epochs
     lines = [f"# {data.records} {what}s, {data.tokens} tokens; {packing}.",
              f"# An epoch is {size.steps_per_epoch} optimizer steps (batch {size.micro_batch_size}"
              f" x {size.gradient_accumulation_steps}), {size.steps_per_epoch * epochs} in {epochs} epoch{'s' * (epochs != 1)}"
              + (f"; {size.val_set_size:g} of the records held out to evaluate." if size.val_set_size
                 else "; no evaluation split (too few records).")]
+    if size.too_long:
+        lines.append(f"# {size.too_long} {what}(s) longer than sequence_len {size.sequence_len}:"
+                     " Axolotl drops them; raise training.sequence_len to keep them.")
     if too_small(size):
         lines.append(f"# TOO SMALL TO TRAIN: fewer than {MIN_STEPS} steps an epoch. Make more data"
                      " (more documents, more questions per chunk) before training on it.")
@@ -146,7 +165,6 @@ def configs(*, base_model: str, training: Training, pretraining: list[str], sft:
                          for path in pretraining],
             "dataset_prepared_path": f"{out}/prepared-pretrain",
             "output_dir": f"{out}/pretrain",
-            "num_epochs": training.pretrain_epochs,
             "learning_rate": training.pretrain_learning_rate,
             **sizes["pretrain"].settings(), **common,
         }
@@ -169,7 +187,6 @@ def configs(*, base_model: str, training: Training, pretraining: list[str], sft:
             "datasets": datasets,
             "dataset_prepared_path": f"{out}/prepared-sft",
             "output_dir": f"{out}/sft",
-            "num_epochs": training.sft_epochs,
             "learning_rate": training.sft_learning_rate,
             "train_on_inputs": False,
             **sizes["sft"].settings(), **common,
@@ -187,7 +204,6 @@ def configs(*, base_model: str, training: Training, pretraining: list[str], sft:
                           "field_rejected": "rejected"} for path in preference],
             "dataset_prepared_path": f"{out}/prepared-dpo",
             "output_dir": f"{out}/dpo",
-            "num_epochs": training.dpo_epochs,
             "learning_rate": training.dpo_learning_rate,
             **sizes["dpo"].settings(), **common,
         }

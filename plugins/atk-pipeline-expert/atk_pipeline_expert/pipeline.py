@@ -124,6 +124,8 @@ async def domain_expert(
 
     # 1. the parts, folder by folder
     plan = [(folder, part) for folder in input_dirs for part in chosen_parts if _wanted(part, shares)]
+    if not plan:
+        raise PipelineError(_NOTHING_TO_RUN)
     share = 0.95 / len(plan)
     for index, (folder, part) in enumerate(plan):
         await run_part(part.name, output_dir=part_dir(output, part.name, input_dirs, folder),
@@ -135,25 +137,30 @@ async def domain_expert(
         place = part_dir(output, part.name, input_dirs, folder)
         funnels.append(_replay(record, place, f"{part.name} {place.name}", output, folder))
 
-    # 2. pretraining text, 4. preference pairs: every record of every part, in order
+    # 2. pretraining text, 4. preference pairs: every record of every part, in order, from the
+    # files each part's manifest says it wrote, by their declared kind
     texts, pairs = {}, []
-    for folder, part in plan:
-        place = part_dir(output, part.name, input_dirs, folder)
-        for declared in part.pretraining:
-            target = _pretraining_file(part, declared)
-            texts.setdefault(target, []).extend(_records(place, declared, part, folder, output))
-        for declared in part.preference:
-            pairs.extend(_records(place, declared, part, folder, output))
-
-    # 3. the SFT mix
     offered = {name: [] for name in shares}
     for folder, part in plan:
-        if part.sft is None or not shares.get(part.name):
-            continue
         place = part_dir(output, part.name, input_dirs, folder)
-        for row, origin in _records(place, part.sft, part, folder, output):
-            offered[part.name].append(_item(part.name, row.get("id"), _messages(row, part.sft.format),
-                                            origin, seed, dropped_prompts, as_segments, counter))
+        written = _written(place)
+        for file, declared in _of_kind(written, "pretraining"):
+            rows = _records(place, file, declared, part, folder, output)
+            if rows:
+                texts.setdefault(_pretraining_file(part, file), []).extend(rows)
+        for file, declared in _of_kind(written, "preference"):
+            for row, origin in _records(place, file, declared, part, folder, output):
+                pairs.append((_preference(row, f"{origin['part_output']} line {origin['line']}"), origin))
+        # 3. the SFT mix: a part's conversations as messages (else as sharegpt)
+        if not shares.get(part.name):
+            continue
+        conversations = _of_kind(written, "sft")
+        readable = ([c for c in conversations if c[1].get("format") == "messages"]
+                    or [c for c in conversations if c[1].get("format") == "sharegpt"])
+        for file, declared in readable:
+            for row, origin in _records(place, file, declared, part, folder, output):
+                offered[part.name].append(_item(part.name, row.get("id"), _messages(row, declared["format"]),
+                                                origin, seed, dropped_prompts, as_segments, counter))
     if GENERIC in offered:
         offered[GENERIC] = [
             _item(GENERIC, None, messages, {"part": GENERIC, "dataset": generic_dataset, "line": line},
@@ -170,7 +177,8 @@ async def domain_expert(
         record.drop("mix", _origin_key(item.origin), f"mix: more {item.source} than its share of"
                     " the tokens", "beyond its source's share")
 
-    sft_files = {MIX: [i for i in chosen if i.source not in as_segments]}
+    sft_files = {MIX: [i for i in chosen if i.source not in as_segments]} \
+        if any(share > 0 for share in shares.values()) else {}
     for name in as_segments:
         sft_files[f"sft/{name}.segments.jsonl"] = [i for i in chosen if i.source == name]
     written = {path: ([row for row, _ in rows], [origin for _, origin in rows]) for path, rows in texts.items()}
@@ -186,34 +194,40 @@ async def domain_expert(
     # 5. Axolotl configs, each stage sized to its data
     tokens = {path: sum(counter.count(row["text"]) for row, _ in rows) for path, rows in texts.items()}
     tokens.update({path: sum(i.tokens for i in items) for path, items in sft_files.items()})
-    data = {}
-    if texts:
-        data["pretrain"] = Data(sum(map(len, texts.values())), sum(tokens[p] for p in texts),
-                                max(counter.count(row["text"]) for rows in texts.values() for row, _ in rows))
+    lengths = {}
+    if any(texts.values()):
+        lengths["pretrain"] = [counter.count(row["text"]) for rows in texts.values() for row, _ in rows]
     if chosen:
-        data["sft"] = Data(len(chosen), sum(i.tokens for i in chosen), max(i.tokens for i in chosen))
+        lengths["sft"] = [i.tokens for i in chosen]
     if pairs:
-        counts = [_pair_tokens(row, counter) for row, _ in pairs]
-        tokens[PREFERENCE] = sum(counts)
-        data["dpo"] = Data(len(pairs), sum(counts), max(counts))
-    sizes = {stage: axolotl.size(d, training, packing_allowed=stage != "dpo") for stage, d in data.items()}
+        lengths["dpo"] = [_pair_tokens(row, counter) for row, _ in pairs]
+        tokens[PREFERENCE] = sum(lengths["dpo"])
+    data = {stage: Data(len(n), sum(n), max(n)) for stage, n in lengths.items()}
+    margin = 1.25 if counter.describe().get("method") == "estimate" else 1.0  # bytes / 4 runs low
+    epochs = {"pretrain": training.pretrain_epochs, "sft": training.sft_epochs, "dpo": training.dpo_epochs}
+    sizes = {stage: axolotl.size(d, training, epochs=epochs[stage], packing_allowed=stage != "dpo",
+                                 margin=margin, lengths=lengths[stage])
+             for stage, d in data.items()}
     stages = axolotl.configs(base_model=base_model, training=training, pretraining=sorted(texts),
-                             sft=[(MIX, "messages")] * bool(sft_files[MIX])
+                             sft=[(MIX, "messages")] * bool(sft_files.get(MIX))
                              + [(p, "segments") for p in sft_files if p != MIX and sft_files[p]],
                              preference=[PREFERENCE] if pairs else [], sizes=sizes,
                              extra=axolotl_extra or {})
-    epochs = {"pretrain": training.pretrain_epochs, "sft": training.sft_epochs, "dpo": training.dpo_epochs}
     what = {"pretrain": "text", "sft": "conversation", "dpo": "preference pair"}
     configs = []
     for stage, config in stages.items():
         path = f"axolotl/{stage}.yaml"
-        about = axolotl.comment(stage, data[stage], sizes[stage], epochs[stage], what[stage])
+        about = axolotl.comment(stage, data[stage], sizes[stage], what[stage])
         atomic_write_text(output / path, axolotl.render(stage, config, about))
         configs.append(path)
         if axolotl.too_small(sizes[stage]):
             log.warning("%s: %d %ss make %d optimizer steps an epoch, too few to learn from; make"
                         " more data before training on it", path, data[stage].records, what[stage],
                         sizes[stage].steps_per_epoch)
+        if sizes[stage].too_long:
+            log.warning("%s: %d %ss are longer than training.sequence_len %d, and Axolotl drops them;"
+                        " raise it to keep them", path, sizes[stage].too_long, what[stage],
+                        training.sequence_len)
 
     # 6. the manifest: every part's funnel, the tokens, the stages
     record.write(output, extra={
@@ -261,6 +275,9 @@ def parts_of(parts) -> list[Part]:
     for name, settings in named.items():
         if name == NAME:
             raise ConfigError(f"parts: {NAME} cannot be a part of itself")
+        if name == GENERIC:
+            raise ConfigError(f"parts: {GENERIC!r} names the generic dataset's share in mix; a"
+                              " pipeline of that name cannot be a part")
         for reserved in ("input_dir", "output_dir"):
             if reserved in settings:
                 raise ConfigError(f"parts: {name}: {reserved} is {NAME}'s to set (input_dirs, output_dir)")
@@ -306,7 +323,7 @@ def shares_of(mix: dict | None, parts: list[Part], generic_dataset=None) -> dict
     shares = {name: float(mix[name]) for name in talking}
     shares[GENERIC] = float(mix.get(GENERIC, 0))
     total = sum(shares.values())
-    if talking and abs(total - 1) > 1e-6:
+    if (talking or shares[GENERIC]) and abs(total - 1) > 1e-6:
         listed = ", ".join(f"{name} {value:g}" for name, value in shares.items())
         raise ConfigError(f"mix: the shares add up to {total:g}, not 1 ({listed})")
     return shares
@@ -361,23 +378,52 @@ def part_arguments(part: Part, settings: dict, folder) -> dict:
 # -- reading what the parts wrote -------------------------------------------------------------------
 
 
-def _records(place: Path, declared: Output, part: Part, folder, output: Path) -> list[tuple[dict, dict]]:
-    """Each record of a part's declared output, with where it came from: the part, the folder,
-    the file and line, and what the part's own ``sources`` output says of that line."""
-    where = f"{_relative(place, output)}/{declared.file}"
-    rows = _read(place / declared.file)
-    about = _read(place / declared.sources) if declared.sources else [{}] * len(rows)
+def _written(place: Path) -> dict:
+    """What a part's manifest says it wrote: file -> its declaration (kind, format, sources)."""
+    import json
+
+    declared = json.loads((place / "manifest.json").read_text(encoding="utf-8")).get("declared_outputs")
+    return declared if isinstance(declared, dict) else {}
+
+
+def _of_kind(written: dict, kind: str) -> list[tuple[str, dict]]:
+    return [(file, entry) for file, entry in written.items() if entry.get("kind") == kind]
+
+
+def _records(place: Path, file: str, declared: dict, part: Part, folder, output: Path) -> list[tuple[dict, dict]]:
+    """Each record of a file a part wrote, with where it came from: what the part's own
+    ``sources`` output says of that line, then the part, the folder, the file and line
+    (which nothing of the part's overrides)."""
+    where = f"{_relative(place, output)}/{file}"
+    rows = _read(place / file)
+    sources = declared.get("sources")
+    about = _read(place / sources) if sources else [{}] * len(rows)
     if len(about) != len(rows):
-        raise PipelineError(f"{where}: {declared.sources} has {len(about)} lines for {len(rows)} records")
-    return [(row, {"part": part.name, "folder": str(folder), "part_output": where, "line": line, **extra})
+        raise PipelineError(f"{where}: {sources} has {len(about)} lines for {len(rows)} records")
+    return [(row, {**extra, "part": part.name, "folder": str(folder), "part_output": where, "line": line})
             for line, (row, extra) in enumerate(zip(rows, about), 1)]
 
 
-def _pretraining_file(part: Part, declared: Output) -> str:
-    if len(part.pretraining) == 1:
+def _pretraining_file(part: Part, file: str) -> str:
+    """Where a part's pretraining text goes: ``pretraining/<part>.jsonl``, or, for a part that
+    declares several, ``pretraining/<part>.<its file>.jsonl``."""
+    if len(part.pretraining) == 1 and "*" not in part.pretraining[0].file:
         return f"pretraining/{part.name}.jsonl"
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", declared.file[: -len(".jsonl")]).strip("_")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", file[: -len(".jsonl")]).strip("_")
     return f"pretraining/{part.name}.{stem}.jsonl"
+
+
+def _preference(row, where: str) -> dict:
+    """A preference pair as the DPO stage reads it (``prompt`` messages, ``chosen`` and
+    ``rejected`` each a list of messages); ``PipelineError`` naming the line otherwise."""
+    shaped = isinstance(row, dict) and all(
+        isinstance(row.get(k), list) and row[k] and all(isinstance(m, dict) and isinstance(m.get("content"), str)
+                                                        for m in row[k])
+        for k in ("prompt", "chosen", "rejected"))
+    if not shaped:
+        raise PipelineError(f"{where}: a preference pair needs prompt, chosen and rejected as lists of"
+                            " messages (atk_core.preference_row writes them)")
+    return row
 
 
 _SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
@@ -472,6 +518,9 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
     chosen = parts_of(values["parts"])
     # A part's field at the top (or in an old per-part section, which the config flattens)
     # would reach no part: say where it goes. Other unknown keys are let be, as in every pipeline.
+    for old, now in _RENAMED.items():
+        if old in values:
+            raise ConfigError(f"{old} is now {now}")
     misplaced = sorted(k for k in values if k not in _FIELDS
                        and any(k in part_fields(p.name) for p in chosen))
     if misplaced:
@@ -480,6 +529,13 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
     shares = shares_of(values["mix"], chosen, values["generic_dataset"])
     system_prompt_shares(values["without_system_prompt"], chosen)
     talking = [p.name for p in chosen if p.sft is not None]
+    if not any(_wanted(part, shares) for part in chosen):
+        raise ConfigError(_NOTHING_TO_RUN)
+    extra = values["axolotl_extra"] or {}
+    if (extra.get("sample_packing") or (extra.get("dpo") or {}).get("sample_packing")) \
+            and any(p.preference for p in chosen):
+        raise ConfigError("axolotl_extra: Axolotl refuses sample_packing in an RL stage (dpo.yaml);"
+                          " set it under pretrain: or sft: only")
     for name in values["as_segments"]:
         if name not in talking:
             raise ConfigError(f"as_segments: {name!r} is not a part that writes SFT conversations"
@@ -509,5 +565,9 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
                           " dataset needs `datasets` (pip install 'atk-pipeline-expert[hf]')")
 
 
+_NOTHING_TO_RUN = ("no part has anything to give: every part that writes only conversations has"
+                   " share 0 in mix, and no part writes pretraining text or preference pairs")
+# Fields of an earlier domain-expert, and what took their place.
+_RENAMED = {"corrections_format": "as_segments (as_segments: [correction] for segments)"}
 # The fields of domain-expert's own (a part's field beside them is misplaced).
 _FIELDS = set(inspect.signature(domain_expert).parameters) - {"kwargs", "task_id"}

@@ -52,6 +52,12 @@ class TestPromises(PipelinePromises):
         mistake("domain-expert has no field 'questions_per_chunk'; a part's own fields go under parts:",
                 factual_qa={"questions_per_chunk": 3}),
         mistake("as_segments: 'repvar' is not a part that writes SFT conversations", as_segments=["repvar"]),
+        mistake("corrections_format is now as_segments", corrections_format="segments"),
+        mistake("axolotl_extra: Axolotl refuses sample_packing in an RL stage (dpo.yaml)",
+                axolotl_extra={"sample_packing": True}),
+        mistake("no part has anything to give", parts=["factual-qa"], mix={"factual-qa": 0, "generic": 1},
+                generic_dataset="generic.jsonl"),
+        mistake("mix: the shares add up to 0.3, not 1 (generic 0.3)", parts=["repvar"], mix={"generic": 0.3}),
         mistake("input_dirs lists 'docs/' twice", input_dirs=["docs", "docs/"]),
         mistake("part 'repvar' in 2-nowhere/: input_dir 'nowhere' does not exist",
                 input_dirs=["docs", "nowhere"]),
@@ -379,21 +385,25 @@ def test_each_stage_is_sized_to_its_data():
     from atk_pipeline_expert.axolotl import Data, Training, size, too_small
 
     training = Training()  # sequence_len 4096, micro batch 2 x 8
-    tiny = size(Data(records=6, tokens=1000, longest=300), training)
+    tiny = size(Data(records=6, tokens=1000, longest=300), training, epochs=3)
     assert (tiny.sample_packing, tiny.sequence_len, tiny.val_set_size) == (False, 512, 0.0)
     assert (tiny.micro_batch_size, tiny.gradient_accumulation_steps, tiny.steps_per_epoch) == (1, 1, 6)
-    assert too_small(tiny)
-    middling = size(Data(records=120, tokens=30_000, longest=700), training)
+    assert too_small(tiny) and tiny.epochs == 5  # 30 steps in all, within three times those asked
+    middling = size(Data(records=120, tokens=30_000, longest=700), training, epochs=3)
     assert not middling.sample_packing and middling.val_set_size == 0.0  # 6 records would not say much
     assert (middling.micro_batch_size, middling.gradient_accumulation_steps) == (2, 6)  # 12 a step
-    assert middling.steps_per_epoch == 10 and not too_small(middling)
-    assert size(Data(records=400, tokens=100_000, longest=700), training).val_set_size == 0.05
-    large = size(Data(records=20_000, tokens=8_000_000, longest=3000), training)
+    assert middling.steps_per_epoch == 10 and not too_small(middling) and middling.epochs == 3
+    assert size(Data(records=400, tokens=100_000, longest=700), training, epochs=3).val_set_size == 0.05
+    large = size(Data(records=20_000, tokens=8_000_000, longest=3000), training, epochs=3)
     assert (large.sample_packing, large.sequence_len, large.val_set_size) == (True, 3072, 0.05)
     assert (large.micro_batch_size, large.gradient_accumulation_steps) == (2, 8)
     assert large.steps_per_epoch == -(-large.sequences // 16)
-    capped = size(Data(records=50, tokens=9000, longest=10_000), Training(sequence_len=2048))
-    assert capped.sequence_len == 2048  # never longer than asked
+    # An estimated count gets headroom; records longer than the longest sequence asked for are
+    # counted, since Axolotl drops them.
+    assert size(Data(records=50, tokens=9000, longest=1000), training, epochs=3, margin=1.25).sequence_len == 1280
+    capped = size(Data(records=50, tokens=9000, longest=10_000), Training(sequence_len=2048), epochs=3,
+                  lengths=[100] * 48 + [3000, 10_000])
+    assert capped.sequence_len == 2048 and capped.too_long == 2  # never longer than asked
 
 
 def test_a_stage_too_small_to_train_says_so_in_its_config_and_in_one_warning(tmp_path, caplog):
@@ -406,6 +416,7 @@ def test_a_stage_too_small_to_train_says_so_in_its_config_and_in_one_warning(tmp
         text = (out / "axolotl" / f"{stage}.yaml").read_text()
         config = yaml.safe_load(text)
         assert config["micro_batch_size"] == sized["micro_batch_size"]
+        assert config["num_epochs"] == sized["epochs"]
         assert config["sample_packing"] == sized["sample_packing"]
         assert f"An epoch is {sized['steps_per_epoch']} optimizer steps" in text
         assert ("TOO SMALL TO TRAIN" in text) == sized["too_small"]
