@@ -148,7 +148,7 @@ async def run_part(name: str, *, output_dir, progress: tuple[float, float] = (0.
     task_id = f"{parent.task_id}/{folder or name}"
     context = RunContext(task_id, pipeline, output_dir, parent.config, parent.models, overrides,
                          parent.store, part_of=parent.pipeline.name, executor=parent.executor,
-                         calls=parent.calls, estimating=parent.estimating)
+                         calls=parent.calls, policy=parent.policy)
     supplied = {"task_id": task_id, "models": parent.models, "output_dir": str(output_dir),
                 "prompt_overrides": str(overrides) if overrides else None, "pipeline": name}
     arguments.update({k: v for k, v in supplied.items() if accepts or k in pipeline.parameters()})

@@ -30,7 +30,7 @@ class RunContext:
     # Per step (by name; the parts of a composed run add up): its role, the samples it was
     # given, those that came out ok, and the requests they took (retries and votes included).
     calls: dict = field(default_factory=dict)
-    estimating: bool = False  # a dry run of ``atk run --estimate``: every answer passes
+    policy: Any = None  # how gates and verdicts apply (a GatePolicy); None: as written
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
@@ -41,13 +41,6 @@ _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
 def current_run() -> RunContext | None:
     """The run the calling code belongs to, or None outside ``atk run``."""
     return _current.get()
-
-
-def estimating() -> bool:
-    """Whether the calling code runs in ``atk run --estimate``'s dry run, where every answer
-    is a placeholder and every check passes."""
-    run = _current.get()
-    return run is not None and run.estimating
 
 
 def enter(context: RunContext):

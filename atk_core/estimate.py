@@ -2,9 +2,10 @@
 
 The pipeline runs for real on the real inputs, in a temporary folder, against
 a dry-run backend in every role: it answers each request at once with a
-placeholder that fits the request's JSON schema, and every answer passes (a
-step's validator, its copy gate and a vote are taken as passed; see
-``RunContext.estimating``), so each sample goes as far as it can. That gives,
+placeholder that fits the request's JSON schema, and every answer passes (the
+run's ``GatePolicy`` is ``PassEverything``: a step's validator, its copy gate,
+a vote and a record's gate are taken as passed), so each sample goes as far as
+it can. That gives,
 per step and role, exactly the requests the run makes when every sample
 survives on its first attempt, and each one's prompt, counted in tokens.
 
@@ -30,6 +31,7 @@ from typing import Any
 from .errors import PipelineError
 from .executors import Executor, LocalExecutor
 from .models.base import Backend, Response, Usage
+from .policy import GatePolicy
 from .schemas import value_for_schema
 from .tokens import MESSAGE_OVERHEAD, token_counter
 
@@ -245,6 +247,21 @@ class _DryRegistry:
         return getattr(self._registry, name)
 
 
+class PassEverything(GatePolicy):
+    """The dry run's policy: every placeholder answer passes every gate and verdict; one that
+    does not even parse is the estimate's limit, said in one line."""
+
+    def gate(self, gate, *args):
+        return None
+
+    def verdict(self, decide, *args) -> bool:
+        return True
+
+    def unparsed(self, step: str, problem: str) -> str:
+        raise PipelineError(f"step {step!r}: the estimate's placeholder answer does not parse"
+                            f" ({problem}); it can estimate steps with a json_schema, or none")
+
+
 def placeholder_text(seed: str, path: str = "") -> str:
     """A placeholder string that differs from request to request and field to field, so that
     no check takes two placeholders for duplicates."""
@@ -276,7 +293,7 @@ def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Est
                                    executor="estimate")
     token = _recorder.set(recorder)
     try:
-        result = run(dry, registry=_DryRegistry(registry), progress=["jsonl"], estimating=True)
+        result = run(dry, registry=_DryRegistry(registry), progress=["jsonl"], policy=PassEverything())
     finally:
         _recorder.reset(token)
         shutil.rmtree(folder, ignore_errors=True)

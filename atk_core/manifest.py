@@ -80,16 +80,15 @@ class RunRecord:
         A failed result is dropped with its reason; an ok result that ``keep``
         refuses is dropped as ``why_not`` (a text, or a function of the result).
         """
-        from .context import estimating
+        from .policy import gate_policy
 
-        if estimating():  # a dry run: every answer passes, as every step's checks do
-            keep = None
+        policy = gate_policy()
         kept = []
         for sample, result in zip(samples, results):
             if not result.ok:
                 self.drop(name, result.sample_id, result.reason or "failed",
                           kind=getattr(result, "kind", None))
-            elif keep is not None and not keep(result.value):
+            elif keep is not None and not policy.verdict(keep, result.value):
                 reason = why_not(result) if callable(why_not) else why_not
                 kind = reason.split(":", 1)[0] if callable(why_not) else why_not
                 self.drop(name, result.sample_id, f"{name}: {reason}", kind=kind)
@@ -101,11 +100,12 @@ class RunRecord:
     def gate(self, name: str, samples: list, problem_of: Callable[[Any], Any]) -> list:
         """A step without a model: the samples for which ``problem_of(sample)`` is None go on;
         each other one is dropped with the ``Problem``'s kind and message."""
-        from .context import estimating
+        from .policy import gate_policy
 
+        policy = gate_policy()
         kept = []
         for sample in samples:
-            problem = None if estimating() else problem_of(sample)
+            problem = policy.gate(problem_of, sample)
             if problem is None:
                 kept.append(sample)
             else:

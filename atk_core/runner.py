@@ -138,7 +138,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
 
 
 def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
-        task_id: str | None = None, executor=None, estimating: bool = False) -> RunResult:
+        task_id: str | None = None, executor=None, policy=None) -> RunResult:
     """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
     anything starts (see ``check()``); once it has started, returns a
     ``RunResult`` instead.
@@ -146,7 +146,8 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     ``progress`` (reporter names or ``{name: options}``) replaces the config's
     ``progress:`` list; ``model_overrides`` are ``ROLE=BACKEND[:MODEL]`` texts;
     ``executor`` (a name or ``{name: {options}}``) replaces the config's ``executor:``;
-    ``estimating``: a dry run for ``atk run --estimate`` (every answer passes its checks).
+    ``policy``: how gates and verdicts apply (a ``GatePolicy``; default: as written; the
+    estimate's dry run passes everything).
     """
     from .models import build_models
     from .plugins import get_registry
@@ -199,7 +200,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         model.store = store
 
     context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir, store,
-                         executor=executor, estimating=estimating)
+                         executor=executor, policy=policy)
     supplied = {
         "task_id": task_id,
         "models": models,

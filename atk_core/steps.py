@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .errors import ConfigError, PipelineError
 from .executors import LocalExecutor, StepTask, stream  # noqa: F401  (stream: public here too)
 from .models.base import RequestError, TransientError
+from .policy import gate_policy
 from .progress import set_progress
 from .prompts import RETRY_NOTE
 from .seeds import derive_seed
@@ -171,16 +172,11 @@ class PipelineStep:
                                   kind="model error")
             value, problem = self._parse(response)
             kind = "malformed answer"
-            if _estimating():  # a placeholder: what a good answer would do
-                if problem is not None:
-                    raise PipelineError(
-                        f"step {self.name!r}: the estimate's placeholder answer does not parse"
-                        f" ({problem}); it can estimate steps with a json_schema, or none")
-                return StepResult(sample_id, True, value, attempts=attempt + 1)
-            if problem is None and own is not None:
-                problem, kind = _copied(value, own, sample)
+            policy = gate_policy()
+            if problem is not None:
+                problem = policy.unparsed(self.name, problem)
             if problem is None:
-                problem, kind = self._validate(value, sample)
+                problem, kind = policy.gate(self._gates, value, own, sample) or (None, None)
             if problem is None:
                 return StepResult(sample_id, True, value, attempts=attempt + 1)
         plural = "s" if self.max_attempts > 1 else ""
@@ -223,6 +219,16 @@ class PipelineStep:
         if self.many and not isinstance(value, list):
             return None, "expected a list of items"
         return value, None
+
+    def _gates(self, value, own, sample) -> tuple[str, str] | None:
+        """(problem message, kind) of the first gate the value fails (nothing copied from the
+        prompt's own words, then the validator), or None when it passes them all."""
+        if own is not None:
+            problem, kind = _copied(value, own, sample)
+            if problem is not None:
+                return problem, kind
+        problem, kind = self._validate(value, sample)
+        return (problem, kind) if problem is not None else None
 
     def _validate(self, value, sample) -> tuple[str | None, str | None]:
         """(problem message, kind), or (None, None) when the value passes."""
@@ -269,8 +275,7 @@ class VoteStep(PipelineStep):
             result = await super()._one(sample, model, prompt, tag_suffix=f"/vote{vote}", note=note,
                                         own=own)
             attempts += result.attempts
-            if result.ok and (_estimating() or (self.decide(result.value) if self.decide
-                                                else bool(result.value))):
+            if result.ok and gate_policy().verdict(self.decide or bool, result.value):
                 yes += 1
             else:
                 no += 1
@@ -318,12 +323,6 @@ def _texts(value):
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _texts(item)
-
-
-def _estimating() -> bool:
-    from .context import estimating
-
-    return estimating()
 
 
 def _count_calls(step, samples, results) -> None:

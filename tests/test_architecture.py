@@ -28,7 +28,7 @@ PUBLIC = {"atk_core": set(atk_core.__all__), "atk_core.testing": set(atk_core.te
 LAYERS = [
     # foundations: they import nothing of atk's
     "version", "errors", "redaction", "resources", "hookspecs", "files", "confinement", "progress", "store",
-    "context", "schemas", "seeds", "tokens",
+    "context", "policy", "schemas", "seeds", "tokens",
     # values, package data, inputs
     "checks", "fields", "outputs", "pipeline", "prompts", "documents", "chunks", "meaning", "gates", "prose", "formats",
     # models: the backend API, a role's policy, the built-in backends
@@ -228,3 +228,12 @@ def test_no_code_outside_a_pipeline_names_its_files():
                 if re.search(rf"(?<![\w./-]){re.escape(output.file)}\b", text):
                     found.append(f"{path.relative_to(ROOT)} names {pipeline.name}'s {output.file}")
     assert found == []
+
+
+def test_the_engine_does_not_ask_whether_it_is_estimating():
+    """The estimate's dry run injects its policy (atk_core.policy); the steps, the votes and
+    the record apply whatever policy the run has, with no branch of their own for it."""
+    engine = ("steps.py", "manifest.py", "executors.py", "qa.py", "selection.py", "context.py")
+    asking = [name for name in engine
+              if re.search(r"estimating|_estimat", (ROOT / "atk_core" / name).read_text(encoding="utf-8"))]
+    assert asking == []
