@@ -181,11 +181,11 @@ def prompts_command(pipeline, dest, force):
 
     registry = get_registry()
     chosen = registry.pipeline(pipeline)
-    if chosen.parts and not (chosen.files() / "prompts").is_dir():
-        # A pipeline made of others: each part's prompts, where prompt_overrides looks for them.
-        folders = [(registry.pipeline(part).prompts(), os.path.join(dest, part)) for part in chosen.parts]
-    else:
-        folders = [(chosen.prompts(), dest)]
+    own = (chosen.files() / "prompts").is_dir()
+    # Its own prompts, then (a pipeline made of others) each part's in a subfolder named after
+    # it, where prompt_overrides looks for them.
+    folders = [(chosen.prompts(), dest)] if own or not chosen.parts else []
+    folders += [(registry.pipeline(part).prompts(), os.path.join(dest, part)) for part in chosen.parts]
     targets = [t for folder, where in folders for t in _traversable_files(folder, where)]
     in_the_way = [p for p in targets if os.path.isdir(p)]
     if in_the_way:  # checked before copying, so that nothing is half copied

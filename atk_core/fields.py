@@ -60,9 +60,13 @@ class Sampling:
     max_tokens: Annotated[int, AtLeast(16)] = 512  # longest answer
     max_attempts: Annotated[int, AtLeast(1)] = 3  # tries per sample (malformed, failed a gate)
 
-    def writing(self, seed: int) -> dict:
-        """A writing step's options (``PipelineStep(**sampling.writing(seed))``)."""
-        return {"temperature": self.temperature, "max_attempts": self.max_attempts, "seed": seed}
+    def writing(self, seed: int, *, max_tokens: int | None = None) -> dict:
+        """A writing step's options (``PipelineStep(**sampling.writing(seed))``): temperature,
+        tries, seed, and the longest answer (``max_tokens``, or a step's own lower bound:
+        ``writing(seed, max_tokens=256)`` gives the smaller of the two)."""
+        longest = self.max_tokens if max_tokens is None else min(self.max_tokens, max_tokens)
+        return {"temperature": self.temperature, "max_attempts": self.max_attempts, "seed": seed,
+                "max_tokens": longest}
 
     def checking(self, seed: int) -> dict:
         """A checking step's options (a ``VoteStep``'s)."""

@@ -104,7 +104,8 @@ COMBO_PIPELINE = {
 
         @hookimpl
         def atk_register_pipelines(register):
-            register(Pipeline(name="combo", function=combo, description="answers, three times"))
+            register(Pipeline(name="combo", function=combo, parts=("answers",),
+                              description="answers, three times"))
     ''',
     "combo_pipeline/config.yaml": '''
         pipeline: combo

@@ -105,3 +105,13 @@ def test_a_part_is_checked_as_atk_run_checks_it(combo_site, tmp_path):
 def test_outside_a_run_there_is_nothing_to_be_a_part_of():
     with pytest.raises(PipelineError, match="runs a pipeline inside a run"):
         asyncio.run(run_part("answers", output_dir="x", count=1))
+
+
+def test_atk_prompts_copies_a_composing_pipelines_own_prompts_and_each_parts(combo_site, tmp_path):
+    """A composing pipeline that ships prompts of its own (the scaffold always makes a prompts/
+    folder) still gets its parts' prompts copied, each where prompt_overrides looks for it."""
+    result = run_cli("prompts", "combo", tmp_path / "mine", env=combo_site.env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    copied = sorted(str(p.relative_to(tmp_path / "mine")) for p in (tmp_path / "mine").rglob("*") if p.is_file())
+    assert "unused.txt" in copied  # its own
+    assert any(name.startswith("answers/") for name in copied), copied  # and its part's

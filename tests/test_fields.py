@@ -34,7 +34,9 @@ def test_a_call_gets_each_group_back_as_one_instance():
     assert got["documents"] == Documents(chunk_size=800, use_subset=True)
     assert got["documents"].subset == 100 and Documents().subset is None
     assert got["sampling"] == Sampling(temperature=0.9, max_attempts=5)
-    assert got["sampling"].writing(7) == {"temperature": 0.9, "max_attempts": 5, "seed": 7}
+    assert got["sampling"].writing(7) == {"temperature": 0.9, "max_attempts": 5, "seed": 7, "max_tokens": 512}
+    assert got["sampling"].writing(7, max_tokens=256)["max_tokens"] == 256  # a step's own, lower bound
+    assert got["sampling"].writing(7, max_tokens=4096)["max_tokens"] == 512  # never above the config's
     assert got["sampling"].checking(7) == {"temperature": 0.6, "max_attempts": 5, "seed": 7}
     assert got["extra"] == {"other": "kept"}
 

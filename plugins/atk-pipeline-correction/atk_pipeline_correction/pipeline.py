@@ -104,6 +104,7 @@ async def correction(
     # 2. generate (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed, record)
     options = dict(gate_copies=gate_copies, **sampling.writing(seed))
+    short = dict(options, max_tokens=min(sampling.max_tokens, SAMPLE_MAX_TOKENS))
     if flaws == "written":
         sentence = answers == "sentence"
         step = PipelineStep(name="generate", model="large",
@@ -111,12 +112,12 @@ async def correction(
                             json_schema=FLAWED_SCHEMA if sentence else WRITTEN_SCHEMA,
                             validator=lambda value, sample: _sample_problem(
                                 _written(value, sample, answers), sample, gates, answers),
-                            max_tokens=min(sampling.max_tokens, SAMPLE_MAX_TOKENS), **options)
+                            **short)
         results = await step.run(focused, progress=(0.15, 0.65))
         made = [_written(result.value, sample, answers)
                 for sample, result in record.step("generate", focused, results)]
     else:
-        step = question_step(gates=gates, answers=answers, max_tokens=sampling.max_tokens, **options)
+        step = question_step(gates=gates, answers=answers, **options)
         results = await step.run(focused, progress=(0.15, 0.65))
         asked = [{**pair_of(result.value, sample, answers), "sample": sample}
                  for sample, result in record.step("generate", focused, results)]

@@ -117,7 +117,7 @@ async def factual_qa(
     # 5. generate: one pair per focus sentence (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed, record)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
-                             max_tokens=sampling.max_tokens, **sampling.writing(seed))
+                             **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.2, 0.5))
     pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, answers))
              for sample, result in record.step("generate", focused, results)]
@@ -147,8 +147,7 @@ async def factual_qa(
         write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
                              json_schema=CONVERSATION_SCHEMA,
                              validator=_conversation_gate(gates, conversation_coverage),
-                             gate_copies=gate_copies, max_tokens=sampling.max_tokens,
-                             **sampling.writing(seed))
+                             gate_copies=gate_copies, **sampling.writing(seed))
         results = await write.run(groups, progress=(0.85, 1.0))
         conversations = _with_fallback(record, groups, results, conversation_fallback)
     else:

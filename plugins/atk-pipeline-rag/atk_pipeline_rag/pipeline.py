@@ -94,7 +94,7 @@ async def rag_data(
     # 2. generate, 3. deduplicate
     focused = focus_samples(samples, questions_per_chunk, seed, record)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
-                             max_tokens=sampling.max_tokens, **sampling.writing(seed))
+                             **sampling.writing(seed))
     results = await generate.run(focused, progress=(0.15, 0.6))
     pairs = [{**pair_of(result.value, sample, answers), "id": question_id("rag", sample["id"], result.value["question"]),
               "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
@@ -117,8 +117,7 @@ async def rag_data(
     if failures and refusals == "written":
         refuse = PipelineStep(name="refuse", prompt="write_refusal", model="large",
                               json_schema=REFUSAL_SCHEMA, validator=_refusal_gate,
-                              gate_copies=gate_copies, max_tokens=min(sampling.max_tokens, 256),
-                              **sampling.writing(seed))
+                              gate_copies=gate_copies, **sampling.writing(seed, max_tokens=256))
         results = await refuse.run(failures, progress=(0.6, 0.9))
         refused = {s["id"]: r.value["answer"].strip() for s, r in record.step("refuse", failures, results)}
         pairs = [p for p in pairs if not p["failure"] or p["id"] in refused]

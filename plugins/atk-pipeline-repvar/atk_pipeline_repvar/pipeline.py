@@ -123,7 +123,7 @@ async def repvar(
         name="variation", prompt=f"{FORMS_FOLDER}/{form}", model="large",
         validator=_variation_gate(env.prompts.load(f"{FORMS_FOLDER}/{form}").own_words(),
                                   variation_grounding, min_variation_words, max_similarity),
-        gate_copies=gate_copies, max_tokens=sampling.max_tokens, **sampling.writing(seed))
+        gate_copies=gate_copies, **sampling.writing(seed))
         for form in sorted({r["form"] for r in rewrites})}
     # One form after the other (each with the model's full concurrency), so the bar only grows.
     share, result_of = 0.6 / max(1, len(steps)), {}
