@@ -144,11 +144,12 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
     read, and where that takes ``**kwargs`` the parents' ``__init__`` too
     (a subclass passes what it does not name on to its parent), up to but not
     including ``up_to``. Values for parameters without an annotation pass as
-    they are. With ``refuse_unknown``, a name nobody takes is refused (unless
-    the last ``__init__`` read takes ``**kwargs``), and ``owner`` (say "the
-    webhook reporter") names what does not take it; the parameters in
-    ``supplied`` (filled in by atk, like a reporter's ``output_dir``) are left
-    out of the names it lists.
+    they are. With ``refuse_unknown`` (options from a config, for a class), a
+    name nobody takes is refused (unless the last ``__init__`` read takes
+    ``**kwargs``), and so is a class's required parameter left out; ``owner``
+    (say "the webhook reporter") names what does not take it; the parameters
+    in ``supplied`` (filled in by atk, like a reporter's ``output_dir``) are
+    neither required nor listed.
     """
     import inspect
 
@@ -157,6 +158,7 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
     if not targets:  # a class that declares no __init__ of its own takes what its base takes
         return checked
     open_ended = False
+    required = []
     for target in targets:
         try:
             parameters = inspect.signature(target).parameters
@@ -169,6 +171,8 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
                 continue
             if name not in named:
                 named.append(name)
+                if parameter.default is parameter.empty and target is targets[0]:
+                    required.append(name)
             if name in remaining:
                 value = remaining.pop(name)
                 checked[name] = check_value(name, value, hints[name]) if name in hints else value
@@ -178,10 +182,14 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
     else:
         if up_to is not None and isinstance(function, type) and function is not up_to:
             open_ended = False  # what is passed on reaches up_to, which takes none of it
+    listed = [n for n in named if n not in supplied]
     if refuse_unknown and remaining and not open_ended:
-        listed = [n for n in named if n not in supplied]
         who = f"; {owner} takes {', '.join(listed) or 'none'}" if owner else ""
         raise ConfigError(f"unknown option(s) {', '.join(sorted(map(str, remaining)))}{who}")
+    missing = [n for n in required if n not in values and n not in supplied]
+    if refuse_unknown and isinstance(function, type) and missing:
+        who = f" ({owner} needs {', '.join(missing)})" if owner else ""
+        raise ConfigError(f"missing option(s) {', '.join(missing)}{who}")
     return checked
 
 

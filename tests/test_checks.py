@@ -102,6 +102,36 @@ def test_a_subclass_takes_its_own_options_and_passes_the_rest_to_its_parent():
                         up_to=Base)
 
 
+def test_a_required_option_left_out_is_named_not_a_type_error(site, tmp_path):
+    """A backend whose __init__ needs an option the config does not give: one line naming the
+    config, the role and the option, before anything starts (not __init__()'s TypeError)."""
+    from atk_core.testing import run_cli
+
+    site.add("atk-backend-needy", {"needy_backend.py": '''
+        from atk_core import Backend, hookimpl
+
+        class Needy(Backend):
+            name = "needy"
+
+            def __init__(self, model: str, endpoint: str = "http://127.0.0.1:9"):
+                self.model = model
+
+        @hookimpl
+        def atk_register_model_backends(register):
+            register("needy", Needy)
+        '''}, {"needy": "needy_backend"})
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Some text here that is long enough to read.\n")
+    (tmp_path / "cfg.yaml").write_text("pipeline: factual-qa\ninput_dir: docs\noutput_dir: out\n"
+                                       "models: {small: {backend: needy}, large: {backend: needy}}\n")
+    result = run_cli("run", "cfg.yaml", env=site.env(), cwd=tmp_path)
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "atk: error: cfg.yaml: models.small: backend 'needy': missing option(s) model"
+        " (the needy backend needs model)"], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 TYPED_PIPELINE = {
     "typed_pipeline/__init__.py": '''
         from typing import Annotated, Literal
