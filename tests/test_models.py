@@ -43,6 +43,13 @@ async def using(m, coroutine):
         await m.aclose()
 
 
+def test_a_roles_own_headers_reach_the_server(server):
+    m = model(server, headers={"X-Team": "docs", "OpenAI-Organization": "org-1"})
+    run(using(m, m.chat(USER)))
+    (request,) = server.requests
+    assert request["headers"]["x-team"] == "docs" and request["headers"]["openai-organization"] == "org-1"
+
+
 def test_chat_and_completion_and_usage(server):
     m = model(server, price_in=1.0, price_out=2.0)
     chat = run(using(m, m.chat(USER, temperature=0.3, max_tokens=20, seed=7, stop=["\n"])))
@@ -248,3 +255,22 @@ def test_a_redirect_is_followed_as_the_sdk_followed_it(server):
     response = run(using(m, m.chat(USER, max_tokens=5)))
     assert response.text.startswith("answer ")
     assert [r["behaviour"] for r in server.requests] == ["status", "ok"]
+
+
+def test_the_fake_server_stops_quietly_with_a_connection_still_open(tmp_path):
+    """A client that keeps its connection alive (as the openai SDK does) does not leave
+    "Task was destroyed but it is pending!" on the test's stderr when the server stops."""
+    import subprocess
+    import sys
+
+    script = ("import http.client\n"
+              "from atk_core.testing import FakeOpenAIServer\n"
+              "with FakeOpenAIServer() as server:\n"
+              "    c = http.client.HTTPConnection('127.0.0.1', server.port)\n"
+              "    c.request('POST', '/v1/chat/completions', headers={'Content-Type': 'application/json'},\n"
+              "              body=b'{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}')\n"
+              "    assert c.getresponse().status == 200\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

@@ -140,11 +140,19 @@ class FakeOpenAIServer:
             for hang in self._hangs:
                 hang.cancel()
             self._server.close()
+            # Connections still open (a client that keeps one alive) end here, not with
+            # "Task was destroyed but it is pending!" when the loop goes.
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
         self._loop = None
 
     def __enter__(self):
@@ -179,6 +187,8 @@ class FakeOpenAIServer:
                 if not keep_going:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        except asyncio.CancelledError:  # the server stops: the connection ends quietly
             pass
         finally:
             try:
@@ -215,6 +225,7 @@ class FakeOpenAIServer:
             if self.record:
                 self.requests.append({"path": path, "payload": payload,
                                       "authorization": headers.get("authorization"),
+                                      "headers": dict(headers),  # names in lower case
                                       "time": time.monotonic(), "behaviour": behaviour.kind})
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -351,7 +362,7 @@ class FakeOpenAIServer:
         behaviour = self._behaviour_for_locked(text)
         self.request_count += 1
         if self.record:
-            self.requests.append({"path": endpoint, "payload": payload, "authorization": None,
+            self.requests.append({"path": endpoint, "payload": payload, "authorization": None, "headers": {},
                                   "time": time.monotonic(), "behaviour": behaviour.kind, "batch": True})
         answer_id = f"batch_req_{self.request_count}"
         if behaviour.kind == "status":
