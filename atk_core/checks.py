@@ -303,6 +303,8 @@ def _instance(value, kind: type):
     if kind is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, pathlib.PurePath):  # a path given in code (input_dir=Path(...)): its text
+            return str(value)
         raise _Refused("a text")
     if issubclass(kind, pathlib.PurePath):
         if isinstance(value, (str, pathlib.PurePath)) and str(value).strip():

@@ -55,6 +55,7 @@ def test_a_wrong_value_names_the_field_the_value_and_what_is_allowed(annotation,
     (Any, object, object),
     (Callable, print, print),
     (Path, "docs", "docs"),
+    (str, Path("docs/a"), "docs/a"),  # a path given in code where a text is wanted: its text
 ])
 def test_a_right_value_passes(annotation, value, expected):
     assert check_value("field", value, annotation) == expected

@@ -708,7 +708,7 @@
     const reasons = steps.filter((s) => Object.keys(s.dropped).length).map((s) =>
       h("li", {}, h("strong", {}, s.name), " ",
         Object.entries(s.dropped).map(([k, n]) => `${n} × ${k}`).join(" · ")));
-    target.replaceChildren(chart, reasons.length ? h("ul.funnel-reasons", {}, reasons) : null);
+    target.replaceChildren(chart, ...(reasons.length ? [h("ul.funnel-reasons", {}, reasons)] : []));
   }
 
   // The output files' records (and failures.jsonl, with reasons), a page at a time.
