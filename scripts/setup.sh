@@ -25,4 +25,14 @@ if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
     echo "atk setup: installing; llama-cpp-python (the embedded model's engine) compiles from"
     echo "atk setup: source the first time: about 5 minutes on 2 cores, then pip reuses the build."
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+# pip is quiet; a line every 30 s says the install is still going (and for how long).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}" &
+pip_pid=$!
+started=$SECONDS
+while kill -0 "$pip_pid" 2>/dev/null; do
+    for _ in $(seq 30); do kill -0 "$pip_pid" 2>/dev/null && sleep 1; done
+    if kill -0 "$pip_pid" 2>/dev/null; then
+        echo "atk setup: still installing ($((SECONDS - started)) s so far)"
+    fi
+done
+wait "$pip_pid"
