@@ -274,3 +274,12 @@ def test_the_fake_server_stops_quietly_with_a_connection_still_open(tmp_path):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_an_answer_that_is_not_json_says_where_whole(tmp_path):
+    """json's own message stops at "at" ("Invalid control character at"); the reason kept in
+    failures.jsonl and shown to the model on a retry says where."""
+    with FakeOpenAIServer(answer=lambda text, payload: '{"answer": "two\nlines"}') as server:
+        m = model(server)
+        response = run(using(m, m.chat(USER, json_schema={"type": "object"})))
+    assert response.parse_error == "the answer is not valid JSON: Invalid control character at line 1 column 16"

@@ -257,6 +257,15 @@ def _message(message) -> dict:
     return {"role": message["role"], "content": message["content"]}
 
 
+def _json_error(exc) -> str:
+    """A JSON error whole ("Invalid control character at line 1 column 5"), not cut at its
+    position as ``msg`` is ("Invalid control character at")."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return str(exc)
+    where = f"line {exc.lineno} column {exc.colno}"
+    return f"{exc.msg} {where}" if exc.msg.endswith(" at") else f"{exc.msg} at {where}"
+
+
 def _checked(response: Response, request: Request) -> Response:
     """Parse and check a structured answer against its schema; leave the verdict on it."""
     if request.json_schema is None:
@@ -267,7 +276,7 @@ def _checked(response: Response, request: Request) -> Response:
         value = json.loads(response.text)
     except (json.JSONDecodeError, TypeError) as exc:
         truncated = " (the answer was cut off: finish_reason=length)" if response.finish_reason == "length" else ""
-        response.parse_error = f"the answer is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}{truncated}"
+        response.parse_error = f"the answer is not valid JSON: {_json_error(exc)}{truncated}"
         return response
     problem = schema_problem(value, request.json_schema)
     if problem:

@@ -61,7 +61,7 @@ def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
     judged = [r for (sid, step), r in failures.items() if step == "judge"]
     assert judged == ["judge: 0 of 2 votes passed, 2 of 3 needed"]  # the navigation page
     never = [r for (sid, step), r in failures.items() if step == "generate"]
-    assert never == ["generate: the answer is not valid JSON: Expecting value (after 3 attempts)"]
+    assert never == ["generate: the answer is not valid JSON: Expecting value at line 1 column 1 (after 3 attempts)"]
     votes = [r for (sid, step), r in failures.items() if step == "check_question"]
     assert votes and all("0 of 2 votes passed, 2 of 3 needed" in r for r in votes)
     kinds = {(f["step"], f["kind"]) for f in read_jsonl(out / "failures.jsonl")}
@@ -271,7 +271,7 @@ def test_a_conversation_the_model_cannot_write_falls_back_to_the_pairs(tmp_path,
     assert warnings == [
         f"factual-qa: {len(conversations)} of {len(conversations)} conversations were built from"
         " the checked pairs as they are, because the model's rewrite failed (most often:"
-        " conversation: the answer is not valid JSON: Expecting value (after 3 attempts)); set"
+        " conversation: the answer is not valid JSON: Expecting value at line 1 column 1 (after 3 attempts)); set"
         " conversation_fallback: false to drop them instead"]
 
     strict = run(tmp_path, "strict", models=models, conversation_fallback=False)
