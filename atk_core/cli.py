@@ -382,9 +382,13 @@ def run_command(config, overrides, set_file, model_overrides, progress, executor
 
 def _usage_line(summary) -> str:
     usage = summary["usage_sent"]
-    line = (f"{summary['requests_sent']} requests sent, {summary['answers_from_store']} answers"
-            f" from the store, {usage['prompt_tokens']} prompt + {usage['completion_tokens']}"
-            " completion tokens")
+    stored, reused = summary["answers_from_store"], summary.get("answers_reused", 0)
+    # On a first run, answers from the store are requests that parts or steps asked twice:
+    # say so, or it reads as a stale cache.
+    again = (f" ({'all' if reused == stored else reused} asked earlier in this run: identical"
+             " requests share one answer)") if reused else ""
+    line = (f"{summary['requests_sent']} requests sent, {stored} answers from the store{again},"
+            f" {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
     if summary["cost_sent"] is not None:
         line += f", ${summary['cost_sent']:.4f}"
     return line

@@ -218,6 +218,9 @@ def test_stored_answers_are_never_sent_again(server, tmp_path):
     tagged = run(using(m2, m2.chat(USER, seed=1, tag="another-step")))  # another step asks anew
     assert not tagged.cached and len(server.requests) == 3
     assert (m.sent, m.from_store, m2.sent, m2.from_store) == (2, 1, 1, 1)
+    # m's answer from the store was one it had sent itself in this run; m2's came from before
+    assert (m.reused, m2.reused) == (1, 0)
+    assert m.summary()["answers_reused"] == 1 and m2.summary()["answers_reused"] == 0
 
 
 @pytest.mark.parametrize("settings, problem", [

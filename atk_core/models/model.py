@@ -44,6 +44,8 @@ class Model:
         self.stored_usage = Usage()  # tokens of the answers taken from the store
         self.sent = 0
         self.from_store = 0
+        self.reused = 0  # of those, answers this role was sent earlier in this run
+        self._sent_keys: set = set()
         self.retries = 0
         self._successes = 0
         self._given_up_in_a_row = 0
@@ -87,6 +89,8 @@ class Model:
             "identity": self.identity(),
             "requests_sent": self.sent,
             "answers_from_store": self.from_store,
+            # of those, asked earlier in this run: parts or steps that ask the same share one answer
+            "answers_reused": self.reused,
             "retries": self.retries,
             "usage_sent": self.usage.to_dict(),
             "usage_total": total.to_dict(),
@@ -102,6 +106,7 @@ class Model:
             stored = self.store.get(key)
             if stored is not None:
                 self.from_store += 1
+                self.reused += key in self._sent_keys
                 response = Response(text=stored.text, finish_reason=stored.finish_reason,
                                     usage=Usage(stored.prompt_tokens, stored.completion_tokens),
                                     cached=True)
@@ -132,6 +137,8 @@ class Model:
     async def _count_and_store(self, key, canonical, response, tag) -> None:
         self.sent += 1
         self.usage.add(response.usage)
+        if key is not None:
+            self._sent_keys.add(key)
         if self.store is not None:
             from ..store import StoredAnswer
 
