@@ -8,6 +8,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 
 
+# A test that needs one of these is slow: it starts a real peer (llama.cpp's server, a
+# Chromium, a Ray cluster) or builds wheels into fresh venvs. Such tests are marked ``slow``:
+# ``pytest`` alone runs the fast lane; scripts/test.sh (and CI) run every test.
+SLOW_FIXTURES = {"installed_python", "atk_wheels", "llama_server", "browser", "ray_cluster",
+                 "generated"}
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(slow)
+
+
 def plugin_projects() -> list[Path]:
     return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 

@@ -110,7 +110,7 @@ class StepTask:
         """Whether a request of this role has succeeded in this run: pass it to ``run_batch``
         so that a worker's first request that runs out of retries skips its sample, as it
         would locally, rather than ending the run."""
-        return self.model is not None and self.model._successes > 0
+        return self.model is not None and self.model.has_succeeded
 
     @property
     def role(self) -> str:
@@ -150,17 +150,12 @@ class StepTask:
         for key, answer in answers.items():
             if key in self._kept:  # a lost worker's answer, replayed: counted as sent already
                 continue
-            self.model.from_store += 1
-            self.model.stored_usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+            self.model.count_stored(answer)
 
     async def keep(self, new: NewAnswer) -> None:
         """Store an answer a worker reports, committed before this returns, and count it on
         the driver's model as sent (with its usage and the worker's retries)."""
-        self.model.sent += 1
-        self.model.retries += new.retries
-        self.model._successes += 1  # the role works: a later give-up skips a sample, as locally
-        self.model._given_up_in_a_row = 0
-        self.model.usage.add(Usage(new.answer.prompt_tokens, new.answer.completion_tokens))
+        self.model.count_sent(new.answer, new.retries)  # the role works: a later give-up skips a sample
         self._kept.add(new.key)
         if self.model.store is not None:
             await self.model.store.put_soon(new.key, new.request, new.answer, new.tag)
@@ -176,7 +171,7 @@ class StepTask:
         batch, so that its limits hold across them."""
         spec = self.spec if concurrency is None else dataclasses.replace(self.spec, concurrency=concurrency)
         model = Model(spec, backend)
-        model._identity = dict(self.identity)  # keys as on the driver, whatever the worker says
+        model.fix_identity(self.identity)  # keys as on the driver, whatever the worker says
         model.store = _WorkerAnswers()
         model.pace = pace
         return model
@@ -189,8 +184,8 @@ class StepTask:
         finished sample (``(index, StepResult, retries)``). Make ``emit`` return once the
         driver has stored the answer: the request's slot is held until then, so a driver that
         dies stops its workers asking. ``succeeded`` is the driver's ``succeeded``."""
-        if succeeded and model._successes == 0:
-            model._successes = 1
+        if succeeded:
+            model.assume_succeeded()
         known = {}
         for _, _, answers in items:
             known.update(answers)
@@ -199,7 +194,7 @@ class StepTask:
             async def one(item):
                 index, sample, _ = item
                 result = await self.run(sample, model)
-                await emit((index, result, _Sink.unreported_retries(model)))
+                await emit((index, result, model.unreported_retries()))
 
             await stream(list(items), one, limit=limit or model.spec.concurrency * 2)
         finally:
@@ -218,12 +213,12 @@ class _Replay(Model):
 
     def __init__(self, spec, backend, identity, store):
         super().__init__(spec, backend)
-        self._identity = dict(identity)
+        self.fix_identity(identity)
         self.store = store
         self.found: dict = {}
 
     async def request(self, request, *, tag: str = "") -> Response:
-        key = request_key(canonical_request(request, self._identity, tag))
+        key = request_key(canonical_request(request, self.identity(), tag))
         stored = self.found.get(key) or (self.store.get(key) if self.store is not None else None)
         if stored is None:
             raise _Missing(key)
@@ -240,12 +235,6 @@ class _Sink:
     emit: Callable
     model: Model
     known: dict
-
-    @staticmethod
-    def unreported_retries(model) -> int:
-        count = model.retries - getattr(model, "_reported_retries", 0)
-        model._reported_retries = model.retries
-        return count
 
 
 _sink: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("atk_worker_sink", default=None)
@@ -295,7 +284,7 @@ class _WorkerAnswers:
         if sink is None:  # an answer we paid for must not vanish
             raise RuntimeError("a worker model answered outside StepTask.run_batch")
         sink.known[key] = answer
-        await sink.emit(NewAnswer(key, request_text, answer, tag, _Sink.unreported_retries(sink.model)))
+        await sink.emit(NewAnswer(key, request_text, answer, tag, sink.model.unreported_retries()))
 
 
 async def stream(items, work, *, limit: int, on_done=None):

@@ -13,4 +13,5 @@ if ! command -v chromium >/dev/null; then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium
 fi
-exec .venv/bin/python -m pytest "$@"
+# Every test: the fast lane and the slow one (plain `pytest` runs only the fast lane).
+exec .venv/bin/python -m pytest -m "slow or not slow" "$@"

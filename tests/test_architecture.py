@@ -237,3 +237,12 @@ def test_the_engine_does_not_ask_whether_it_is_estimating():
     asking = [name for name in engine
               if re.search(r"estimating|_estimat", (ROOT / "atk_core" / name).read_text(encoding="utf-8"))]
     assert asking == []
+
+
+def test_executors_use_a_models_public_methods_only():
+    """What a remote executor needs of a Model (count an answer got elsewhere, its retries, its
+    identity, whether the role has succeeded) is public; no executor reaches into its state."""
+    sources = [ROOT / "atk_core" / "executors.py"] + sorted((ROOT / "plugins").glob("atk-executor-*/atk_*/*.py"))
+    reaching = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sources
+                for match in re.finditer(r"\bmodel\._\w+|getattr\(\w*model, \"_\w+", path.read_text())]
+    assert reaching == []

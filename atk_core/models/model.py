@@ -49,6 +49,7 @@ class Model:
         self.retries = 0
         self._successes = 0
         self._given_up_in_a_row = 0
+        self._reported_retries = 0
         self._limits: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._rpm_lock = threading.Lock()
         self._next_slot = 0.0
@@ -79,6 +80,42 @@ class Model:
             return None
         return (usage.prompt_tokens * (self.spec.price_in or 0)
                 + usage.completion_tokens * (self.spec.price_out or 0)) / 1_000_000
+
+    # -- what an executor that runs the role elsewhere tells it ----------------------------
+
+    def fix_identity(self, identity: dict) -> None:
+        """Make store keys with ``identity`` (the driver's), whatever this backend says."""
+        self._identity = dict(identity)
+
+    @property
+    def has_succeeded(self) -> bool:
+        """Whether a request of this role has succeeded in this run (until one has, a request
+        that runs out of retries ends the run rather than skipping its sample)."""
+        return self._successes > 0
+
+    def assume_succeeded(self) -> None:
+        """Take the role as working (the driver's has succeeded), on a worker's model."""
+        self._successes = max(self._successes, 1)
+
+    def count_stored(self, answer) -> None:
+        """Count a stored answer (a ``StoredAnswer``) used elsewhere as taken from the store."""
+        self.from_store += 1
+        self.stored_usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+
+    def count_sent(self, answer, retries: int = 0) -> None:
+        """Count an answer a worker got for this role as sent, with its ``retries``: the role
+        works, as when it answers here."""
+        self.sent += 1
+        self.retries += retries
+        self._successes += 1
+        self._given_up_in_a_row = 0
+        self.usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+
+    def unreported_retries(self) -> int:
+        """The retries made since the last call (what a worker reports with each sample)."""
+        count = self.retries - self._reported_retries
+        self._reported_retries = self.retries
+        return count
 
     def summary(self) -> dict[str, Any]:
         """Requests and tokens of this role, for the manifest and the end-of-run line."""

@@ -19,6 +19,8 @@ from atk_backend_llamacpp import (
 from atk_core import ConfigError, FatalError, RequestError, schema_problem
 from atk_core.testing import make_model, run_cli
 
+pytestmark = pytest.mark.slow  # loads the embedded model
+
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 SCHEMA = {
     "type": "object",

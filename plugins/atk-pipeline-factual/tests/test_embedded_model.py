@@ -20,8 +20,9 @@ from atk_core.testing import read_jsonl, run_pipeline
 
 UNSEEN = Path(__file__).resolve().parent / "unseen"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("atk_backend_llamacpp") is None,
-                                reason="needs atk-backend-llamacpp (the embedded model)")
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("atk_backend_llamacpp") is None,
+                                 reason="needs atk-backend-llamacpp (the embedded model)"),
+              pytest.mark.slow]  # runs the embedded model
 
 
 def template_fields() -> dict:
