@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, PipelineStep,
+    AtLeast, ConfigError, Between, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, PipelineStep,
     Problem, RunRecord, Sampling, VoteStep, check_input_dir,
     conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
     placeholder_problem, prose_problem, question_id, question_problem, question_step,
@@ -79,15 +79,12 @@ async def factual_qa(
     seed: int = 0,
     questions_per_chunk: Count = 3,
     answers: Literal["written", "sentence"] = "written",
-    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    model_checks: Literal["enforce", "note", "skip"] | dict = "enforce",
     judge_votes: Count = 3,
     question_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
     pairs_per_conversation: Count = 3,
     system_prompts: Annotated[list[str], NonEmpty] = DEFAULT_SYSTEM_PROMPTS,
-    skip_judge: bool = False,
-    skip_question_check: bool = False,
-    skip_answer_check: bool = False,
     rewrite_conversations: bool = True,
     conversation_fallback: bool = True,
     gates: PairGates = PairGates(),
@@ -104,13 +101,13 @@ async def factual_qa(
     """
     record = RunRecord()
     checking = sampling.checking(seed)
-    asking = model_checks != "skip"
+    policies = check_policies(model_checks)
 
     # 1. read, 2. chunk, 3. content (no model), 4. judge (small model, a vote)
     judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
                             threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=None if skip_judge else judge, policy=model_checks, progress=(0.02, 0.2),
+        input_dir, record, documents, seed=seed, judge=judge, policy=policies["judge"], progress=(0.02, 0.2),
         task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
@@ -126,19 +123,19 @@ async def factual_qa(
     pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
 
     # 7. answerable from the chunk alone? (small model, a vote)
-    if asking and not skip_question_check:
+    if policies["check_question"] != "skip":
         vote = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
                                votes=question_votes, threshold=vote_threshold, **checking)
         results = await vote.run(pairs, progress=(0.5, 0.7))
-        pairs = record.model_check("check_question", pairs, results, policy=model_checks,
+        pairs = record.model_check("check_question", pairs, results, policy=policies["check_question"],
                                    rejected="question judged unanswerable")
 
     # 8. answer accurate to the chunk? (small model)
-    if asking and not skip_answer_check:
+    if policies["check_answer"] != "skip":
         step = PipelineStep(name="check_answer", prompt="check_answer", model="small",
                             json_schema=yes_no_schema("accurate"), max_tokens=256, **checking)
         results = await step.run(pairs, progress=(0.7, 0.85))
-        pairs = record.model_check("check_answer", pairs, results, policy=model_checks,
+        pairs = record.model_check("check_answer", pairs, results, policy=policies["check_answer"],
                                    rejected="answer judged inaccurate", field="accurate")
 
     # 9. conversations (large model), gated
@@ -272,9 +269,32 @@ def check_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
     the annotations say: the input folder, and the model roles the chosen steps use."""
     check_input_dir(input_dir, output_dir)
-    asking = values["model_checks"] != "skip"
+    for old in ("skip_judge", "skip_question_check", "skip_answer_check"):
+        if old in values:
+            check = old.removeprefix("skip_")
+            check = {"question_check": "check_question", "answer_check": "check_answer"}.get(check, check)
+            raise ConfigError(f"{old} is now part of model_checks: model_checks: {{{check}: skip}}"
+                              " turns that check off")
+    policies = check_policies(values["model_checks"])
     require_roles(models, {
         "large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else []),
-        "small": [name for name, skip in (("judge", "skip_judge"), ("check_question", "skip_question_check"),
-                                          ("check_answer", "skip_answer_check"))
-                  if asking and not values[skip]]})
+        "small": [name for name, policy in policies.items() if policy != "skip"]})
+
+
+MODEL_CHECKS = ("judge", "check_question", "check_answer")
+POLICIES = ("enforce", "note", "skip")
+
+
+def check_policies(model_checks) -> dict[str, str]:
+    """Each model check's policy: ``model_checks`` is one for all (enforce, note, skip), or a
+    mapping of some checks to theirs (the others enforce). ``ConfigError`` naming a check
+    or policy that is not one."""
+    if isinstance(model_checks, str):
+        return {check: model_checks for check in MODEL_CHECKS}
+    for check, policy in model_checks.items():
+        if check not in MODEL_CHECKS:
+            raise ConfigError(f"model_checks: {check!r} is not a model check (those are:"
+                              f" {', '.join(MODEL_CHECKS)})")
+        if policy not in POLICIES:
+            raise ConfigError(f"model_checks.{check} must be one of {', '.join(POLICIES)}, not {policy!r}")
+    return {check: model_checks.get(check, "enforce") for check in MODEL_CHECKS}

@@ -149,10 +149,23 @@ def test_answers_can_be_the_sentences_asked_about(tmp_path):
     assert len(waggle) == 2 and "the question already says most of the answer" in waggle[1]
 
 
+def test_a_policy_per_model_check(tmp_path):
+    """One check noted, one off, the third enforced (left out): the small model is asked for
+    the judge and the answer check only, and the note counts what it rejected."""
+    log = tmp_path / "small.jsonl"
+    result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
+                 model_checks={"judge": "note", "check_question": "skip"}, rewrite_conversations=False)
+    assert result.exit_code == 0, result.error
+    steps = [s["name"] for s in json.loads((tmp_path / "out" / "manifest.json").read_text())["steps"]]
+    assert "check_question" not in steps and "judge" in steps and "check_answer" in steps
+    asked = {json.loads(line)["messages"][0]["content"][:40] for line in log.read_text().splitlines()}
+    assert asked and not any("check quiz questions" in text for text in asked)
+
+
 def test_skip_flags_and_plain_conversations(tmp_path):
     log = tmp_path / "small.jsonl"
     result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
-                 skip_judge=True, skip_question_check=True, skip_answer_check=True,
+                 model_checks={"judge": "skip", "check_question": "skip", "check_answer": "skip"},
                  rewrite_conversations=False, pairs_per_conversation=2)
     assert result.exit_code == 0, result.error
     assert not log.exists()  # the small model was never asked
@@ -200,7 +213,11 @@ def config_file(tmp_path, **fields):
     ({"input_dir": "docs", "vote_threshold": 2}, "vote_threshold must be a number above 0 and at most 1, not 2"),
     ({"input_dir": "docs", "system_prompts": []}, "system_prompts must be a non-empty list of texts, not []"),
     ({"input_dir": "docs", "system_prompts": ["Be brief.", 3]}, "system_prompts must be a non-empty list of texts, not ['Be brief.', 3]"),
-    ({"input_dir": "docs", "skip_judge": "yes"}, "skip_judge must be true or false, not 'yes'"),
+    ({"input_dir": "docs", "skip_judge": True}, "skip_judge is now part of model_checks: model_checks:"
+                                                " {judge: skip} turns that check off"),
+    ({"input_dir": "docs", "model_checks": {"judge": "sometimes"}},
+     "model_checks.judge must be one of enforce, note, skip, not 'sometimes'"),
+    ({"input_dir": "docs", "model_checks": {"jduge": "skip"}}, "model_checks: 'jduge' is not a model check"),
     ({"input_dir": "docs", "max_attempts": True}, "max_attempts must be a whole number of at least 1, not True"),
     ({"input_dir": "docs", "seed": "x"}, "seed must be a whole number, not 'x'"),
     ({"input_dir": "docs", "temperature": -3}, "temperature must be a number from 0 to 2, not -3"),
@@ -224,8 +241,7 @@ def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
 
 
 def test_small_is_not_needed_when_every_small_step_is_skipped(tmp_path):
-    result = run(tmp_path, models={"large": scripted()}, skip_judge=True, skip_question_check=True,
-                 skip_answer_check=True, rewrite_conversations=False)
+    result = run(tmp_path, models={"large": scripted()}, model_checks="skip", rewrite_conversations=False)
     assert result.exit_code == 0, result.error
 
 
