@@ -13,12 +13,16 @@ ROOT = Path(__file__).resolve().parent
 # ``pytest`` alone runs the fast lane; scripts/test.sh (and CI) run every test.
 SLOW_FIXTURES = {"installed_python", "atk_wheels", "llama_server", "browser", "ray_cluster",
                  "generated"}
+# Slow too: the tests of `atk serve` as a server process (its timeouts are real seconds),
+# and runs killed midway and resumed (they wait for the kill).
+SLOW_MODULES = {"test_serve_api.py", "test_serve_security.py", "test_serve_second_probe.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     slow = pytest.mark.slow
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.path.name in SLOW_MODULES or "kill" in item.name):
             item.add_marker(slow)
 
 

@@ -10,64 +10,64 @@ the runner) are imported on first use, so that ``import atk_core`` and
 from .errors import AtkError, ConfigError, PipelineError, PluginError
 from .hookspecs import hookimpl, hookspec
 from .pipeline import Pipeline
-from .progress import ProgressEvent, set_progress
+from .engine.progress import ProgressEvent, set_progress
 from .version import __version__
 
 _LAZY = {
     # the run a pipeline is in, and pipelines run as parts of it
-    "current_run": "context", "RunContext": "context", "run_part": "compose",
-    "check_part": "compose", "part_fields": "compose", "part_outputs": "compose",
+    "current_run": "engine.context", "RunContext": "engine.context", "run_part": "engine.compose",
+    "check_part": "engine.compose", "part_fields": "engine.compose", "part_outputs": "engine.compose",
     # steps: the shared part of every LLM call
-    "PipelineStep": "steps", "VoteStep": "steps", "StepResult": "steps",
-    "StepEnvironment": "steps", "derive_seed": "seeds", "stream": "executors",
+    "PipelineStep": "engine.steps", "VoteStep": "engine.steps", "StepResult": "engine.steps",
+    "StepEnvironment": "engine.steps", "derive_seed": "toolkit.seeds", "stream": "engine.executors", "all_or_first_error": "engine.executors",
     # executors: where a step's samples run
-    "Executor": "executors", "LocalExecutor": "executors", "StepTask": "executors",
-    "NewAnswer": "executors", "make_backend": "plugins",
-    "yes_no_schema": "steps",
-    "PromptLibrary": "prompts", "Prompt": "prompts", "PromptError": "prompts",
+    "Executor": "engine.executors", "LocalExecutor": "engine.executors", "StepTask": "engine.executors",
+    "NewAnswer": "engine.executors", "make_backend": "engine.plugins",
+    "yes_no_schema": "engine.steps",
+    "PromptLibrary": "engine.prompts", "Prompt": "engine.prompts", "PromptError": "engine.prompts",
     # what a run keeps
-    "RunRecord": "manifest", "Store": "store",
-    "atomic_write_bytes": "files", "atomic_write_text": "files", "atomic_write_json": "files",
-    "atomic_write_jsonl": "files", "jsonl_text": "files",
+    "RunRecord": "engine.manifest", "Store": "engine.store",
+    "atomic_write_bytes": "toolkit.files", "atomic_write_text": "toolkit.files", "atomic_write_json": "toolkit.files",
+    "atomic_write_jsonl": "toolkit.files", "jsonl_text": "toolkit.files",
     # documents and chunks
-    "Document": "documents", "Unreadable": "documents", "read_documents": "documents",
-    "html_to_text": "documents", "check_input_dir": "documents",
-    "Chunk": "chunks", "chunk_id": "chunks", "chunk_document": "chunks",
-    "chunk_documents": "chunks", "chunk_subset": "chunks", "chunk_folder": "chunks",
-    "sentences": "chunks",
+    "Document": "toolkit.documents", "Unreadable": "toolkit.documents", "read_documents": "toolkit.documents",
+    "html_to_text": "toolkit.documents", "check_input_dir": "toolkit.documents",
+    "Chunk": "toolkit.chunks", "chunk_id": "toolkit.chunks", "chunk_document": "toolkit.chunks",
+    "chunk_documents": "toolkit.chunks", "chunk_subset": "toolkit.chunks", "chunk_folder": "toolkit.chunks",
+    "sentences": "toolkit.chunks",
     # quality gates: checks of generated text that do not trust the model
-    "Problem": "gates", "first_problem": "gates", "question_problem": "gates",
-    "grounding_problem": "gates", "answer_fits_problem": "gates", "placeholder_problem": "gates", "copied_problem": "gates",
-    "conversation_problem": "gates", "refers_to_source": "gates", "NearDuplicates": "gates",
-    "chatter_problem": "gates",
-    "content_words": "gates", "content_problem": "gates", "PairGates": "gates", "words": "gates",
-    "STOPWORDS": "gates", "search_problem": "gates", "answer_sentence": "gates",
+    "Problem": "toolkit.gates", "first_problem": "toolkit.gates", "question_problem": "toolkit.gates",
+    "grounding_problem": "toolkit.gates", "answer_fits_problem": "toolkit.gates", "placeholder_problem": "toolkit.gates", "copied_problem": "toolkit.gates",
+    "conversation_problem": "toolkit.gates", "refers_to_source": "toolkit.gates", "NearDuplicates": "toolkit.gates",
+    "chatter_problem": "toolkit.gates",
+    "content_words": "toolkit.gates", "content_problem": "toolkit.gates", "PairGates": "toolkit.gates", "words": "toolkit.gates",
+    "STOPWORDS": "toolkit.gates", "search_problem": "toolkit.gates", "answer_sentence": "toolkit.gates",
     # prose gates: free text a model writes (loops, garbled words, invented facts)
-    "prose_problem": "prose", "repetition_problem": "prose", "unknown_word_problem": "prose",
-    "invented_problem": "prose", "is_english_word": "prose",
+    "prose_problem": "toolkit.prose", "repetition_problem": "toolkit.prose", "unknown_word_problem": "toolkit.prose",
+    "invented_problem": "toolkit.prose", "is_english_word": "toolkit.prose",
     # question-answer pairs about a chunk's sentences
-    "focus_sentences": "qa", "focus_samples": "qa", "question_step": "qa", "pair_of": "qa",
-    "duplicate_questions": "qa", "question_id": "qa", "select_chunks": "selection",
-    "chunk_filter": "selection",
+    "focus_sentences": "toolkit.qa", "focus_samples": "toolkit.qa", "question_step": "toolkit.qa", "pair_of": "toolkit.qa",
+    "duplicate_questions": "toolkit.qa", "question_id": "toolkit.qa", "select_chunks": "toolkit.selection",
+    "chunk_filter": "toolkit.selection",
     # output formats
-    "sharegpt": "formats", "segments": "formats", "chatml": "formats",
-    "Conversation": "formats", "conversation_row": "formats", "write_conversations": "formats",
-    "preference_row": "formats", "write_records": "formats",
+    "sharegpt": "toolkit.formats", "segments": "toolkit.formats", "chatml": "toolkit.formats",
+    "Conversation": "toolkit.formats", "conversation_row": "toolkit.formats", "write_conversations": "toolkit.formats",
+    "preference_row": "toolkit.formats", "write_records": "toolkit.formats",
     # what a pipeline declares it writes
-    "Output": "outputs",
+    "Output": "toolkit.outputs",
     # counting tokens, with a local tokenizer or an estimate
-    "TokenCounter": "tokens", "token_counter": "tokens",
+    "TokenCounter": "toolkit.tokens", "token_counter": "toolkit.tokens",
     # declaring and checking values
-    "Range": "checks", "AtLeast": "checks", "Above": "checks", "AtMost": "checks",
-    "Between": "checks", "NonEmpty": "checks", "check_arguments": "checks",
-    "check_value": "checks", "require_roles": "checks",
-    "with_fields": "fields", "Documents": "fields", "Sampling": "fields",
+    "Range": "toolkit.checks", "AtLeast": "toolkit.checks", "Above": "toolkit.checks", "AtMost": "toolkit.checks",
+    "Between": "toolkit.checks", "NonEmpty": "toolkit.checks", "check_arguments": "toolkit.checks",
+    "check_value": "toolkit.checks", "require_roles": "toolkit.checks",
+    "with_fields": "toolkit.fields", "Documents": "toolkit.fields", "Sampling": "toolkit.fields",
     # model backends and roles
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
     "BackendError": "models", "RateLimited": "models", "TransientError": "models",
     "RequestError": "models", "FatalError": "models", "Model": "models", "ModelSpec": "models",
     "OpenAIBackend": "models.openai",
-    "schema_problem": "schemas", "value_for_schema": "schemas",
+    "schema_problem": "toolkit.schemas", "value_for_schema": "toolkit.schemas",
 }
 
 __all__ = [

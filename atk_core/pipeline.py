@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import PluginError
-from .outputs import Output, checked_outputs
+from .toolkit.outputs import Output, checked_outputs
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -39,13 +39,13 @@ class Pipeline:
     shows the message next to the editor.
 
     ``parts`` names the pipelines a composing pipeline runs with ``run_part``
-    (see ``atk_core.compose``); ``atk prompts`` copies their prompts, each
+    (see ``atk_core.engine.compose``); ``atk prompts`` copies their prompts, each
     into a subfolder named after it, which is where ``prompt_overrides`` looks
     for a part's.
 
     ``outputs`` declares what the pipeline writes (``atk_core.Output``: file, kind,
     format, which is primary): composition, export, ``atk inspect`` and ``atk serve``
-    read it (see ``atk_core.outputs``).
+    read it (see ``atk_core.toolkit.outputs``).
     """
 
     name: str
@@ -87,7 +87,7 @@ class Pipeline:
 
     def files(self):
         """The Traversable root of the pipeline's package data."""
-        from .resources import files
+        from .engine.resources import files
 
         return files(self.package)
 

@@ -47,7 +47,7 @@ from pathlib import Path
 PIPELINE = '''
 import os
 from atk_core import hookimpl, Pipeline, PipelineStep
-from atk_core.files import atomic_write_jsonl
+from atk_core.toolkit.files import atomic_write_jsonl
 
 ASK = PipelineStep(name="ask", prompt="ask", model="large", max_attempts=1)
 
@@ -89,8 +89,8 @@ print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 ATK = '''
 import sys, resource
-from atk_core.config import load_config
-from atk_core.runner import run
+from atk_core.engine.config import load_config
+from atk_core.engine.runner import run
 result = run(load_config(sys.argv[1]))
 assert result.exit_code == 0, result.error
 print(result.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -224,8 +224,8 @@ def profile(site: Path, url: str, samples: int, concurrency: int, root: Path) ->
     """CPU seconds of one in-process atk run by part of the request path (own time per module)."""
     code = textwrap.dedent("""
         import cProfile, pstats, sys, json
-        from atk_core.config import load_config
-        from atk_core.runner import run
+        from atk_core.engine.config import load_config
+        from atk_core.engine.runner import run
         profiler = cProfile.Profile()
         profiler.enable()
         result = run(load_config(sys.argv[1]))

@@ -58,7 +58,7 @@ import atexit, sys
 atexit.register(lambda: print("PLUGIN_MODULES", sum(m.startswith("atk_dummy_") for m in sys.modules),
                               file=sys.stderr))
 sys.argv = ["atk", *sys.argv[1:]]
-from atk_core.cli import main
+from atk_core.commands.cli import main
 main()
 """
 

@@ -110,7 +110,10 @@ class AtkServer:
             sent["Content-Type"] = "application/json"
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request(method, path, body=body, headers=sent)
+            try:
+                connection.request(method, path, body=body, headers=sent)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (a body too large) and closed before all was sent
             response = connection.getresponse()
             data = response.read()
             kind = response.getheader("content-type") or ""

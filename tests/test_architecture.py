@@ -19,24 +19,26 @@ import pytest
 
 import atk_core
 import atk_core.testing
-from atk_core.scaffold import fields_for
+from atk_core.commands.scaffold import fields_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = {"atk_core": set(atk_core.__all__), "atk_core.testing": set(atk_core.testing.__all__)}
 
 # Lowest first. Within atk_core, a module may import only modules listed before it.
 LAYERS = [
+    # the folders by audience (their __init__ says what lives there; it imports nothing)
+    "engine", "toolkit", "commands",
     # foundations: they import nothing of atk's
-    "version", "errors", "redaction", "resources", "hookspecs", "files", "confinement", "progress", "store",
-    "context", "policy", "schemas", "seeds", "tokens",
+    "version", "errors", "engine.redaction", "engine.resources", "hookspecs", "toolkit.files", "engine.confinement", "engine.progress", "engine.store",
+    "engine.context", "engine.policy", "toolkit.schemas", "toolkit.seeds", "toolkit.tokens",
     # values, package data, inputs
-    "checks", "fields", "outputs", "pipeline", "prompts", "documents", "chunks", "meaning", "gates", "prose", "formats",
+    "toolkit.checks", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.prompts", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose", "toolkit.formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records
-    "executors", "steps", "qa", "selection", "manifest", "reporters",
+    "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "engine.manifest", "engine.reporters",
     # configs, plugins, the runner, and what reads a finished run
-    "config", "plugins", "compose", "runner", "estimate", "inspection", "export", "scaffold",
+    "engine.config", "engine.plugins", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",
     # the test kit
     "testing.subprocesses", "testing.questions", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",
@@ -44,7 +46,7 @@ LAYERS = [
     "serve.folder", "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",
     "serve.runs", "serve.app", "serve",
     # the command line, and the public facade over everything
-    "cli", "__main__", "",
+    "commands.cli", "__main__", "",
 ]
 
 
@@ -110,9 +112,9 @@ def test_plugins_scaffolds_and_docs_import_only_the_public_api():
 
 
 def test_the_check_catches_a_private_import():
-    assert non_public_imports("from atk_core.files import atomic_write_jsonl") == [
-        "from atk_core.files import ..."]
-    assert non_public_imports("import atk_core.steps") == ["import atk_core.steps"]
+    assert non_public_imports("from atk_core.toolkit.files import atomic_write_jsonl") == [
+        "from atk_core.toolkit.files import ..."]
+    assert non_public_imports("import atk_core.engine.steps") == ["import atk_core.engine.steps"]
     assert non_public_imports("from atk_core import Pipeline, _LAZY") == [
         "from atk_core import _LAZY (not exported)"]
     assert non_public_imports("from atk_core import Pipeline\nfrom atk_core.testing import run_cli") == []
@@ -190,15 +192,16 @@ def test_imports_only_go_down():
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from .errors import ConfigError", {"errors"}),
-    ("from . import context", {"context"}),
-    ("from .models.base import Request", {"models.base", "models"}),
+    ("from ..errors import ConfigError", {"errors"}),
+    ("from . import context", {"engine.context"}),
+    ("from .store import Store", {"engine.store"}),
+    ("from ..models.base import Request", {"models.base", "models"}),
     ("def f():\n    import atk_core.models.base", {"models.base", "models"}),
     ("from atk_core import hookimpl", {""}),
 ])
 def test_the_import_reader_sees_every_kind_of_import(source, expected, monkeypatch):
-    # Read as if it were atk_core/steps.py (relative imports resolve from there).
-    path = ROOT / "atk_core" / "steps.py"
+    # Read as if it were atk_core/engine/steps.py (relative imports resolve from there).
+    path = ROOT / "atk_core" / "engine" / "steps.py"
     original = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source if self == path
                         else original(self, encoding=encoding))
@@ -208,7 +211,7 @@ def test_the_import_reader_sees_every_kind_of_import(source, expected, monkeypat
 def test_no_code_outside_a_pipeline_names_its_files():
     """Composition, export, inspect and serve read what a pipeline declares; so neither atk_core
     nor domain-expert (nor any other package) names a file another pipeline declares."""
-    from atk_core.plugins import get_registry
+    from atk_core.engine.plugins import get_registry
 
     sources = {}
     for path in sorted((ROOT / "atk_core").rglob("*")) + sorted((ROOT / "plugins").glob("*/atk_*/**/*")):
@@ -231,9 +234,10 @@ def test_no_code_outside_a_pipeline_names_its_files():
 
 
 def test_the_engine_does_not_ask_whether_it_is_estimating():
-    """The estimate's dry run injects its policy (atk_core.policy); the steps, the votes and
+    """The estimate's dry run injects its policy (atk_core.engine.policy); the steps, the votes and
     the record apply whatever policy the run has, with no branch of their own for it."""
-    engine = ("steps.py", "manifest.py", "executors.py", "qa.py", "selection.py", "context.py")
+    engine = ("engine/steps.py", "engine/manifest.py", "engine/executors.py", "toolkit/qa.py",
+              "toolkit/selection.py", "engine/context.py")
     asking = [name for name in engine
               if re.search(r"estimating|_estimat", (ROOT / "atk_core" / name).read_text(encoding="utf-8"))]
     assert asking == []
@@ -242,7 +246,7 @@ def test_the_engine_does_not_ask_whether_it_is_estimating():
 def test_executors_use_a_models_public_methods_only():
     """What a remote executor needs of a Model (count an answer got elsewhere, its retries, its
     identity, whether the role has succeeded) is public; no executor reaches into its state."""
-    sources = [ROOT / "atk_core" / "executors.py"] + sorted((ROOT / "plugins").glob("atk-executor-*/atk_*/*.py"))
+    sources = [ROOT / "atk_core" / "engine" / "executors.py"] + sorted((ROOT / "plugins").glob("atk-executor-*/atk_*/*.py"))
     reaching = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sources
                 for match in re.finditer(r"\bmodel\._\w+|getattr\(\w*model, \"_\w+", path.read_text())]
     assert reaching == []

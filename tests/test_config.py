@@ -3,8 +3,8 @@
 import pytest
 
 from atk_core import ConfigError, Pipeline
-from atk_core.config import config_from_text
-from atk_core.redaction import is_secret_key
+from atk_core.engine.config import config_from_text
+from atk_core.engine.redaction import is_secret_key
 from support import stderr_lines
 
 
@@ -195,7 +195,7 @@ def test_debug_adds_the_traceback_to_a_config_error(atk, demo_site, tmp_path):
 
 
 def test_yaml_aliases_that_expand_past_the_cap_are_refused_under_the_alias_count():
-    from atk_core.config import MAX_ALIASES, MAX_NODES, config_from_text
+    from atk_core.engine.config import MAX_ALIASES, MAX_NODES, config_from_text
 
     lines = ["pipeline: factual-qa", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 13)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from atk_core import hookspecs
-from atk_core.plugins import HOOK_NAMES
+from atk_core.engine.plugins import HOOK_NAMES
 from atk_core.testing import PluginSite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,10 +104,10 @@ def test_every_yaml_example_is_what_atk_reads(page, marker, text, tmp_path, monk
     them, and checked against the pipeline they name when it is installed."""
     import yaml
 
-    from atk_core.config import config_from_text
-    from atk_core.plugins import get_registry
-    from atk_core.prompts import parse_prompt
-    from atk_core.runner import check
+    from atk_core.engine.config import config_from_text
+    from atk_core.engine.plugins import get_registry
+    from atk_core.engine.prompts import parse_prompt
+    from atk_core.engine.runner import check
 
     data = yaml.safe_load(text)
     if isinstance(data, list):

@@ -1,6 +1,6 @@
 """The meaning gates: an answer of the kind asked for, and a question that finds its own answer
-among the passage's sentences (atk_core.meaning, through PairGates); and the prose gates on free
-text (atk_core.prose). Examples are the ones that got through before, from the issue and from
+among the passage's sentences (atk_core.toolkit.meaning, through PairGates); and the prose gates on free
+text (atk_core.toolkit.prose). Examples are the ones that got through before, from the issue and from
 our own notes, then hand-labelled pairs over documents written for the purpose."""
 
 import json
@@ -112,7 +112,7 @@ def test_the_answer_answers_the_question(chunk, question, answer, expected):
      "Mohs devised the scale in Graz."),
 ])
 def test_the_answer_is_of_the_kind_asked_for(question, good, bad):
-    from atk_core.meaning import kind_problem
+    from atk_core.toolkit.meaning import kind_problem
 
     assert kind_problem(question, good) is None
     found = kind_problem(question, bad)
@@ -272,7 +272,7 @@ def test_a_stand_in_answer_fits_the_question_shape_a_small_model_is_held_to():
     """answers: sentence holds the question to a pattern while it is decoded; the dry run of
     `atk run --estimate` and the scripted backend answer with values that fit it."""
     from atk_core import schema_problem, value_for_schema
-    from atk_core.qa import QUESTION_SCHEMA
+    from atk_core.toolkit.qa import QUESTION_SCHEMA
 
     for value in (value_for_schema(QUESTION_SCHEMA),
                   value_for_schema(QUESTION_SCHEMA, text=lambda path: f"placeholder for {path}")):

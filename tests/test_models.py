@@ -12,7 +12,7 @@ import pytest
 from atk_core.errors import ConfigError
 from atk_core.models import FatalError, Model, RequestError, TransientError, parse_spec
 from atk_core.models.openai import OpenAIBackend
-from atk_core.store import Store
+from atk_core.engine.store import Store
 from atk_core.testing import FakeOpenAIServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]

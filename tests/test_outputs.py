@@ -7,7 +7,7 @@ import json
 import pytest
 
 from atk_core import Output, Pipeline, PluginError
-from atk_core.outputs import declaration_of
+from atk_core.toolkit.outputs import declaration_of
 
 
 def noop(**kwargs):

@@ -5,7 +5,7 @@ pipeline takes and explains each, and the same one-line refusals of the same mis
 import pytest
 import yaml
 
-from atk_core.plugins import get_registry
+from atk_core.engine.plugins import get_registry
 from atk_core.testing import ScriptedPipeline
 
 FAMILY = ["factual-qa", "repvar", "rag-data", "correction"]

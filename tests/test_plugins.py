@@ -63,7 +63,7 @@ def test_atk_register_pipelines_shows_pipeline_with_its_distribution(atk, demo_s
 
 def test_builtin_reporters_register_through_the_same_hook(atk, site):
     plugins = json.loads(atk("plugins", "--json", env=site.env()).stdout)
-    (builtin,) = [p for p in plugins if p["name"] == "atk_core.reporters"]
+    (builtin,) = [p for p in plugins if p["name"] == "atk_core.engine.reporters"]
     assert builtin["builtin"] and builtin["hooks"] == ["atk_register_progress_reporters"]
     listing, _ = list_json(atk, site)
     assert {"console", "jsonl"} <= set(names(listing, "reporters"))

@@ -615,7 +615,7 @@ def test_one_server_per_runs_folder(server):
 
 def test_without_fastapi_serve_says_which_extra_to_install(tmp_path):
     code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
-            "from atk_core.cli import main; main(['serve', '--port', '0', '--runs-dir', %r])" % str(tmp_path))
+            "from atk_core.commands.cli import main; main(['serve', '--port', '0', '--runs-dir', %r])" % str(tmp_path))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -623,8 +623,8 @@ def test_without_fastapi_serve_says_which_extra_to_install(tmp_path):
 
 
 def test_the_core_does_not_import_the_web_stack():
-    code = ("import sys, atk_core, atk_core.cli\n"
-            "from atk_core.plugins import get_registry; get_registry()\n"
+    code = ("import sys, atk_core, atk_core.commands.cli\n"
+            "from atk_core.engine.plugins import get_registry; get_registry()\n"
             "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'pydantic') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             "assert 'taskstore' in get_registry().names('reporter')")

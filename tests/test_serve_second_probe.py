@@ -466,7 +466,7 @@ def test_a_huge_flat_yaml_list_is_refused_cheaply(work, tmp_path):
         assert status == 413, body
         under = "pipeline: factual-qa\nitems: [" + ", ".join(["1"] * 40_000) + "]\n"  # 120 kB
         started = time.process_time()
-        from atk_core.config import parse_yaml
+        from atk_core.engine.config import parse_yaml
         from atk_core.errors import ConfigError
 
         with pytest.raises(ConfigError, match="more than 20000 values"):

@@ -7,9 +7,9 @@ import pytest
 
 from atk_core import ConfigError, PipelineStep, StepEnvironment, VoteStep
 from atk_core.models import Model, parse_spec
-from atk_core.prompts import PromptError, PromptLibrary
+from atk_core.engine.prompts import PromptError, PromptLibrary
 from atk_core import derive_seed, stream
-from atk_core.store import Store
+from atk_core.engine.store import Store
 from atk_core.testing import ScriptedBackend
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}

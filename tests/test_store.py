@@ -4,7 +4,7 @@ one transaction, and none is reported stored before its commit."""
 import asyncio
 import sqlite3
 
-from atk_core.store import Store, StoredAnswer
+from atk_core.engine.store import Store, StoredAnswer
 
 
 def answer(n):

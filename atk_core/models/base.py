@@ -132,10 +132,10 @@ class Backend:
         By default it reads ``__init__``'s signature: an option it does not
         name is refused (unless it takes ``**kwargs``), and each value is
         checked against its parameter's annotation (``n_ctx: Annotated[int,
-        AtLeast(16)]``; see ``atk_core.checks``). Override it to check more
+        AtLeast(16)]``; see ``atk_core.toolkit.checks``). Override it to check more
         (a file exists, a library is installed), calling the default first.
         """
-        from ..checks import check_arguments
+        from ..toolkit.checks import check_arguments
 
         check_arguments(cls, options, refuse_unknown=True, owner=f"the {cls.name} backend",
                         up_to=Backend)

@@ -195,7 +195,7 @@ class _LoopBatches:
             await asyncio.sleep(spec.batch_poll)
 
     def _deliver(self, batch_id: str, state: dict, results: dict) -> None:
-        from ..store import StoredAnswer
+        from ..engine.store import StoredAnswer
 
         model, store = self.model, _batch_store(self.model)
         status = str(state.get("status"))
@@ -254,8 +254,8 @@ def _batch_store(model):
 
 def _say(message: str) -> None:
     """Show a batch's state on the run's progress (its bar stays where it is)."""
-    from ..context import current_run
-    from ..progress import say
+    from ..engine.context import current_run
+    from ..engine.progress import say
 
     run = current_run()
     if run is not None:

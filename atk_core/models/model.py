@@ -22,7 +22,7 @@ from typing import Any
 from .base import (
     FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage, send,
 )
-from ..schemas import schema_problem
+from ..toolkit.schemas import schema_problem
 from .specs import ModelSpec
 
 log = logging.getLogger("atk")
@@ -177,7 +177,7 @@ class Model:
         if key is not None:
             self._sent_keys.add(key)
         if self.store is not None:
-            from ..store import StoredAnswer
+            from ..engine.store import StoredAnswer
 
             await self.store.put_soon(key, canonical, StoredAnswer(
                 response.text, response.finish_reason, response.usage.prompt_tokens,

@@ -24,9 +24,9 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-from ..checks import Between
+from ..toolkit.checks import Between
 from ..hookspecs import hookimpl
-from ..schemas import value_for_schema
+from ..toolkit.schemas import value_for_schema
 from .base import (
     Backend, FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage,
 )

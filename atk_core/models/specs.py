@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Annotated
 
-from ..checks import Above, AtLeast, check_value
+from ..toolkit.checks import Above, AtLeast, check_value
 from ..errors import ConfigError
 
 _PRICE = Annotated[float, AtLeast(0, unit="dollars per million tokens")]
@@ -17,7 +17,7 @@ class ModelSpec:
     """One model role: which backend, its options, and the core's policy for it.
 
     The policy's annotations are what a config may set (checked as any
-    pipeline field is, see ``atk_core.checks``).
+    pipeline field is, see ``atk_core.toolkit.checks``).
     """
 
     role: str
@@ -125,7 +125,7 @@ def _check_options(cls, spec: ModelSpec, config) -> None:
     A backend class that is not a ``Backend`` subclass has no such check: it
     checks its options when it is made.
     """
-    from ..checks import run_check
+    from ..toolkit.checks import run_check
 
     check = getattr(cls, "check_options", None)
     if check is not None:

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from ..errors import AtkError
-from ..redaction import scrub
+from ..engine.redaction import scrub
 from ..version import __version__
 from .api_types import (
     ConfigText, Event, LogTail, ManifestSummary, ModelUse, OutputFile, PipelineInfo, Problem,
@@ -45,7 +45,7 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
                          max_queued=max_queued, claimed=claimed)
 
     def get_registry():
-        from ..plugins import get_registry as load
+        from ..engine.plugins import get_registry as load
 
         return registry or load()
 
@@ -251,7 +251,7 @@ def _usage(data) -> list[ModelUse]:
 
 def _manifest(data: dict | None) -> ManifestSummary | None:
     """The counts of a manifest.json; None when there is none or it has another shape."""
-    from ..outputs import described
+    from ..toolkit.outputs import described
 
     if not data:
         return None
@@ -282,7 +282,7 @@ def _manifest(data: dict | None) -> ManifestSummary | None:
 
 
 def _page_parts() -> dict:
-    from ..resources import files
+    from ..engine.resources import files
 
     static = files("atk_core.serve") / "static"
     return {name: (static / f"app.{name}").read_text(encoding="utf-8") for name in ("html", "css", "js")}

@@ -37,9 +37,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..confinement import ENV as READ_ONLY_UNDER
+from ..engine.confinement import ENV as READ_ONLY_UNDER
 from ..errors import AtkError, ConfigError, one_line
-from ..redaction import REDACTED, move_to_environment, scrub, secret_strings
+from ..engine.redaction import REDACTED, move_to_environment, scrub, secret_strings
 from .folder import claim, open_private, read_private
 from .processes import is_alive, launch, signal_group, stop_groups
 from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
@@ -140,9 +140,9 @@ class RunManager:
         return secret_strings({}, [os.environ[name] for name in self.allow_env if os.environ.get(name)])
 
     def _prepare(self, text, run_id, values, cwd, hidden: list) -> Prepared:
-        from ..config import config_from_text, parse_yaml, plain
-        from ..plugins import get_registry
-        from ..runner import check, new_task_id
+        from ..engine.config import config_from_text, parse_yaml, plain
+        from ..engine.plugins import get_registry
+        from ..engine.runner import check, new_task_id
 
         registry = self.registry or get_registry()
         if not isinstance(text, str) or not text.strip():
@@ -181,7 +181,7 @@ class RunManager:
     def _check_references(self, raw) -> None:
         """A config sent to the server may use only the ``${VAR}``\\ s it was started to allow
         (``--allow-env``): anything else could send the server's environment anywhere."""
-        from ..config import env_references
+        from ..engine.config import env_references
 
         refused = sorted({name for name in env_references(raw) if name not in self.allow_env})
         if refused:
@@ -260,7 +260,7 @@ class RunManager:
         """No link inside an allowed folder a config names leads out of the allowed folders
         (the run would read through it). The first ``limit`` entries are looked at here; the
         run itself skips any such file it finds later (``ATK_READ_ONLY_UNDER``)."""
-        from ..confinement import outside_readable
+        from ..engine.confinement import outside_readable
 
         seen = 0
         for root, dirs, files in os.walk(folder):
@@ -292,7 +292,7 @@ class RunManager:
     # -- starting ---------------------------------------------------------------------------
 
     def start(self, text: str) -> dict:
-        from ..files import atomic_write_text
+        from ..toolkit.files import atomic_write_text
 
         if self._stopping:
             raise RunError("the server is stopping", 503)
@@ -642,7 +642,7 @@ class RunManager:
 
     def manifest(self, run: dict) -> dict | None:
         from ..errors import AtkError, ConfigError, one_line
-        from ..inspection import load_manifest
+        from ..commands.inspection import load_manifest
 
         try:
             data = load_manifest(self.output_dir(run))  # the same reading as `atk inspect`

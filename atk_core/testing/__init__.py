@@ -36,7 +36,7 @@ from real wheels.
 """
 
 from ..models.scripted import FAULT_KINDS, ScriptedBackend
-from ..runner import RunResult
+from ..engine.runner import RunResult
 from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer

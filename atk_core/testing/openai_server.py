@@ -403,7 +403,7 @@ class FakeOpenAIServer:
         if self.answer is not None:
             value = self.answer(text, payload)
         elif schema is not None:
-            from ..schemas import value_for_schema
+            from ..toolkit.schemas import value_for_schema
 
             value = value_for_schema(schema)
         else:

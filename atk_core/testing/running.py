@@ -22,9 +22,9 @@ def run_pipeline(pipeline: str, *, output_dir, models: dict | None = None, progr
     ``error`` is its one line, ``value`` what the pipeline returned and
     ``models`` the roles' ``Model``\\ s with their token counts.
     """
-    from ..config import RunConfig
+    from ..engine.config import RunConfig
     from ..errors import AtkError, one_line
-    from ..runner import RunResult, run
+    from ..engine.runner import RunResult, run
 
     tree = {"pipeline": pipeline, "output_dir": str(output_dir), **fields}
     if models:
@@ -47,7 +47,7 @@ def make_model(settings="scripted", backend=None, *, role: str = "large", store=
     makes it keep and reuse answers.
     """
     from ..models import Model, build_models, parse_spec
-    from ..plugins import get_registry
+    from ..engine.plugins import get_registry
 
     if backend is not None:
         settings = {"backend": getattr(backend, "name", "backend"), **dict(settings or {})}

@@ -36,7 +36,7 @@ import re
 import time
 from typing import Annotated
 
-from atk_core import AtLeast, Above, Executor, PipelineError
+from atk_core import AtLeast, Above, Executor, PipelineError, all_or_first_error
 
 log = logging.getLogger("atk")
 
@@ -155,7 +155,7 @@ class RayExecutor(Executor):
             actors = await self._pool(usable)
             feeders = [feed(slot, actor) for slot, actor in actors.items()
                        for _ in range(BATCHES_PER_WORKER)]
-            await _all_or_first_error(feeders)
+            await all_or_first_error(feeders)
             if not waiting:
                 break
         return collected.values()
@@ -402,15 +402,3 @@ def _LOST_ERRORS():
 def _one_line(exc) -> str:
     return " ".join(str(exc).split())
 
-
-async def _all_or_first_error(coroutines):
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in finished:
-            if task.exception() is not None:
-                raise task.exception()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from . import context as run_context
-from .checks import check_arguments, run_check
+from ..toolkit.checks import check_arguments, run_check
 from .config import RunConfig, executor_spec, reporter_specs
 from .context import RunContext
-from .errors import AtkError, ConfigError, did_you_mean, one_line
+from ..errors import AtkError, ConfigError, did_you_mean, one_line
 from .executors import Executor
-from .files import atomic_write_text
-from .pipeline import RUNNER_SUPPLIED, Pipeline
+from ..toolkit.files import atomic_write_text
+from ..pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
 from .redaction import scrub
 from .store import Store
@@ -89,7 +89,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     the run saves about itself (``config.resolved.yaml``, the manifest's
     ``config_hash``) is what ran.
     """
-    from .models import resolve_model_specs, with_model_overrides
+    from ..models import resolve_model_specs, with_model_overrides
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -149,7 +149,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     ``policy``: how gates and verdicts apply (a ``GatePolicy``; default: as written; the
     estimate's dry run passes everything).
     """
-    from .models import build_models
+    from ..models import build_models
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -243,7 +243,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
 
 def _close_models_quietly(models):
     if models:
-        from .models import close_models
+        from ..models import close_models
 
         asyncio.run(close_models(models))
 
@@ -272,7 +272,7 @@ def _checked(check, where: str):
 
 
 def _call(pipeline: Pipeline, kwargs: dict, models: dict):
-    from .models import close_models
+    from ..models import close_models
 
     if pipeline.is_async:
         async def main():

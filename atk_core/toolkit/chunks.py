@@ -154,7 +154,7 @@ def chunk_folder(input_dir, record, *, chunk_size: int, subset_size: int | None 
     is a ``PipelineError``.
     """
     from .documents import input_folder, read_documents
-    from .errors import PipelineError
+    from ..errors import PipelineError
 
     documents, unreadable = read_documents(input_folder(input_dir))
     for problem in unreadable:

@@ -17,7 +17,7 @@ the problem named.
 - ``chatter_problem`` (in ``gates``): talk about the task.
 
 ``prose_problem`` runs them all. The word list is English, as are the other
-meaning rules (``atk_core.meaning.LANGUAGE``).
+meaning rules (``atk_core.toolkit.meaning.LANGUAGE``).
 """
 
 from __future__ import annotations

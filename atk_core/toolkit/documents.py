@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .confinement import outside_readable, readable_roots
-from .errors import ConfigError
+from ..engine.confinement import outside_readable, readable_roots
+from ..errors import ConfigError
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .confinement import outside_readable
-from .errors import ConfigError, PipelineError
+from ..errors import ConfigError, PipelineError
 
 EXTENSIONS = (".yaml", ".yml", ".txt")
 RETRY_NOTE_FILE = "retry_note.txt"

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from . import context as run_context
-from .checks import check_arguments, run_check
+from ..toolkit.checks import check_arguments, run_check
 from .context import RunContext, current_run
-from .errors import AtkError, ConfigError, PipelineError, did_you_mean, one_line
-from .pipeline import RUNNER_SUPPLIED
+from ..errors import AtkError, ConfigError, PipelineError, did_you_mean, one_line
+from ..pipeline import RUNNER_SUPPLIED
 from .progress import activate, deactivate, say, set_progress
 
 

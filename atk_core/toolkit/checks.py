@@ -43,8 +43,8 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from .errors import AtkError, ConfigError, PluginError, one_line
-from .redaction import scrub
+from ..errors import AtkError, ConfigError, PluginError, one_line
+from ..engine.redaction import scrub
 
 
 # -- what an annotation can add ----------------------------------------------------------------
@@ -257,7 +257,7 @@ def _settings(value, kind: type):
         raise _Refused(f"a mapping of {', '.join(names)}")
     unknown = sorted(str(k) for k in value if k not in names)
     if unknown:
-        from .errors import did_you_mean
+        from ..errors import did_you_mean
 
         hint = did_you_mean(unknown[0], names)
         raise _Refused(f"a mapping of {', '.join(names)}" + (f" ({hint})" if hint else "")

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 KINDS = ("pipeline", "backend", "reporter")
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -35,7 +35,7 @@ def fields_for(kind: str, name: str) -> dict[str, str]:
 
 def create(kind: str, name: str, directory=".") -> Path:
     """Write the distribution ``atk-KIND-NAME`` into ``directory``; return its folder."""
-    from .resources import files
+    from ..engine.resources import files
 
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from .errors import PluginError
+from ..errors import PluginError
 
 # kind -> (what it is, in words; the formats a file of that kind may have)
 KINDS = {

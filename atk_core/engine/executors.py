@@ -24,9 +24,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .hookspecs import hookimpl
-from .models.base import Response, Usage
-from .models.model import Model, _checked, canonical_request, request_key
+from ..hookspecs import hookimpl
+from ..models.base import Response, Usage
+from ..models.model import Model, _checked, canonical_request, request_key
 from .store import StoredAnswer
 
 DEFAULT_EXECUTOR = "local"
@@ -263,7 +263,7 @@ class StepResults:
         one line rather than returned as a hole."""
         missing = sum(1 for value in self._values if value is None)
         if missing:
-            from .errors import PipelineError
+            from ..errors import PipelineError
 
             raise PipelineError(f"{missing} samples of step {self.task.name!r} came back from the"
                                 " executor without a result")
@@ -313,11 +313,18 @@ async def stream(items, work, *, limit: int, on_done=None):
             if on_done is not None:
                 on_done(done)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, limit), len(items)))]
+    await all_or_first_error(worker() for _ in range(min(max(1, limit), len(items))))
+    return results
+
+
+async def all_or_first_error(coroutines) -> None:
+    """Run ``coroutines`` together until every one has finished, or one raises: then the
+    others are cancelled (and waited for) and its exception is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
     if not tasks:
-        return results
+        return
     try:
-        finished, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in finished:
             if task.exception() is not None:
                 raise task.exception()
@@ -325,4 +332,3 @@ async def stream(items, work, *, limit: int, on_done=None):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return results

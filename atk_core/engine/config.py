@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .pipeline import RUNNER_SUPPLIED, Pipeline
+from ..errors import ConfigError
+from ..pipeline import RUNNER_SUPPLIED, Pipeline
 from .redaction import redact, secret_strings
 
 RESERVED_KEYS = ("pipeline", "models", "progress", "output_dir", "prompt_overrides", "executor")
@@ -344,29 +344,28 @@ def _is_progress_entry(entry) -> bool:
 def progress_option(text: str):
     """One ``--progress`` value: a reporter's name, or ``{name: {options}}`` (YAML, as an
     entry of a config's ``progress:`` list)."""
-    text = str(text).strip()
-    if not text.startswith("{"):
-        if not text:
-            raise ConfigError("--progress needs a reporter name (see `atk list reporters`)")
-        return text
-    entry = parse_yaml(text, f"--progress {text!r}")
-    if not _is_progress_entry(entry):
-        raise ConfigError(f"--progress {text!r}: give a reporter name, or {{name: {{option: value}}}}"
-                          " with one name, e.g. --progress '{jsonl: {path: events.jsonl}}'")
-    return plain(entry)
+    return _named_option(text, "--progress", "a reporter name (see `atk list reporters`)",
+                         "--progress '{jsonl: {path: events.jsonl}}'")
 
 
 def executor_option(text: str):
     """``--executor`` as a config would say it: a name, or ``{name: {options}}`` in YAML."""
+    return _named_option(text, "--executor", "an executor's name (see `atk list executors`)",
+                         "--executor '{ray: {workers: 4}}'")
+
+
+def _named_option(text: str, flag: str, needs: str, example: str):
+    """A plugin named on the command line: its name, or ``{name: {options}}`` in YAML."""
     text = str(text).strip()
     if not text.startswith("{"):
         if not text:
-            raise ConfigError("--executor needs an executor's name (see `atk list executors`)")
+            raise ConfigError(f"{flag} needs {needs}")
         return text
-    entry = parse_yaml(text, f"--executor {text!r}")
+    entry = parse_yaml(text, f"{flag} {text!r}")
     if not _is_progress_entry(entry):
-        raise ConfigError(f"--executor {text!r}: give an executor's name, or {{name: {{option:"
-                          " value}} with one name, e.g. --executor '{ray: {workers: 4}}'")
+        name = needs.split(" (")[0]
+        raise ConfigError(f"{flag} {text!r}: give {name}, or {{name: {{option: value}}}} with one"
+                          f" name, e.g. {example}")
     return plain(entry)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .chunks import chunk_folder
 from .fields import Documents
 from .gates import content_problem
-from .progress import set_progress
+from ..engine.progress import set_progress
 
 
 async def select_chunks(input_dir, record, documents: Documents, *, seed: int = 0, judge=None,
@@ -42,7 +42,7 @@ def chunk_filter(*, votes: int = 3, threshold: float = 0.5, **options):
     """The small model's vote on whether a chunk holds content worth learning, for
     ``select_chunks(judge=...)``: step ``filter``, the pipeline's prompt ``filter_chunk``,
     answers ``{"reason", "has_content"}``. ``options`` are the VoteStep's (temperature...)."""
-    from .steps import VoteStep
+    from ..engine.steps import VoteStep
 
     return VoteStep.yes_no("filter", "filter_chunk", "has_content", model="small", votes=votes,
                            threshold=threshold, **options)

@@ -4,7 +4,7 @@ The engine (steps, votes, ``RunRecord``) asks the run's ``GatePolicy`` rather
 than applying a gate itself, so that a run can be judged differently without
 the engine knowing why. A normal run applies every gate and verdict as
 written. ``atk run --estimate`` gives its dry run a policy under which every
-placeholder answer passes (``atk_core.estimate``), so each sample goes as far
+placeholder answer passes (``atk_core.commands.estimate``), so each sample goes as far
 as it can, and no step or record asks "is this an estimate?".
 """
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-from .checks import AtLeast
-from .hookspecs import hookimpl
+from ..toolkit.checks import AtLeast
+from ..hookspecs import hookimpl
 from .progress import usage_text
 
 

@@ -13,8 +13,8 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from .errors import ConfigError
-from .manifest import FAILURES, MANIFEST
+from ..errors import ConfigError
+from ..engine.manifest import FAILURES, MANIFEST
 
 WIDTH = 100
 
@@ -122,7 +122,7 @@ def _outputs(outputs, declared, primary) -> list[str]:
     """Each output with its records and, as its pipeline declares it, its kind."""
     if not outputs:
         return []
-    from .outputs import described
+    from ..toolkit.outputs import described
 
     width = max(len(name) for name in outputs)
     lines = ["", "outputs:"]

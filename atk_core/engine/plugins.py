@@ -19,9 +19,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import ConfigError, PluginError, did_you_mean, one_line
-from .pipeline import Pipeline
+from .. import hookspecs
+from ..errors import ConfigError, PluginError, did_you_mean, one_line
+from ..pipeline import Pipeline
 
 log = logging.getLogger("atk")
 
@@ -30,11 +30,11 @@ LOAD_PLUGINS_ENV = "ATK_LOAD_PLUGINS"
 
 # Built-in implementations go through the same hooks as third-party ones.
 BUILTIN_PLUGINS = (
-    "atk_core.reporters",
+    "atk_core.engine.reporters",
     "atk_core.models.openai",
     "atk_core.models.scripted",
     "atk_core.serve.reporter",
-    "atk_core.executors",
+    "atk_core.engine.executors",
 )
 
 HOOK_NAMES = tuple(name for name in dir(hookspecs) if name.startswith("atk_"))
@@ -287,7 +287,7 @@ def _load_only_from_env():
 
 
 def _core_version() -> str:
-    from .version import __version__
+    from ..version import __version__
 
     return __version__
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
-from .executors import Executor, LocalExecutor
-from .models.base import Backend, Response, Usage
-from .policy import GatePolicy
-from .schemas import value_for_schema
-from .tokens import MESSAGE_OVERHEAD, token_counter
+from ..errors import PipelineError
+from ..engine.executors import Executor, LocalExecutor
+from ..models.base import Backend, Response, Usage
+from ..engine.policy import GatePolicy
+from ..toolkit.schemas import value_for_schema
+from ..toolkit.tokens import MESSAGE_OVERHEAD, token_counter
 
 OUTSIDE = "(outside steps)"
 # Without a previous run to learn from: a step after the first sees at least this share of
@@ -277,8 +277,8 @@ def placeholder_text(seed: str, path: str = "") -> str:
 def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Estimate:
     """The estimate for ``config`` (see the module's docstring). Raises what ``check``
     raises for a bad config; a pipeline that fails on placeholders is a ``PipelineError``."""
-    from .plugins import get_registry
-    from .runner import check, run
+    from ..engine.plugins import get_registry
+    from ..engine.runner import check, run
 
     registry = registry or get_registry()
     plan = check(config, registry=registry, model_overrides=model_overrides, executor=executor)

@@ -16,8 +16,8 @@ import traceback
 
 import click
 
-from .errors import AtkError, ConfigError
-from .version import __version__
+from ..errors import AtkError, ConfigError
+from ..version import __version__
 
 log = logging.getLogger("atk")
 
@@ -30,7 +30,7 @@ class AtkGroup(click.Group):
     def get_command(self, ctx, name):
         command = super().get_command(ctx, name)
         if command is None and not ctx.resilient_parsing:
-            from .plugins import get_registry
+            from ..engine.plugins import get_registry
 
             get_registry().add_commands(self)
             command = super().get_command(ctx, name)
@@ -66,7 +66,7 @@ _KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter
 @_debug_option
 def list_command(kind, as_json):
     """List installed pipelines, model backends, progress reporters and executors."""
-    from .plugins import get_registry
+    from ..engine.plugins import get_registry
 
     registry = get_registry()
     wanted = [kind] if kind else list(_KINDS)
@@ -109,7 +109,7 @@ def list_command(kind, as_json):
 @_debug_option
 def plugins_command(as_json):
     """Show every plugin: its distribution, the hooks it implements, and any load error."""
-    from .plugins import get_registry
+    from ..engine.plugins import get_registry
 
     plugins = [p.to_dict() for p in get_registry().plugins.values()]
     if as_json:
@@ -139,9 +139,9 @@ def plugins_command(as_json):
 @_debug_option
 def init_command(pipeline, path, force, samples):
     """Write PIPELINE's config template to PATH (default: PIPELINE.yaml)."""
-    from .files import atomic_write_text
-    from .plugins import get_registry
-    from .resources import copy_tree
+    from ..toolkit.files import atomic_write_text
+    from ..engine.plugins import get_registry
+    from ..engine.resources import copy_tree
 
     chosen = get_registry().pipeline(pipeline)
     if path and (path.endswith(("/", os.sep)) or os.path.isdir(path)):  # a folder: the file in it
@@ -176,8 +176,8 @@ def init_command(pipeline, path, force, samples):
 @_debug_option
 def prompts_command(pipeline, dest, force):
     """Copy PIPELINE's prompts to DEST, to edit and use with `prompt_overrides: DEST`."""
-    from .plugins import get_registry
-    from .resources import copy_tree
+    from ..engine.plugins import get_registry
+    from ..engine.resources import copy_tree
 
     registry = get_registry()
     chosen = registry.pipeline(pipeline)
@@ -295,7 +295,7 @@ def _default_running() -> int:
 def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, allow_input,
                   allow_scripted, max_running, max_queued):
     """The local web interface: start runs from templates, watch progress, fetch outputs."""
-    from .serve import resolve_token, serve
+    from ..serve import resolve_token, serve
 
     chosen = resolve_token(token=token, token_file=token_file, environ=os.environ, no_token=no_token)
     names = [name.strip() for entry in allow_env for name in entry.split(",") if name.strip()]
@@ -345,8 +345,8 @@ def new_command(kind, name, directory):
 @_debug_option
 def run_command(config, overrides, set_file, model_overrides, progress, executor, estimate, as_json):
     """Run the pipeline a CONFIG file names."""
-    from .config import executor_option, load_config, overrides_from_file, progress_option
-    from .runner import run
+    from ..engine.config import executor_option, load_config, overrides_from_file, progress_option
+    from ..engine.runner import run
 
     if as_json and not estimate:
         raise click.UsageError("--json goes with --estimate")
@@ -434,7 +434,7 @@ def main(argv=None):
 
 
 def _error(message: str, hint: bool = False):
-    from .redaction import scrub
+    from ..engine.redaction import scrub
 
     message = scrub(" ".join(str(message).split()), _state["secrets"])
     if hint and not _state["debug"]:
@@ -444,7 +444,7 @@ def _error(message: str, hint: bool = False):
 
 class _OneLine(logging.Formatter):
     def format(self, record):
-        from .redaction import scrub
+        from ..engine.redaction import scrub
 
         text = " ".join(record.getMessage().split("\n"))
         return f"atk: {record.levelname.lower()}: {scrub(text, _state['secrets'])}"

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .files import atomic_write_json, atomic_write_jsonl
+from ..toolkit.files import atomic_write_json, atomic_write_jsonl
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.jsonl"
@@ -139,7 +139,7 @@ class RunRecord:
 
         ``outputs`` are files written by hand (file -> records), beside those the writers
         counted with ``wrote``. The manifest holds each file's declaration (the run's
-        pipeline's ``outputs``; see ``atk_core.outputs``) under ``declared_outputs``, and
+        pipeline's ``outputs``; see ``atk_core.toolkit.outputs``) under ``declared_outputs``, and
         the primary output: ``primary``, or else the declared primary one, if written."""
         from pathlib import Path
 
@@ -169,7 +169,7 @@ def _declarations(written: dict) -> dict:
     import logging
 
     from .context import current_run
-    from .outputs import declaration_of
+    from ..toolkit.outputs import declaration_of
 
     run = current_run()
     outputs = run.pipeline.outputs if run is not None else ()
@@ -200,7 +200,7 @@ def _kind_of(reason: str) -> str:
 def _run_facts() -> dict[str, Any]:
     """Versions, config hash and model use of the current run, when there is one."""
     from .context import current_run
-    from .version import __version__
+    from ..version import __version__
 
     facts: dict[str, Any] = {"atk_core_version": __version__}
     run = current_run()

@@ -22,7 +22,7 @@ from .gates import PairGates, content_words
 from .meaning import opening
 from .prose import prose_problem
 from .seeds import derive_seed
-from .steps import PipelineStep
+from ..engine.steps import PipelineStep
 
 # A pair is two sentences: more tokens than this is a model that lost its way (a small
 # model can loop for as long as it is let), so its answer is cut and asked again.
@@ -89,7 +89,7 @@ def focus_samples(samples, count: int, seed: int, record=None, step: str = "gene
     """For each chunk sample (``id``, ``chunk``...), up to ``count`` samples about one of its
     sentences each: ``focus`` is the sentence, ``chunk_id`` the chunk's id, ``opening`` the
     question word(s) its question should start with (what the sentence can answer: "When"
-    for a date, "How many" for a count...; see ``atk_core.meaning.opening``), and the id
+    for a date, "How many" for a count...; see ``atk_core.toolkit.meaning.opening``), and the id
     ``CHUNK_ID/sINDEX``. A chunk with no sentence to ask about is noted in ``record`` (a
     ``RunRecord``), under ``step``."""
     focused = []

@@ -243,7 +243,7 @@ def answer_fits_problem(question: str, answer: str, *, source: str | None = None
                         share: float = 0.5) -> Problem | None:
     """An answer answers its question: the question does not already say most of it, it
     says something the question does not, it is of the kind the question asks for (who →
-    someone, when → a time, how many → a count...: ``atk_core.meaning.KINDS``), and (given
+    someone, when → a time, how many → a count...: ``atk_core.toolkit.meaning.KINDS``), and (given
     ``source``, the sentence the pair was written about) the question is about that sentence
     and most of what the answer adds comes from it."""
     asked = _keys(question)

@@ -16,7 +16,7 @@ catch that without trusting the model, both deterministic and cheap:
   another sentence answers as well is ambiguous: a model trained on it
   learns a coin toss.
 
-Each returns ``None`` or a ``(kind, message)`` pair; ``atk_core.gates``
+Each returns ``None`` or a ``(kind, message)`` pair; ``atk_core.toolkit.gates``
 turns them into ``Problem``\\ s. The rules are for English (``LANGUAGE``);
 words are stemmed with the Snowball stemmer (``snowballstemmer``, pure
 Python, no download), so "invented" finds "invention".

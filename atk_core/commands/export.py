@@ -24,8 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import AtkError, ConfigError
-from .manifest import FAILURES, MANIFEST
+from ..errors import AtkError, ConfigError
+from ..engine.manifest import FAILURES, MANIFEST
 
 HF_EXTRA = "pip install 'atk-core[hf]'"
 
@@ -202,7 +202,7 @@ def _manifest(run_dir: Path) -> dict:
 
 def _kind(declaration) -> str:
     """A declared output's kind in words (``SFT conversations (messages)``); ``undeclared``."""
-    from .outputs import described
+    from ..toolkit.outputs import described
 
     return described(declaration) or "undeclared"
 

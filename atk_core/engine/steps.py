@@ -20,13 +20,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import ConfigError, PipelineError
+from ..errors import ConfigError, PipelineError
 from .executors import LocalExecutor, StepTask, stream  # noqa: F401  (stream: public here too)
-from .models.base import RequestError, TransientError
+from ..models.base import RequestError, TransientError
 from .policy import gate_policy
 from .progress import set_progress
 from .prompts import RETRY_NOTE
-from .seeds import derive_seed
+from ..toolkit.seeds import derive_seed
 
 
 
@@ -304,7 +304,7 @@ def yes_no_schema(field: str) -> dict:
 
 def _copied(value, own: str, sample) -> tuple[str | None, str | None]:
     """Whether any text in ``value`` copies the prompt's own words (not the sample's)."""
-    from .gates import copied_problem
+    from ..toolkit.gates import copied_problem
 
     given = " ".join(v for v in sample.values() if isinstance(v, str))
     for text in _texts(value):
