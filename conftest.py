@@ -18,6 +18,17 @@ SLOW_FIXTURES = {"installed_python", "atk_wheels", "llama_server", "browser", "r
 SLOW_MODULES = {"test_serve_api.py", "test_serve_security.py", "test_serve_second_probe.py"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """The fast lane runs on two processes (pyproject's -n 2); a run that selects slow tests
+    runs them one at a time: two llama.cpp servers or Ray clusters on two cores slow each
+    other tenfold."""
+    marks = config.getoption("markexpr", "") or ""
+    if "slow" in marks.replace("not slow", "") and getattr(config.option, "numprocesses", None):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+
+
 def pytest_collection_modifyitems(config, items):
     slow = pytest.mark.slow
     for item in items:

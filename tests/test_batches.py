@@ -38,7 +38,7 @@ def config(tmp_path, server, name, *, batch: bool):
             "structured_output": "json_object", "retry_base_delay": 0.01,
             "price_in": 1.25, "price_out": 5.0}
     if batch:
-        role.update(batch=True, batch_wait=0.2, batch_poll=0.05)
+        role.update(batch=True, batch_wait=0.05, batch_poll=0.02)
     documents = write_documents(tmp_path / "documents", DOCUMENTS)
     return write_config(tmp_path / f"{name}.yaml", "factual-qa", input_dir=str(documents),
                         output_dir=str(tmp_path / name), models={"small": role, "large": role},
