@@ -84,6 +84,22 @@ def test_run_writes_outputs_and_the_resolved_config(atk, demo_site, tmp_path):
     assert f"outputs in {out}" in result.stderr
 
 
+def test_quiet_prints_nothing_of_atks_own_but_an_error(atk, demo_site, tmp_path):
+    """A reporter that owns stderr is not mixed with atk's warnings and closing lines."""
+    cfg = config(tmp_path, "pipeline: echo\ngroup:\n  input_text: hi\nrepaet: 2")
+    loud = atk("run", cfg, "--progress", "jsonl", env=demo_site.env())
+    assert loud.returncode == 0 and "did you mean 'repeat'" in loud.stderr and "finished in" in loud.stderr
+    quiet = atk("run", cfg, "--quiet", "--progress", "jsonl", env=demo_site.env())
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert events(tmp_path)[-1]["kind"] == "finish"  # the reporters report as before
+    failing = atk("run", cfg, "-q", "--set", "group.input_text=explode", "--progress", "jsonl",
+                  env=demo_site.env())
+    assert failing.returncode == 1
+    assert failing.stderr.splitlines() == ["atk: error: pipeline 'echo' failed: ValueError: the input"
+                                           " asked me to explode (--debug shows the traceback)"]
+
+
 def test_async_pipeline_with_clamped_progress(atk, site, tmp_path):
     site.add("atk-more", MORE_PIPELINES, {"more": "more_pipelines"})
     cfg = config(tmp_path, "pipeline: slow-echo\ntext: hey\nprogress: [jsonl]")

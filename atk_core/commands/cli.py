@@ -342,14 +342,20 @@ def new_command(kind, name, directory):
               help="Send nothing: print the requests, tokens and cost the run would take, per"
                    " step and model role (see docs/configuration.md).")
 @click.option("--json", "as_json", is_flag=True, help="With --estimate: print JSON for machines.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print nothing of atk's own but an error: no warnings, no closing lines (the"
+                   " progress reporters still print what they print).")
 @_debug_option
-def run_command(config, overrides, set_file, model_overrides, progress, executor, estimate, as_json):
+def run_command(config, overrides, set_file, model_overrides, progress, executor, estimate, as_json,
+                quiet):
     """Run the pipeline a CONFIG file names."""
     from ..engine.config import executor_option, load_config, overrides_from_file, progress_option
     from ..engine.runner import run
 
     if as_json and not estimate:
         raise click.UsageError("--json goes with --estimate")
+    if quiet:  # a reporter that owns stderr is not mixed with atk's own lines
+        log.setLevel(logging.ERROR)
     if set_file is not None:
         overrides = (*overrides_from_file(set_file), *overrides)
     loaded = load_config(config, overrides)
@@ -364,12 +370,13 @@ def run_command(config, overrides, set_file, model_overrides, progress, executor
         return
     result = run(loaded, progress=reporters or None, model_overrides=model_overrides,
                  executor=executor)
-    if result.status != "failed":  # a failure's one line should stand alone
+    if result.status != "failed" and not quiet:  # a failure's one line should stand alone
         for role, model in result.models.items():
             click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)
     if result.status == "done":
-        click.echo(f"atk: {result.pipeline} finished in {result.seconds:.1f}s;"
-                   f" outputs in {result.output_dir}", err=True)
+        if not quiet:
+            click.echo(f"atk: {result.pipeline} finished in {result.seconds:.1f}s;"
+                       f" outputs in {result.output_dir}", err=True)
         return
     if _state["debug"] and result.traceback:
         click.echo(result.traceback, err=True, nl=False)
