@@ -294,3 +294,16 @@ def test_a_conversation_the_model_cannot_write_falls_back_to_the_pairs(tmp_path,
     assert strict.exit_code == 1 and "no conversation survived" in strict.error
     dropped = [f for f in read_jsonl(tmp_path / "strict" / "failures.jsonl") if f["step"] == "conversation"]
     assert len(dropped) == len(conversations)
+
+
+def test_the_bar_says_what_a_step_is_waiting_for_before_its_first_answer(tmp_path):
+    """A newcomer saw "reading documents" for 13 minutes while the model's first answers were
+    slow: each step says, before its first answer, which model it waits for."""
+    result = run(tmp_path, model_checks="skip", rewrite_conversations=False)
+    assert result.exit_code == 0, result.error
+    messages = [json.loads(line).get("message") or "" for line in
+                (tmp_path / "out" / "progress.jsonl").read_text().splitlines()]
+    waiting = [m for m in messages if "waiting for the" in m]
+    assert waiting and waiting[0].startswith("generate: 0/") and waiting[0].endswith(
+        "waiting for the large model's first answers")
+    assert messages.index(waiting[0]) < next(i for i, m in enumerate(messages) if m.startswith("generate: 1/"))
