@@ -8,7 +8,17 @@ twofold. This prints, for each waiting policy, the wall time of a fixed
 workload (chat requests with a JSON schema, as the pipelines send) run alone
 and run twice at once, so the baseline (alone) is measured in the same run.
 
-    python bench/threads.py [--requests 12] [--policies default,PASSIVE]
+Measured on this project's 2-core machine, 16 requests per process (seconds,
+alone / two at once): all CPUs (the default) 11.1 / 64.0, 5.7x; one thread
+each 14.8 / 14.6; OMP_WAIT_POLICY=PASSIVE 20.6 / 17.9; GOMP_SPINCOUNT made it
+worse. The quickstart with one thread took 235 s instead of 165 s, which is
+why the default stays at every CPU: a user who runs two at once sets
+n_threads.
+
+    python bench/threads.py [--requests 12] [--policies default,PASSIVE,spin:20000]
+
+(``spin:N``: GOMP_SPINCOUNT=N, spin that many times before sleeping;
+``threads:N``: N llama.cpp threads per process.)
 """
 
 import argparse
@@ -22,7 +32,9 @@ import asyncio, sys
 from atk_core.testing import make_model
 
 async def main(count):
-    model = make_model({"backend": "llamacpp", "concurrency": 1})
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    model = make_model({"backend": "llamacpp", "concurrency": 1,
+                        **({"n_threads": threads} if threads else {})})
     schema = {"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"]}
     for n in range(count):
         await model.chat([{"role": "user", "content": f"Write one question about the number {n}."}],
@@ -34,11 +46,15 @@ asyncio.run(main(int(sys.argv[1])))
 
 
 def timed(count: int, copies: int, policy: str) -> float:
-    env = dict(os.environ)
-    if policy != "default":
+    env, extra = dict(os.environ), []
+    if policy.startswith("threads:"):  # llama.cpp threads per process (default: one per CPU)
+        extra = [policy.removeprefix("threads:")]
+    elif policy.startswith("spin:"):  # spin this many times, then sleep (GNU OpenMP)
+        env["GOMP_SPINCOUNT"] = policy.removeprefix("spin:")
+    elif policy != "default":
         env["OMP_WAIT_POLICY"] = policy
     started = time.monotonic()
-    processes = [subprocess.Popen([sys.executable, "-c", WORKLOAD, str(count)], env=env)
+    processes = [subprocess.Popen([sys.executable, "-c", WORKLOAD, str(count), *extra], env=env)
                  for _ in range(copies)]
     for process in processes:
         if process.wait() != 0:
