@@ -24,7 +24,7 @@ from ..errors import ConfigError, PipelineError
 from .executors import LocalExecutor, StepTask, stream  # noqa: F401  (stream: public here too)
 from ..models.base import RequestError, TransientError
 from .policy import gate_policy
-from .progress import set_progress
+from .progress import say, set_progress
 from .prompts import RETRY_NOTE
 from ..toolkit.seeds import derive_seed
 
@@ -137,9 +137,9 @@ class PipelineStep:
         own = prompt.own_words() if self.gate_copies else None
         task = StepTask(self, prompt, note, own, model)
         executor = _executor()
-        if samples:  # until the first answer, say what the run is waiting for
-            set_progress(env.task_id, progress[0], f"{self.name}: 0/{len(samples)}, waiting for the"
-                                                   f" {self.model} model's first answers")
+        if samples:  # until the first answer, say what the run is waiting for (the bar stays)
+            say(env.task_id, f"{self.name}: 0/{len(samples)}, waiting for the {self.model} model's"
+                             " first answers")
         results = await executor.run(task, samples, on_done=_progress_reporter(
             env.task_id, self.name, len(samples), progress))
         _count_calls(self, samples, results)
