@@ -22,6 +22,7 @@ _LAZY = {
     "StepEnvironment": "engine.steps", "derive_seed": "toolkit.seeds", "stream": "engine.executors", "all_or_first_error": "engine.executors",
     # executors: where a step's samples run
     "Executor": "engine.executors", "LocalExecutor": "engine.executors", "StepTask": "engine.executors",
+    "WorkerTask": "engine.executors",
     "NewAnswer": "engine.executors", "make_backend": "engine.plugins",
     "yes_no_schema": "engine.steps",
     "PromptLibrary": "engine.prompts", "Prompt": "engine.prompts", "PromptError": "engine.prompts",

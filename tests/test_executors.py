@@ -55,10 +55,11 @@ class Relay(Executor):
                     driver.call_soon_threadsafe(events.put_nowait, event)
 
             async def work(batch=batch, emit=emit):
-                model = self.models.get(task.role)
+                work = task.work  # the worker side: the task itself stays on the driver
+                model = self.models.get(work.role)
                 if model is None:
-                    model = self.models[task.role] = task.worker_model(make_backend(task.spec))
-                await task.run_batch(model, batch, emit)
+                    model = self.models[work.role] = work.worker_model(make_backend(work.spec))
+                await work.run_batch(model, batch, emit)
 
             job = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(), self.loop))
             answers = {index: known for index, _, known in batch}

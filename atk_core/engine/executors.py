@@ -10,7 +10,8 @@ Whatever the executor, the run's store stays the one source of truth: every
 answer is stored on the driver under the key a local run would use. An
 executor that sends samples elsewhere first ``replay``\\ s each one on the
 driver against the store (a sample whose every answer is stored finishes
-there, sending nothing), ships the answers it found with the sample, and
+there, sending nothing), ships the answers it found with the sample and the
+task's worker side (``StepTask.work``, a ``WorkerTask``), and
 hands each new answer a worker reports to ``StepTask.keep``, which stores it
 at once. So the outputs do not depend on the executor, a re-run sends
 nothing, and a lost worker's samples are simply asked again.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..hookspecs import hookimpl
@@ -80,37 +81,18 @@ class NewAnswer:
 
 
 @dataclass
-class StepTask:
-    """One step's work, as an executor sees it: ``run(sample, model)`` makes one sample's
-    ``StepResult``. It pickles (with cloudpickle, as Ray does) without the driver's model:
-    a worker builds its own from ``spec`` with ``worker_model``."""
+class WorkerTask:
+    """The worker's side of a step's work: what running its samples needs, without the
+    driver's model, store or locks, so it pickles (with cloudpickle, as Ray does). A remote
+    executor ships ``StepTask.work``; a worker builds its role's model with
+    ``worker_model`` and runs batches with ``run_batch``."""
 
     step: Any  # PipelineStep
     prompt: Any  # Prompt
     note: str
-    own: str | None = None
-    model: Any = field(default=None, repr=False)  # the driver's Model of the step's role
-    spec: Any = None  # ModelSpec of the role
-    identity: dict | None = None  # the backend identity store keys are made with
-
-    def __post_init__(self):
-        if self.model is not None:
-            self.spec = self.spec or self.model.spec
-            self.identity = self.identity or dict(self.model.identity())
-        self._kept: set = set()  # keys of the answers ``keep`` stored (and counted as sent)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["model"] = None  # holds a backend, a store and locks: none of them travel
-        state["_kept"] = set()
-        return state
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether a request of this role has succeeded in this run: pass it to ``run_batch``
-        so that a worker's first request that runs out of retries skips its sample, as it
-        would locally, rather than ending the run."""
-        return self.model is not None and self.model.has_succeeded
+    own: str | None
+    spec: Any  # ModelSpec of the role
+    identity: dict  # the backend identity store keys are made with (the driver's)
 
     @property
     def role(self) -> str:
@@ -120,21 +102,97 @@ class StepTask:
     def name(self) -> str:
         return self.step.name
 
-    async def run(self, sample, model=None):
-        """One sample's result, asking ``model`` (by default the driver's)."""
-        return await self.step._one(sample, model or self.model, self.prompt, note=self.note,
-                                    own=self.own)
+    async def run(self, sample, model):
+        """One sample's ``StepResult``, asking ``model``."""
+        return await self.step._one(sample, model, self.prompt, note=self.note, own=self.own)
 
-    # -- the driver's side of a remote executor ---------------------------------------------
+    def worker_model(self, backend, *, concurrency: int | None = None, pace=None) -> Model:
+        """A model for this task's role on a worker: ``backend`` built from ``spec``, at most
+        ``concurrency`` requests in flight (default: the role's), and ``pace`` (an async
+        function returning seconds to wait) standing in for the role's ``rpm`` when the
+        limit is shared with other workers. Its store holds the answers ``run_batch`` is
+        given and reports new ones; build one per role and worker and reuse it for every
+        batch, so that its limits hold across them."""
+        spec = self.spec if concurrency is None else dataclasses.replace(self.spec, concurrency=concurrency)
+        model = Model(spec, backend)
+        model.fix_identity(self.identity)  # keys as on the driver, whatever the worker says
+        model.store = _WorkerAnswers()
+        model.pace = pace
+        return model
+
+    async def run_batch(self, model: Model, items, emit, *, limit: int | None = None,
+                        succeeded: bool = False) -> None:
+        """Run ``items`` (``(index, sample, answers)``, answers from ``StepTask.replay``) with
+        ``model`` (from ``worker_model``), ``limit`` in flight (default twice the model's
+        concurrency); ``await emit(event)`` for each new answer (a ``NewAnswer``) as it
+        arrives and for each finished sample (``(index, StepResult, retries)``). Make ``emit``
+        return once the driver has stored the answer: the request's slot is held until then,
+        so a driver that dies stops its workers asking. ``succeeded`` is the driver's
+        ``StepTask.succeeded``."""
+        if succeeded:
+            model.assume_succeeded()
+        known = {}
+        for _, _, answers in items:
+            known.update(answers)
+        token = _sink.set(_Sink(emit, model, known))
+        try:
+            async def one(item):
+                index, sample, _ = item
+                result = await self.run(sample, model)
+                await emit((index, result, model.unreported_retries()))
+
+            await stream(list(items), one, limit=limit or model.spec.concurrency * 2)
+        finally:
+            _sink.reset(token)
+
+
+class StepTask:
+    """One step's work, as an executor sees it on the driver: ``run(sample)`` makes one
+    sample's ``StepResult`` in this process with the driver's model. An executor that runs
+    samples elsewhere ships ``work`` (a ``WorkerTask``) to its workers, and on the driver
+    uses ``replay``, ``keep`` and ``results`` so that every answer is stored here. A
+    ``StepTask`` itself does not travel: it holds the driver's model, store and locks."""
+
+    def __init__(self, step, prompt, note: str, own: str | None, model: Model):
+        self.model = model
+        self.work = WorkerTask(step, prompt, note, own, model.spec, dict(model.identity()))
+        self._kept: set = set()  # keys of the answers ``keep`` stored (and counted as sent)
+
+    def __reduce__(self):
+        raise TypeError("a StepTask holds the driver's model and does not travel: send its"
+                        " .work (a WorkerTask) to workers")
+
+    @property
+    def spec(self):
+        return self.work.spec
+
+    @property
+    def role(self) -> str:
+        return self.work.role
+
+    @property
+    def name(self) -> str:
+        return self.work.name
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether a request of this role has succeeded in this run: pass it to ``run_batch``
+        so that a worker's first request that runs out of retries skips its sample, as it
+        would locally, rather than ending the run."""
+        return self.model.has_succeeded
+
+    async def run(self, sample):
+        """One sample's result, asking the driver's model."""
+        return await self.work.run(sample, self.model)
 
     async def replay(self, sample) -> tuple[Any, dict]:
         """Run ``sample`` against the driver's store only: ``(result, answers)`` when every
         answer it needs is stored, else ``(None, answers)`` with the answers found before
         the first missing one (send them with the sample: the worker then asks only what
         is missing). Sends nothing."""
-        replay = _Replay(self.model.spec, self.model.backend, self.identity, self.model.store)
+        replay = _Replay(self.model.spec, self.model.backend, self.work.identity, self.model.store)
         try:
-            result = await self.run(sample, replay)
+            result = await self.work.run(sample, replay)
         except _Missing:
             return None, replay.found
         return result, replay.found
@@ -159,46 +217,6 @@ class StepTask:
         self._kept.add(new.key)
         if self.model.store is not None:
             await self.model.store.put_soon(new.key, new.request, new.answer, new.tag)
-
-    # -- the worker's side ------------------------------------------------------------------
-
-    def worker_model(self, backend, *, concurrency: int | None = None, pace=None) -> Model:
-        """A model for this task's role on a worker: ``backend`` built from ``spec``, at most
-        ``concurrency`` requests in flight (default: the role's), and ``pace`` (an async
-        function returning seconds to wait) standing in for the role's ``rpm`` when the
-        limit is shared with other workers. Its store holds the answers ``run_batch`` is
-        given and reports new ones; build one per role and worker and reuse it for every
-        batch, so that its limits hold across them."""
-        spec = self.spec if concurrency is None else dataclasses.replace(self.spec, concurrency=concurrency)
-        model = Model(spec, backend)
-        model.fix_identity(self.identity)  # keys as on the driver, whatever the worker says
-        model.store = _WorkerAnswers()
-        model.pace = pace
-        return model
-
-    async def run_batch(self, model: Model, items, emit, *, limit: int | None = None,
-                        succeeded: bool = False) -> None:
-        """Run ``items`` (``(index, sample, answers)``, answers from ``replay``) with ``model``
-        (from ``worker_model``), ``limit`` in flight (default twice the model's concurrency);
-        ``await emit(event)`` for each new answer (a ``NewAnswer``) as it arrives and for each
-        finished sample (``(index, StepResult, retries)``). Make ``emit`` return once the
-        driver has stored the answer: the request's slot is held until then, so a driver that
-        dies stops its workers asking. ``succeeded`` is the driver's ``succeeded``."""
-        if succeeded:
-            model.assume_succeeded()
-        known = {}
-        for _, _, answers in items:
-            known.update(answers)
-        token = _sink.set(_Sink(emit, model, known))
-        try:
-            async def one(item):
-                index, sample, _ = item
-                result = await self.run(sample, model)
-                await emit((index, result, model.unreported_retries()))
-
-            await stream(list(items), one, limit=limit or model.spec.concurrency * 2)
-        finally:
-            _sink.reset(token)
 
 
 # -- helpers of the above -----------------------------------------------------------------------
@@ -282,7 +300,7 @@ class _WorkerAnswers:
     async def put_soon(self, key, request_text, answer, tag=""):
         sink = _sink.get()
         if sink is None:  # an answer we paid for must not vanish
-            raise RuntimeError("a worker model answered outside StepTask.run_batch")
+            raise RuntimeError("a worker model answered outside WorkerTask.run_batch")
         sink.known[key] = answer
         await sink.emit(NewAnswer(key, request_text, answer, tag, sink.model.unreported_retries()))
 
