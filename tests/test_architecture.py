@@ -44,7 +44,7 @@ LAYERS = [
     "testing.running", "testing.pipelines", "testing",
     # the web interface
     "serve.folder", "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",
-    "serve.runs", "serve.app", "serve",
+    "serve.layout", "serve.vetting", "serve.outputs", "serve.runs", "serve.app", "serve",
     # the command line, and the public facade over everything
     "commands.cli", "__main__", "",
 ]

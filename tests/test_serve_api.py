@@ -337,7 +337,7 @@ def test_literal_secrets_in_reporter_options_stay_off_the_command_line(work, tmp
     manager = RunManager(tmp_path / "runs", allow_input=[work], allow_scripted=True)
     text = factual_config(work, progress=["console", {"webhook": {
         "url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "tok-literal-9876"}}}])
-    prepared = manager.prepare(text, "some-run")
+    prepared = manager.vetter.prepare(text, "some-run")
     assert "tok-literal-9876" not in " ".join(prepared.overrides)
     assert list(prepared.env.values()) == ["tok-literal-9876"]
     assert "tok-literal-9876" not in prepared.redacted_yaml

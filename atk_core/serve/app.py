@@ -27,7 +27,8 @@ from .api_types import (
     Records, RunDetail, RunSummary, ServerInfo, StepCount, Template, Validation,
 )
 from .guard import Guard
-from .runs import RunError, RunManager
+from .layout import RunError
+from .runs import RunManager
 from .store import ACTIVE, RESUMABLE
 
 MAX_BODY = 128_000  # bytes: a config is a few kilobytes
@@ -73,7 +74,7 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
 
     def hidden(text):
         """Text the server answers with, every allowed variable's value hidden in it."""
-        return scrub(text, manager.secrets()) if isinstance(text, str) else text
+        return scrub(text, manager.vetter.secrets()) if isinstance(text, str) else text
 
     @app.exception_handler(RunError)
     async def run_error(request, exc: RunError):
@@ -124,7 +125,7 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
               tags=["runs"])
     def validate(body: ConfigText):
         try:
-            prepared = manager.prepare(body.config, "validate")
+            prepared = manager.vetter.prepare(body.config, "validate")
             return Validation(ok=True, pipeline=prepared.pipeline, warnings=prepared.warnings)
         except AtkError as exc:
             return Validation(ok=False, error=hidden(" ".join(str(exc).split("\n"))))
@@ -160,7 +161,7 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
     @app.get("/api/runs/{run_id}/log", response_model=LogTail, responses=_REFUSALS,
              summary="The end of a run's log", tags=["runs"])
     def run_log(run_id: str, max_bytes: int = Query(64_000, ge=1, le=1_000_000)):
-        tail = manager.log_tail(manager.get(run_id), max_bytes)
+        tail = manager.outputs.log_tail(manager.get(run_id), max_bytes)
         return LogTail(**{**tail, "text": hidden(tail["text"])})
 
     @app.get("/api/runs/{run_id}/events", response_model=list[Event], responses=_REFUSALS,
@@ -176,19 +177,19 @@ def create_app(runs_dir, *, token: str | None = None, loopback: bool = True,
              tags=["outputs"])
     def run_records(run_id: str, file: str = Query(description="e.g. failures.jsonl"),
                     offset: int = Query(0, ge=0), limit: int = Query(20, ge=1, le=500)):
-        return Records(**manager.records(manager.get(run_id), file, offset, limit))
+        return Records(**manager.outputs.records(manager.get(run_id), file, offset, limit))
 
     @app.get("/api/runs/{run_id}/files", response_model=list[OutputFile], responses=_REFUSALS,
              summary="A run's output files", tags=["outputs"])
     def run_files(run_id: str):
-        return [OutputFile(**f) for f in manager.files(manager.get(run_id))]
+        return [OutputFile(**f) for f in manager.outputs.files(manager.get(run_id))]
 
     @app.get("/api/runs/{run_id}/files/{path:path}", responses={**_REFUSALS, 200: {
         "description": "The file's bytes", "content": {"application/octet-stream": {}}}},
         summary="Download an output file (only files inside the run's output folder)",
         tags=["outputs"], response_class=FileResponse)
     def download(run_id: str, path: str):
-        real = manager.file(manager.get(run_id), path)
+        real = manager.outputs.file(manager.get(run_id), path)
         kind = "application/x-ndjson" if real.suffix == ".jsonl" else mimetypes.guess_type(real.name)[0]
         return FileResponse(real, filename=Path(path).name, media_type=kind or "application/octet-stream")
 
@@ -231,8 +232,8 @@ def _summary(run: dict, hidden) -> RunSummary:
 def _detail(manager: RunManager, run: dict, hidden) -> RunDetail:
     return RunDetail(
         **_summary_values(run, hidden), config=hidden(run["config_redacted"]), pid=run["pid"],
-        output_dir=str(manager.output_dir(run)), manifest=_manifest(manager.manifest(run)),
-        files=[OutputFile(**f) for f in manager.files(run)], usage=_usage(run.get("usage")),
+        output_dir=str(manager.outputs.output_dir(run)), manifest=_manifest(manager.outputs.manifest(run)),
+        files=[OutputFile(**f) for f in manager.outputs.files(run)], usage=_usage(run.get("usage")),
     )
 
 

@@ -20,74 +20,41 @@ The task store says which runs there are and in what state; it is never
 trusted with what a run executes: a run's folder is the runs folder and its
 id, and its command is made again from its checked config each time it starts.
 
-Nothing here imports FastAPI: the web layer is ``app.py``.
+This module is the queue of processes. What a submitted config may do is checked in
+``vetting.py``, what a run wrote is read in ``outputs.py``, and where its files lie is
+``layout.py``. Nothing here imports FastAPI: the web layer is ``app.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.confinement import ENV as READ_ONLY_UNDER
 from ..errors import AtkError, ConfigError, one_line
-from ..engine.redaction import REDACTED, move_to_environment, scrub, secret_strings
 from .folder import claim, open_private, read_private
+from .layout import CONFIG_FILE, LOG_FILE, OUTPUT_DIR, SETTINGS_FILE, RunError, last_error_line, run_folder
+from .outputs import RunOutputs
 from .processes import is_alive, launch, signal_group, stop_groups
 from .store import ACTIVE, RESUMABLE, TASKS_FILE, TaskStore
+from .vetting import ConfigVetter, Prepared
 
 log = logging.getLogger("atk")
 
-CONFIG_FILE = "config.yaml"
-SETTINGS_FILE = "settings.txt"
-LOG_FILE = "log.txt"
-OUTPUT_DIR = "output"
-SECRET_ENV = "ATK_SERVE_SECRET_"
 CANCEL_GRACE = 5.0  # seconds between SIGINT and SIGKILL
 MAX_QUEUED = 100  # runs waiting to start; more are refused (429) until some have started
 
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-
-_HIDDEN_SUFFIXES = (".tmp", "-wal", "-shm", "-journal")
-
-
-class RunError(Exception):
-    """A request about a run that cannot be done; ``status`` is the HTTP status it maps to."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class Prepared:
-    """A submitted config, checked, with what its process needs."""
-
-    config: object  # RunConfig, with the server's overrides applied
-    pipeline: str
-    run_id: str
-    overrides: list  # --set texts
-    env: dict  # extra environment: literal reporter secrets moved off the command line
-    warnings: list = field(default_factory=list)  # what `atk run` would warn about
-
-    @property
-    def redacted_yaml(self) -> str:
-        text = self.config.redacted_yaml()
-        for name in self.env:
-            text = text.replace("${" + name + "}", REDACTED)
-        return text
-
 
 class RunManager:
-    """The runs of one runs folder: start, watch, cancel, resume, recover after a restart."""
+    """The runs of one runs folder as processes: queue, start, watch, cancel, resume, recover
+    after a restart. What a config may do is ``vetter``'s (a ``ConfigVetter``); what a run
+    wrote is read through ``outputs`` (a ``RunOutputs``)."""
 
     def __init__(self, runs_dir, *, registry=None, cancel_grace: float = CANCEL_GRACE,
                  allow_env=(), allow_input=None, max_running: int = 1, allow_scripted: bool = False,
@@ -99,10 +66,11 @@ class RunManager:
         self.allow_input = [Path(f).resolve() for f in (allow_input or [os.getcwd()])]
         self.max_running = max(1, int(max_running))
         self.max_queued = max(1, int(max_queued))
-        self.allow_scripted = allow_scripted
         self.db_path = self.runs_dir / TASKS_FILE
         self.store = TaskStore(self.db_path)
-        self.registry = registry
+        self.vetter = ConfigVetter(self.runs_dir, self.db_path, registry=registry, allow_env=self.allow_env,
+                                   allow_input=self.allow_input, allow_scripted=allow_scripted)
+        self.outputs = RunOutputs(self.runs_dir)
         self.cancel_grace = cancel_grace
         self._procs: dict[str, subprocess.Popen] = {}
         self._watchers: dict[str, threading.Thread] = {}
@@ -110,184 +78,8 @@ class RunManager:
         self._stopping = False
         self._pending: dict[str, str] = {}  # queued run -> what its start is called (started, resumed)
 
-    # -- checking a config ---------------------------------------------------------------
-
-    def prepare(self, text: str, run_id: str | None = None, values: bool = True,
-                cwd: str | None = None) -> Prepared:
-        """Check config text as ``atk run`` would, with the server's overrides for ``run_id``
-        (a new run's id, named after its pipeline, when None), and confine it: only allowed
-        ``${VAR}``\\ s, inputs inside the allowed folders (relative to ``cwd``, the folder the
-        run runs in; default: the server's), writes inside the run's folder.
-
-        Raises ``ConfigError``/``PluginError`` with the CLI's one-line messages, with every
-        value of an allowed variable and every literal secret of the config hidden.
-        ``values=False`` leaves out the backends' and the pipeline's own checks,
-        which read paths relative to the folder the run will run in.
-        """
-        hidden = self.secrets()
-        try:
-            prepared = self._prepare(text, run_id, values, cwd, hidden)
-        except AtkError as exc:
-            message = scrub(str(exc), hidden)
-            if message == str(exc):
-                raise
-            raise type(exc)(message) from None
-        prepared.warnings = [scrub(w, hidden) for w in prepared.warnings]
-        return prepared
-
-    def secrets(self) -> list[str]:
-        """What no answer of the server may show: the values of the allowed variables."""
-        return secret_strings({}, [os.environ[name] for name in self.allow_env if os.environ.get(name)])
-
-    def _prepare(self, text, run_id, values, cwd, hidden: list) -> Prepared:
-        from ..engine.config import config_from_text, parse_yaml, plain
-        from ..engine.plugins import get_registry
-        from ..engine.runner import check, new_task_id
-
-        registry = self.registry or get_registry()
-        if not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"{CONFIG_FILE}: the config is empty; it needs at least 'pipeline:'")
-        raw = parse_yaml(text, CONFIG_FILE)  # before ${VAR} substitution: references stay references
-        literal = [v for v in secret_strings(raw if isinstance(raw, dict) else {}) if "${" not in v]
-        hidden[:] = secret_strings({}, [*hidden, *literal])
-        self._check_references(raw)
-        environ = {k: v for k, v in os.environ.items() if k in self.allow_env}
-        written = config_from_text(text, CONFIG_FILE, environ=environ)  # as written: its mistakes first
-        self._check_backends(written.tree)  # after substitution: ${X:-scripted} is scripted
-        run_id = run_id or new_task_id(written.pipeline)
-        run_dir = self.run_dir(run_id)
-        entries = raw.get("progress") if isinstance(raw, dict) else None
-        entries = [] if entries is None else (entries if isinstance(entries, list) else [entries])
-        env: dict[str, str] = {}
-        progress = [_confined(plain(e), run_dir) for e in entries if _reporter_name(e) != "taskstore"]
-        progress = [move_to_environment(e, env, SECRET_ENV) for e in progress]
-        if "console" not in [_reporter_name(e) for e in progress]:
-            progress.insert(0, "console")
-        progress.append({"taskstore": {"db": str(self.db_path), "run_id": run_id}})
-        output_dir = run_dir / OUTPUT_DIR
-        overrides = [f"output_dir={json.dumps(str(output_dir))}", f"progress={_flow_yaml(progress)}"]
-        config = config_from_text(text, CONFIG_FILE, overrides, {**environ, **env})
-        self._check_backends(config.tree)  # what the run will start with
-        self._check_inputs(config.tree, run_dir, cwd or os.getcwd(), registry)
-        plan = check(config, registry=registry, values=values)
-        return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
-
     def run_dir(self, run_id: str) -> Path:
-        """A run's folder: the runs folder and its id (never a path the task store holds)."""
-        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
-            raise RunError(f"not a run id: {str(run_id)[:80]!r}", 404)
-        return self.runs_dir / run_id
-
-    def _check_references(self, raw) -> None:
-        """A config sent to the server may use only the ``${VAR}``\\ s it was started to allow
-        (``--allow-env``): anything else could send the server's environment anywhere."""
-        from ..engine.config import env_references
-
-        refused = sorted({name for name in env_references(raw) if name not in self.allow_env})
-        if refused:
-            allowed = ", ".join(sorted(self.allow_env)) or "none"
-            raise ConfigError(f"{CONFIG_FILE}: ${{{refused[0]}}} is not an environment variable this"
-                              f" server lets a config use (allowed: {allowed}); start atk serve with"
-                              f" --allow-env {refused[0]} to allow it")
-
-    def _check_backends(self, tree) -> None:
-        """The scripted backend runs a Python function the config names: a test tool, refused
-        in configs sent to the server unless it was started with ``--allow-scripted``. Checked
-        on the tree after ``${VAR}`` substitution, where a default can name a backend."""
-        models = tree.get("models") if isinstance(tree, dict) else None
-        for role, spec in (models.items() if isinstance(models, dict) else ()):
-            backend = spec.get("backend") if isinstance(spec, dict) else spec
-            if str(backend).partition(":")[0].strip() == "scripted" and not self.allow_scripted:
-                raise ConfigError(f"{CONFIG_FILE}: models.{role}: the scripted backend runs code a config"
-                                  " names, so a config sent to this server may not use it (start atk"
-                                  " serve with --allow-scripted for tests and demos)")
-
-    def _check_inputs(self, tree, run_dir: Path, cwd: str, registry) -> None:
-        """Every text value of the config, taken as a path, lies inside the folders the
-        server may read (``--allow-input``) or the run's own folder, and not in another
-        run's. A value that leads out of ``cwd`` (the folder the run runs in: absolute, ``~``
-        or ``..``) is checked whether or not it exists yet, so that nothing can be put there
-        later; one inside ``cwd`` only if it names something there (most values are no path:
-        a model name, a prompt). A role's ``model`` is a file to load for some backends
-        (llama.cpp's): it is held to the same rule, except that a backend which only sends
-        the name on (``Backend.model_is_a_name``) may name a file that is not there."""
-        from ..models.specs import as_mapping
-
-        runs = self.runs_dir
-        own = run_dir.resolve()
-        models = tree.get("models")
-        if isinstance(models, dict):  # "llamacpp:/x.gguf" read as {backend: llamacpp, model: /x.gguf}
-            models = {role: as_mapping(v) if isinstance(v, (str, dict)) else v for role, v in models.items()}
-            tree = {**tree, "models": models}
-        names_only = self._roles_naming_models(
-            {r: v for r, v in (models or {}).items() if isinstance(v, dict)} if isinstance(models, dict) else {},
-            registry)
-        for where, value in _strings(tree):
-            if where and where[0] in ("output_dir", "progress"):
-                continue  # set by the server, or confined above
-            if len(where) == 3 and where[0] == "models" and where[2] == "base_url":
-                continue  # an address
-            name_only = len(where) == 3 and where[0] == "models" and where[2] == "model" \
-                and where[1] in names_only
-            try:
-                expanded = os.path.expanduser(value)
-                # Links first, then "..": "link/../x" is the folder above the link's target,
-                # wherever that is, not the working folder.
-                real = Path(os.path.realpath(os.path.join(cwd, expanded)))
-                home = os.path.realpath(cwd)
-                escapes = os.path.isabs(expanded) or not (str(real) == home
-                                                          or str(real).startswith(os.path.join(home, "")))
-                named = os.path.lexists(os.path.join(cwd, expanded))
-                if not named and (name_only or not escapes or any(c.isspace() for c in value)):
-                    continue  # names nothing, here or as a path (a model name, a prompt)
-            except (OSError, ValueError):  # a NUL byte...: no file can be opened by that name
-                continue
-            if real == own or own in real.parents:
-                continue
-            allowed = any(real == f or f in real.parents for f in self.allow_input)
-            other_run = real == runs or runs in real.parents or real in runs.parents
-            if not allowed or other_run:
-                shown = ".".join(str(part) for part in where)
-                folders = ", ".join(str(f) for f in self.allow_input)
-                where_it_is = (f"outside the folders this server may read ({folders})" if not allowed
-                               else "in the runs folder, or holding it (other runs' files)")
-                raise ConfigError(f"{CONFIG_FILE}: {shown} names a path {where_it_is}; start atk"
-                                  " serve with --allow-input FOLDER to let configs read a folder")
-            if real.is_dir():
-                self._check_links(real, where)
-
-    def _check_links(self, folder: Path, where, limit: int = 100_000) -> None:
-        """No link inside an allowed folder a config names leads out of the allowed folders
-        (the run would read through it). The first ``limit`` entries are looked at here; the
-        run itself skips any such file it finds later (``ATK_READ_ONLY_UNDER``)."""
-        from ..engine.confinement import outside_readable
-
-        seen = 0
-        for root, dirs, files in os.walk(folder):
-            for name in dirs + files:
-                seen += 1
-                if seen > limit:
-                    return
-                path = os.path.join(root, name)
-                if os.path.islink(path) and outside_readable(path, self.allow_input):
-                    shown = ".".join(str(part) for part in where)
-                    inside = Path(path).relative_to(folder).as_posix()
-                    raise ConfigError(f"{CONFIG_FILE}: {shown} holds {inside}, a link to a path"
-                                      " outside the folders this server may read; start atk serve"
-                                      " with --allow-input FOLDER to let configs read it")
-
-    @staticmethod
-    def _roles_naming_models(models: dict, registry) -> set:
-        """The roles whose backend only sends ``model`` on as a name, never opens it."""
-        roles = set()
-        for role, settings in models.items():
-            try:
-                backend = registry.backend(settings.get("backend"))
-            except Exception:  # the config's own check names what is wrong with it
-                continue
-            if getattr(backend, "model_is_a_name", False):
-                roles.add(role)
-        return roles
+        return run_folder(self.runs_dir, run_id)
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -297,7 +89,7 @@ class RunManager:
         if self._stopping:
             raise RunError("the server is stopping", 503)
         self._check_queue()
-        prepared = self.prepare(text)
+        prepared = self.vetter.prepare(text)
         run_id = prepared.run_id
         run_dir = self.run_dir(run_id)
         run_dir.mkdir(mode=0o700)
@@ -330,7 +122,7 @@ class RunManager:
         # pipeline check must not hold up cancels and finishing runs. Values naming
         # relative paths are checked only where the run will run; else the run checks them.
         same_folder = os.path.realpath(run["cwd"]) == os.path.realpath(os.getcwd())
-        prepared = self.prepare(text, run_id, values=same_folder, cwd=run["cwd"])
+        prepared = self.vetter.prepare(text, run_id, values=same_folder, cwd=run["cwd"])
         # One lock from the second status check to the new process: of two resumes sent at
         # once, the second finds the run running and is refused, rather than starting a twin.
         with self._lock:
@@ -364,7 +156,7 @@ class RunManager:
                     if not os.path.isdir(run["cwd"]):
                         raise ConfigError(f"the folder it runs in, {run['cwd']}, is gone")
                     run_dir = self.run_dir(run["id"])
-                    prepared = self.prepare(read_private(run_dir / CONFIG_FILE), run["id"],
+                    prepared = self.vetter.prepare(read_private(run_dir / CONFIG_FILE), run["id"],
                                             values=False, cwd=run["cwd"])
                     self._write_settings(run_dir, prepared)
                 except Exception as exc:  # whatever it is, this run fails; the queue goes on
@@ -559,130 +351,6 @@ class RunManager:
     def get(self, run_id: str) -> dict:
         return self._get(run_id)
 
-    def output_dir(self, run: dict) -> Path:
-        return self.run_dir(run["id"]) / OUTPUT_DIR
-
-    def log_tail(self, run: dict, max_bytes: int = 64_000) -> dict:
-        path = self.run_dir(run["id"]) / LOG_FILE
-        try:
-            size = path.stat().st_size
-            with open(path, "rb") as handle:
-                handle.seek(max(0, size - max_bytes))
-                data = handle.read(max_bytes)
-        except OSError:
-            return {"text": "", "size": 0, "truncated": False}
-        truncated = size > max_bytes
-        if truncated and b"\n" in data:
-            data = data.split(b"\n", 1)[1]  # start at a whole line
-        return {"text": data.decode("utf-8", errors="replace"), "size": size, "truncated": truncated}
-
-    def records(self, run: dict, relative: str, offset: int = 0, limit: int = 20) -> dict:
-        """A page of an output file's JSON-lines records (confined like ``file``)."""
-        path = self.file(run, relative)
-        if path.suffix != ".jsonl":
-            raise RunError(f"{relative!r} is not a JSON-lines file (.jsonl) to page through", 400)
-        total, page = 0, []
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                if offset <= total < offset + limit:
-                    try:
-                        page.append(json.loads(line))
-                    except ValueError:
-                        page.append(line.rstrip("\n"))
-                total += 1
-        return {"file": relative, "total": total, "offset": offset, "records": page}
-
-    def files(self, run: dict) -> list[dict]:
-        """The run's output files (inside its output folder only), by path."""
-        root = self.output_dir(run)
-        try:
-            real_root = root.resolve(strict=True)
-        except OSError:
-            return []
-        found = []
-        for folder, dirs, names in os.walk(root):
-            dirs.sort()
-            for name in names:
-                if _hidden(name):
-                    continue
-                path = Path(folder) / name
-                try:
-                    real = path.resolve(strict=True)
-                    stat = real.stat()
-                except OSError:
-                    continue
-                if not real.is_file() or not _inside(real, real_root):
-                    continue
-                found.append({"path": path.relative_to(root).as_posix(), "size": stat.st_size,
-                              "modified": stat.st_mtime})
-        return sorted(found, key=lambda f: f["path"])
-
-    def file(self, run: dict, relative: str) -> Path:
-        """The output file ``relative`` names; ``RunError`` unless it is inside the output folder."""
-        if not relative or "\x00" in relative or "\\" in relative:
-            raise RunError("not a valid file path", 400)
-        if relative.startswith("/") or Path(relative).is_absolute():
-            raise RunError("file paths are relative to the run's output folder", 400)
-        parts = relative.split("/")
-        if any(part in ("..", ".") for part in parts):
-            raise RunError("file paths may not contain '.' or '..'", 400)
-        if _hidden(parts[-1]):  # what the listing leaves out: half-written or internal files
-            raise RunError(f"no output file {relative!r}", 404)
-        root = self.output_dir(run)
-        try:
-            real_root = root.resolve(strict=True)
-            real = (root / relative).resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise RunError(f"no output file {relative!r}", 404) from None
-        if not _inside(real, real_root) or not real.is_file():
-            raise RunError(f"no output file {relative!r}", 404)
-        return real
-
-    def manifest(self, run: dict) -> dict | None:
-        from ..errors import AtkError, ConfigError, one_line
-        from ..commands.inspection import load_manifest
-
-        try:
-            data = load_manifest(self.output_dir(run))  # the same reading as `atk inspect`
-        except (ConfigError, OSError, ValueError):
-            return None  # not written yet, or a run that failed before its end
-        return data if isinstance(data, dict) else None
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _hidden(name: str) -> bool:
-    """Files a run's listing leaves out: dotfiles, and atomic writes or SQLite journals in progress."""
-    return name.startswith(".") or name.endswith(_HIDDEN_SUFFIXES)
-
-
-def last_error_line(path) -> str | None:
-    """The last ``atk: error:`` line of a log (else its last line), without the prefix."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 32_000))
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    lines = [line.strip() for line in lines if line.strip() and not line.startswith("# ")]
-    for line in reversed(lines):
-        if line.startswith("atk: error: "):
-            return line[len("atk: error: "):][:1000]
-    return lines[-1][:1000] if lines else None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return path != root
-
 
 # What a run started by the server gets of its environment (besides LC_* and XDG_*, and the
 # variables the server was started to allow).
@@ -694,60 +362,3 @@ _RUN_ENVIRONMENT = frozenset({
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
     "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
 })
-
-# Options of a reporter that name a file or folder it writes (the jsonl reporter's ``path``).
-_WRITES = ("path", "file", "dir", "folder")
-
-
-def _confined(entry, run_dir: Path):
-    """A reporter entry of a config sent to the server, its write paths kept inside the run's
-    folder: a relative one is taken from the run's output folder, and one that leads out of
-    the run's folder is refused."""
-    if not isinstance(entry, dict) or len(entry) != 1:
-        return entry
-    name, options = next(iter(entry.items()))
-    if not isinstance(options, dict):
-        return entry
-    confined = dict(options)
-    root = (run_dir / OUTPUT_DIR).resolve()  # not the run's config, settings or log beside it
-    for key, value in options.items():
-        if not isinstance(value, str) or not (key in _WRITES or key.endswith(tuple("_" + w for w in _WRITES))):
-            continue
-        if "$" in value:  # checked as written: ${VAR} would change it after the check
-            raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} may not use ${{...}} in a config"
-                              " sent to the server")
-        path = Path(os.path.expanduser(value))
-        path = path if path.is_absolute() else root / path
-        real = Path(os.path.realpath(path))
-        if root not in real.parents:
-            raise ConfigError(f"{CONFIG_FILE}: progress: {name}.{key} {value!r} is outside the run's"
-                              f" output folder; a config sent to the server writes only there (give a"
-                              f" path relative to it)")
-        confined[key] = str(real)
-    return {name: confined}
-
-
-def _strings(node, where=()):
-    """Every text value of a config tree, with the keys and indices that lead to it."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _strings(value, (*where, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _strings(value, (*where, index))
-    elif isinstance(node, str):
-        yield where, node
-
-
-def _reporter_name(entry):
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict) and len(entry) == 1:
-        return next(iter(entry))
-    return None
-
-
-def _flow_yaml(value) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True).strip()
