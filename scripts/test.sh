@@ -11,7 +11,17 @@ bash scripts/setup.sh
 if ! command -v chromium >/dev/null; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium
+    echo "installing Debian's chromium for the browser tests (a minute or two)..."
+    # Only what it needs to run headless, and one font: the recommended desktop services
+    # (upower, udev, a notification daemon, printer setup) would add 100 packages.
+    log="$(mktemp)"
+    if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends chromium fonts-liberation; } >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        echo "could not install chromium (see above)" >&2
+        exit 1
+    fi
+    rm -f "$log"
 fi
 # Every test: the fast lane and the slow one (plain `pytest` runs only the fast lane).
 exec .venv/bin/python -m pytest -m "slow or not slow" "$@"

@@ -106,7 +106,7 @@ class RayExecutor(Executor):
         shares = self._shares(task.spec.concurrency)
         usable = [slot for slot, share in enumerate(shares) if share > 0]
         pace = self._pace_for(task.spec)
-        task_ref = self._ray.put(task)
+        task_ref = self._ray.put(task.work)  # the worker side: the task itself holds the driver's model
         waiting = collections.deque()  # batches to (re)send
         exhausted = False
         losses: collections.Counter = collections.Counter()  # sample -> workers lost with it
@@ -263,15 +263,16 @@ class RayExecutor(Executor):
                 options["num_cpus"] = max(os.cpu_count() or 1, int(-(-needed // 1)))
                 if self.num_gpus:
                     options["num_gpus"] = int(-(-self.workers * self.num_gpus // 1))
-            for attempt in range(3):
+            for attempt in range(4):
                 try:
                     ray.init(**options)
                     break
                 except Exception as exc:
                     # A Ray Client server that could not start its per-client server in time (a
-                    # busy head node) says "Initialization failure"; a moment later it can.
-                    if attempt < 2 and str(self.address or "").startswith("ray://") \
-                            and "Initialization failure" in str(exc):
+                    # busy head node) says "Initialization failure" or "Starting Ray client
+                    # server failed"; a moment later it can.
+                    if attempt < 3 and str(self.address or "").startswith("ray://") \
+                            and any(sign in str(exc) for sign in _CLIENT_NOT_READY):
                         time.sleep(2.0 * (attempt + 1))
                         continue
                     where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
@@ -386,6 +387,7 @@ class RayExecutor(Executor):
         return (self._gate, spec.role, 60.0 / spec.rpm)
 
 
+_CLIENT_NOT_READY = ("Initialization failure", "Starting Ray client server failed")
 _ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}")
 
 

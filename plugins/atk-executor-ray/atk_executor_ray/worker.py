@@ -29,7 +29,7 @@ class Worker:
         return ray.get_runtime_context().get_node_id()
 
     async def start(self, task, items, concurrency, pace, succeeded=False) -> int:
-        """Start running ``items`` of ``task`` (see ``StepTask.run_batch``; ``succeeded``:
+        """Start running ``items`` of ``task`` (a ``WorkerTask``; see its ``run_batch``; ``succeeded``:
         whether a request of the role has succeeded in the run); returns the batch's
         number, for ``next``."""
         model = self._model(task, concurrency, pace)

@@ -76,6 +76,26 @@ class Cluster:
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
                     f"--ray-client-server-port={self.client_port}")
         self.add_worker_node()
+        self.wait_for_nodes(2)
+
+    def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:
+        """Wait until ``count`` nodes are alive and Ray Client answers: ``ray start``
+        returns before a node has registered, and a test that connects at once races it
+        (under load, "Starting Ray client server failed")."""
+        probe = (
+            "import sys, time, ray\n"
+            "ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
+            "deadline = time.monotonic() + float(sys.argv[3])\n"
+            "while sum(n['Alive'] for n in ray.nodes()) < int(sys.argv[2]):\n"
+            "    if time.monotonic() > deadline: sys.exit('nodes did not come up')\n"
+            "    time.sleep(0.5)\n"
+        )
+        for address in (self.address, f"ray://127.0.0.1:{self.client_port}"):
+            done = subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout)],
+                                  env=self.env, capture_output=True, text=True, timeout=timeout + 60,
+                                  start_new_session=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"the test cluster at {address} is not ready:\n{done.stderr[-2000:]}")
 
     def add_worker_node(self) -> int:
         port = free_port()
