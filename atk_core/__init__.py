@@ -16,7 +16,7 @@ from .version import __version__
 _LAZY = {
     # the run a pipeline is in, and pipelines run as parts of it
     "current_run": "engine.context", "RunContext": "engine.context", "run_part": "engine.compose",
-    "check_part": "engine.compose", "part_fields": "engine.compose", "part_outputs": "engine.compose",
+    "vet_part": "engine.compose", "part_fields": "engine.compose", "part_outputs": "engine.compose",
     # steps: the shared part of every LLM call
     "PipelineStep": "engine.steps", "VoteStep": "engine.steps", "StepResult": "engine.steps",
     "StepEnvironment": "engine.steps", "derive_seed": "toolkit.seeds", "stream": "engine.executors", "all_or_first_error": "engine.executors",
@@ -59,9 +59,9 @@ _LAZY = {
     # counting tokens, with a local tokenizer or an estimate
     "TokenCounter": "toolkit.tokens", "token_counter": "toolkit.tokens",
     # declaring and checking values
-    "Range": "toolkit.checks", "AtLeast": "toolkit.checks", "Above": "toolkit.checks", "AtMost": "toolkit.checks",
-    "Between": "toolkit.checks", "NonEmpty": "toolkit.checks", "check_arguments": "toolkit.checks",
-    "check_value": "toolkit.checks", "require_roles": "toolkit.checks",
+    "Range": "toolkit.constraints", "AtLeast": "toolkit.constraints", "Above": "toolkit.constraints", "AtMost": "toolkit.constraints",
+    "Between": "toolkit.constraints", "NonEmpty": "toolkit.constraints", "enforce_constraints": "toolkit.constraints",
+    "enforce_constraint": "toolkit.constraints", "require_roles": "toolkit.constraints",
     "with_fields": "toolkit.fields", "Documents": "toolkit.fields", "Sampling": "toolkit.fields",
     # model backends and roles
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
@@ -77,7 +77,17 @@ __all__ = [
 ]
 
 
+# Old names, still importable for a while (with a DeprecationWarning): each now has one meaning.
+_RENAMED = {"check_arguments": "enforce_constraints", "check_value": "enforce_constraint",
+            "check_part": "vet_part"}
+
+
 def __getattr__(name):
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"atk_core.{name} is now atk_core.{_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        return __getattr__(_RENAMED[name])
     if name in _LAZY:
         import importlib
 

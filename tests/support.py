@@ -120,13 +120,13 @@ COMBO_PIPELINE = {
         async def checked(*, n: int, output_dir, **kwargs):
             return n
 
-        def check(*, n, output_dir, models):
+        def vet(*, n, output_dir, models):
             if n > 5:
                 raise ValueError(f"n must be at most 5 (roles: {', '.join(sorted(models))})")
 
         @hookimpl
         def atk_register_pipelines(register):
-            register(Pipeline(name="checked", function=checked, check=check, description="n"))
+            register(Pipeline(name="checked", function=checked, vet=vet, description="n"))
     ''',
     "checked_pipeline/config.yaml": "pipeline: checked\n# a number\nn: 1\noutput_dir: ./out\n",
     "checked_pipeline/prompts/unused.txt": "none\n",

@@ -32,7 +32,7 @@ LAYERS = [
     "version", "errors", "engine.redaction", "engine.resources", "hookspecs", "toolkit.files", "engine.confinement", "engine.progress", "engine.store",
     "engine.context", "engine.policy", "toolkit.schemas", "toolkit.seeds", "toolkit.tokens",
     # values, package data, inputs
-    "toolkit.checks", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.prompts", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose", "toolkit.formats",
+    "toolkit.constraints", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.prompts", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose", "toolkit.formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records

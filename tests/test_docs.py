@@ -107,7 +107,7 @@ def test_every_yaml_example_is_what_atk_reads(page, marker, text, tmp_path, monk
     from atk_core.engine.config import config_from_text
     from atk_core.engine.plugins import get_registry
     from atk_core.engine.prompts import parse_prompt
-    from atk_core.engine.runner import check
+    from atk_core.engine.runner import plan
 
     data = yaml.safe_load(text)
     if isinstance(data, list):
@@ -120,7 +120,7 @@ def test_every_yaml_example_is_what_atk_reads(page, marker, text, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     if config.prompt_overrides:
         Path(config.prompt_overrides).mkdir(parents=True)
-    check(config, values=False)
+    plan(config, values=False)
 
 
 def _install_entry_points(folder: Path) -> dict:

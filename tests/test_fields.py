@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from atk_core import ConfigError, Documents, Sampling, check_arguments, with_fields
+from atk_core import ConfigError, Documents, Sampling, enforce_constraints, with_fields
 
 
 @with_fields(documents=Documents(chunk_size=1500), sampling=Sampling(temperature=0.9))
@@ -55,7 +55,7 @@ def test_a_caller_in_python_may_pass_the_group_itself():
 ])
 def test_the_fields_are_checked_like_any_other(values, message):
     with pytest.raises(ConfigError) as caught:
-        check_arguments(pipeline, {"input_dir": "docs", **values})
+        enforce_constraints(pipeline, {"input_dir": "docs", **values})
     assert message in str(caught.value)
 
 

@@ -253,7 +253,7 @@ def test_a_pair_that_misses_its_question_is_dropped_with_its_kind_and_shown_by_i
 
     scripted = {"backend": "scripted", "respond": respond}
     result = run_pipeline("factual-qa", output_dir=tmp_path / "out", input_dir=str(docs), answers="sentence",
-                          models={"small": scripted, "large": scripted}, model_checks="skip",
+                          models={"small": scripted, "large": scripted}, verdicts="skip",
                           rewrite_conversations=False, questions_per_chunk=4)
     assert result.exit_code == 0, result.error
     kept = {p["answer"][:14] for p in read_jsonl(tmp_path / "out" / "qa_pairs.jsonl")}

@@ -237,7 +237,7 @@ def test_policy_settings_are_checked(settings, problem):
 def test_unknown_backend_option_is_named():
     with pytest.raises(ConfigError, match="unknown option.s. temprature; the openai backend takes"
                                           " model, base_url, api_key, structured_output, headers"):
-        OpenAIBackend.check_options(model="m", temprature=0.2)
+        OpenAIBackend.vet_options(model="m", temprature=0.2)
     with pytest.raises(ConfigError, match="structured_output must be one of 'json_schema',"
                                           " 'json_object', 'none', not 'grammar'"):
         OpenAIBackend(model="m", structured_output="grammar")

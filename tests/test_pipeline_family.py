@@ -62,8 +62,8 @@ def test_an_unexplained_field_is_found():
     ({"input_dir": "docs", "chunk_size": 10}, "chunk_size must be a whole number of at least 200, not 10"),
     ({"input_dir": "docs", "max_attempts": 0}, "max_attempts must be a whole number of at least 1, not 0"),
     ({"input_dir": "docs", "temperature": 5}, "temperature must be a number from 0 to 2, not 5"),
-    ({"input_dir": "docs", "model_checks": "maybe"},
-     "model_checks must be one of 'enforce', 'note', 'skip'"),
+    ({"input_dir": "docs", "verdicts": "maybe"},
+     "verdicts must be one of 'enforce', 'note', 'skip'"),
     ({"input_dir": "docs", "models": {"small": {"backend": "scripted"}}}, "models: has no 'large' role"),
 ])
 def test_the_same_mistake_is_refused_the_same_way_by_every_pipeline(tmp_path, name, fields, message):

@@ -325,7 +325,7 @@ CHECKED_PIPELINE = {
             with open(os.path.join(output_dir, "sized.txt"), "w") as f:
                 f.write(label * size)
 
-        def check(*, size, label, output_dir, api_key, **kwargs):
+        def vet(*, size, label, output_dir, api_key, **kwargs):
             with open(os.environ["CHECK_LOG"], "a") as f:  # what the check was given
                 f.write(json.dumps({"size": size, "label": label, "extra": sorted(kwargs),
                                     "has_output_dir": bool(output_dir)}) + "\\n")
@@ -338,7 +338,7 @@ CHECKED_PIPELINE = {
 
         @hookimpl
         def atk_register_pipelines(register):
-            register(Pipeline(name="sized", function=sized, check=check))
+            register(Pipeline(name="sized", function=sized, vet=vet))
     ''',
 }
 
@@ -361,7 +361,7 @@ def test_a_pipelines_check_refuses_bad_values_before_anything_is_written(atk, si
     result = atk("run", config(tmp_path, "pipeline: sized\nlabel: bug"), env=env)
     assert result.returncode != 0
     assert stderr_lines(result) == [
-        "atk: error: pipeline 'sized': its config check failed: KeyError: 'missing'"]
+        "atk: error: pipeline 'sized': its vetter failed: KeyError: 'missing'"]
     assert not (tmp_path / "out").exists()
 
     # A good config passes, and the check saw the defaults and the extra fields.
@@ -374,8 +374,8 @@ def test_a_pipelines_check_refuses_bad_values_before_anything_is_written(atk, si
 
 
 def test_a_check_that_is_not_callable_is_the_plugins_error():
-    with pytest.raises(PluginError, match="pipeline 'p': check is not callable"):
-        Pipeline(name="p", function=lambda **kw: None, check="yes")
+    with pytest.raises(PluginError, match="pipeline 'p': vet is not callable"):
+        Pipeline(name="p", function=lambda **kw: None, vet="yes")
 
 
 BACKENDS_WITH_OPTIONS = {
@@ -394,7 +394,7 @@ BACKENDS_WITH_OPTIONS = {
         class Broken(Fixed):
             name = "broken"
             @classmethod
-            def check_options(cls, **options):
+            def vet_options(cls, **options):
                 raise RuntimeError("a bug in the check")
 
         @hookimpl
@@ -413,7 +413,7 @@ BACKENDS_WITH_OPTIONS = {
      "{source}: models.large: backend 'scripted': fault kind must be one of rate_limited,"
      " transient, request, fatal, malformed, truncated, hang, not 'explode'"),
     ("{large: {backend: broken}}",
-     "backend 'broken': its option check failed: RuntimeError: a bug in the check"),
+     "backend 'broken': its vet_options failed: RuntimeError: a bug in the check"),
 ], ids=["default-check", "backend-check", "bug-in-check"])
 def test_backend_options_are_checked_before_anything_is_written(atk, demo_site, tmp_path, models, line):
     demo_site.add("atk-backends", BACKENDS_WITH_OPTIONS, {"backends": "option_backends"})
@@ -445,7 +445,7 @@ SUBCLASSED_BACKEND = {
 
 
 def test_a_subclass_of_a_built_in_backend_keeps_its_own_options(atk, demo_site, tmp_path):
-    # The parent's check_options describes the parent's options, not the subclass's.
+    # The parent's vet_options describes the parent's options, not the subclass's.
     demo_site.add("atk-tuned", SUBCLASSED_BACKEND, {"tuned": "subclassed_backend"})
     cfg = config(tmp_path, "pipeline: echo\ninput_text: hi\nmodels:\n"
                            "  large: {backend: tuned, gpu_memory: 0.5, model: m, base_url: 'http://127.0.0.1:9/v1'}")

@@ -258,7 +258,7 @@ def test_a_run_gets_only_the_allowed_part_of_the_servers_environment(work, tmp_p
         server = AtkServer(tmp_path / "runs", env=env, cwd=work)
         try:
             role = {"backend": "openai", "model": "m", "base_url": model_server.url}
-            text = factual_config(work, models={"small": role, "large": role}, model_checks="skip",
+            text = factual_config(work, models={"small": role, "large": role}, verdicts="skip",
                                   answers="sentence")
             run = server.start_run(text)
             server.wait_for_status(run["id"], "done", "failed")

@@ -238,7 +238,7 @@ def test_a_noted_check_tells_a_no_from_no_verdict():
                StepResult("c", False, {"yes": 0}, kind="failed the vote"),
                StepResult("d", False, reason="malformed", kind="malformed answer")]
     record = RunRecord()
-    kept = record.model_check("check", samples, results, policy="note", rejected="judged wrong",
+    kept = record.apply_verdicts("check", samples, results, policy="note", rejected="judged wrong",
                               field="accurate")
     assert kept == samples
     assert record.steps["check"].notes == {

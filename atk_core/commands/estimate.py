@@ -173,7 +173,7 @@ class DryRunBackend(Backend):
         self._recorder = _recorder.get()
 
     @classmethod
-    def check_options(cls, **options) -> None:  # the real backend's were checked already
+    def vet_options(cls, **options) -> None:  # the real backend's were checked already
         return None
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:
@@ -275,21 +275,21 @@ def placeholder_text(seed: str, path: str = "") -> str:
 
 
 def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Estimate:
-    """The estimate for ``config`` (see the module's docstring). Raises what ``check``
+    """The estimate for ``config`` (see the module's docstring). Raises what ``plan``
     raises for a bad config; a pipeline that fails on placeholders is a ``PipelineError``."""
     from ..engine.plugins import get_registry
-    from ..engine.runner import check, run
+    from ..engine.runner import plan, run
 
     registry = registry or get_registry()
-    plan = check(config, registry=registry, model_overrides=model_overrides, executor=executor)
-    previous = _previous(plan.output_dir, plan.pipeline.name)
-    counters = {role: _counter_for(spec) for role, spec in plan.model_specs.items()}
+    ready = plan(config, registry=registry, model_overrides=model_overrides, executor=executor)
+    previous = _previous(ready.output_dir, ready.pipeline.name)
+    counters = {role: _counter_for(spec) for role, spec in ready.model_specs.items()}
     recorder = _Recorder(counters)
     folder = Path(tempfile.mkdtemp(prefix="atk-estimate-"))
     dry_models = {role: {"backend": spec.backend, **spec.options, ROLE_OPTION: role,
                          "concurrency": max(spec.concurrency, 16), "max_retries": 0}
-                  for role, spec in plan.model_specs.items()}
-    dry = plan.config.with_changes(output_dir=str(folder / "output"), models=dry_models,
+                  for role, spec in ready.model_specs.items()}
+    dry = ready.config.with_changes(output_dir=str(folder / "output"), models=dry_models,
                                    executor="estimate")
     token = _recorder.set(recorder)
     try:
@@ -298,13 +298,13 @@ def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Est
         _recorder.reset(token)
         shutil.rmtree(folder, ignore_errors=True)
     if result.status != "done":
-        raise PipelineError(f"the estimate's dry run of {plan.pipeline.name!r} failed: {result.error}")
+        raise PipelineError(f"the estimate's dry run of {ready.pipeline.name!r} failed: {result.error}")
     rows = _rows(recorder)
-    how = _apply_rates(rows, previous, plan.model_specs, counters)
+    how = _apply_rates(rows, previous, ready.model_specs, counters)
     roles = {role: {"tokens": counters[role].describe(),
                     "price_in": spec.price_in, "price_out": spec.price_out}
-             for role, spec in plan.model_specs.items()}
-    return Estimate(plan.pipeline.name, rows, how, roles)
+             for role, spec in ready.model_specs.items()}
+    return Estimate(ready.pipeline.name, rows, how, roles)
 
 
 def _counter_for(spec):

@@ -9,7 +9,7 @@ from factual-qa, repvar and rag-data) calls, from inside its own run::
                    input_dir=input_dir, questions_per_chunk=2)
 
 The part runs as it would on its own — its fields checked against its
-annotations and its own ``check``, its prompts from its own package (and
+annotations and its own ``vet``, its prompts from its own package (and
 from ``prompt_overrides``' subfolder named after it, if the run has one),
 its outputs, ``failures.jsonl`` and ``manifest.json`` (with ``part_of``) in
 its ``output_dir`` — but on the parent's models and store, so every answer
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import context as run_context
-from ..toolkit.checks import check_arguments, run_check
+from ..toolkit.constraints import enforce_constraints, run_vetter
 from .context import RunContext, current_run
 from ..errors import AtkError, ConfigError, PipelineError, did_you_mean, one_line
 from ..pipeline import RUNNER_SUPPLIED
@@ -71,19 +71,24 @@ def part_outputs(name: str) -> tuple:
     return get_registry().pipeline(name).outputs
 
 
-def check_part(name: str, *, models: dict, output_dir=None, prompt_overrides=None,
+def vet_part(name: str, *, models: dict, output_dir=None, prompt_overrides=None,
                **fields) -> None:
-    """For a composing pipeline's own ``check``: refuse, before anything runs, what
+    """For a composing pipeline's own ``vet``: refuse, before anything runs, what
     ``run_part(name, **fields)`` would refuse at the part's start — the part not installed,
-    a required field not set, a value its annotations or its own check refuse — and any
+    a required field not set, a value its annotations or its own vetter refuse — and any
     field it does not take (a misspelt one would otherwise be ignored). ``models`` and
     ``prompt_overrides`` are what the composing check was given. Raises ``ConfigError``
     with one line naming the part; nothing runs and nothing is written."""
+    from .plugins import get_registry
+
     label = _label(name, output_dir)
     try:
         taken = part_fields(name)
     except AtkError as exc:
         raise ConfigError(f"{label}: {one_line(exc)}") from None
+    renamed = get_registry().pipeline(name).renamed_field(fields)
+    if renamed:
+        raise ConfigError(f"{label}: {renamed}")
     unknown = sorted(k for k in fields if k not in taken)
     if unknown:
         hint = did_you_mean(unknown[0], sorted(taken))
@@ -99,11 +104,14 @@ def _label(name: str, output_dir) -> str:
 
 def _prepare(name, fields, *, output_dir, models, overrides, label, error):
     """The part's pipeline and its checked arguments, or ``error`` (one line after
-    ``label``): what ``run_part`` and ``check_part`` share."""
+    ``label``): what ``run_part`` and ``vet_part`` share."""
     from .plugins import get_registry
 
     try:
         pipeline = get_registry().pipeline(name)
+        renamed = pipeline.renamed_field(fields)
+        if renamed:
+            raise PipelineError(renamed)
         accepts = pipeline.accepts_any_keyword()
         arguments = {k: v for k, v in fields.items() if k not in RUNNER_SUPPLIED}
         if not accepts:
@@ -112,16 +120,16 @@ def _prepare(name, fields, *, output_dir, models, overrides, label, error):
                    and f not in RUNNER_SUPPLIED]
         if missing:
             raise PipelineError(f"needs field(s) {', '.join(map(repr, missing))}")
-        arguments = check_arguments(pipeline.function, arguments)
+        arguments = enforce_constraints(pipeline.function, arguments)
     except AtkError as exc:
         raise error(f"{label}: {one_line(exc)}") from None
-    if pipeline.check is not None:
+    if pipeline.vet is not None:
         values = dict(arguments)
         if (accepts or "output_dir" in pipeline.parameters()) and output_dir is not None:
             values["output_dir"] = str(output_dir)
-        values = pipeline.check_values(values, models=models, prompt_overrides=overrides)
+        values = pipeline.vet_arguments(values, models=models, prompt_overrides=overrides)
         try:
-            run_check(pipeline.check, values, refused=label, broken=f"{label}: its config check failed")
+            run_vetter(pipeline.vet, values, refused=label, broken=f"{label}: its vetter failed")
         except AtkError as exc:
             raise error(one_line(exc)) from None
     return pipeline, arguments

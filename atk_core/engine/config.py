@@ -196,6 +196,9 @@ class RunConfig:
                               f"in section {key!r}{self._at((key, inner))}")
             else:
                 self._put(fields, places, key, value, f"at top level{self._at((key,))}")
+        renamed = pipeline.renamed_field(fields)
+        if renamed:
+            raise ConfigError(f"{self.source}: {renamed}")
         missing = [
             name for name in pipeline.required_fields()
             if name not in fields and name not in RUNNER_SUPPLIED

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ..hookspecs import hookimpl
 from ..models.base import Response, Usage
-from ..models.model import Model, _checked, canonical_request, request_key
+from ..models.model import Model, with_parsed, canonical_request, request_key
 from .store import StoredAnswer
 
 DEFAULT_EXECUTOR = "local"
@@ -44,7 +44,7 @@ class Executor:
     samples, *, on_done)`` returns one result per sample in input order and calls
     ``on_done(count)`` as samples finish, and ``close()`` releases what it started (called
     once, at the end of the run). ``__init__`` should start nothing: a run may be refused
-    after it. An optional classmethod ``check_options(**options)`` looks at the values
+    after it. An optional classmethod ``vet_options(**options)`` looks at the values
     before anything is written (raise ``ConfigError`` or ``ValueError``), as a backend's
     does."""
 
@@ -163,6 +163,11 @@ class StepTask:
                         " .work (a WorkerTask) to workers")
 
     @property
+    def step(self):
+        """The ``PipelineStep`` (or ``VoteStep``) whose samples these are."""
+        return self.work.step
+
+    @property
     def spec(self):
         return self.work.spec
 
@@ -241,7 +246,7 @@ class _Replay(Model):
         if stored is None:
             raise _Missing(key)
         self.found[key] = stored
-        return _checked(Response(text=stored.text, finish_reason=stored.finish_reason,
+        return with_parsed(Response(text=stored.text, finish_reason=stored.finish_reason,
                                  usage=Usage(stored.prompt_tokens, stored.completion_tokens),
                                  cached=True), request)
 

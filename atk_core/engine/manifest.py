@@ -113,7 +113,7 @@ class RunRecord:
         self.count(name, len(samples), len(kept))
         return kept
 
-    def model_check(self, name: str, samples: list, results: list, *, policy: str = "enforce",
+    def apply_verdicts(self, name: str, samples: list, results: list, *, policy: str = "enforce",
                     rejected: str = "rejected", field: str | None = None) -> list:
         """The samples that go on after a model's yes/no check (a ``VoteStep``, or a step whose
         answer's ``field`` says yes or no). ``policy``: ``enforce`` drops what the model
@@ -132,6 +132,13 @@ class RunRecord:
                       else f"no verdict from the model ({getattr(result, 'kind', None) or 'failed'}), kept")
         self.count(name, len(samples), len(samples))
         return list(samples)
+
+    def model_check(self, *args, **kwargs) -> list:
+        """The old name of ``apply_verdicts``."""
+        import warnings
+
+        warnings.warn("RunRecord.model_check is now RunRecord.apply_verdicts", DeprecationWarning, stacklevel=2)
+        return self.apply_verdicts(*args, **kwargs)
 
     def write(self, output_dir, *, outputs: dict[str, int] | None = None, primary: str | None = None,
               extra: dict | None = None) -> dict:

@@ -62,7 +62,7 @@ class ProgressHub:
     def emit(self, kind: str, progress: float | None = None, message: str | None = None):
         with self._lock:
             if kind == "progress":
-                progress = self._checked(progress)
+                progress = self._fraction(progress)
             if progress is not None:
                 self.last_progress = progress
             event = ProgressEvent(
@@ -101,7 +101,7 @@ class ProgressHub:
                             type(exc).__name__, exc)
             return None
 
-    def _checked(self, progress):
+    def _fraction(self, progress):
         if progress is None:
             return None
         if isinstance(progress, bool) or not isinstance(progress, (int, float)):

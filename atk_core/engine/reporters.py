@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-from ..toolkit.checks import AtLeast
+from ..toolkit.constraints import AtLeast
 from ..hookspecs import hookimpl
 from .progress import usage_text
 

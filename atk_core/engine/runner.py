@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import context as run_context
-from ..toolkit.checks import check_arguments, run_check
+from ..toolkit.constraints import enforce_constraints, run_vetter, vetter_of
 from .config import RunConfig, executor_spec, reporter_specs
 from .context import RunContext
 from ..errors import AtkError, ConfigError, did_you_mean, one_line
@@ -60,7 +60,7 @@ def new_task_id(pipeline: str) -> str:
 
 @dataclass
 class RunPlan:
-    """What ``check()`` found: everything ``run()`` needs, with nothing created yet."""
+    """What ``plan()`` found: everything ``run()`` needs, with nothing created yet."""
 
     pipeline: Pipeline
     config: RunConfig  # the config as it will run: --model and --progress applied
@@ -73,7 +73,7 @@ class RunPlan:
     executor: tuple = (DEFAULT_EXECUTOR, None, {})  # (name, executor class, options)
 
 
-def check(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
+def plan(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
           values: bool = True, executor=None) -> RunPlan:
     """The checks ``run()`` makes before anything starts, without starting anything.
 
@@ -81,7 +81,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     ``atk run`` shows: the pipeline exists, the config sets its required
     fields and an output folder, the prompt overrides folder, progress
     reporters and model backends exist; then (unless ``values`` is false) each
-    backend's ``check_options`` and the pipeline's ``check`` look at the values,
+    backend's ``vet_options`` and the pipeline's ``vet`` look at the values,
     which may name paths relative to the working folder. Writes nothing, starts
     no backend. The plan's ``config`` is the config as it will run, with
     ``model_overrides``, ``progress`` and ``executor`` (a name or ``{name:
@@ -105,7 +105,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     if not config.output_dir:
         raise ConfigError(f"{config.source}: no 'output_dir:'; say where the run writes its outputs")
     arguments, unused = _call_arguments(pipeline, fields)
-    arguments = _checked(lambda: check_arguments(pipeline.function, arguments), config.source)
+    arguments = _placed(lambda: enforce_constraints(pipeline.function, arguments), config.source)
     warnings += unused + _misspelt_fields(pipeline, fields, config.source)
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
@@ -115,24 +115,24 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
     reporter_classes = []
     for name, options in specs:
         cls = registry.reporter(name)
-        options = _checked(lambda: check_arguments(cls, options, refuse_unknown=True,
+        options = _placed(lambda: enforce_constraints(cls, options, refuse_unknown=True,
                                                    owner=f"the {name} reporter",
                                                    supplied=("output_dir",)),
                            f"{config.source}: progress reporter {name!r}")
         reporter_classes.append((name, cls, options))
     executor_name, executor_options = config.executor or (DEFAULT_EXECUTOR, {})
-    executor_class = _checked(lambda: registry.executor(executor_name), f"{config.source}: executor")
-    executor_options = _checked(lambda: check_arguments(
+    executor_class = _placed(lambda: registry.executor(executor_name), f"{config.source}: executor")
+    executor_options = _placed(lambda: enforce_constraints(
         executor_class, executor_options, refuse_unknown=True, owner=f"the {executor_name} executor",
         up_to=Executor), f"{config.source}: executor {executor_name!r}")
-    if values and getattr(executor_class, "check_options", None) is not None:
-        run_check(executor_class.check_options, executor_options,
+    if values and vetter_of(executor_class) is not None:
+        run_vetter(vetter_of(executor_class), executor_options,
                   refused=f"{config.source}: executor {executor_name!r}",
-                  broken=f"executor {executor_name!r}: its option check failed",
+                  broken=f"executor {executor_name!r}: its vet_options failed",
                   secrets=config.secret_values())
-    model_specs = resolve_model_specs(config, registry, check_options=values)
+    model_specs = resolve_model_specs(config, registry, vet_options=values)
     if values:
-        _pipeline_check(pipeline, arguments, config, model_specs)  # last: the core's checks first
+        _pipeline_vet(pipeline, arguments, config, model_specs)  # last: the core's checks first
     return RunPlan(pipeline, config, arguments, output_dir, overrides_dir, reporter_classes, model_specs,
                    warnings, (executor_name, executor_class, executor_options))
 
@@ -140,7 +140,7 @@ def check(config: RunConfig, *, registry=None, progress=None, model_overrides=()
 def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         task_id: str | None = None, executor=None, policy=None) -> RunResult:
     """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
-    anything starts (see ``check()``); once it has started, returns a
+    anything starts (see ``plan()``); once it has started, returns a
     ``RunResult`` instead.
 
     ``progress`` (reporter names or ``{name: options}``) replaces the config's
@@ -153,14 +153,14 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     from .plugins import get_registry
 
     registry = registry or get_registry()
-    plan = check(config, registry=registry, progress=progress, model_overrides=model_overrides,
+    ready = plan(config, registry=registry, progress=progress, model_overrides=model_overrides,
                  executor=executor)
-    config = plan.config
-    pipeline, output_dir, overrides_dir = plan.pipeline, plan.output_dir, plan.prompt_overrides
-    reporter_classes, model_specs = plan.reporters, plan.model_specs
-    for warning in plan.warnings:
+    config = ready.config
+    pipeline, output_dir, overrides_dir = ready.pipeline, ready.output_dir, ready.prompt_overrides
+    reporter_classes, model_specs = ready.reporters, ready.model_specs
+    for warning in ready.warnings:
         log.warning("%s", warning)
-    kwargs = dict(plan.arguments)
+    kwargs = dict(ready.arguments)
 
     task_id = task_id or new_task_id(pipeline.name)
     secret_values = config.secret_values()
@@ -189,7 +189,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     models = {}
     try:
         models = build_models(model_specs, registry)
-        executor = _start_executor(plan.executor, secret_values)
+        executor = _start_executor(ready.executor, secret_values)
     except BaseException:
         _close_models_quietly(models)
         refuse(reporters)
@@ -235,7 +235,7 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
                          value=value, seconds=seconds, models=models)
     finally:
         run_context.leave(token)
-        _close_executor(executor, plan.executor[0])
+        _close_executor(executor, ready.executor[0])
         deactivate(hub)
         hub.close()
         store.close()
@@ -263,10 +263,10 @@ def _close_executor(executor, name):
         log.warning("executor %r did not close cleanly: %s", name, one_line(exc))
 
 
-def _checked(check, where: str):
-    """What ``check()`` returns; its ``ConfigError`` said after ``where``, the place in the config."""
+def _placed(work, where: str):
+    """What ``work()`` returns; its ``ConfigError`` said after ``where``, the place in the config."""
     try:
-        return check()
+        return work()
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -300,18 +300,18 @@ def _call_arguments(pipeline: Pipeline, fields: dict) -> tuple[dict, list[str]]:
     return {k: v for k, v in fields.items() if k in parameters and k not in RUNNER_SUPPLIED}, warnings
 
 
-def _pipeline_check(pipeline: Pipeline, arguments: dict, config: RunConfig,
+def _pipeline_vet(pipeline: Pipeline, arguments: dict, config: RunConfig,
                     model_specs: dict) -> None:
-    """Run the pipeline's own ``check`` on the config's values (see ``Pipeline``)."""
-    if pipeline.check is None:
+    """Run the pipeline's own ``vet`` on the config's values (see ``Pipeline``)."""
+    if pipeline.vet is None:
         return
     values = dict(arguments)
     if _accepts(pipeline, "output_dir"):
         values["output_dir"] = config.output_dir
-    values = pipeline.check_values(values, models=model_specs,
+    values = pipeline.vet_arguments(values, models=model_specs,
                                    prompt_overrides=config.prompt_overrides)
-    run_check(pipeline.check, values, refused=str(config.source),
-              broken=f"pipeline {pipeline.name!r}: its config check failed",
+    run_vetter(pipeline.vet, values, refused=str(config.source),
+              broken=f"pipeline {pipeline.name!r}: its vetter failed",
               secrets=config.secret_values())
 
 

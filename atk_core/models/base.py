@@ -124,7 +124,7 @@ class Backend:
         self.options = options
 
     @classmethod
-    def check_options(cls, **options) -> None:
+    def vet_options(cls, **options) -> None:
         """Vet a role's options without starting anything; raise ``ValueError`` naming a bad one.
 
         atk calls it when it checks a config, before a run writes anything (and
@@ -132,12 +132,12 @@ class Backend:
         By default it reads ``__init__``'s signature: an option it does not
         name is refused (unless it takes ``**kwargs``), and each value is
         checked against its parameter's annotation (``n_ctx: Annotated[int,
-        AtLeast(16)]``; see ``atk_core.toolkit.checks``). Override it to check more
+        AtLeast(16)]``; see ``atk_core.toolkit.constraints``). Override it to check more
         (a file exists, a library is installed), calling the default first.
         """
-        from ..toolkit.checks import check_arguments
+        from ..toolkit.constraints import enforce_constraints
 
-        check_arguments(cls, options, refuse_unknown=True, owner=f"the {cls.name} backend",
+        enforce_constraints(cls, options, refuse_unknown=True, owner=f"the {cls.name} backend",
                         up_to=Backend)
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:

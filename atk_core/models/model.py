@@ -148,7 +148,7 @@ class Model:
                                     usage=Usage(stored.prompt_tokens, stored.completion_tokens),
                                     cached=True)
                 self.stored_usage.add(response.usage)
-                return _checked(response, request)
+                return with_parsed(response, request)
         if self.spec.batch:  # through the provider's Batch API, which stores what it gets
             if key is None:
                 canonical = canonical_request(request, self.identity(), tag)
@@ -161,7 +161,7 @@ class Model:
                 request, call=lambda: self._batches.ask(key, canonical, request, tag), timeout=False)
             if not self._batches.stores:  # a store that holds no batches: stored as direct ones
                 await self._count_and_store(key, canonical, response, tag)
-            return _checked(response, request)
+            return with_parsed(response, request)
         semaphore = self._semaphore()
         async with semaphore:
             await self._wait_for_rpm_slot()
@@ -169,7 +169,7 @@ class Model:
             # Committed (with the others of this turn of the loop) before the slot is given
             # back: what is in flight at a kill is at most `concurrency` requests.
             await self._count_and_store(key, canonical, response, tag)
-        return _checked(response, request)
+        return with_parsed(response, request)
 
     async def _count_and_store(self, key, canonical, response, tag) -> None:
         self.sent += 1
@@ -310,7 +310,7 @@ def _json_error(exc) -> str:
     return f"{exc.msg} {where}" if exc.msg.endswith(" at") else f"{exc.msg} at {where}"
 
 
-def _checked(response: Response, request: Request) -> Response:
+def with_parsed(response: Response, request: Request) -> Response:
     """Parse and check a structured answer against its schema; leave the verdict on it."""
     if request.json_schema is None:
         return response

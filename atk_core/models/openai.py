@@ -50,8 +50,8 @@ class OpenAIBackend(Backend):
                  structured_output: Literal["json_schema", "json_object", "none"] = "json_schema",
                  headers: dict | None = None):
         # Options are checked against these annotations before a run starts
-        # (Backend.check_options); one made in code is checked here too.
-        self.check_options(model=model, base_url=base_url, api_key=api_key,
+        # (Backend.vet_options); one made in code is checked here too.
+        self.vet_options(model=model, base_url=base_url, api_key=api_key,
                            structured_output=structured_output, headers=headers)
         super().__init__(model=model, base_url=base_url)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-from ..toolkit.checks import Between
+from ..toolkit.constraints import Between
 from ..hookspecs import hookimpl
 from ..toolkit.schemas import value_for_schema
 from .base import (
@@ -45,8 +45,8 @@ class ScriptedBackend(Backend):
     name = "scripted"
 
     @classmethod
-    def check_options(cls, **options):
-        super().check_options(**options)  # names and types, from __init__'s annotations
+    def vet_options(cls, **options):
+        super().vet_options(**options)  # names and types, from __init__'s annotations
         if isinstance(options.get("respond"), str):
             _resolve(options["respond"])
         for fault in options.get("faults") or []:
@@ -57,7 +57,7 @@ class ScriptedBackend(Backend):
                  model: str = "scripted",
                  delay: Annotated[float, Between(0, 3600, maximum_open=True, unit="seconds")] = 0.0,
                  modes: list[str] = ("chat", "completion")):
-        self.check_options(respond=respond, answers=answers, default=default, faults=faults,
+        self.vet_options(respond=respond, answers=answers, default=default, faults=faults,
                            log=log, model=model, delay=delay, modes=modes)
         super().__init__(model=model)
         self.respond = _resolve(respond) if isinstance(respond, str) else respond

@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Annotated
 
-from ..toolkit.checks import Above, AtLeast, check_value
+from ..toolkit.constraints import Above, AtLeast, enforce_constraint
 from ..errors import ConfigError
 
 _PRICE = Annotated[float, AtLeast(0, unit="dollars per million tokens")]
@@ -17,7 +17,7 @@ class ModelSpec:
     """One model role: which backend, its options, and the core's policy for it.
 
     The policy's annotations are what a config may set (checked as any
-    pipeline field is, see ``atk_core.toolkit.checks``).
+    pipeline field is, see ``atk_core.toolkit.constraints``).
     """
 
     role: str
@@ -56,7 +56,7 @@ def parse_spec(role: str, value, source: str = "config") -> ModelSpec:
     for key in POLICY_KEYS:
         if key not in settings:
             continue
-        value = check_value(f"{source}: models.{role}.{key}", settings.pop(key), _POLICY_TYPES[key])
+        value = enforce_constraint(f"{source}: models.{role}.{key}", settings.pop(key), _POLICY_TYPES[key])
         if value is not None:
             policy[key] = value
     if policy.get("batch") and "concurrency" not in policy:  # a batch holds many requests
@@ -101,9 +101,9 @@ def as_mapping(settings) -> dict:
     return dict(settings)
 
 
-def resolve_model_specs(config, registry=None, *, check_options: bool = True) -> dict[str, ModelSpec]:
+def resolve_model_specs(config, registry=None, *, vet_options: bool = True) -> dict[str, ModelSpec]:
     """The config's model roles as ModelSpecs; with a registry, each backend is looked up
-    and (``check_options``) vets its options."""
+    and (``vet_options``) vets its options."""
     specs = {role: parse_spec(role, value, config.source) for role, value in config.models.items()}
     if registry is not None:
         for spec in specs.values():
@@ -114,22 +114,22 @@ def resolve_model_specs(config, registry=None, *, check_options: bool = True) ->
             if spec.batch and not callable(getattr(cls, "submit_batch", None)):
                 raise ConfigError(f"{config.source}: models.{spec.role}: batch: true needs a backend"
                                   f" with a Batch API (openai); {spec.backend!r} has none")
-            if check_options:
-                _check_options(cls, spec, config)
+            if vet_options:
+                _vet_options(cls, spec, config)
     return specs
 
 
-def _check_options(cls, spec: ModelSpec, config) -> None:
-    """The backend's own look at its options (``Backend.check_options``), nothing started.
+def _vet_options(cls, spec: ModelSpec, config) -> None:
+    """The backend's own look at its options (``Backend.vet_options``), nothing started.
 
     A backend class that is not a ``Backend`` subclass has no such check: it
     checks its options when it is made.
     """
-    from ..toolkit.checks import run_check
+    from ..toolkit.constraints import run_vetter, vetter_of
 
-    check = getattr(cls, "check_options", None)
-    if check is not None:
-        run_check(check, spec.options,
+    vetter = vetter_of(cls)
+    if vetter is not None:
+        run_vetter(vetter, spec.options,
                   refused=f"{config.source}: models.{spec.role}: backend {spec.backend!r}",
-                  broken=f"backend {spec.backend!r}: its option check failed",
+                  broken=f"backend {spec.backend!r}: its vet_options failed",
                   secrets=config.secret_values())

@@ -59,11 +59,11 @@ def resolve_token(*, token=None, token_file=None, environ=None, no_token=False) 
         if mode & 0o077:
             raise ConfigError(f"--token-file {token_file!r} can be read by other users (mode"
                               f" {oct(mode & 0o777)}); make it private: chmod 600 {token_file}")
-        return _checked(Token(text, "file"))
+        return _unguessable(Token(text, "file"))
     if token:
-        return _checked(Token(token, "command line"))
+        return _unguessable(Token(token, "command line"))
     if environ.get("ATK_SERVE_TOKEN"):
-        return _checked(Token(environ["ATK_SERVE_TOKEN"], "environment"))
+        return _unguessable(Token(environ["ATK_SERVE_TOKEN"], "environment"))
     return Token(secrets.token_urlsafe(24), "generated")
 
 
@@ -71,7 +71,7 @@ def resolve_token(*, token=None, token_file=None, environ=None, no_token=False) 
 MIN_TOKEN_LENGTH = 16
 
 
-def _checked(token: Token) -> Token:
+def _unguessable(token: Token) -> Token:
     example = "for example: python -c 'import secrets; print(secrets.token_urlsafe())'"
     if not TOKEN_CHARACTERS.fullmatch(token.value):
         raise ConfigError(f"the token must be letters, digits and . _ ~ / = - only (no spaces); {example}")
@@ -91,7 +91,7 @@ def serve(host: str = "127.0.0.1", port: int = 8400, runs_dir="atk-runs", token:
     what a config sent to the server may use and read; ``max_running`` how many runs go at
     once, ``max_queued`` how many may wait."""
     if isinstance(token, str):
-        token = _checked(Token(token, "command line"))
+        token = _unguessable(Token(token, "command line"))
     if not is_loopback(host) and token is None:
         raise ConfigError(
             f"refusing to listen on {host} without a token: anyone who can reach it could start runs;"

@@ -77,7 +77,7 @@ class ConfigVetter:
     def _prepare(self, text, run_id, values, cwd, hidden: list) -> Prepared:
         from ..engine.config import config_from_text, parse_yaml, plain
         from ..engine.plugins import get_registry
-        from ..engine.runner import check, new_task_id
+        from ..engine.runner import new_task_id, plan
 
         registry = self.registry or get_registry()
         if not isinstance(text, str) or not text.strip():
@@ -104,8 +104,8 @@ class ConfigVetter:
         config = config_from_text(text, CONFIG_FILE, overrides, {**environ, **env})
         self._check_backends(config.tree)  # what the run will start with
         self._check_inputs(config.tree, run_dir, cwd or os.getcwd(), registry)
-        plan = check(config, registry=registry, values=values)
-        return Prepared(config, config.pipeline, run_id, overrides, env, plan.warnings)
+        ready = plan(config, registry=registry, values=values)
+        return Prepared(config, config.pipeline, run_id, overrides, env, ready.warnings)
 
     def _check_references(self, raw) -> None:
         """A config sent to the server may use only the ``${VAR}``\\ s it was started to allow

@@ -48,6 +48,7 @@ def make_model(settings="scripted", backend=None, *, role: str = "large", store=
     """
     from ..models import Model, build_models, parse_spec
     from ..engine.plugins import get_registry
+    from ..toolkit.constraints import vetter_of
 
     if backend is not None:
         settings = {"backend": getattr(backend, "name", "backend"), **dict(settings or {})}
@@ -55,7 +56,9 @@ def make_model(settings="scripted", backend=None, *, role: str = "large", store=
     else:
         spec = parse_spec(role, settings)
         registry = get_registry()
-        registry.backend(spec.backend).check_options(**spec.options)
+        vetter = vetter_of(registry.backend(spec.backend))
+        if vetter is not None:
+            vetter(**spec.options)
         model = build_models({role: spec}, registry)[role]
     model.store = store
     return model

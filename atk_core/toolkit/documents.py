@@ -49,7 +49,7 @@ class Unreadable:
 def check_input_dir(input_dir, output_dir=None) -> Path:
     """The input folder as a Path, or ``ConfigError`` naming what is wrong with it: missing,
     not a folder, unreadable, empty, or holding ``output_dir`` (whose files would be read as
-    documents next time). For a pipeline's ``check``, before a run writes anything."""
+    documents next time). For a pipeline's ``vet``, before a run writes anything."""
     folder = input_folder(input_dir)
     try:
         names = [entry.name for entry in os.scandir(folder)]

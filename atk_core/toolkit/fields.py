@@ -30,7 +30,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated
 
-from .checks import AtLeast, Between, annotations_of
+from .constraints import AtLeast, Between, annotations_of
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from .checks import AtLeast, Between
+from .constraints import AtLeast, Between
 from .meaning import bm25, kind_problem, stem, terms, without_kind_phrase, words
 from .meaning import search_problem as meaning_search_problem
 

@@ -23,7 +23,7 @@ async def select_chunks(input_dir, record, documents: Documents, *, seed: int = 
     ``min_chunk_words`` is the content gate, ``content_problem``, 0 turns it
     off); ``judge`` a yes/no ``VoteStep`` of the small model, whose verdicts
     are enforced or noted as ``policy`` says (``skip``: not asked; see
-    ``RunRecord.model_check``).
+    ``RunRecord.apply_verdicts``).
     """
     set_progress(task_id, progress[0], "reading documents")
     chunks = chunk_folder(input_dir, record, chunk_size=documents.chunk_size, seed=seed,
@@ -34,7 +34,7 @@ async def select_chunks(input_dir, record, documents: Documents, *, seed: int = 
             sample["chunk"], min_words=documents.min_chunk_words))
     if judge is not None and policy != "skip":
         results = await judge.run(samples, progress=progress)
-        samples = record.model_check(judge.name, samples, results, policy=policy, rejected=rejected)
+        samples = record.apply_verdicts(judge.name, samples, results, policy=policy, rejected=rejected)
     return chunks, samples
 
 

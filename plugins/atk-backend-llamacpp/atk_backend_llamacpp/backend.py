@@ -52,10 +52,10 @@ class LlamaCppBackend(Backend):
     modes = ("chat", "completion")
 
     @classmethod
-    def check_options(cls, **options):
+    def vet_options(cls, **options):
         """Everything but loading the model: names and values (from ``__init__``'s
         annotations), the model file, llama-cpp-python."""
-        super().check_options(**options)
+        super().vet_options(**options)
         _model_file(options.get("model_path"), options.get("model"))
         if _find_spec("llama_cpp") is None:
             raise ValueError("llama-cpp-python is not installed (pip install llama-cpp-python)")
@@ -67,7 +67,7 @@ class LlamaCppBackend(Backend):
                  n_gpu_layers: Annotated[int, AtLeast(-1)] = 0,
                  chat_format: Annotated[str, NonEmpty] | None = None,
                  seed: int = DEFAULT_SEED):
-        self.check_options(model_path=model_path, model=model, n_ctx=n_ctx, n_threads=n_threads,
+        self.vet_options(model_path=model_path, model=model, n_ctx=n_ctx, n_threads=n_threads,
                            n_batch=n_batch, n_gpu_layers=n_gpu_layers, chat_format=chat_format,
                            seed=seed)
         path, display = _model_file(model_path, model)

@@ -219,13 +219,13 @@ def test_a_config_is_checked_without_loading_a_model(tmp_path):
     from atk_backend_llamacpp import loaded_models
 
     before = len(loaded_models())
-    LlamaCppBackend.check_options(n_ctx=4096, seed=7)  # the bundled model: fine
+    LlamaCppBackend.vet_options(n_ctx=4096, seed=7)  # the bundled model: fine
     with pytest.raises(ConfigError, match="n_ctx must be"):
-        LlamaCppBackend.check_options(n_ctx="big")
+        LlamaCppBackend.vet_options(n_ctx="big")
     with pytest.raises(ConfigError, match="unknown option.*temprature"):
-        LlamaCppBackend.check_options(temprature=0.5)
+        LlamaCppBackend.vet_options(temprature=0.5)
     with pytest.raises(ValueError, match="model file not found"):
-        LlamaCppBackend.check_options(model_path=str(tmp_path / "missing.gguf"))
+        LlamaCppBackend.vet_options(model_path=str(tmp_path / "missing.gguf"))
     assert len(loaded_models()) == before
     # So `atk run` refuses such a config in one line, with nothing written.
     (tmp_path / "run.yaml").write_text(

@@ -71,7 +71,7 @@ class RayExecutor(Executor):
         self._gate = None
 
     @classmethod
-    def check_options(cls, address=None, **_):
+    def vet_options(cls, address=None, **_):
         """Before anything is written: Ray is installed, and the address has a usable shape."""
         if importlib.util.find_spec("ray") is None:
             raise ValueError("Ray is not installed in this environment: pip install atk-executor-ray"

@@ -20,7 +20,7 @@ recipe:
    follow-up real text;
 3. deduplicate: near-copies of a question kept before are dropped;
 4. check (small model, a vote): is the first answer wrong and the correction
-   right? Enforced, noted or skipped as ``model_checks`` says.
+   right? Enforced, noted or skipped as ``verdicts`` says.
 
 The final assistant message is an acknowledgement from
 ``prompts/acknowledgements.txt`` (picked by the seed) and the correction.
@@ -47,6 +47,9 @@ from atk_core import (
 )
 
 from .flaws import alter, names_in
+
+# Config fields that have a new name: a config with the old one is refused in one line.
+RENAMED = {"model_checks": "verdicts"}
 
 OUTPUTS = (
     Output("correction.messages.jsonl", "sft", "messages", primary=True,
@@ -78,7 +81,7 @@ async def correction(
     questions_per_chunk: Count = 1,
     flaws: Literal["written", "altered"] = "written",
     answers: Literal["written", "sentence"] = "written",
-    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    verdicts: Literal["enforce", "note", "skip"] = "enforce",
     filter_votes: Count = 3,
     check_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
@@ -89,7 +92,7 @@ async def correction(
     **kwargs,
 ):
     """Turn a folder of documents into conversations where a wrong answer is corrected. The
-    annotations are what a config may set; ``check_config`` the rest."""
+    annotations are what a config may set; ``vet_config`` the rest."""
     record = RunRecord()
     checking = sampling.checking(seed)
     prompts = StepEnvironment.from_run().prompts
@@ -97,7 +100,7 @@ async def correction(
     # 1. read, chunk, content, filter
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
         rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
@@ -130,12 +133,12 @@ async def correction(
     made = record.gate("deduplicate", made, duplicate_questions(gates))
 
     # 3. check (small model, a vote): the first answer wrong, the correction right
-    if model_checks != "skip" and made:
+    if verdicts != "skip" and made:
         check = VoteStep.yes_no("check", "check_correction", "confirmed", model="small",
                                 votes=check_votes, threshold=vote_threshold, **checking)
         results = await check.run([{**s["sample"], **_fields(s), "id": s["id"]} for s in made],
                                   progress=(0.65, 0.9))
-        made = record.model_check("check", made, results, policy=model_checks,
+        made = record.apply_verdicts("check", made, results, policy=verdicts,
                                   rejected="correction not confirmed")
 
     # outputs
@@ -252,8 +255,8 @@ def _lines(prompts, name: str) -> list[str]:
     return lines
 
 
-def check_config(*, input_dir, models, output_dir=None, **values) -> None:
+def vet_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything, beyond what the annotations say."""
     check_input_dir(input_dir, output_dir)
     require_roles(models, {"large": ["generate"],
-                           "small": ["filter", "check"] if values["model_checks"] != "skip" else []})
+                           "small": ["filter", "check"] if values["verdicts"] != "skip" else []})

@@ -25,7 +25,7 @@ def outputs(out):
 
 
 def test_the_flawed_answer_is_context_and_only_the_correction_is_trained(tmp_path):
-    result = run(tmp_path, model_checks="skip")
+    result = run(tmp_path, verdicts="skip")
     assert result.exit_code == 0, result.error
     segments, messages, records = outputs(tmp_path / "out")
     assert len(segments) == len(messages) == len(records) == 6  # 7 sentences; one never gets a wrong answer
@@ -55,7 +55,7 @@ def test_each_sample_is_a_preference_pair_the_dpo_loaders_read(tmp_path):
     rejected: TRL's conversational preference form, which Axolotl's chat_template.default DPO
     type reads too; the same ids as the conversations; declared as preference pairs."""
     datasets = pytest.importorskip("datasets")
-    result = run(tmp_path, model_checks="skip")
+    result = run(tmp_path, verdicts="skip")
     assert result.exit_code == 0, result.error
     out = tmp_path / "out"
     pairs = read_jsonl(out / "correction.preference.jsonl")
@@ -89,7 +89,7 @@ def test_each_sample_is_a_preference_pair_the_dpo_loaders_read(tmp_path):
 def test_a_wrong_answer_that_is_right_is_asked_again_then_dropped(tmp_path):
     calls = tmp_path / "calls.jsonl"
     result = run(tmp_path, models=KIT.models(large={"log": str(calls)}),
-                 model_checks="skip")
+                 verdicts="skip")
     assert result.exit_code == 0, result.error
     asks = [json.loads(line)["messages"][-1]["content"] for line in calls.read_text().splitlines()]
     retried = [text for text in asks if "rejected" in text]
@@ -103,7 +103,7 @@ def test_a_wrong_answer_that_is_right_is_asked_again_then_dropped(tmp_path):
 
 
 def test_flaws_altered_by_code_change_one_detail_by_the_seed(tmp_path):
-    result = run(tmp_path, flaws="altered", answers="sentence", model_checks="skip")
+    result = run(tmp_path, flaws="altered", answers="sentence", verdicts="skip")
     assert result.exit_code == 0, result.error
     records = read_jsonl(tmp_path / "out" / "corrections.jsonl")
     follow_ups = (TESTS.parent / "atk_pipeline_correction" / "prompts" / "follow_ups.txt").read_text()
@@ -126,18 +126,18 @@ def test_flaws_altered_by_code_change_one_detail_by_the_seed(tmp_path):
     assert [(f["step"], f["kind"]) for f in failures] == [("alter", "nothing to alter")] * len(failures)
     assert len(failures) == 7 - len(records) >= 1
     # The same seed gives the same flaws; another seed may pick others, never breaks them.
-    assert run(tmp_path, "again", flaws="altered", answers="sentence", model_checks="skip").exit_code == 0
+    assert run(tmp_path, "again", flaws="altered", answers="sentence", verdicts="skip").exit_code == 0
     assert (tmp_path / "again" / "corrections.jsonl").read_bytes() == \
         (tmp_path / "out" / "corrections.jsonl").read_bytes()
 
 
 def test_the_small_models_check_is_enforced_or_noted(tmp_path):
-    assert run(tmp_path, "enforced", model_checks="enforce", check_votes=1).exit_code == 0
+    assert run(tmp_path, "enforced", verdicts="enforce", check_votes=1).exit_code == 0
     records = read_jsonl(tmp_path / "enforced" / "corrections.jsonl")
     assert records and not any(r["focus"].startswith("Kneading") for r in records)
     failures = read_jsonl(tmp_path / "enforced" / "failures.jsonl")
     assert [f["kind"] for f in failures if f["step"] == "check"] == ["failed the vote"]
-    assert run(tmp_path, "noted", model_checks="note", check_votes=1).exit_code == 0
+    assert run(tmp_path, "noted", verdicts="note", check_votes=1).exit_code == 0
     noted = read_jsonl(tmp_path / "noted" / "corrections.jsonl")
     assert len(noted) == len(records) + 1
     manifest = json.loads((tmp_path / "noted" / "manifest.json").read_text())
@@ -150,20 +150,20 @@ def test_follow_ups_and_acknowledgements_come_from_the_prompt_files(tmp_path):
     mine.mkdir()
     (mine / "follow_ups.txt").write_text("Hm, is that so?\n")
     (mine / "acknowledgements.txt").write_text("\nOops, I was wrong.\n\n")
-    result = run(tmp_path, flaws="altered", model_checks="skip", prompt_overrides=str(mine))
+    result = run(tmp_path, flaws="altered", verdicts="skip", prompt_overrides=str(mine))
     assert result.exit_code == 0, result.error
     for chat in read_jsonl(tmp_path / "out" / "correction.messages.jsonl"):
         assert chat["messages"][3]["content"] == "Hm, is that so?"
         assert chat["messages"][4]["content"].startswith("Oops, I was wrong. ")
     (mine / "follow_ups.txt").write_text("\n\n")
-    result = run(tmp_path, "empty", flaws="altered", model_checks="skip", prompt_overrides=str(mine))
+    result = run(tmp_path, "empty", flaws="altered", verdicts="skip", prompt_overrides=str(mine))
     assert result.exit_code != 0 and "follow_ups.txt has no line to pick from" in result.error
     assert not (tmp_path / "empty" / "corrections.jsonl").exists()
 
 
 def test_the_messages_weigh_only_the_assistants_turns(tmp_path):
     datasets = pytest.importorskip("datasets")
-    assert run(tmp_path, model_checks="skip").exit_code == 0
+    assert run(tmp_path, verdicts="skip").exit_code == 0
     loaded = datasets.load_dataset("json", data_files=str(tmp_path / "out" / "correction.messages.jsonl"),
                                    split="train", cache_dir=str(tmp_path / "hf-cache"))
     # OpenAI's format: only the assistant messages carry a weight.

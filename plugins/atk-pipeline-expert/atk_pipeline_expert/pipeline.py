@@ -41,7 +41,7 @@ from typing import Annotated, Literal
 
 from atk_core import (
     ConfigError, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, RunRecord,
-    Sampling, atomic_write_jsonl, atomic_write_text, check_part, conversation_row, derive_seed,
+    Sampling, atomic_write_jsonl, atomic_write_text, vet_part, conversation_row, derive_seed,
     part_fields, part_outputs, run_part, set_progress, token_counter, with_fields,
 )
 
@@ -58,11 +58,14 @@ DEFAULT_MIX = {"factual-qa": 0.45, "rag-data": 0.3, "correction": 0.25}
 DEFAULT_WITHOUT_SYSTEM_PROMPT = {"factual-qa": 0.2, "correction": 0.2}
 GENERIC = "generic"
 # Fields of domain-expert's own that every part taking them gets (a part's own settings win).
-SHARED = ("seed", "model_checks", "answers", "gates") + tuple(
+SHARED = ("seed", "verdicts", "answers", "gates") + tuple(
     f.name for group in (Documents, Sampling) for f in dataclasses.fields(group))
 
 MIX = "sft/mix.jsonl"
 PREFERENCE = "preference/pairs.jsonl"
+# Config fields that have a new name: a config with the old one is refused in one line.
+RENAMED = {"model_checks": "verdicts"}
+
 OUTPUTS = (
     Output(MIX, "sft", "messages", primary=True,
            description="the parts' conversations, balanced by tokens to mix's shares"),
@@ -96,7 +99,7 @@ async def domain_expert(
     sampling: Sampling,
     parts: list[str] | dict = DEFAULT_PARTS,
     seed: int = 0,
-    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    verdicts: Literal["enforce", "note", "skip"] = "enforce",
     answers: Literal["written", "sentence"] = "written",
     gates: PairGates = PairGates(),
     mix: dict | None = None,
@@ -111,8 +114,8 @@ async def domain_expert(
     **kwargs,
 ):
     """Run the parts over each folder and assemble the training data and configs. The
-    annotations are what a config may set; ``check_config`` the rest."""
-    settings = {"seed": seed, "model_checks": model_checks, "answers": answers, "gates": gates,
+    annotations are what a config may set; ``vet_config`` the rest."""
+    settings = {"seed": seed, "verdicts": verdicts, "answers": answers, "gates": gates,
                 **dataclasses.asdict(documents), **dataclasses.asdict(sampling)}
     chosen_parts = parts_of(parts)
     shares = shares_of(mix, chosen_parts, generic_dataset)
@@ -500,7 +503,7 @@ def _relative(place: Path, output: Path) -> str:
 # -- the config check ----------------------------------------------------------------------------
 
 
-def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, **values) -> None:
+def vet_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, **values) -> None:
     """What atk checks before a run writes anything, beyond what the annotations say: the
     folders, the parts (installed, with something to train on, every field as the part
     itself would check it), the mix's shares, and the generic dataset."""
@@ -545,7 +548,7 @@ def check_config(*, input_dirs, models, output_dir=None, prompt_overrides=None, 
     for folder in input_dirs:
         for part in chosen:
             if _wanted(part, shares):
-                check_part(part.name, models=models, prompt_overrides=prompt_overrides,
+                vet_part(part.name, models=models, prompt_overrides=prompt_overrides,
                            output_dir=part_dir(output, part.name, input_dirs, folder),
                            **part_arguments(part, settings, folder))
     if values["as_segments"] and training.chat_template != "chatml":

@@ -19,7 +19,7 @@ The recipe, in order:
    -- gated: roles alternate, no turn repeats, every answer is carried.
 
 The model's own checks (4, 7, 8) are only as good as the model:
-``model_checks: note`` keeps what a weak model rejects (and counts it),
+``verdicts: note`` keeps what a weak model rejects (and counts it),
 ``skip`` does not ask. The deterministic gates hold either way. Every dropped
 sample is in ``failures.jsonl`` with its step, kind and reason; the outputs
 are written atomically and are the same bytes on every run of the same
@@ -50,6 +50,9 @@ DEFAULT_SYSTEM_PROMPTS = (
     "You are a knowledgeable expert. Answer precisely, in full sentences.",
 )
 
+# Config fields that have a new name: a config with the old one is refused in one line.
+RENAMED = {"model_checks": "verdicts"}
+
 OUTPUTS = (
     Output("conversations.sharegpt.jsonl", "sft", "sharegpt", primary=True,
            description="each chunk's pairs as one conversation"),
@@ -79,7 +82,7 @@ async def factual_qa(
     seed: int = 0,
     questions_per_chunk: Count = 3,
     answers: Literal["written", "sentence"] = "written",
-    model_checks: Literal["enforce", "note", "skip"] | dict = "enforce",
+    verdicts: Literal["enforce", "note", "skip"] | dict = "enforce",
     judge_votes: Count = 3,
     question_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
@@ -97,11 +100,11 @@ async def factual_qa(
     """Turn a folder of documents into checked QA pairs and multi-turn conversations.
 
     The annotations are what a config may set; atk checks them before the run
-    starts, and ``check_config`` below looks at what they cannot say.
+    starts, and ``vet_config`` below looks at what they cannot say.
     """
     record = RunRecord()
     checking = sampling.checking(seed)
-    policies = check_policies(model_checks)
+    policies = verdict_policies(verdicts)
 
     # 1. read, 2. chunk, 3. content (no model), 4. judge (small model, a vote)
     judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
@@ -127,7 +130,7 @@ async def factual_qa(
         vote = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
                                votes=question_votes, threshold=vote_threshold, **checking)
         results = await vote.run(pairs, progress=(0.5, 0.7))
-        pairs = record.model_check("check_question", pairs, results, policy=policies["check_question"],
+        pairs = record.apply_verdicts("check_question", pairs, results, policy=policies["check_question"],
                                    rejected="question judged unanswerable")
 
     # 8. answer accurate to the chunk? (small model)
@@ -135,7 +138,7 @@ async def factual_qa(
         step = PipelineStep(name="check_answer", prompt="check_answer", model="small",
                             json_schema=yes_no_schema("accurate"), max_tokens=256, **checking)
         results = await step.run(pairs, progress=(0.7, 0.85))
-        pairs = record.model_check("check_answer", pairs, results, policy=policies["check_answer"],
+        pairs = record.apply_verdicts("check_answer", pairs, results, policy=policies["check_answer"],
                                    rejected="answer judged inaccurate", field="accurate")
 
     # 9. conversations (large model), gated
@@ -265,36 +268,36 @@ def _messages_from_pairs(pairs) -> list[dict]:
     return turns
 
 
-def check_config(*, input_dir, models, output_dir=None, **values) -> None:
-    """What atk checks before a run writes anything (``Pipeline(check=...)``), beyond what
+def vet_config(*, input_dir, models, output_dir=None, **values) -> None:
+    """What atk checks before a run writes anything (``Pipeline(vet=...)``), beyond what
     the annotations say: the input folder, and the model roles the chosen steps use."""
     check_input_dir(input_dir, output_dir)
     for old in ("skip_judge", "skip_question_check", "skip_answer_check"):
         if old in values:
             check = old.removeprefix("skip_")
             check = {"question_check": "check_question", "answer_check": "check_answer"}.get(check, check)
-            raise ConfigError(f"{old} is now part of model_checks: model_checks: {{{check}: skip}}"
+            raise ConfigError(f"{old} is now part of verdicts: verdicts: {{{check}: skip}}"
                               " turns that check off")
-    policies = check_policies(values["model_checks"])
+    policies = verdict_policies(values["verdicts"])
     require_roles(models, {
         "large": ["generate"] + (["conversation"] if values["rewrite_conversations"] else []),
         "small": [name for name, policy in policies.items() if policy != "skip"]})
 
 
-MODEL_CHECKS = ("judge", "check_question", "check_answer")
+VERDICT_STEPS = ("judge", "check_question", "check_answer")
 POLICIES = ("enforce", "note", "skip")
 
 
-def check_policies(model_checks) -> dict[str, str]:
-    """Each model check's policy: ``model_checks`` is one for all (enforce, note, skip), or a
-    mapping of some checks to theirs (the others enforce). ``ConfigError`` naming a check
-    or policy that is not one."""
-    if isinstance(model_checks, str):
-        return {check: model_checks for check in MODEL_CHECKS}
-    for check, policy in model_checks.items():
-        if check not in MODEL_CHECKS:
-            raise ConfigError(f"model_checks: {check!r} is not a model check (those are:"
-                              f" {', '.join(MODEL_CHECKS)})")
+def verdict_policies(verdicts) -> dict[str, str]:
+    """The policy for each step whose verdicts decide what is kept: ``verdicts`` is one for
+    all (enforce, note, skip), or a mapping of some steps to theirs (the others enforce).
+    ``ConfigError`` naming a step or policy that is not one."""
+    if isinstance(verdicts, str):
+        return {check: verdicts for check in VERDICT_STEPS}
+    for check, policy in verdicts.items():
+        if check not in VERDICT_STEPS:
+            raise ConfigError(f"verdicts: {check!r} is not a step that gives verdicts (those are:"
+                              f" {', '.join(VERDICT_STEPS)})")
         if policy not in POLICIES:
-            raise ConfigError(f"model_checks.{check} must be one of {', '.join(POLICIES)}, not {policy!r}")
-    return {check: model_checks.get(check, "enforce") for check in MODEL_CHECKS}
+            raise ConfigError(f"verdicts.{check} must be one of {', '.join(POLICIES)}, not {policy!r}")
+    return {check: verdicts.get(check, "enforce") for check in VERDICT_STEPS}

@@ -154,7 +154,7 @@ def test_a_policy_per_model_check(tmp_path):
     the judge and the answer check only, and the note counts what it rejected."""
     log = tmp_path / "small.jsonl"
     result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
-                 model_checks={"judge": "note", "check_question": "skip"}, rewrite_conversations=False)
+                 verdicts={"judge": "note", "check_question": "skip"}, rewrite_conversations=False)
     assert result.exit_code == 0, result.error
     steps = [s["name"] for s in json.loads((tmp_path / "out" / "manifest.json").read_text())["steps"]]
     assert "check_question" not in steps and "judge" in steps and "check_answer" in steps
@@ -165,7 +165,7 @@ def test_a_policy_per_model_check(tmp_path):
 def test_skip_flags_and_plain_conversations(tmp_path):
     log = tmp_path / "small.jsonl"
     result = run(tmp_path, models={"small": scripted(log=str(log)), "large": scripted()},
-                 model_checks={"judge": "skip", "check_question": "skip", "check_answer": "skip"},
+                 verdicts={"judge": "skip", "check_question": "skip", "check_answer": "skip"},
                  rewrite_conversations=False, pairs_per_conversation=2)
     assert result.exit_code == 0, result.error
     assert not log.exists()  # the small model was never asked
@@ -213,11 +213,11 @@ def config_file(tmp_path, **fields):
     ({"input_dir": "docs", "vote_threshold": 2}, "vote_threshold must be a number above 0 and at most 1, not 2"),
     ({"input_dir": "docs", "system_prompts": []}, "system_prompts must be a non-empty list of texts, not []"),
     ({"input_dir": "docs", "system_prompts": ["Be brief.", 3]}, "system_prompts must be a non-empty list of texts, not ['Be brief.', 3]"),
-    ({"input_dir": "docs", "skip_judge": True}, "skip_judge is now part of model_checks: model_checks:"
+    ({"input_dir": "docs", "skip_judge": True}, "skip_judge is now part of verdicts: verdicts:"
                                                 " {judge: skip} turns that check off"),
-    ({"input_dir": "docs", "model_checks": {"judge": "sometimes"}},
-     "model_checks.judge must be one of enforce, note, skip, not 'sometimes'"),
-    ({"input_dir": "docs", "model_checks": {"jduge": "skip"}}, "model_checks: 'jduge' is not a model check"),
+    ({"input_dir": "docs", "verdicts": {"judge": "sometimes"}},
+     "verdicts.judge must be one of enforce, note, skip, not 'sometimes'"),
+    ({"input_dir": "docs", "verdicts": {"jduge": "skip"}}, "verdicts: 'jduge' is not a step that gives verdicts"),
     ({"input_dir": "docs", "max_attempts": True}, "max_attempts must be a whole number of at least 1, not True"),
     ({"input_dir": "docs", "seed": "x"}, "seed must be a whole number, not 'x'"),
     ({"input_dir": "docs", "temperature": -3}, "temperature must be a number from 0 to 2, not -3"),
@@ -241,7 +241,7 @@ def test_config_errors_are_one_line_and_exit_2(tmp_path, fields, message):
 
 
 def test_small_is_not_needed_when_every_small_step_is_skipped(tmp_path):
-    result = run(tmp_path, models={"large": scripted()}, model_checks="skip", rewrite_conversations=False)
+    result = run(tmp_path, models={"large": scripted()}, verdicts="skip", rewrite_conversations=False)
     assert result.exit_code == 0, result.error
 
 
@@ -299,7 +299,7 @@ def test_a_conversation_the_model_cannot_write_falls_back_to_the_pairs(tmp_path,
 def test_the_bar_says_what_a_step_is_waiting_for_before_its_first_answer(tmp_path):
     """A newcomer saw "reading documents" for 13 minutes while the model's first answers were
     slow: each step says, before its first answer, which model it waits for."""
-    result = run(tmp_path, model_checks="skip", rewrite_conversations=False)
+    result = run(tmp_path, verdicts="skip", rewrite_conversations=False)
     assert result.exit_code == 0, result.error
     messages = [json.loads(line).get("message") or "" for line in
                 (tmp_path / "out" / "progress.jsonl").read_text().splitlines()]

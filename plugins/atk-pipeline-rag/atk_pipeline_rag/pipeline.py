@@ -40,6 +40,9 @@ from atk_core import (
 
 from .retrieval import ChunkIndex
 
+# Config fields that have a new name: a config with the old one is refused in one line.
+RENAMED = {"model_checks": "verdicts"}
+
 OUTPUTS = (
     Output("rag.sharegpt.jsonl", "sft", "sharegpt", primary=True,
            description="a question, the retrieved documents, the answer or the refusal"),
@@ -71,7 +74,7 @@ async def rag_data(
     max_chunks: Count = 3,
     failure_share: Annotated[float, Between(0, 1)] = 0.2,
     refusals: Literal["written", "fixed"] = "written",
-    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    verdicts: Literal["enforce", "note", "skip"] = "enforce",
     filter_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
     gates: PairGates = PairGates(),
@@ -81,13 +84,13 @@ async def rag_data(
     **kwargs,
 ):
     """Turn a folder of documents into conversations that use, or refuse from, retrieved
-    context. The annotations are what a config may set; ``check_config`` the rest."""
+    context. The annotations are what a config may set; ``vet_config`` the rest."""
     record = RunRecord()
 
     # 1. read, chunk, content, filter
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **sampling.checking(seed))
     chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
         rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
@@ -214,9 +217,9 @@ def _starts_sentence(text: str, at: int) -> bool:
     return not before or before[-1] in ".!?:"
 
 
-def check_config(*, input_dir, models, output_dir=None, **values) -> None:
+def vet_config(*, input_dir, models, output_dir=None, **values) -> None:
     """What atk checks before a run writes anything, beyond what the annotations say."""
     check_input_dir(input_dir, output_dir)
     written = values["refusals"] == "written" and values["failure_share"] > 0
     require_roles(models, {"large": ["generate"] + (["refuse"] if written else []),
-                           "small": ["filter"] if values["model_checks"] != "skip" else []})
+                           "small": ["filter"] if values["verdicts"] != "skip" else []})

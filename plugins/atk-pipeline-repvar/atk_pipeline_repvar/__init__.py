@@ -2,10 +2,10 @@
 
 from atk_core import Pipeline, hookimpl
 
-from .pipeline import OUTPUTS, check_config, repvar
+from .pipeline import OUTPUTS, RENAMED, repvar, vet_config
 
 
 @hookimpl
 def atk_register_pipelines(register):
-    register(Pipeline(name="repvar", function=repvar, check=check_config, outputs=OUTPUTS,
+    register(Pipeline(name="repvar", function=repvar, vet=vet_config, renamed=RENAMED, outputs=OUTPUTS,
                       description="Documents to varied restatements (facts, essays, lists, JSON...) for pretraining"))

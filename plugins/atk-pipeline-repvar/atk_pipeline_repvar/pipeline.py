@@ -42,6 +42,9 @@ from atk_core import (
 from .forms import form_problem
 from .typos import with_typos
 
+# Config fields that have a new name: a config with the old one is refused in one line.
+RENAMED = {"model_checks": "verdicts"}
+
 OUTPUTS = (
     Output("pretraining.jsonl", "pretraining", primary=True, sources="sources.jsonl",
            description="the chunks (include_chunks), facts, restatements and typo copies"),
@@ -73,7 +76,7 @@ async def repvar(
     typo_rate: Annotated[float, Between(0, 1, minimum_open=True)] = 0.05,
     dataset_context: str | None = None,
     include_chunks: bool = True,
-    model_checks: Literal["enforce", "note", "skip"] = "enforce",
+    verdicts: Literal["enforce", "note", "skip"] = "enforce",
     filter_votes: Count = 3,
     vote_threshold: Annotated[float, Between(0, 1, minimum_open=True)] = 0.5,
     fact_grounding: Fraction = 0.8,
@@ -88,7 +91,7 @@ async def repvar(
     """Turn a folder of documents into varied restatements for continued pretraining.
 
     The annotations are what a config may set (atk checks them before the run
-    starts); ``check_config`` looks at what they cannot say.
+    starts); ``vet_config`` looks at what they cannot say.
     """
     record = RunRecord()
     checking = sampling.checking(seed)
@@ -96,7 +99,7 @@ async def repvar(
     # 1. read, chunk, content; 2. filter (small model, a vote)
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
     chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=model_checks,
+        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
         rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
 
@@ -268,7 +271,7 @@ def _similarity(a: str, b: str) -> float:
                                    autojunk=False).ratio()
 
 
-def check_config(*, input_dir, models, output_dir=None, forms=None, prompt_overrides=None,
+def vet_config(*, input_dir, models, output_dir=None, forms=None, prompt_overrides=None,
                  **values) -> None:
     """What atk checks before a run writes anything, beyond what the annotations say: the
     input folder, the forms asked for, and the model roles the steps use."""
@@ -283,7 +286,7 @@ def check_config(*, input_dir, models, output_dir=None, forms=None, prompt_overr
             raise ConfigError(f"forms: no variation prompt for {', '.join(unknown) or 'an empty list'}"
                               f" (there are: {', '.join(available)}); add a file to"
                               f" prompt_overrides/{FORMS_FOLDER}/ for a form of your own")
-    asking = values["model_checks"] != "skip"
+    asking = values["verdicts"] != "skip"
     require_roles(models, {"large": ["variation"] if values["variations"] else [],
                            "small": (["filter"] if asking else [])
                            + (["facts"] if values["extract_facts"] else [])})

@@ -27,7 +27,7 @@ import time
 
 from typing import Annotated
 
-from atk_core import Above, AtLeast, check_arguments, hookimpl
+from atk_core import Above, AtLeast, enforce_constraints, hookimpl
 
 Seconds = Annotated[float, AtLeast(0, unit="seconds")]
 
@@ -59,7 +59,7 @@ class WebhookReporter:
                  close_timeout: Seconds = 5.0, output_dir=None):
         # atk checks a config's options against these annotations before the run starts;
         # a reporter made in code gets the same check here.
-        check_arguments(WebhookReporter, dict(interval=interval, timeout=timeout, retries=retries,
+        enforce_constraints(WebhookReporter, dict(interval=interval, timeout=timeout, retries=retries,
                                               max_queue=max_queue, close_timeout=close_timeout))
         self.url, basic_auth = _without_credentials(_checked_url(webhook_url, url))
         self.display_url = _display_url(self.url)

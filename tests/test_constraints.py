@@ -7,7 +7,7 @@ from typing import Annotated, Any, Callable, Literal
 import pytest
 
 from atk_core import (
-    Above, AtLeast, AtMost, Between, ConfigError, NonEmpty, check_arguments, check_value,
+    Above, AtLeast, AtMost, Between, ConfigError, NonEmpty, enforce_constraints, enforce_constraint,
 )
 from support import stderr_lines
 
@@ -39,7 +39,7 @@ from support import stderr_lines
 ])
 def test_a_wrong_value_names_the_field_the_value_and_what_is_allowed(annotation, value, allowed):
     with pytest.raises(ConfigError) as refused:
-        check_value("field", value, annotation)
+        enforce_constraint("field", value, annotation)
     assert str(refused.value) == f"field must be {allowed}, not {value!r}"
 
 
@@ -58,7 +58,7 @@ def test_a_wrong_value_names_the_field_the_value_and_what_is_allowed(annotation,
     (str, Path("docs/a"), "docs/a"),  # a path given in code where a text is wanted: its text
 ])
 def test_a_right_value_passes(annotation, value, expected):
-    assert check_value("field", value, annotation) == expected
+    assert enforce_constraint("field", value, annotation) == expected
 
 
 def test_arguments_are_checked_against_a_functions_annotations_only_where_it_has_them():
@@ -67,9 +67,9 @@ def test_arguments_are_checked_against_a_functions_annotations_only_where_it_has
         pass
 
     values = {"input_dir": "docs", "chunk_size": 500, "free": object, "extra": "kept"}
-    assert check_arguments(pipeline, values) == values
+    assert enforce_constraints(pipeline, values) == values
     with pytest.raises(ConfigError, match="chunk_size must be a whole number of at least 200, not 10"):
-        check_arguments(pipeline, {"chunk_size": 10})
+        enforce_constraints(pipeline, {"chunk_size": 10})
 
 
 def test_a_subclass_takes_its_own_options_and_passes_the_rest_to_its_parent():
@@ -85,11 +85,11 @@ def test_a_subclass_takes_its_own_options_and_passes_the_rest_to_its_parent():
         def __init__(self, memory: Annotated[float, Between(0, 1)] = 0.5, **options):
             pass
 
-    assert check_arguments(Child, {"memory": 0.2, "mode": "b"}, refuse_unknown=True, up_to=Base)
+    assert enforce_constraints(Child, {"memory": 0.2, "mode": "b"}, refuse_unknown=True, up_to=Base)
     with pytest.raises(ConfigError, match="mode must be one of 'a', 'b', not 'c'"):
-        check_arguments(Child, {"mode": "c"}, up_to=Base)
+        enforce_constraints(Child, {"mode": "c"}, up_to=Base)
     with pytest.raises(ConfigError) as refused:
-        check_arguments(Child, {"modle": "x"}, refuse_unknown=True, owner="the child backend",
+        enforce_constraints(Child, {"modle": "x"}, refuse_unknown=True, owner="the child backend",
                         up_to=Base)
     assert str(refused.value) == "unknown option(s) modle; the child backend takes memory, model, mode"
 
@@ -97,9 +97,9 @@ def test_a_subclass_takes_its_own_options_and_passes_the_rest_to_its_parent():
         def __init__(self, depth: int = 1, **options):
             pass
 
-    assert check_arguments(Open, {"anything": 1}, refuse_unknown=True) == {"anything": 1}
+    assert enforce_constraints(Open, {"anything": 1}, refuse_unknown=True) == {"anything": 1}
     with pytest.raises(ConfigError, match="unknown option.s. anything; the open backend takes depth"):
-        check_arguments(Open, {"anything": 1}, refuse_unknown=True, owner="the open backend",
+        enforce_constraints(Open, {"anything": 1}, refuse_unknown=True, owner="the open backend",
                         up_to=Base)
 
 
@@ -181,15 +181,15 @@ def test_settings_grouped_under_one_key_are_a_dataclass():
         grounding: Annotated[float, Between(0, 1)] = 0.8
         question_form: bool = True
 
-    assert check_value("gates", None, Gates) == Gates()
-    assert check_value("gates", {"grounding": 0.5}, Gates) == Gates(grounding=0.5)
+    assert enforce_constraint("gates", None, Gates) == Gates()
+    assert enforce_constraint("gates", {"grounding": 0.5}, Gates) == Gates(grounding=0.5)
     with pytest.raises(ConfigError) as refused:
-        check_value("gates", {"grounding": 2}, Gates)
+        enforce_constraint("gates", {"grounding": 2}, Gates)
     assert str(refused.value) == "gates.grounding must be a number from 0 to 1, not 2"
     with pytest.raises(ConfigError) as refused:
-        check_value("gates", {"grounding_treshold": 0.5}, Gates)
+        enforce_constraint("gates", {"grounding_treshold": 0.5}, Gates)
     assert str(refused.value) == ("gates must be a mapping of grounding, question_form (did you"
                                   " mean 'grounding'?); it has grounding_treshold, not"
                                   " {'grounding_treshold': 0.5}")
     with pytest.raises(ConfigError, match="gates must be a mapping of grounding, question_form, not 3"):
-        check_value("gates", 3, Gates)
+        enforce_constraint("gates", 3, Gates)

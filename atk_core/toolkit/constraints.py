@@ -1,4 +1,11 @@
-"""Checking values before anything runs: one way for pipelines, backends and reporters.
+"""Constraints on config values, enforced before anything runs: one way for pipelines,
+backends, executors and reporters.
+
+(The words atk uses: a *constraint* is what a config value must be, declared in an
+annotation and enforced here; a plugin *vets* its options with its own code when an
+annotation cannot say it (``Pipeline(vet=...)``, ``Backend.vet_options``); ``plan()``
+is the pre-flight of a whole run; a *gate* judges generated text without a model; a
+*verdict* is a model's yes or no on a sample, applied as ``verdicts:`` says.)
 
 A pipeline function's parameters, and a backend's or progress reporter's
 ``__init__`` parameters, say what they accept with ordinary type
@@ -40,6 +47,7 @@ import math
 import pathlib
 import types
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -116,18 +124,18 @@ class _NonEmpty:
 NonEmpty = _NonEmpty()
 
 
-# -- checking ----------------------------------------------------------------------------------
+# -- enforcing ----------------------------------------------------------------------------------
 
 
 class _Refused(Exception):
     """A value that does not fit; the message says what would."""
 
 
-def check_value(name: str, value, annotation):
+def enforce_constraint(name: str, value, annotation):
     """``value`` if it fits ``annotation`` (a single item given for a list becomes a list of
     one), else ``ConfigError("NAME must be WHAT IS ALLOWED, not VALUE")``."""
     try:
-        return _check(value, annotation)
+        return _conform(value, annotation)
     except _Nested as exc:
         raise ConfigError(f"{name}.{exc.name} must be {exc.allowed}, not {_shown(exc.value)}") from None
     except _Inconsistent as exc:
@@ -136,7 +144,7 @@ def check_value(name: str, value, annotation):
         raise ConfigError(f"{name} must be {exc}, not {_shown(value)}") from None
 
 
-def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
+def enforce_constraints(function, values: dict, *, refuse_unknown: bool = False,
                     owner: str | None = None, supplied=(), up_to: type | None = None) -> dict:
     """The ``values`` meant for ``function``'s parameters, each checked against its annotation.
 
@@ -175,7 +183,7 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
                     required.append(name)
             if name in remaining:
                 value = remaining.pop(name)
-                checked[name] = check_value(name, value, hints[name]) if name in hints else value
+                checked[name] = enforce_constraint(name, value, hints[name]) if name in hints else value
         open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         if not open_ended:
             break
@@ -194,7 +202,7 @@ def check_arguments(function, values: dict, *, refuse_unknown: bool = False,
 
 
 def _targets(function, up_to):
-    """The functions whose parameters say what ``function`` takes (see ``check_arguments``)."""
+    """The functions whose parameters say what ``function`` takes (see ``enforce_constraints``)."""
     if not isinstance(function, type):
         return [function]
     stop = up_to.__mro__ if up_to is not None else (object,)
@@ -211,12 +219,12 @@ def annotations_of(function) -> dict[str, Any]:
         raise PluginError(f"cannot read the annotations of {name}: {one_line(exc)}") from None
 
 
-def _check(value, annotation):
+def _conform(value, annotation):
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
         try:
-            value = _check(value, base)
+            value = _conform(value, base)
         except _Refused:
             raise _Refused(_with_limits(_describe(base), extras)) from None
         return _limited(value, base, extras)
@@ -266,7 +274,7 @@ def _settings(value, kind: type):
     checked = {}
     for name, item in value.items():
         try:
-            checked[name] = _check(item, hints[name]) if name in hints else item
+            checked[name] = _conform(item, hints[name]) if name in hints else item
         except _Refused as exc:
             raise _Nested(name, str(exc), item) from None
     try:
@@ -323,11 +331,11 @@ def _sequence(value, annotation, origin):
     if not isinstance(value, (list, tuple)):
         # A config often gives one value where a list is wanted: a list of one.
         try:
-            return [_check(value, item)]
+            return [_conform(value, item)]
         except _Refused:
             raise _Refused(f"a list of {_plural(item)}") from None
     try:
-        return type(value)(_check(v, item) for v in value)
+        return type(value)(_conform(v, item) for v in value)
     except _Refused:
         raise _Refused(f"a list of {_plural(item)}") from None
 
@@ -340,7 +348,7 @@ def _either(value, options):
         if option is type(None):
             continue
         try:
-            return _check(value, option)
+            return _conform(value, option)
         except _Refused as exc:
             wanted.append(str(exc))
     raise _Refused(" or ".join(dict.fromkeys(wanted)))
@@ -384,7 +392,7 @@ def _with_range(kind: str, bounds: Range) -> str:
 
 def _describe(annotation) -> str:
     try:
-        _check(object(), annotation)
+        _conform(object(), annotation)
     except _Refused as exc:
         return str(exc)
     return "a value"
@@ -414,7 +422,7 @@ def _shown(value) -> str:
 
 
 def require_roles(models: dict, uses: dict) -> None:
-    """For a pipeline's check: ``ConfigError`` naming the first role in ``uses`` (role -> the
+    """For a pipeline's vetter: ``ConfigError`` naming the first role in ``uses`` (role -> the
     steps that use it) that the config's ``models`` does not define. A role no step uses
     (an empty list) is not required."""
     for role, steps in uses.items():
@@ -424,15 +432,26 @@ def require_roles(models: dict, uses: dict) -> None:
                               f" use (defined: {defined})")
 
 
-# -- calling a plugin's own check ----------------------------------------------------------------
+# -- calling a plugin's own vetter -----------------------------------------------------------------
 
 
-def run_check(check, options: dict, *, refused: str, broken: str, secrets=()) -> None:
-    """Call a plugin's config check: ``ValueError``/``ConfigError`` is the user's mistake
+def vetter_of(cls):
+    """A plugin class's own vetter (``vet_options``), or None. A class written before the
+    rename may still define it as ``check_options``: that is used, with a warning."""
+    legacy = getattr(cls, "check_options", None)
+    if legacy is not None:
+        warnings.warn(f"{cls.__name__}.check_options is now called vet_options", DeprecationWarning,
+                      stacklevel=2)
+        return legacy
+    return getattr(cls, "vet_options", None)
+
+
+def run_vetter(vetter, options: dict, *, refused: str, broken: str, secrets=()) -> None:
+    """Call a plugin's vetter: ``ValueError``/``ConfigError`` is the user's mistake
     (a ``ConfigError`` after ``refused``); anything else is the plugin's bug (a
     ``PluginError`` after ``broken``). Messages are one line, with secrets hidden."""
     try:
-        check(**options)
+        vetter(**options)
     except (ConfigError, ValueError) as exc:
         message = one_line(exc) if isinstance(exc, AtkError) else (
             str(exc).strip().splitlines() or ["invalid value"])[0]
