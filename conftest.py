@@ -37,6 +37,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def llamacpp_seats(tmp_path_factory):
+    """The folder where processes running the embedded model say so (see the llamacpp
+    backend's seats.py): one of this session's own, not the system's temporary folder.
+    Subprocesses the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("llamacpp-seats")
+    before = os.environ.get("ATK_LLAMACPP_SEATS")
+    os.environ["ATK_LLAMACPP_SEATS"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("ATK_LLAMACPP_SEATS", None)
+    else:
+        os.environ["ATK_LLAMACPP_SEATS"] = before
+
+
 def plugin_projects() -> list[Path]:
     return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 

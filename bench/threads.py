@@ -1,24 +1,24 @@
 """Two processes on the embedded model at once: how much they slow each other, by how
-llama.cpp's threads wait.
+llama.cpp's threads are chosen and wait.
 
-A run on the embedded model (llamacpp backend) gives llama.cpp one thread per
-CPU. Two such runs on a two-core machine make two teams of OpenMP threads
-that, by default, spin while they wait, and slow each other far more than
-twofold. This prints, for each waiting policy, the wall time of a fixed
-workload (chat requests with a JSON schema, as the pipelines send) run alone
-and run twice at once, so the baseline (alone) is measured in the same run.
+llama.cpp's threads spin while they wait. Two runs that each take every CPU make two
+teams of spinning threads on the same cores, and slow each other far more than
+twofold. Since issue 26 the llamacpp backend, with ``n_threads`` unset, takes its share
+of the CPUs (divided among the processes running a model now, looked at before each
+request; atk_backend_llamacpp/seats.py). This prints, per policy, the wall time of a
+fixed workload (chat requests with a JSON schema, as the pipelines send) run alone and
+run twice at once, so the baseline (alone) is measured in the same run.
 
-Measured on this project's 2-core machine, 16 requests per process (seconds,
-alone / two at once): all CPUs (the default) 11.1 / 64.0, 5.7x; one thread
-each 14.8 / 14.6; OMP_WAIT_POLICY=PASSIVE 20.6 / 17.9; GOMP_SPINCOUNT made it
-worse. The quickstart with one thread took 235 s instead of 165 s, which is
-why the default stays at every CPU: a user who runs two at once sets
-n_threads.
+Policies: ``default`` (n_threads unset: the share), ``threads:N`` (N threads, fixed:
+``threads:2`` on two cores is what the default was before), ``PASSIVE`` and other
+OMP_WAIT_POLICY values, ``spin:N`` (GOMP_SPINCOUNT=N).
 
-    python bench/threads.py [--requests 12] [--policies default,PASSIVE,spin:20000]
+Measured on this project's 2-core machine, 16 requests per process (seconds, alone /
+two at once): every CPU, fixed (the old default) 11.1 / 64.0, 5.7x; one thread each
+14.8 / 14.6; OMP_WAIT_POLICY=PASSIVE 20.6 / 17.9; GOMP_SPINCOUNT made it worse. The
+share (the default now): see the README of atk-backend-llamacpp for the figures.
 
-(``spin:N``: GOMP_SPINCOUNT=N, spin that many times before sleeping;
-``threads:N``: N llama.cpp threads per process.)
+    python bench/threads.py [--requests 16] [--policies default,threads:2]
 """
 
 import argparse
@@ -65,10 +65,10 @@ def timed(count: int, copies: int, policy: str) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=12)
-    parser.add_argument("--policies", default="default,PASSIVE")
+    parser.add_argument("--policies", default="default,threads:2")
     args = parser.parse_args()
     print(f"{args.requests} requests per process, {os.cpu_count()} CPUs")
-    print(f"{'OMP_WAIT_POLICY':16} {'alone':>8} {'two at once':>12} {'slowdown':>9}")
+    print(f"{'policy':16} {'alone':>8} {'two at once':>12} {'slowdown':>9}")
     for policy in args.policies.split(","):
         alone = timed(args.requests, 1, policy)
         both = timed(args.requests, 2, policy)

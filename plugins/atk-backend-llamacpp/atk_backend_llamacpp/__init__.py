@@ -11,6 +11,9 @@ other GGUF file to run a bigger model the same way.
   and shared by every role that names the same file with the same options.
 - ``worker``: every request runs in the one thread that calls llama.cpp, so
   the event loop never waits on it and two teams of threads never compete.
+- ``seats``: a process takes its share of the CPUs, divided among the
+  processes running a model at the moment, so that two runs at once do not
+  fight over every core.
 - ``deterministic``: every request carries a seed, and its prompt is
   evaluated the same way whatever ran before it, so the same request gives
   the same text, byte for byte, in any order.

@@ -73,7 +73,10 @@ class LlamaCppBackend(Backend):
         path, display = _model_file(model_path, model)
         self.model_path = path
         self.n_ctx = n_ctx
+        # Unset: every CPU to start with, then this process's share of them before each
+        # request (the CPUs divided among the processes running llama.cpp now; seats.py).
         self.n_threads = n_threads if n_threads is not None else _cpus()
+        share = None if n_threads is not None else self.n_threads
         self.n_batch = n_batch
         self.n_gpu_layers = n_gpu_layers
         self.chat_format = chat_format
@@ -84,7 +87,7 @@ class LlamaCppBackend(Backend):
         self._shared = shared_model(path, dict(
             n_ctx=self.n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
             n_batch=self.n_batch, n_gpu_layers=self.n_gpu_layers, chat_format=chat_format,
-        ))
+        ), share_cpus=share)
         self._grammars: dict[str, Any] = {}
 
     # -- the backend API -------------------------------------------------------------------

@@ -15,15 +15,20 @@ from typing import Callable
 from atk_core import FatalError
 
 from .deterministic import llama_class
+from .seats import fair_threads
 from .worker import Cancelled, call_in_llama_thread, llama_thread
 
 
 class SharedModel:
     """One llama.cpp model, loaded on first use, served by the llama.cpp thread."""
 
-    def __init__(self, path: Path, options: dict):
+    def __init__(self, path: Path, options: dict, share_cpus: int | None = None):
         self.path = path
         self.options = options
+        # Threads fitted before each request to this process's share of these CPUs (see
+        # seats.py); None: the options' n_threads, always.
+        self.share_cpus = share_cpus
+        self.threads = options.get("n_threads")
         self.llama = None
         self.loads = 0  # how many times it was loaded (tests check: once)
         self.lock = threading.Lock()
@@ -48,6 +53,8 @@ class SharedModel:
             raise Cancelled()
         with self.lock:
             llama = self._load()
+            if self.share_cpus:
+                self._fit_threads(llama)
             if not self._prefill_seen:
                 llama.reset()
                 llama.atk_canonical = ()
@@ -59,6 +66,12 @@ class SharedModel:
                 llama.atk_cancel = None
                 if llama.atk_prefills:
                     self._prefill_seen = True
+
+    def _fit_threads(self, llama) -> None:
+        threads = fair_threads(self.share_cpus)
+        if threads != self.threads:
+            llama._ctx.set_n_threads(threads, threads)
+            self.threads = threads
 
     def _load(self):
         if self.llama is not None:
@@ -85,12 +98,12 @@ _MODELS: dict[tuple, SharedModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def shared_model(path: Path, options: dict) -> SharedModel:
-    key = (str(path.resolve()), *sorted(options.items()))
+def shared_model(path: Path, options: dict, share_cpus: int | None = None) -> SharedModel:
+    key = (str(path.resolve()), share_cpus, *sorted(options.items()))
     with _MODELS_LOCK:
         shared = _MODELS.get(key)
         if shared is None:
-            shared = _MODELS[key] = SharedModel(path, options)
+            shared = _MODELS[key] = SharedModel(path, options, share_cpus)
         return shared
 
 

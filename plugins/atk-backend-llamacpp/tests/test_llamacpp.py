@@ -8,6 +8,8 @@ backend shares one loaded model per process.
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -192,6 +194,41 @@ def test_backends_for_the_same_file_share_one_loaded_model(backend):
     assert small.identity() == large.identity()  # the display name is not the model's identity
     assert small.identity()["backend"] == "llamacpp" and small.identity()["endpoint"] is None
     assert small.identity()["model"].startswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+SEAT_HOLDER = """
+import sys, time
+from atk_backend_llamacpp import seats
+seats.fair_threads(1)
+print("seated", flush=True)
+while True:
+    time.sleep(0.1)
+    seats.seat().touch()
+"""
+
+
+def test_beside_another_model_process_it_takes_its_share_of_the_cpus_and_answers_the_same(
+        backend, monkeypatch):
+    from atk_backend_llamacpp import seats
+
+    monkeypatch.setattr(seats, "LOOK_EVERY", 0.0)
+    cpus = backend.n_threads  # n_threads unset: every CPU when alone
+    asked = dict(max_tokens=24, temperature=0.9, seed=11)
+    alone = run(backend.chat(QUESTION, **asked)).text
+    assert backend._shared.threads == cpus
+    other = subprocess.Popen([sys.executable, "-c", SEAT_HOLDER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "seated"
+        beside = run(backend.chat(QUESTION, **asked)).text
+        assert backend._shared.threads == max(1, cpus // 2)
+    finally:
+        other.kill()
+        other.wait()
+    assert beside == alone  # llama.cpp's answer does not depend on its thread count
+    run(backend.chat(QUESTION, max_tokens=2, temperature=0.0))
+    assert backend._shared.threads == cpus  # the whole machine back
+    fixed = LlamaCppBackend(n_threads=1)  # a number set by the user is kept, whatever runs
+    assert fixed._shared.share_cpus is None
 
 
 def test_every_model_is_served_from_one_thread(backend):
