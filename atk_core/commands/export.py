@@ -11,8 +11,20 @@ pretraining text, preference pairs...), records and, where the run counted
 them, tokens. It loads with
 ``datasets.load_dataset(FOLDER, CONFIG)`` and uploads as it is.
 
+An output of kind ``exam`` is its config's ``test`` split (``data/<config>/test-...``), so
+no exam row is in a ``train`` split; every other output is a ``train`` split.
+
+``export_lm_eval`` writes the run's exam as an lm-evaluation-harness task instead: per
+exam output a task YAML, the exam as JSON lines, and the small loader the YAML names
+(``custom_dataset: !function <task>.load``), which lm-eval imports from beside the YAML
+and which reads the data from beside itself, so the folder works wherever it is moved
+(``dataset_kwargs: {data_files: ...}`` would be read against the current folder, or be an
+absolute path). The task is closed book (the question only), generated until a newline
+and scored with lm-eval's own ``exact_match`` (case and punctuation ignored) and
+``chrf``: not ``atk eval``'s rule, which lm-eval does not have.
+
 ``datasets`` and ``huggingface_hub`` are an optional extra (``atk-core[hf]``),
-imported only here.
+imported only here; the lm-eval export needs neither.
 """
 
 from __future__ import annotations
@@ -44,25 +56,48 @@ def export_hf(run_dir, path, *, force: bool = False) -> dict:
     _check_target(path, run_dir, force)
     datasets = _require("datasets")
     datasets.disable_progress_bars()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # beside it: one rename
-    old = None
-    try:
-        counts, skipped = {}, []
+    declared = manifest.get("declared_outputs") or {}
+    counts, skipped = {}, []
+
+    def write(staging: Path) -> None:
         for name in files:
             rows = _rows(run_dir / name)
             config = config_name(name)
             if not rows:
                 skipped.append(name)
                 continue
-            target = staging / "data" / config / "train-00000-of-00001.parquet"
+            target = staging / "data" / config / f"{split_of(declared.get(name))}-00000-of-00001.parquet"
             target.parent.mkdir(parents=True)
             _to_parquet(datasets, rows, target, run_dir / name)
             counts[config] = len(rows)
         if not counts:
             raise ConfigError(f"{run_dir}: every output of the run is empty; nothing to export")
         (staging / "README.md").write_text(dataset_card(manifest, files, counts, skipped), encoding="utf-8")
-        if path.exists():  # a previous export (checked above): out of the way, then gone
+
+    _publish(path, write)
+    return counts
+
+
+def split_of(declaration) -> str:
+    """The split an output is in a dataset: ``test`` for an exam (never trained on), else ``train``."""
+    return "test" if _is_exam(declaration) else "train"
+
+
+def _is_exam(declaration) -> bool:
+    """Whether a declaration, as a manifest holds it, is of kind ``exam``."""
+    return isinstance(declaration, dict) and declaration.get("kind") == "exam"
+
+
+def _publish(path: Path, write) -> None:
+    """``write(folder)`` fills a staging folder beside ``path``, which then replaces ``path``
+    in one rename (an earlier export moved aside first, and put back if the rename fails);
+    if ``write`` raises, nothing is left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # beside it: one rename
+    old = None
+    try:
+        write(staging)
+        if path.exists():  # a previous export (checked by _check_target): out of the way, then gone
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / "export")
         os.replace(staging, path)
@@ -73,7 +108,155 @@ def export_hf(run_dir, path, *, force: bool = False) -> dict:
             if not path.exists():  # the new one did not make it: put the old one back
                 os.replace(old / "export", path)
             shutil.rmtree(old, ignore_errors=True)
-    return counts
+
+
+# -- lm-evaluation-harness -----------------------------------------------------------------------
+
+LM_EVAL_SINCE = "0.4.9"  # the first lm-eval whose TaskConfig has custom_dataset
+SCORING_NOTE = ("lm-eval scores this task with its own exact_match (case and punctuation ignored)"
+                " and chrF over the first line the model writes; atk's `atk eval` scores the same"
+                " exam with its own documented deterministic rule, which lm-eval does not have,"
+                " so the two scores differ.")
+# The task's data loader (custom_dataset): lm-eval imports it from beside the task's YAML, and
+# it reads the exam from beside itself, so the folder can be moved.
+LOADER = '''"""The exam beside this file as lm-evaluation-harness's dataset (written by `atk export`).
+
+lm-eval calls `load` (the task's `custom_dataset`) with the task's metadata, which it ignores.
+"""
+
+import json
+from pathlib import Path
+
+
+def load(**metadata):
+    import datasets
+
+    with open(Path(__file__).with_suffix(".jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    test = datasets.Dataset.from_dict({column: [row.get(column) for row in rows] for column in columns})
+    return datasets.DatasetDict({"test": test})
+'''
+
+
+def export_lm_eval(run_dir, path, *, force: bool = False) -> dict:
+    """Write the exam of the finished run ``run_dir`` to ``path`` as lm-evaluation-harness
+    tasks (see above): per exam output ``<task>.yaml``, ``<task>.jsonl`` and ``<task>.py``,
+    and a README.md; return ``{task: items}``. ``ConfigError`` for a folder that is no
+    finished run, a run with no exam, or a ``path`` in the way; nothing is left half-written."""
+    run_dir, path = Path(run_dir), Path(path)
+    manifest = _manifest(run_dir)
+    exams = _exam_files(run_dir, manifest)
+    _check_target(path, run_dir, force)
+    tasks = {}
+    for name, task in zip(exams, task_names(run_dir, exams)):
+        rows = _exam_rows(run_dir / name)
+        if rows:
+            tasks[task] = (name, rows)
+    if not tasks:
+        raise ConfigError(f"{run_dir}: the run's exam is empty; nothing to export")
+
+    def write(staging: Path) -> None:
+        for task, (name, rows) in tasks.items():
+            (staging / f"{task}.jsonl").write_text(
+                "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+            (staging / f"{task}.py").write_text(LOADER, encoding="utf-8")
+            (staging / f"{task}.yaml").write_text(task_yaml(task, manifest, name), encoding="utf-8")
+        (staging / "README.md").write_text(lm_eval_card(manifest, tasks), encoding="utf-8")
+
+    _publish(path, write)
+    return {task: len(rows) for task, (_, rows) in tasks.items()}
+
+
+def task_names(run_dir: Path, exams: list[str]) -> list[str]:
+    """The lm-eval task of each exam output: ``atk_<run folder>_exam``, or with several exams
+    ``atk_<run folder>_<config>``; letters, digits and ``_`` only (the name is also the
+    loader's module name)."""
+    def plain(text: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+    run = plain(run_dir.resolve().name) or "run"
+    if len(exams) == 1:
+        return [f"atk_{run}_exam"]
+    return [f"atk_{run}_{plain(config_name(name))}" for name in exams]
+
+
+def task_yaml(task: str, manifest: dict, exam: str) -> str:
+    """The task's YAML: the question alone (closed book) as the prompt, greedy generation up to
+    a newline, the reference answer as the target, lm-eval's exact_match and chrF."""
+    import yaml
+
+    config = {
+        "test_split": "test",
+        "output_type": "generate_until",
+        "doc_to_text": "Question: {{question}}\nAnswer:",
+        # the field by name: a target rendered from "{{answer}}" that looks like a Python list
+        # ("[1, 2]") is read by lm-eval as one
+        "doc_to_target": "answer",
+        "target_delimiter": " ",
+        "generation_kwargs": {"until": ["\n"], "max_gen_toks": 64, "do_sample": False, "temperature": 0.0},
+        "filter_list": [{"name": "remove_whitespace",
+                         "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}],
+        "metric_list": [
+            {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+             "ignore_case": True, "ignore_punctuation": True},
+            {"metric": "chrf", "aggregation": "chrf", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1.0, "atk_pipeline": manifest.get("pipeline", "?"),
+                     "atk_config_hash": manifest.get("config_hash", "?"),
+                     "atk_run": manifest.get("task_id", "?"), "atk_exam": exam, "scoring": SCORING_NOTE},
+    }
+
+    class Dumper(yaml.SafeDumper):  # a string holding a newline is one double-quoted line
+        pass
+
+    Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style='"' if "\n" in text else None))
+    # yaml cannot write lm-eval's !function tag: the line naming the loader is written by hand
+    return (f"# lm-evaluation-harness task (lm-eval {LM_EVAL_SINCE} or later), written by atk export\n"
+            f"task: {task}\ncustom_dataset: !function {task}.load\n"
+            + yaml.dump(config, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100))
+
+
+def lm_eval_card(manifest: dict, tasks: dict) -> str:
+    """The README.md of an lm-eval export: what made it, its tasks, how to run them."""
+    pipeline = manifest.get("pipeline", "?")
+    names = ",".join(tasks)
+    lines = [f"# {pipeline} exam: lm-evaluation-harness tasks", "",
+             f"Made by atk's `{pipeline}` pipeline ({manifest.get('distribution', '?')}"
+             f" {manifest.get('pipeline_version', '?')}, atk-core {manifest.get('atk_core_version', '?')}),"
+             f" config hash `{manifest.get('config_hash', '?')}`.", "",
+             "| task | exam of the run | items | held out of training |", "|---|---|---|---|"]
+    for task, (name, rows) in tasks.items():
+        unseen = sum(1 for row in rows if row.get("seen") is False)
+        lines.append(f"| {task} | `{name}` | {len(rows)} | {unseen} |")
+    lines += ["", f"Run it (lm-eval {LM_EVAL_SINCE} or later; the folder may be moved):", "", "```sh",
+              f"lm_eval --model hf --model_args pretrained=MODEL --include_path FOLDER --tasks {names}",
+              "```", "", "FOLDER is this folder, MODEL a model on the Hub or a local folder. Each task asks"
+              " the question alone (closed book) and compares the first line of the answer with the"
+              " reference answer.", "", SCORING_NOTE, ""]
+    return "\n".join(lines)
+
+
+def _exam_files(run_dir: Path, manifest: dict) -> list[str]:
+    declared = manifest.get("declared_outputs") or {}
+    exams = [name for name in manifest["outputs"] if _is_exam(declared.get(name))]
+    if not exams:
+        raise ConfigError(f"{run_dir}: the run wrote no exam (no output of kind exam);"
+                          " an lm-eval task is made from one")
+    missing = [name for name in exams if not (run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{run_dir}: the manifest lists {missing[0]}, which is not there")
+    return exams
+
+
+def _exam_rows(path: Path) -> list[dict]:
+    rows = _rows(path)
+    for number, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), str) and row[k].strip()
+                                              for k in ("question", "answer"))):
+            raise ConfigError(f"{path} item {number}: an exam item needs a question and an answer")
+    return rows
 
 
 def _check_target(path: Path, run_dir: Path, force: bool) -> None:
@@ -88,7 +271,8 @@ def _check_target(path: Path, run_dir: Path, force: bool) -> None:
     if not force:
         raise ConfigError(f"{path} already exists; use --force to replace an earlier export")
     card = path / "README.md"
-    earlier = path.is_dir() and card.is_file() and (path / "data").is_dir() \
+    earlier = path.is_dir() and card.is_file() \
+        and ((path / "data").is_dir() or any(path.glob("*.yaml"))) \
         and "Made by atk's" in card.read_text(encoding="utf-8", errors="replace")
     if not earlier:
         raise ConfigError(f"{path} exists and is not an earlier atk export; --force replaces only"
@@ -149,6 +333,7 @@ def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[s
     """The README.md of the exported folder: the configs in its YAML header, and what made them."""
     import yaml
 
+    declared = manifest.get("declared_outputs") or {}
     primary = manifest.get("primary_output")
     default = config_name(primary) if primary and config_name(primary) in counts else None
     configs = []
@@ -156,8 +341,9 @@ def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[s
         config = config_name(name)
         if config not in counts:
             continue
+        split = split_of(declared.get(name))
         entry = {"config_name": config,
-                 "data_files": [{"split": "train", "path": f"data/{config}/train-*.parquet"}]}
+                 "data_files": [{"split": split, "path": f"data/{config}/{split}-*.parquet"}]}
         if config == default:
             entry["default"] = True
         configs.append(entry)
@@ -172,7 +358,6 @@ def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[s
     for role, model in sorted((manifest.get("models") or {}).items()):
         identity = (model.get("identity") if isinstance(model, dict) else None) or {}
         lines.append(f"- model {role}: `{identity.get('backend', '?')}/{identity.get('model', '?')}`")
-    declared = manifest.get("declared_outputs") or {}
     lines += ["", "| config | file of the run | kind | records | tokens |", "|---|---|---|---|---|"]
     for name in files:
         config = config_name(name)
@@ -181,8 +366,12 @@ def dataset_card(manifest: dict, files: list[str], counts: dict, skipped: list[s
                          f" | {tokens.get(name, '')} |")
     if skipped:
         lines += ["", f"Empty in the run, so not exported: {', '.join(f'`{s}`' for s in skipped)}."]
-    lines += ["", "Load one config with `datasets.load_dataset(\"<this repo or folder>\", \"<config>\")`.",
-              "Read the data before you train on it.", ""]
+    lines += ["", "Load one config with `datasets.load_dataset(\"<this repo or folder>\", \"<config>\")`."]
+    exams = [config_name(n) for n in files if config_name(n) in counts and _is_exam(declared.get(n))]
+    if exams:
+        lines.append(f"An exam ({', '.join(f'`{e}`' for e in exams)}) is its config's `test` split,"
+                     " in no `train` split: score a trained model with it, do not train on it.")
+    lines += ["Read the data before you train on it.", ""]
     return "\n".join(lines)
 
 
