@@ -30,6 +30,12 @@ _LAZY = {
     "RunRecord": "engine.manifest", "Store": "engine.store",
     "atomic_write_bytes": "toolkit.files", "atomic_write_text": "toolkit.files", "atomic_write_json": "toolkit.files",
     "atomic_write_jsonl": "toolkit.files", "jsonl_text": "toolkit.files",
+    # the exam a run sets aside, and scoring answers against its references
+    "ExamSettings": "toolkit.exam", "Fact": "toolkit.exam", "choose_facts": "toolkit.exam",
+    "facts_of_folders": "toolkit.exam", "redact": "toolkit.exam", "exam_step": "toolkit.exam",
+    "TrainingQuestions": "toolkit.exam", "teaching": "toolkit.exam", "exam_row": "toolkit.exam",
+    "make_exam": "toolkit.exam", "turns_of": "toolkit.exam",
+    "score_answer": "toolkit.scoring", "wilson_interval": "toolkit.scoring",
     # documents and chunks
     "Document": "toolkit.documents", "Unreadable": "toolkit.documents", "read_documents": "toolkit.documents",
     "html_to_text": "toolkit.documents", "check_input_dir": "toolkit.documents",

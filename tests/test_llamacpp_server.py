@@ -174,3 +174,24 @@ def test_an_estimate_holds_what_the_run_then_costs_on_the_server(llama_server, t
     assert span("completion_tokens")[0] <= completion <= span("completion_tokens")[1], (completion, estimate)
     low, high = estimate["total"]["cost"]
     assert low <= cost <= high, (cost, estimate)
+
+
+def test_atk_eval_tells_a_model_with_the_passage_from_one_without(llama_server, tmp_path):
+    """The exam tells a model that has the facts from one that does not: the embedded model
+    knows nothing of these made-up documents, and reads them off the passage in open book."""
+    from atk_core.testing import run_cli
+    from eval_exam import ITEMS, write_exam
+
+    exam = write_exam(tmp_path / "run")
+    result = run_cli("eval", exam, "--open-book", "--model", "small=openai:" + MODEL_ALIAS,
+                     "--set", f"models.small.base_url={llama_server}", "--set", "models.small.api_key=none",
+                     "--set", "max_tokens=60", cwd=tmp_path, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((exam.parent / "eval" / "eval.json").read_text())
+    closed, opened = report["models"]["small"]["closed"], report["models"]["small"]["open"]
+    assert closed["total"] == opened["total"] == len(ITEMS)
+    # Clearly above: the open-book interval lies wholly above the closed-book accuracy.
+    assert opened["accuracy"] - closed["accuracy"] >= 0.25, (closed, opened)
+    assert opened["interval"][0] > closed["accuracy"], (closed, opened)
+    answers = [json.loads(line) for line in (exam.parent / "eval" / "answers.jsonl").read_text().splitlines()]
+    assert all(a["answer"] for a in answers if a["book"] == "open")  # it did answer

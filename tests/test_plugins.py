@@ -118,19 +118,20 @@ def test_same_name_from_two_distributions_is_an_error_naming_both(atk, site, tmp
 
 def test_atk_load_plugins_selects_entry_points(atk, demo_site):
     demo_site.add("atk-pipeline-other", colliding("other_plugin"), {"other": "other_plugin"})
+    builtin = "exam-eval"  # atk-core's own pipeline (atk eval): built-ins always load
     listing, _ = list_json(atk, demo_site, ATK_LOAD_PLUGINS="demo")
-    assert names(listing, "pipelines") == ["echo"]
+    assert names(listing, "pipelines") == ["echo", builtin]
 
     listing, _ = list_json(atk, demo_site, ATK_LOAD_PLUGINS="")
-    assert names(listing, "pipelines") == []
+    assert names(listing, "pipelines") == [builtin]
     assert "console" in names(listing, "reporters")  # built-ins still load
 
     # A distribution name works as well as an entry point name.
     listing, _ = list_json(atk, demo_site, ATK_LOAD_PLUGINS="atk-pipeline-other")
-    assert names(listing, "pipelines") == ["shared"]
+    assert names(listing, "pipelines") == [builtin, "shared"]
 
     listing, result = list_json(atk, demo_site, ATK_LOAD_PLUGINS="demo,nosuch")
-    assert names(listing, "pipelines") == ["echo"]
+    assert names(listing, "pipelines") == ["echo", builtin]
     assert any("nosuch" in line for line in stderr_lines(result))
 
 

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -232,21 +233,30 @@ def inspect_command(output_dir, samples, seed, file):
 # -- export -----------------------------------------------------------------------------------------
 
 
-@cli.command("export", short_help="A run's datasets as a Hugging Face dataset folder (and upload).")
+@cli.command("export", short_help="A run's datasets as a Hugging Face dataset folder, or its exam as an lm-eval task.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--format", "kind", type=click.Choice(["hf"]), required=True,
-              help="hf: Parquet files, one config per output file, and a dataset card.")
+@click.option("--format", "kind", type=click.Choice(["hf", "lm-eval"]), required=True,
+              help="hf: Parquet files, one config per output file (an exam is its test split), and a"
+                   " dataset card. lm-eval: the run's exam as an lm-evaluation-harness task.")
 @click.argument("path", type=click.Path())
 @click.option("--push", "repo", default=None, metavar="REPO",
               help="Then upload the folder to the Hugging Face dataset repo REPO (owner/name);"
-                   " needs a token (HF_TOKEN or huggingface-cli login).")
+                   " needs a token (HF_TOKEN or huggingface-cli login). hf only.")
 @click.option("--private", is_flag=True, help="With --push: make the repo private if it is new.")
-@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@click.option("--force", is_flag=True, help="Replace PATH if it is an earlier export.")
 @_debug_option
 def export_command(run_dir, kind, path, repo, private, force):
-    """Write the datasets of the finished run RUN_DIR to PATH (needs atk-core[hf])."""
-    from .export import check_push, export_hf, push_hf
+    """Write the datasets of the finished run RUN_DIR to PATH (hf: needs atk-core[hf]), or its
+    exam as an lm-evaluation-harness task (lm-eval)."""
+    from .export import check_push, export_hf, export_lm_eval, push_hf
 
+    if kind == "lm-eval":
+        if repo is not None:
+            raise ConfigError("--push uploads an hf export only; an lm-eval task is not uploaded")
+        tasks = export_lm_eval(run_dir, path, force=force)
+        click.echo(f"wrote {path}: {', '.join(f'{task} ({items} questions)' for task, items in tasks.items())};"
+                   f" run it with lm_eval --include_path {path} --tasks {','.join(tasks)}")
+        return
     if repo is not None:
         check_push(repo)  # before anything is written
     counts = export_hf(run_dir, path, force=force)
@@ -384,6 +394,88 @@ def run_command(config, overrides, set_file, model_overrides, progress, executor
         _error(f"{result.pipeline} was interrupted; run the same command again to resume")
     else:
         _error(f"pipeline {result.pipeline!r} failed: {result.error}", hint=True)
+    sys.exit(result.exit_code)
+
+
+@cli.command("eval", short_help="Score models on the exam a run set aside.")
+@click.argument("exam", type=click.Path())
+@click.option("--model", "models", multiple=True, metavar="NAME=BACKEND[:MODEL]",
+              help="A model to test, e.g. --model tuned=openai:my-model (repeatable: they are"
+                   " scored side by side). Its options: --set models.NAME.base_url=...")
+@click.option("--judge", default=None, metavar="BACKEND[:MODEL]",
+              help="Also ask this model whether each answer states the reference's fact; its"
+                   " verdict is shown beside the score, never instead of it.")
+@click.option("--open-book", is_flag=True,
+              help="Ask each question a second time with its source passage in the prompt: the"
+                   " most a model can score, to compare with closed book.")
+@click.option("--output", "-o", "output_dir", default=None, type=click.Path(file_okay=False),
+              help="Where the answers, eval.json and the store go (default: eval/ in the run"
+                   " folder the exam belongs to). Run again with the same folder: nothing is sent"
+                   " twice.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Set a field, e.g. --set models.tuned.base_url=http://127.0.0.1:8000/v1 or"
+                   " --set max_tokens=100.")
+@click.option("--estimate", is_flag=True, help="Send nothing: print the requests and tokens it would take.")
+@click.option("--json", "as_json", is_flag=True, help="Print eval.json (or, with --estimate, the estimate) as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing of atk's own but the table or an error.")
+@_debug_option
+def eval_command(exam, models, judge, open_book, output_dir, overrides, estimate, as_json, quiet):
+    """Ask each model the questions of EXAM (a run folder whose manifest declares an exam, or
+    the exam's file) and score
+    every answer against its reference answer (docs/eval.md)."""
+    import yaml
+
+    from ..engine.config import config_from_text
+    from ..engine.runner import run
+    from ..evaluation.pipeline import JUDGE, NAME, REPORT, run_folder_of, table
+    from ..models.specs import as_mapping
+
+    if not models:
+        raise click.UsageError("give at least one --model NAME=BACKEND[:MODEL] to test")
+    if quiet:
+        log.setLevel(logging.ERROR)
+    roles = {}
+    for given in models:
+        name, equals, spec = given.partition("=")
+        name = name.strip()
+        if not equals or not name or not spec.strip():
+            raise click.UsageError(f"--model {given!r}: write NAME=BACKEND[:MODEL], e.g. tuned=openai:my-model")
+        if name == JUDGE:
+            raise click.UsageError(f"--model {given!r}: {JUDGE} is the --judge's role; name the model otherwise")
+        if name in roles:
+            raise click.UsageError(f"--model {given!r}: {name} is given twice")
+        roles[name] = as_mapping(spec.strip())  # a mapping, so that --set models.NAME.x=... works
+    if judge is not None:
+        roles[JUDGE] = as_mapping(judge.strip())
+    exam_path = Path(exam).expanduser().resolve()
+    if output_dir is None:
+        output_dir = (exam_path if exam_path.is_dir() else run_folder_of(exam_path)) / "eval"
+    text = yaml.safe_dump({"pipeline": NAME, "exam": str(exam_path), "open_book": bool(open_book),
+                           "output_dir": str(Path(output_dir).expanduser().resolve()),
+                           "models": roles}, sort_keys=False)
+    loaded = config_from_text(text, "atk eval", overrides)
+    _state["secrets"] = loaded.secret_values()
+    if estimate:
+        from .estimate import estimate as make_estimate
+
+        found = make_estimate(loaded)
+        click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.text().rstrip("\n"))
+        return
+    result = run(loaded, progress=[{"console": {"stream": "stderr"}}])  # stdout: the table
+    if result.status == "done":
+        report = json.loads((Path(result.output_dir) / REPORT).read_text(encoding="utf-8"))
+        click.echo(json.dumps(report, indent=2) if as_json else table(report), nl=as_json)
+        if not quiet:
+            for role, model in result.models.items():
+                click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)
+            click.echo(f"atk: answers and eval.json in {result.output_dir}", err=True)
+        return
+    if _state["debug"] and result.traceback:
+        click.echo(result.traceback, err=True, nl=False)
+    if result.status == "interrupted":
+        _error("the eval was interrupted; run the same command again to resume")
+    else:
+        _error(f"atk eval failed: {result.error}", hint=True)
     sys.exit(result.exit_code)
 
 

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "atk_core.models.scripted",
     "atk_core.serve.reporter",
     "atk_core.engine.executors",
+    "atk_core.evaluation",
 )
 
 HOOK_NAMES = tuple(name for name in dir(hookspecs) if name.startswith("atk_"))

@@ -31,7 +31,11 @@ class ConsoleReporter:
 
     def __init__(self, stream=None, live: bool | None = None,
                  min_interval: Annotated[float, AtLeast(0, unit="seconds")] = 10.0):
-        self.stream = stream or sys.stdout
+        # A file object, or "stdout"/"stderr" by name (what a config can say).
+        named = {"stdout": sys.stdout, "stderr": sys.stderr}
+        if isinstance(stream, str) and stream not in named:
+            raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
+        self.stream = named.get(stream, stream) if isinstance(stream, str) else (stream or sys.stdout)
         if live is None:
             live = _isatty(self.stream) and os.environ.get("TERM") != "dumb"
         self.live = live

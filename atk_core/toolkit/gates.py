@@ -470,14 +470,23 @@ class NearDuplicates:
             return None
         return Problem(f"near-duplicate {what}", f"nearly the same {what} as {first}")
 
+    def copy_of(self, text: str) -> str | None:
+        """The key of the earliest text seen that ``text`` nearly copies, or None; remembers
+        nothing."""
+        return self._closest(self._minhash(text))
+
+    def _closest(self, minhash) -> str | None:
+        close = [k for k in self._lsh.query(minhash)
+                 if self._hashes[k].jaccard(minhash) >= self.threshold]
+        return min(close, key=self._order.__getitem__) if close else None
+
     def add(self, key: str, text: str) -> str | None:
         """Remember ``text`` under ``key``, unless it nearly copies a text seen before: then
         the key of the earliest such text (and ``text`` is not remembered)."""
         minhash = self._minhash(text)
-        close = [k for k in self._lsh.query(minhash)
-                 if self._hashes[k].jaccard(minhash) >= self.threshold]
-        if close:
-            return min(close, key=self._order.__getitem__)
+        first = self._closest(minhash)
+        if first is not None:
+            return first
         self._lsh.insert(key, minhash)
         self._hashes[key] = minhash
         self._order[key] = len(self._order)

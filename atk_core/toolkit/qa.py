@@ -103,9 +103,12 @@ def focus_samples(samples, count: int, seed: int, record=None, step: str = "gene
 
 
 def question_step(*, gates: PairGates, answers: Answers = "written", name: str = "generate",
-                  model: str = "large", max_tokens: int = PAIR_MAX_TOKENS, **options) -> PipelineStep:
+                  model: str = "large", max_tokens: int = PAIR_MAX_TOKENS, prompts=("ask_question",
+                  "generate_question"), also=None, **options) -> PipelineStep:
     """The step that writes one gated question-answer pair per focus sample (see above).
-    ``options`` are PipelineStep's (temperature, max_attempts, seed, gate_copies...)."""
+    ``prompts``: the pipeline's prompts for ``answers: sentence`` and ``written``; ``also``:
+    one more gate, ``also(pair, sample)`` returning a Problem or None. ``options`` are
+    PipelineStep's (temperature, max_attempts, seed, gate_copies...)."""
     from_sentence = answers == "sentence"
 
     def validator(value, sample):
@@ -114,11 +117,13 @@ def question_step(*, gates: PairGates, answers: Answers = "written", name: str =
                                 answer_is_source=from_sentence)
         if problem is None and not from_sentence:  # a written answer is prose: no loop, no invention
             problem = prose_problem(pair["answer"], sample["chunk"], known=pair["question"])
+        if problem is None and also is not None:
+            problem = also(pair, sample)
         return problem
 
     limit = QUESTION_MAX_TOKENS if from_sentence else PAIR_MAX_TOKENS
     return PipelineStep(name=name, model=model,
-                        prompt="ask_question" if from_sentence else "generate_question",
+                        prompt=prompts[0] if from_sentence else prompts[1],
                         json_schema=QUESTION_SCHEMA if from_sentence else PAIR_SCHEMA,
                         validator=validator, max_tokens=min(max_tokens, limit), **options)
 

@@ -19,8 +19,13 @@ rag-data, correction):
 4. ``preference/pairs.jsonl``: every part's preference pairs;
 5. ``axolotl/pretrain.yaml``, ``sft.yaml`` and (with preference pairs)
    ``dpo.yaml``, each sized to its data;
-6. ``manifest.json``: every part's funnel, the token count of every file, the
-   mix by part, and each training stage's size.
+6. ``exam/exam.jsonl`` (``exam: {size: 40, unseen_share: 0}``): questions about
+   facts of the documents that the training data teaches, worded apart from every
+   training question, with reference answers, kept out of training, for ``atk eval``
+   (see ``atk_core.toolkit.exam``); with ``unseen_share``, that share of the facts is
+   held out: every part reads the documents without their sentences;
+7. ``manifest.json``: every part's funnel, the token count of every file, the
+   mix by part, each training stage's size, and the exam's.
 
 Each training file has a ``.sources.jsonl`` beside it, line for line: which
 part, folder, part output and line each record came from (and what the part's
@@ -40,9 +45,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    ConfigError, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, RunRecord,
-    Sampling, atomic_write_jsonl, atomic_write_text, vet_part, conversation_row, derive_seed,
-    part_fields, part_outputs, run_part, set_progress, token_counter, with_fields,
+    ConfigError, Conversation, Documents, ExamSettings, NonEmpty, Output, PairGates,
+    PipelineError, RunRecord, Sampling, atomic_write_jsonl, atomic_write_text, conversation_row,
+    derive_seed, facts_of_folders, make_exam, part_fields, part_outputs, redact, run_part,
+    set_progress, token_counter, vet_part, with_fields,
 )
 
 from . import axolotl
@@ -62,6 +68,7 @@ SHARED = ("seed", "verdicts", "answers", "gates") + tuple(
     f.name for group in (Documents, Sampling) for f in dataclasses.fields(group))
 
 MIX = "sft/mix.jsonl"
+EXAM = "exam/exam.jsonl"
 PREFERENCE = "preference/pairs.jsonl"
 # Config fields that have a new name: a config with the old one is refused in one line.
 RENAMED = {"model_checks": "verdicts"}
@@ -75,6 +82,8 @@ OUTPUTS = (
     Output("*.sources.jsonl", "records",
            description="beside each training file, line for line: where each record came from"),
     Output("pretraining/*.jsonl", "pretraining", description="each part's pretraining text"),
+    Output(EXAM, "exam", description="questions about facts the training data teaches (and,"
+           " with unseen_share, facts it does not), with reference answers; never trained on"),
 )
 
 
@@ -110,6 +119,7 @@ async def domain_expert(
     tokenizer: str | None = None,
     training: Training = Training(),
     axolotl_extra: dict | None = None,
+    exam: ExamSettings = ExamSettings(),
     task_id=None,
     **kwargs,
 ):
@@ -125,16 +135,22 @@ async def domain_expert(
     generic = load_generic(generic_dataset, generic_split) if shares.get(GENERIC, 0) > 0 else []
     counter = token_counter(tokenizer or base_model)
 
+    # 0. the exam's facts; the documents without the held-out ones, for every part to read
+    facts = facts_of_folders(input_dirs, documents.chunk_size, exam, seed)
+    reads = {folder: redact(folder, [fact for where, fact in facts if where == folder],
+                            output / "exam" / "inputs" / folder_name(input_dirs, folder))
+             for folder in input_dirs}
+
     # 1. the parts, folder by folder
     plan = [(folder, part) for folder in input_dirs for part in chosen_parts if _wanted(part, shares)]
     if not plan:
         raise PipelineError(_NOTHING_TO_RUN)
-    share = 0.95 / len(plan)
+    share = (0.9 if facts else 0.95) / len(plan)
     for index, (folder, part) in enumerate(plan):
         await run_part(part.name, output_dir=part_dir(output, part.name, input_dirs, folder),
                        progress=(index * share, (index + 1) * share),
-                       **part_arguments(part, settings, folder))
-    set_progress(task_id, 0.95, "assembling the training data")
+                       **part_arguments(part, settings, reads[folder]))
+    set_progress(task_id, 0.9 if facts else 0.95, "assembling the training data")
     funnels = []  # each part's funnel into the run's (its steps and drops, named after the part)
     for folder, part in plan:
         place = part_dir(output, part.name, input_dirs, folder)
@@ -232,8 +248,17 @@ async def domain_expert(
                         " raise it to keep them", path, sizes[stage].too_long, what[stage],
                         training.sequence_len)
 
-    # 6. the manifest: every part's funnel, the tokens, the stages
+    # 6. the exam, against what was written for training
+    exam_report = None
+    if facts:
+        set_progress(task_id, 0.93, f"the exam: {len(facts)} facts")
+        exam_report = await make_exam(record, output, EXAM, [fact for _, fact in facts],
+                                      {path: rows for path, (rows, _) in written.items()}, gates=gates,
+                                      answers=answers, options=sampling.writing(seed), progress=(0.93, 0.99))
+
+    # 7. the manifest: every part's funnel, the tokens, the stages, the exam
     record.write(output, extra={
+        **({"exam": exam_report} if exam_report is not None else {}),
         "tokens": {"counter": counter.describe(), "files": tokens,
                    "mix": {source: entry["tokens"] for source, entry in report.items()}},
         "mix": report,
@@ -363,9 +388,14 @@ def _wanted(part: Part, shares: dict) -> bool:
 
 def part_dir(output: Path, name: str, input_dirs: list, folder) -> Path:
     """Where a part over one folder writes: ``parts/<pipeline>/<n>-<folder name>``."""
+    return Path(output) / "parts" / name / folder_name(input_dirs, folder)
+
+
+def folder_name(input_dirs: list, folder) -> str:
+    """``<n>-<folder name>``: an input folder's name in the run's own folders."""
     number = list(input_dirs).index(folder) + 1
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(folder)).expanduser().resolve().name).strip("-.")
-    return Path(output) / "parts" / name / f"{number}-{slug or 'documents'}"
+    return f"{number}-{slug or 'documents'}"
 
 
 def part_arguments(part: Part, settings: dict, folder) -> dict:

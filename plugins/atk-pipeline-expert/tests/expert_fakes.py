@@ -57,6 +57,11 @@ def _question(focus):
     return f"What is known about {' '.join(focus.rstrip('.').split()[:3])}?"
 
 
+def _exam_question(focus):
+    words = focus.rstrip(".").split()  # the sentence's own words, from its third on: no training question's
+    return f"What about {' '.join(words[2:8])}?"
+
+
 def respond(request):
     system = request.messages[0]["content"]
     user = request.messages[-1]["content"]
@@ -82,6 +87,11 @@ def respond(request):
         if "correction" in system:  # answers: written
             value["correction"] = focus
         return value
+    if "You write exam questions that test" in system:  # the exam (answers: written)
+        focus = _focus(user)
+        return {"question": _exam_question(focus), "answer": focus}
+    if "You write exam questions." in system:  # the exam (answers: sentence)
+        return {"question": _exam_question(_focus(user))}
     if "You write quiz questions about facts" in system:
         focus = _focus(user)
         return {"question": _question(focus), "answer": focus}
@@ -100,3 +110,13 @@ def respond(request):
     if "do not hold the answer" in system:
         return {"answer": "The documents I was given do not say, so I cannot tell you."}
     raise RequestError(f"unexpected prompt: {system[:60]}")
+
+
+def reads_the_passage(request):
+    """A model under test (atk eval) that knows nothing of the documents: with the passage in
+    its prompt, it answers with the passage's sentence that shares most words with the question."""
+    text = request.messages[-1]["content"]
+    if "Passage:" not in text:
+        return "I do not know."
+    question = set(re.findall(r"\w+", text.rsplit("Question:", 1)[1].lower()))
+    return max(_sentences(_chunk(text)), key=lambda s: len(question & set(re.findall(r"\w+", s.lower()))))

@@ -321,7 +321,7 @@ def test_the_configs_and_manifest_parts_are_the_same_on_a_second_run(tmp_path):
         (name, folder) for folder in ("coast", "kitchen")
         for name in ("repvar", "factual-qa", "rag-data", "correction")]
     steps = [s["name"] for s in manifest["steps"]]
-    assert "factual-qa 1-coast: generate" in steps and steps[-1] == "mix"
+    assert "factual-qa 1-coast: generate" in steps and steps[-3:] == ["mix", "exam", "exam_taught"]
 
 
 def test_tokens_are_counted_with_the_vocabulary_of_a_gguf_file(tmp_path):
@@ -432,5 +432,106 @@ def test_the_manifest_declares_each_file_of_the_run_by_its_kind(tmp_path):
     kinds = {file: entry["kind"] for file, entry in manifest["declared_outputs"].items()}
     assert kinds == {"pretraining/repvar.jsonl": "pretraining", "pretraining/repvar.sources.jsonl": "records",
                      "sft/mix.jsonl": "sft", "sft/mix.sources.jsonl": "records",
-                     "preference/pairs.jsonl": "preference", "preference/pairs.sources.jsonl": "records"}
+                     "preference/pairs.jsonl": "preference", "preference/pairs.sources.jsonl": "records",
+                     "exam/exam.jsonl": "exam"}  # by default, an exam of 20 facts
     assert manifest["primary_output"] == "sft/mix.jsonl"
+
+
+# -- the exam ------------------------------------------------------------------------------------
+
+
+def _training_texts(out: Path) -> dict[str, list[str]]:
+    """Every training file the run wrote (by its manifest), each record as one normalised text."""
+    from atk_core import turns_of
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    texts = {}
+    for file, entry in manifest["declared_outputs"].items():
+        if entry["kind"] in ("pretraining", "sft", "preference"):
+            texts[file] = [_normal(" ".join(t for _, t in turns_of(row))) for row in read_jsonl(out / file)]
+    return texts
+
+
+def _normal(text):
+    import re
+
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def test_the_exam_asks_about_facts_the_training_data_teaches_in_other_words(tmp_path):
+    from atk_core import TrainingQuestions, turns_of
+
+    result = run(tmp_path, exam={"size": 6})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    items = read_jsonl(out / "exam" / "exam.jsonl")
+    assert len(items) >= 4, items  # of 6 facts: a few may fail a gate
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["declared_outputs"]["exam/exam.jsonl"]["kind"] == "exam"
+    assert manifest["exam"]["facts"] == 6 and manifest["exam"]["items"] == len(items)
+    assert {Path(i["source"]).name for i in items} & set(COAST) and {Path(i["source"]).name for i in items} & set(KITCHEN)
+    training = _training_texts(out)
+    mix_questions = [text for row in read_jsonl(out / "sft" / "mix.jsonl")
+                     for role, text in turns_of(row) if role == "user"]
+    near = TrainingQuestions(mix_questions, 0.7)
+    for item in items:
+        assert set(item) >= {"id", "question", "answer", "source", "start", "end", "sentence", "context",
+                             "seen", "taught_by"}
+        assert item["seen"] is True
+        assert near.problem(item["question"]) is None, item["question"]  # worded apart
+        assert item["sentence"] in " ".join(item["context"].split())
+        assert item["taught_by"], item  # the training data does teach it
+        for where in item["taught_by"]:
+            assert where["file"] in training and 1 <= where["line"] <= len(training[where["file"]])
+    # Not one exam question went into training.
+    for item in items:
+        assert not any(_normal(item["question"]) in text for texts in training.values() for text in texts)
+
+
+def test_held_out_facts_are_in_no_training_record(tmp_path):
+    result = run(tmp_path, exam={"size": 6, "unseen_share": 0.5})
+    assert result.exit_code == 0, result.error
+    out = tmp_path / "out"
+    items = read_jsonl(out / "exam" / "exam.jsonl")
+    held = [i for i in items if not i["seen"]]
+    assert len(held) >= 2 and len(held) <= 3, items
+    training = _training_texts(out)
+    for item in held:
+        sentence = _normal(item["sentence"])
+        assert not any(sentence in text for texts in training.values() for text in texts), item
+        assert item["taught_by"] == []
+    # The parts read the documents without them; the originals are untouched.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["exam"]["held_out"] == 3
+    for part in manifest["parts"]:
+        assert Path(part["folder"]).name in ("coast", "kitchen")
+    redacted = list((out / "exam" / "inputs").rglob("*.*"))
+    assert redacted and all(_normal(i["sentence"]) not in _normal(p.read_text()) for p in redacted for i in held)
+    originals = " ".join(_normal(t) for t in {**COAST, **KITCHEN}.values())
+    assert all(_normal(i["sentence"]) in originals for i in held)
+
+
+def test_no_exam_when_its_size_is_zero(tmp_path):
+    result = run(tmp_path, exam={"size": 0})
+    assert result.exit_code == 0, result.error
+    assert not (tmp_path / "out" / "exam").exists()
+    assert "exam" not in json.loads((tmp_path / "out" / "manifest.json").read_text())
+
+
+def test_atk_eval_finds_the_exam_of_a_finished_run_and_scores_it(tmp_path):
+    import os
+    import sys
+
+    from atk_core.testing import run_cli
+
+    assert run(tmp_path, exam={"size": 6}).exit_code == 0
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    result = run_cli("eval", out, "--open-book", "--model", "reader=scripted",
+                     "--set", "models.reader.respond=expert_fakes:reads_the_passage", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "eval" / "eval.json").read_text())
+    reader = report["models"]["reader"]
+    assert report["questions"] == len(read_jsonl(out / "exam" / "exam.jsonl"))
+    assert reader["closed"]["accuracy"] == 0.0  # it knows nothing
+    assert reader["open"]["accuracy"] >= 0.8, reader["open"]  # the passage holds every answer

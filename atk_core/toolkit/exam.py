@@ -1,0 +1,346 @@
+"""An exam kept out of training: questions about facts of the documents, with reference answers.
+
+A pipeline that makes training data from documents sets an exam aside so that a
+trained model can be scored on what the data taught (``atk eval``). The exam is
+made in four moves, each a function here:
+
+1. ``choose_facts``: the facts, one sentence each, spread over the documents
+   (the sentences ``focus_sentences`` would write about); the first
+   ``unseen_share`` of them (in a seeded order) are *held out*.
+2. ``redact``: for held-out facts, the documents without their sentences, in a
+   folder of their own: what every part of the run reads instead of the
+   originals, so that no training record can hold them.
+3. ``exam_step``: one question and reference answer per fact, from its passage,
+   held to the same gates as a training pair (``PairGates``), and refused
+   (then retried) when it nearly copies a training question
+   (``TrainingQuestions``, the run's near-duplicate finder).
+4. ``teaching``: for each fact the training records that teach it (hold its
+   sentence, or state its reference answer by ``score_answer``'s rule). An
+   exam item about a seen fact that no record teaches is dropped; an item
+   about a held-out fact that a record holds is dropped too.
+
+The exam is a JSON-lines file the pipeline declares with kind ``exam``. Each item
+(``exam_row``): ``id``, ``question``,
+``answer`` (the reference), ``source``, ``start``/``end`` (the sentence's span
+in the document's text), ``sentence``, ``chunk_id``, ``context`` (the passage,
+for open-book questions), ``seen`` and ``taught_by`` (``{"file", "line"}`` of
+the training records that teach it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Iterable
+
+from .constraints import AtLeast, Between
+from .seeds import derive_seed
+
+
+
+@dataclass(frozen=True)
+class ExamSettings:
+    """How big an exam to set aside (``exam: {size: 40, unseen_share: 0.25}`` in a config)."""
+
+    size: Annotated[int, AtLeast(0)] = 20  # facts to ask about (0: no exam)
+    unseen_share: Annotated[float, Between(0, 1)] = 0.0  # of them held out of all training data
+
+    @property
+    def held_out(self) -> int:
+        return round(self.size * self.unseen_share)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One sentence of a document to ask about, where it is, and whether training sees it."""
+
+    source: str
+    start: int  # in the document's text
+    end: int
+    sentence: str  # whitespace collapsed
+    chunk_id: str
+    chunk: str
+    seen: bool = True
+
+    @property
+    def id(self) -> str:
+        digest = hashlib.sha256(f"{self.source}\n{self.start}\n{self.sentence}".encode()).hexdigest()[:16]
+        return f"exam-{digest}"
+
+    def as_sample(self) -> dict:
+        from .meaning import opening
+
+        return {"id": self.id, "chunk": self.chunk, "chunk_id": self.chunk_id, "source": self.source,
+                "focus": self.sentence, "opening": opening(self.sentence)}
+
+
+# -- 1. the facts ---------------------------------------------------------------------------------
+
+
+def choose_facts(chunks: list, settings: ExamSettings, seed: int) -> list[Fact]:
+    """``settings.size`` facts from ``chunks`` (``Chunk``s of the documents, in order): from
+    each chunk the sentences ``focus_sentences`` would pick, taken round-robin over the
+    documents so that each document gives its share; the first ``held_out`` in a seeded
+    order are not seen by training. A sentence found twice in the documents is not asked
+    about (holding one copy out would not keep it from training)."""
+    from .chunks import sentences
+    from .qa import focus_sentences
+
+    if settings.size < 1:
+        return []
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        for sentence in sentences(chunk.text):
+            counts[_normal(sentence)] = counts.get(_normal(sentence), 0) + 1
+    by_document: dict[str, list[Fact]] = {}
+    for chunk in chunks:
+        for _, sentence in focus_sentences(chunk.text, 1_000, seed, chunk.id):
+            if counts.get(_normal(sentence), 0) != 1:
+                continue
+            span = find_sentence(chunk.text, sentence)
+            if span is None:
+                continue
+            by_document.setdefault(chunk.source, []).append(
+                Fact(chunk.source, chunk.start + span[0], chunk.start + span[1], sentence, chunk.id,
+                     chunk.text))
+    for source, facts in by_document.items():  # each document's facts in a seeded order
+        facts.sort(key=lambda f: derive_seed(seed, "exam", f.id))
+    chosen, queues = [], [by_document[s] for s in sorted(by_document)]
+    while len(chosen) < settings.size and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < settings.size:
+                chosen.append(queue.pop(0))
+    order = sorted(range(len(chosen)), key=lambda i: derive_seed(seed, "held out", chosen[i].id))
+    held = set(order[:settings.held_out])
+    return [dataclasses.replace(f, seen=i not in held) for i, f in enumerate(chosen)]
+
+
+def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, seed: int) -> list[tuple[str, Fact]]:
+    """``choose_facts`` over the documents of several input folders (chunked as the run's
+    parts chunk them): ``(folder, fact)`` pairs, each fact's ``source`` relative to its folder."""
+    from .chunks import chunk_documents
+    from .documents import input_folder, read_documents
+
+    if settings.size < 1:
+        return []
+    chunks = []
+    for number, folder in enumerate(folders):
+        documents, _ = read_documents(input_folder(folder))
+        kept, _ = chunk_documents(documents, chunk_size)
+        chunks += [dataclasses.replace(c, source=f"{number}/{c.source}") for c in kept]
+    found = []
+    for fact in choose_facts(chunks, settings, seed):
+        number, source = fact.source.split("/", 1)
+        found.append((folders[int(number)], dataclasses.replace(fact, source=source)))
+    return found
+
+
+def find_sentence(text: str, sentence: str) -> tuple[int, int] | None:
+    """Where ``sentence`` (whitespace collapsed, as ``sentences`` gives it) is in ``text``."""
+    words = sentence.split()
+    if not words:
+        return None
+    found = re.search(r"\s+".join(map(re.escape, words)), text)
+    return (found.start(), found.end()) if found else None
+
+
+# -- 2. held-out facts out of the documents --------------------------------------------------------
+
+
+def redact(input_dir, facts: Iterable[Fact], into) -> Path:
+    """Write the documents of ``input_dir`` to the folder ``into``, without the sentences of
+    the held-out ``facts`` (those with ``seen`` false), and return it: the folder the run's
+    parts read instead of ``input_dir``. Text is written as it was read (a PDF or Word file
+    becomes ``NAME.txt``: its text, as every pipeline reads it); an unreadable file is
+    left out, as a pipeline would leave it out. Writes nothing and returns ``input_dir``
+    when no fact is held out."""
+    from .documents import input_folder, read_documents
+    from .files import atomic_write_text
+
+    held: dict[str, list[str]] = {}
+    for fact in facts:
+        if not fact.seen:
+            held.setdefault(fact.source, []).append(fact.sentence)
+    if not held:
+        return Path(input_dir)
+    into = Path(into)
+    documents, _ = read_documents(input_folder(input_dir))
+    for document in documents:
+        text = document.text
+        for sentence in held.get(document.source, ()):
+            span = find_sentence(text, sentence)
+            if span is not None:
+                text = text[:span[0]] + text[span[1]:]
+        atomic_write_text(into / _text_name(document.source), text)
+    return into
+
+
+def _text_name(source: str) -> str:
+    name = source.replace("#", "_")
+    return name if name.lower().endswith((".txt", ".md", ".markdown", ".rst")) else name + ".txt"
+
+
+# -- 3. the questions ---------------------------------------------------------------------------------
+
+
+class TrainingQuestions:
+    """The questions of the training data, and whether an exam question nearly copies one
+    (the run's near-duplicate finder, at the gates' threshold)."""
+
+    def __init__(self, questions: Iterable[str], threshold: float = 0.7):
+        from .gates import NearDuplicates
+
+        self._exact = {_normal(q) for q in questions if q.strip()}
+        self._near = NearDuplicates(threshold)
+        for number, question in enumerate(sorted(self._exact)):
+            self._near.add(f"training question {number}", question)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def problem(self, question: str):
+        """A ``Problem`` if ``question`` is, or nearly is, a training question; else None."""
+        from .gates import Problem
+
+        if _normal(question) in self._exact or self._near.copy_of(question) is not None:
+            return Problem("near a training question",
+                           "this question (or nearly the same) is in the training data; ask"
+                           " about the fact in other words")
+        return None
+
+
+def exam_step(*, gates, training: TrainingQuestions, answers: str = "written", model: str = "large",
+              **options):
+    """The step that writes one question and reference answer per fact (``Fact.as_sample``)
+    with the pipeline's ``exam_ask`` (``answers: sentence``) or ``exam_question`` prompt,
+    held to the pair gates, and refused (then retried with the reason) when the question
+    is, or nearly is, a ``training`` question."""
+    from .qa import question_step
+
+    return question_step(gates=gates, answers=answers, name="exam", model=model,
+                         prompts=("exam_ask", "exam_question"),
+                         also=lambda pair, sample: training.problem(pair["question"]), **options)
+
+
+# -- 4. what teaches each fact ---------------------------------------------------------------------
+
+
+def teaching(items: list[dict], records: Iterable[tuple[str, int, str, bool]]) -> dict[str, list[dict]]:
+    """For each exam item (``id``, ``question``, ``answer``, ``sentence``), the training
+    records that teach its fact. ``records`` are ``(file, line, text, answer)``: a record
+    teaches a fact when its text holds the fact's sentence, or, for an answer (an assistant
+    turn, not a whole document), when it states the reference answer by ``score_answer``'s
+    rule."""
+    from .scoring import score_answer
+
+    found: dict[str, list[dict]] = {item["id"]: [] for item in items}
+    sentences = [(item, _normal(item["sentence"])) for item in items]
+    for file, line, text, answer in records:
+        normal = _normal(text)
+        for item, sentence in sentences:
+            taught = found[item["id"]]
+            if taught and taught[-1] == {"file": file, "line": line}:
+                continue  # another turn of a record already counted
+            if sentence in normal or (answer and score_answer(item["question"], item["answer"], text).correct):
+                taught.append({"file": file, "line": line})
+    return found
+
+
+async def make_exam(record, output_dir, file: str, facts: list[Fact], training: dict[str, list], *,
+                    gates, answers: str = "written", options: dict, progress=(0.9, 1.0)) -> dict:
+    """Make the exam about ``facts`` and write it to ``output_dir``/``file`` (the exam output
+    the pipeline declares; counted in ``record``, a ``RunRecord``; each drop under step
+    ``exam`` with its reason);
+    return what the manifest says of it. ``training`` is every training file the run wrote,
+    ``{file: rows}`` (any of atk's formats: text, messages, sharegpt, segments, preference
+    pairs): its user turns are the questions an exam question must not copy, and its records
+    are what must teach a seen fact and must not hold a held-out one. ``options`` are the
+    step's (``Sampling.writing(seed)``)."""
+    from .files import atomic_write_jsonl
+    from .gates import Problem
+    from .qa import pair_of
+
+    questions = [text for rows in training.values() for row in rows
+                 for role, text in turns_of(row) if role == "user"]
+    known = TrainingQuestions(questions, gates.near_duplicate_threshold)
+    step = exam_step(gates=gates, training=known, answers=answers, **options)
+    samples = [fact.as_sample() for fact in facts]
+    results = await step.run(samples, progress=progress)
+    by_id = {fact.id: fact for fact in facts}
+    asked = [{"id": sample["id"], "fact": by_id[sample["id"]], "pair": pair_of(result.value, sample, answers)}
+             for sample, result in record.step("exam", samples, results)]
+    taught = teaching([{"id": a["id"], "sentence": a["fact"].sentence, **a["pair"]} for a in asked],
+                      _training_records(training))
+
+    def problem(item):
+        fact = item["fact"]
+        if fact.seen and not taught[fact.id]:
+            return Problem("not taught", "no training record teaches this fact (none holds its"
+                                         " sentence or states its answer)")
+        holding = [t for t in taught[fact.id] if _normal(fact.sentence) in _record_text(training, t)]
+        if not fact.seen and holding:
+            return Problem("held-out fact in training", f"{holding[0]['file']} line"
+                           f" {holding[0]['line']} holds the held-out sentence")
+        return None
+
+    kept = record.gate("exam_taught", asked, problem)
+    rows = [exam_row(i["fact"], i["pair"], taught[i["id"]] if i["fact"].seen else []) for i in kept]
+    atomic_write_jsonl(Path(output_dir) / file, rows)
+    record.wrote(file, len(rows))
+    return {"facts": len(facts), "held_out": sum(not f.seen for f in facts), "items": len(rows),
+            "seen": sum(r["seen"] for r in rows), "unseen": sum(not r["seen"] for r in rows),
+            "training_questions": len(known)}
+
+
+def turns_of(row) -> list[tuple[str, str]]:
+    """The texts of a training record of any of atk's formats, each with who says it:
+    ``user``/``assistant``/``system`` turns (messages, sharegpt, a preference pair's prompt and
+    chosen answer), ``text`` (pretraining text) or ``segment`` (segments)."""
+    if not isinstance(row, dict):
+        return []
+    found = []
+    if isinstance(row.get("text"), str):
+        found.append(("text", row["text"]))
+    roles = {"human": "user", "gpt": "assistant", "system": "system"}
+    for key in ("messages", "prompt", "chosen", "conversations"):
+        for message in row.get(key) or ():
+            if isinstance(message, dict):
+                role = message.get("role") or roles.get(message.get("from"), "")
+                text = message.get("content", message.get("value"))
+                if isinstance(text, str):
+                    found.append((role, text))
+    for segment in row.get("segments") or ():
+        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
+            found.append(("segment", segment["text"]))
+    return found
+
+
+def _training_records(training: dict[str, list]):
+    """``(file, line, text, answer)`` for ``teaching``: each record whole, then each of its
+    assistant turns (an answer the scoring rule can read)."""
+    for file, rows in training.items():
+        for line, row in enumerate(rows, 1):
+            turns = turns_of(row)
+            yield file, line, " ".join(text for _, text in turns), False
+            for role, text in turns:
+                if role == "assistant":
+                    yield file, line, text, True
+
+
+def _record_text(training: dict[str, list], where: dict) -> str:
+    row = training[where["file"]][where["line"] - 1]
+    return _normal(" ".join(text for _, text in turns_of(row)))
+
+
+def exam_row(fact: Fact, pair: dict, taught_by: list[dict]) -> dict:
+    return {"id": fact.id, "question": pair["question"], "answer": pair["answer"],
+            "source": fact.source, "start": fact.start, "end": fact.end, "sentence": fact.sentence,
+            "chunk_id": fact.chunk_id, "context": fact.chunk, "seen": fact.seen,
+            "taught_by": taught_by}
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
