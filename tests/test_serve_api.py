@@ -17,6 +17,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from atk_core.testing import read_jsonl, run_cli  # noqa: E402
+from eval_exam import ITEMS, write_exam  # noqa: E402
 from serve_helpers import (  # noqa: E402
     AtkServer, factual_config, factual_folder, wait_gone, with_fakes,
 )
@@ -220,6 +221,81 @@ def test_a_runs_records_and_failures_are_read_a_page_at_a_time(server, finished_
                             ("file=nothing.jsonl", 404), ("file=qa_pairs.jsonl&limit=0", 422),
                             ("offset=0", 422)):
         assert server.get(f"/api/runs/{run_id}/records?{query}")[0] == expected, query
+
+
+def atk_eval(exam, *args, cwd):
+    """The real `atk eval`, its scripted models answering from tests/eval_exam.py."""
+    tests = str(Path(__file__).resolve().parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    result = run_cli("eval", exam, *args, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+
+
+SCORE_KEYS = ("correct", "total", "accuracy", "interval")
+
+
+def test_a_runs_evals_are_read_from_its_output_folder(server, work, tmp_path):
+    run = server.wait_for_status(server.start_run(factual_config(work))["id"], "done", "failed")
+    assert run["status"] == "done" and run["evals"] == []
+    output = server.runs_dir / run["id"] / "output"
+    exam = write_exam(output)  # output/exam/exam.jsonl, so `atk eval` writes output/eval/
+    atk_eval(exam, "--open-book", "--model", "knows=scripted", "--model", "wrong=scripted",
+             "--judge", "scripted", "--set", "models.knows.respond=eval_exam:from_reference",
+             "--set", "models.wrong.respond=eval_exam:other_reference",
+             "--set", "models.judge.respond=eval_exam:judge_by_rule", cwd=tmp_path)
+    # A second eval, in a folder of the output folder that the user chose.
+    atk_eval(exam, "--model", "again=scripted", "--set", "models.again.respond=eval_exam:from_reference",
+             "--output", output / "another", cwd=tmp_path)
+    report = json.loads((output / "eval" / "eval.json").read_text())
+
+    run = server.run(run["id"])
+    assert [e["name"] for e in run["evals"]] == ["eval", "another"]
+    found = run["evals"][0]
+    assert {k: found[k] for k in ("exam", "questions", "seen", "held_out", "books", "rule")} == {
+        "exam": str(exam), "questions": len(ITEMS), "seen": sum(seen for *_, seen in ITEMS),
+        "held_out": sum(not seen for *_, seen in ITEMS), "books": ["closed", "open"],
+        "rule": report["rule"]}
+    rows = {(r["name"], r["book"]): r for r in found["results"]}
+    assert list(rows) == [("knows", "closed"), ("knows", "open"), ("wrong", "closed"), ("wrong", "open")]
+    for (name, book), row in rows.items():
+        written = report["models"][name][book]
+        assert row["model"] == report["models"][name]["model"]
+        assert {k: row[k] for k in SCORE_KEYS} == {k: written[k] for k in SCORE_KEYS}
+        assert row["seen"] == {k: written["seen"][k] for k in SCORE_KEYS}
+        assert row["held_out"] == {k: written["held_out"][k] for k in SCORE_KEYS}
+        assert row["judge"] == {k: written["judge"][k] for k in (*SCORE_KEYS, "agrees_with_rule")}
+        assert row["total"] == len(ITEMS) and row["seen"]["total"] + row["held_out"]["total"] == len(ITEMS)
+    assert rows[("knows", "closed")]["accuracy"] > rows[("wrong", "closed")]["accuracy"]
+    [again] = run["evals"][1]["results"]
+    assert (again["name"], again["book"], again["judge"]) == ("again", "closed", None)
+    assert again["accuracy"] == rows[("knows", "closed")]["accuracy"]
+
+    # What is not an eval of this run is left out, and the run is still answered.
+    def put(folder, text):
+        (output / folder).mkdir(parents=True, exist_ok=True)
+        (output / folder / "eval.json").write_text(text)
+
+    good = json.dumps(report)
+    put("broken", '{"models": ')
+    put("huge", json.dumps({**report, "padding": "x" * 2_100_000}))
+    put("not-a-number", json.dumps({**report, "questions": float("nan")}))
+    put("deep", "[" * 100_000 + "]" * 100_000)
+    put("a-list", "[]")
+    put("other-shape", json.dumps({**report, "models": {"x": {"model": "m", "closed": {"correct": "many"}}}}))
+    put("missing-book", json.dumps({**report, "books": ["closed", "shut"]}))
+    put(".hidden", good)
+    put("two/levels", good)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "eval.json").write_text(good)
+    (output / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    (output / "linked-file").mkdir()
+    (output / "linked-file" / "eval.json").symlink_to(elsewhere / "eval.json")
+    (output / "dotdot").mkdir()
+    (output / "dotdot" / "eval.json").symlink_to(os.path.relpath(elsewhere / "eval.json", output / "dotdot"))
+    assert [e["name"] for e in server.run(run["id"])["evals"]] == ["eval", "another"]
+    status, schema, _ = server.get("/openapi.json")
+    assert {"Eval", "EvalResult", "EvalScore"} <= set(schema["components"]["schemas"])
 
 
 def test_several_runs_at_once(server, work):

@@ -1,6 +1,7 @@
 """`atk serve` end to end in a real browser: Debian's Chromium, driven by Playwright."""
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -11,6 +12,8 @@ pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 import serve_helpers  # noqa: E402
+from atk_core.testing import run_cli  # noqa: E402
+from eval_exam import write_exam  # noqa: E402
 from serve_helpers import AtkServer, factual_config, factual_folder  # noqa: E402
 
 SCRIPTED = "{backend: scripted, respond: 'factual_fakes:respond'}"
@@ -245,5 +248,114 @@ def test_a_running_run_shows_its_cost_so_far_and_the_projected_total(page, tmp_p
         manifest = json.loads((tmp_path / "runs" / run["id"] / "output" / "manifest.json").read_text())
         expect(models.locator("[data-role='large']")).to_contain_text(
             f"${manifest['models']['large']['cost_total']:.4f}")
+    finally:
+        server.stop()
+
+
+# A model that knows the answer to every third question of tests/eval_exam.py, and gives the
+# next question's answer to the others: an accuracy between none and all.
+SOME_RIGHT = """
+from eval_exam import ITEMS, _asked, from_reference, other_reference
+
+def some_right(request):
+    index = [question for _, question, _, _ in ITEMS].index(_asked(request))
+    return from_reference(request) if index % 3 == 0 else other_reference(request)
+"""
+
+
+def shown(summary) -> str:
+    """A score as the page writes it (JavaScript's Math.round, not Python's round)."""
+    if summary is None or summary["accuracy"] is None:
+        return "-"
+    return f"{math.floor(100 * summary['accuracy'] + 0.5)}% ({summary['correct']}/{summary['total']})"
+
+
+def test_a_runs_evals_are_a_table_and_a_chart_on_its_page(page, tmp_path):
+    expect = sync_api.expect
+    work = factual_folder(tmp_path / "work")
+    server = AtkServer(tmp_path / "runs", cwd=work)
+    try:
+        plain, evaluated = (server.start_run(factual_config(work, seed=seed)) for seed in (1, 2))
+        for run in (plain, evaluated):
+            assert server.wait_for_status(run["id"], "done", "failed")["status"] == "done"
+        output = tmp_path / "runs" / evaluated["id"] / "output"
+        (tmp_path / "models" / "some_right.py").parent.mkdir()
+        (tmp_path / "models" / "some_right.py").write_text(SOME_RIGHT)
+        tests = Path(__file__).resolve().parent
+        # A model name is the user's text: the page shows it as text, never as HTML.
+        odd = "tuned<b>&x"
+        result = run_cli(
+            "eval", write_exam(output), "--open-book", "--model", "knows=scripted",
+            "--model", f"{odd}=scripted", "--model", "wrong=scripted", "--judge", "scripted",
+            "--set", "models.knows.respond=eval_exam:from_reference",
+            "--set", f"models.{odd}.respond=some_right:some_right",
+            "--set", "models.wrong.respond=eval_exam:other_reference",
+            "--set", "models.judge.respond=eval_exam:judge_by_rule", cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tmp_path / "models")])})
+        assert result.returncode == 0, result.stderr
+        report = json.loads((output / "eval" / "eval.json").read_text())
+        # A second eval, into a folder the user chose, of an exam with no held-out facts.
+        all_seen = tmp_path / "all-seen.jsonl"
+        all_seen.write_text("".join(json.dumps({**json.loads(line), "seen": True}) + "\n"
+                                    for line in (output / "exam" / "exam.jsonl").read_text().splitlines()))
+        result = run_cli("eval", all_seen, "--model", "knows=scripted", "--output", output / "all-seen",
+                         "--set", "models.knows.respond=eval_exam:from_reference", cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tests)})
+        assert result.returncode == 0, result.stderr
+
+        page.goto(server.page_url + "#/runs/" + evaluated["id"])
+        cards = page.locator("#evals .eval-card")
+        expect(cards).to_have_count(2)
+        assert cards.evaluate_all("cards => cards.map(c => c.dataset.eval)") == ["eval", "all-seen"]
+        card = cards.first
+        expect(card.locator(".card-head")).to_contain_text(
+            f"{report['questions']} questions · {report['seen']} seen in training · {report['held_out']} held out")
+        # The table: a row per model and book, as eval.json says.
+        rows = card.locator("tbody tr")
+        expected = [(name, book, entry[book]) for name, entry in report["models"].items()
+                    for book in report["books"]]
+        assert len(expected) == 3 * 2
+        expect(rows).to_have_count(len(expected))
+        for index, (name, book, scores) in enumerate(expected):
+            row = rows.nth(index)
+            low, high = (math.floor(100 * v + 0.5) for v in scores["interval"])
+            assert row.locator("[data-col='model'] .name").inner_text() == name
+            assert row.locator("[data-col='model'] .what").inner_text() == report["models"][name]["model"]
+            assert row.locator("[data-col='book']").inner_text() == book
+            assert row.locator("[data-col='correct'] .value").inner_text() == shown(scores)
+            assert row.locator("[data-col='correct'] .ci").inner_text() == f"{low}–{high}%"
+            assert row.locator("[data-col='seen']").inner_text() == shown(scores["seen"])
+            assert row.locator("[data-col='held_out']").inner_text() == shown(scores["held_out"])
+            assert row.locator("[data-col='judge']").inner_text() == shown(scores["judge"])
+        assert card.locator("b").count() == 0
+        # The chart: a bar per model and book, as tall as its accuracy, with its interval.
+        bars = card.locator("svg .eval-bar")
+        expect(bars).to_have_count(len(expected))
+        drawn = bars.evaluate_all("bars => bars.map(b => [b.dataset.model, b.dataset.book,"
+                                  " Number(b.getAttribute('height')), Number(b.getAttribute('y'))])")
+        assert [(name, book) for name, book, *_ in drawn] == [(name, book) for name, book, _ in expected]
+        accuracies = [scores["accuracy"] for *_, scores in expected]
+        heights = [height for *_, height, _ in drawn]
+        assert len({round(a, 2) for a in accuracies}) >= 3  # none, some and all: heights to compare
+        tallest = max(heights)
+        for (name, book, height, top), accuracy in zip(drawn, accuracies):
+            assert height / tallest == pytest.approx(accuracy / max(accuracies), abs=0.01), (name, book)
+            assert top + height == pytest.approx(drawn[0][3] + drawn[0][2])  # on one baseline
+        expect(card.locator("svg .eval-interval")).to_have_count(len(expected))
+        # Nothing held out: no accuracy to show, and no judge column without a judge.
+        other = cards.nth(1).locator("tbody tr")
+        expect(other).to_have_count(1)
+        expect(other.locator("[data-col='held_out']")).to_have_text("-")
+        expect(other.locator("[data-col='seen']")).not_to_have_text("-")
+        expect(cards.nth(1).locator("[data-col='judge']")).to_have_count(0)
+        expect(cards.nth(1).locator("svg .eval-bar")).to_have_count(1)
+        page.screenshot(path=str(tmp_path / "eval.png"), full_page=True)
+
+        # A run without an eval shows none.
+        page.goto(server.page_url + "#/runs/" + plain["id"])
+        expect(page.locator(".hero .pill")).to_have_text("done")
+        expect(page.locator("#files [data-path='manifest.json']")).to_be_visible()
+        expect(page.locator("#evals")).to_be_hidden()
+        expect(page.locator("#evals .eval-card")).to_have_count(0)
     finally:
         server.stop()

@@ -105,6 +105,47 @@ class OutputFile(BaseModel):
     modified: float
 
 
+class EvalScore(BaseModel):
+    """How many of a set of exam questions a model answered right."""
+
+    correct: int = Field(ge=0)
+    total: int = Field(ge=0)
+    accuracy: Optional[float] = Field(None, ge=0, le=1, description="correct / total; None when total is 0.")
+    interval: Optional[tuple[float, float]] = Field(None, description=(
+        "The accuracy's 95 % interval (Wilson), low and high, 0..1."))
+
+
+class JudgeScore(EvalScore):
+    agrees_with_rule: Optional[float] = Field(None, ge=0, le=1, description=(
+        "The share of answers where the judge's verdict is the rule's."))
+
+
+class EvalResult(EvalScore):
+    """One model's answers to the exam, closed or open book: scored by ``atk eval``'s rule."""
+
+    name: str = Field(description="The model's name in the eval (`--model NAME=...`).")
+    model: Optional[str] = Field(None, description="Its backend and model, `backend:model`.")
+    book: str = Field(description="closed (the question only) or open (with its source passage).")
+    seen: EvalScore = Field(description="On the facts the run's training data taught.")
+    held_out: EvalScore = Field(description="On the facts the run held out of its training data.")
+    judge: Optional[JudgeScore] = Field(None, description=(
+        "The judge model's verdicts (`atk eval --judge`), beside the rule's, if it had one."))
+
+
+class Eval(BaseModel):
+    """An ``atk eval`` of the run's exam: an ``eval.json`` in a folder of the run's output folder."""
+
+    name: str = Field(description="The folder holding it, relative to the run's output folder"
+                                  " (`eval` unless `atk eval --output` chose another).")
+    exam: Optional[str] = Field(None, description="The exam file it asked.")
+    questions: int = Field(ge=0, description="How many questions the exam has.")
+    seen: int = Field(ge=0, description="How many of them are about facts the training data taught.")
+    held_out: int = Field(ge=0, description="How many are about facts held out of it.")
+    books: list[str] = Field(description="closed, and open with `--open-book`.")
+    rule: Optional[str] = Field(None, description="The rule that scored every answer.")
+    results: list[EvalResult] = Field(description="Per model and book, models in the eval's order.")
+
+
 class RunDetail(RunSummary):
     config: str = Field(description="The config that runs, secrets redacted.")
     output_dir: str
@@ -114,6 +155,9 @@ class RunDetail(RunSummary):
         "Per model role, the requests, tokens and cost of the run so far, from its latest"
         " progress event (the manifest has the final figures)."))
     files: list[OutputFile]
+    evals: list[Eval] = Field(default_factory=list, description=(
+        "The `atk eval`s of the run's exam: each `eval.json` in a folder of its output folder"
+        " (`eval/` first); one that cannot be read is left out."))
 
 
 class LogTail(BaseModel):

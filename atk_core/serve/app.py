@@ -23,8 +23,9 @@ from ..errors import AtkError
 from ..engine.redaction import scrub
 from ..version import __version__
 from .api_types import (
-    ConfigText, Event, LogTail, ManifestSummary, ModelUse, OutputFile, PipelineInfo, Problem,
-    Records, RunDetail, RunSummary, ServerInfo, StepCount, Template, Validation,
+    ConfigText, Eval, EvalResult, EvalScore, Event, JudgeScore, LogTail, ManifestSummary, ModelUse,
+    OutputFile, PipelineInfo, Problem, Records, RunDetail, RunSummary, ServerInfo, StepCount, Template,
+    Validation,
 )
 from .guard import Guard
 from .layout import RunError
@@ -234,6 +235,7 @@ def _detail(manager: RunManager, run: dict, hidden) -> RunDetail:
         **_summary_values(run, hidden), config=hidden(run["config_redacted"]), pid=run["pid"],
         output_dir=str(manager.outputs.output_dir(run)), manifest=_manifest(manager.outputs.manifest(run)),
         files=[OutputFile(**f) for f in manager.outputs.files(run)], usage=_usage(run.get("usage")),
+        evals=_evals(manager.outputs.evals(run)),
     )
 
 
@@ -280,6 +282,36 @@ def _manifest(data: dict | None) -> ManifestSummary | None:
                                kinds=kinds, wall_seconds=data.get("wall_seconds"), models=models)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None
+
+
+def _evals(found: list[tuple[str, dict]]) -> list[Eval]:
+    """Each eval.json (``atk_core/evaluation/pipeline.py``'s ``report_of``) as the API gives it,
+    a row per model and book; one of another shape is left out."""
+    evals = []
+    for name, data in found:
+        try:
+            books = [str(book) for book in data["books"]]
+            results = []
+            for role, entry in data["models"].items():
+                for book in books:
+                    scores = entry[book]
+                    judge = scores.get("judge")
+                    results.append(EvalResult(
+                        name=role, model=entry.get("model"), book=book, **_score(scores),
+                        seen=EvalScore(**_score(scores["seen"])),
+                        held_out=EvalScore(**_score(scores["held_out"])),
+                        judge=None if judge is None else JudgeScore(
+                            **_score(judge), agrees_with_rule=judge.get("agrees_with_rule"))))
+            evals.append(Eval(name=name, exam=data.get("exam"), questions=data["questions"],
+                              seen=data["seen"], held_out=data["held_out"], books=books,
+                              rule=data.get("rule"), results=results))
+        except (TypeError, ValueError, AttributeError, KeyError):  # a ValidationError is a ValueError
+            continue
+    return evals
+
+
+def _score(data: dict) -> dict:
+    return {key: data.get(key) for key in ("correct", "total", "accuracy", "interval")}
 
 
 def _page_parts() -> dict:

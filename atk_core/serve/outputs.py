@@ -1,16 +1,21 @@
 """Reading what a run of ``atk serve`` wrote: its log's tail, its output files (confined
-to its output folder: no link or ``..`` leads out), pages of their records, its manifest.
+to its output folder: no link or ``..`` leads out), pages of their records, its manifest,
+and the ``atk eval``s of its exam.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from .layout import LOG_FILE, OUTPUT_DIR, RunError, run_folder
 
 _HIDDEN_SUFFIXES = (".tmp", "-wal", "-shm", "-journal")
+DEFAULT_EVAL = "eval"  # the folder of a run's output folder `atk eval` writes to without --output
+MAX_EVAL_BYTES = 2_000_000  # an eval.json is a few kilobytes per model and source document
+MAX_EVALS = 20
 
 
 class RunOutputs:
@@ -100,6 +105,33 @@ class RunOutputs:
             raise RunError(f"no output file {relative!r}", 404)
         return real
 
+    def evals(self, run: dict) -> list[tuple[str, dict]]:
+        """The ``eval.json`` of each folder of the run's output folder (``eval`` first), parsed,
+        with the folder's name; one that is not inside the output folder, not a JSON object,
+        or too large is left out."""
+        from ..evaluation.pipeline import REPORT
+
+        root = self.output_dir(run)
+        try:
+            with os.scandir(root) as entries:
+                names = sorted(e.name for e in entries if not _hidden(e.name) and e.is_dir())
+        except OSError:
+            return []
+        if DEFAULT_EVAL in names:
+            names.remove(DEFAULT_EVAL)
+            names.insert(0, DEFAULT_EVAL)
+        found = []
+        for name in names:
+            try:
+                data = _read_json(self.file(run, f"{name}/{REPORT}"), MAX_EVAL_BYTES)
+            except (RunError, OSError, ValueError, RecursionError):
+                continue
+            if isinstance(data, dict):
+                found.append((name, data))
+                if len(found) == MAX_EVALS:
+                    break
+        return found
+
     def manifest(self, run: dict) -> dict | None:
         from ..commands.inspection import load_manifest
         from ..errors import ConfigError
@@ -110,6 +142,23 @@ class RunOutputs:
             return None  # not written yet, or a run that failed before its end
         return data if isinstance(data, dict) else None
 
+
+
+def _read_json(path: Path, max_bytes: int):
+    """The JSON value in ``path`` (a file ``file`` confined), read without following a link;
+    ``ValueError`` if it is larger than ``max_bytes`` or not strict JSON (no NaN)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path.name} is not a file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
+    return json.loads(data.decode("utf-8"), parse_constant=_not_a_number)
+
+
+def _not_a_number(text: str):
+    raise ValueError(f"{text} is not a number JSON allows")
 
 
 def _hidden(name: str) -> bool:

@@ -473,6 +473,7 @@
     const files = h("ul.files", { id: "files" });
     const filesCount = h("span.count");
     const funnel = h("div", { id: "funnel" });
+    const evals = h("div.evals", { id: "evals", hidden: true });
     const reader = dataReader(runId);
     const log = h("pre.log", { id: "log" });
     const logMeta = h("span.right");
@@ -493,6 +494,7 @@
           models),
         h("div.stack", {},
           h("section.card", {}, h("div.card-head", {}, h("h2", {}, "Output files"), filesCount), files))),
+      evals,
       h("section.card.funnel-card", {}, h("div.card-head", {}, h("h2", {}, "Funnel"),
         h("span.right", {}, "samples into and out of each step")), h("div.card-body", {}, funnel)),
       reader.card,
@@ -617,6 +619,7 @@
         fact("Output folder", run.output_dir, true));
       renderSteps(run.manifest);
       renderFunnel(funnel, run.manifest);
+      renderEvals(evals, run.evals);
       renderModels(run);
       renderFiles(run);
       reader.update(run);
@@ -709,6 +712,96 @@
       h("li", {}, h("strong", {}, s.name), " ",
         Object.entries(s.dropped).map(([k, n]) => `${n} × ${k}`).join(" · ")));
     target.replaceChildren(chart, ...(reasons.length ? [h("ul.funnel-reasons", {}, reasons)] : []));
+  }
+
+  // -- a run's evals: `atk eval` of its exam, a table and a chart per eval ----------------------------
+  const share = (s) => (s == null || s.accuracy == null ? "-"
+    : `${Math.round(100 * s.accuracy)}% (${s.correct}/${s.total})`);
+  const interval = (s) => (s == null || s.accuracy == null || !s.interval ? "-"
+    : `${Math.round(100 * s.interval[0])}–${Math.round(100 * s.interval[1])}%`);
+
+  function renderEvals(target, evals) {
+    evals = evals || [];
+    const key = JSON.stringify(evals);
+    if (target.dataset.key === key) return;  // redraw only when an eval changes
+    target.dataset.key = key;
+    target.hidden = !evals.length;
+    target.replaceChildren(...evals.map((e) => h("section.card.eval-card", { "data-eval": e.name },
+      h("div.card-head", {}, h("h2", {}, "Eval"), h("span.count.mono", {}, e.name + "/"),
+        h("span.right", {}, `${e.questions} questions · ${e.seen} seen in training · ${e.held_out} held out`)),
+      h("div.card-body.eval-grid", {}, evalTable(e), h("div.eval-chart", {}, evalChart(e))))));
+  }
+
+  function evalTable(e) {
+    const judged = e.results.some((r) => r.judge);
+    const cell = (col, s, more) => h("td.n", { "data-col": col }, h("span.value", {}, share(s)), more);
+    return h("table.counts.eval-table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "Book"),
+        h("th.n", { title: "scored by the rule, with its 95% interval" }, "Correct"),
+        h("th.n", { title: "facts the training data taught" }, "Seen"),
+        h("th.n", { title: "facts held out of the training data" }, "Held out"),
+        judged ? h("th.n", { title: "the judge model's verdicts, beside the rule's" }, "Judge says") : null)),
+      h("tbody", {}, e.results.map((r) => h("tr", { "data-model": r.name, "data-book": r.book },
+        h("td.model", { "data-col": "model" }, h("span.name", {}, r.name),
+          r.model ? h("span.what", {}, r.model) : null),
+        h("td", { "data-col": "book" }, r.book),
+        cell("correct", r, h("span.ci", { title: "95% interval" }, interval(r))),
+        cell("seen", r.seen),
+        cell("held_out", r.held_out),
+        judged ? h("td.n", { "data-col": "judge", title: r.judge && r.judge.agrees_with_rule != null
+          ? `agrees with the rule on ${Math.round(100 * r.judge.agrees_with_rule)}% of answers` : null },
+        h("span.value", {}, share(r.judge))) : null))));
+  }
+
+  // One bar per model and book, as tall as its accuracy, its 95% interval drawn as an error bar.
+  function evalChart(e) {
+    const names = [...new Set(e.results.map((r) => r.name))];
+    const books = e.books;
+    const left = 40, top = 18, plot = 180, bottom = books.length > 1 ? 44 : 30;
+    const barWidth = 34, gap = 6;
+    const group = books.length * barWidth + (books.length - 1) * gap;
+    const slot = Math.max(group + 28, 100);  // a model's room: its bars, centred, and its name
+    const width = Math.max(240, left + 8 + names.length * slot + 8);
+    const y = (v) => top + plot * (1 - v);
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${top + plot + bottom}`, width,
+      role: "img", "aria-label": "Accuracy of each model, per book, with its 95% interval", class: "eval-bars" });
+    for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+      chart.append(svg("line", { x1: left, x2: width - 8, y1: y(v), y2: y(v), class: "eval-grid-line" }),
+        svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "eval-axis" }, Math.round(v * 100) + "%"));
+    }
+    names.forEach((name, i) => {
+      const x0 = left + 8 + i * slot + (slot - group) / 2;
+      const most = Math.floor(slot / 7);
+      chart.append(svg("text", { x: x0 + group / 2, y: top + plot + bottom - 8, "text-anchor": "middle",
+        class: "eval-model" }, svg("title", {}, name), name.length > most ? name.slice(0, most - 1) + "…" : name));
+      books.forEach((book, j) => {
+        const r = e.results.find((x) => x.name === name && x.book === book);
+        if (!r) return;
+        const x = x0 + j * (barWidth + gap), mid = x + barWidth / 2;
+        const known = r.accuracy != null;
+        const value = known ? r.accuracy : 0;
+        const g = svg("g", { class: "eval-item" },
+          svg("title", {}, `${name}, ${book} book: ${share(r)}` + (known && r.interval ? `, 95% interval ${interval(r)}` : "")),
+          svg("rect", { x, y: y(value), width: barWidth, height: plot * value, class: `eval-bar ${book === "open" ? "open" : "closed"}`,
+            "data-model": name, "data-book": book, "data-accuracy": known ? value : "" }));
+        let label = y(value) - 5;
+        if (known && r.interval) {
+          const [lo, hi] = r.interval;
+          g.append(svg("g", { class: "eval-interval", "data-model": name, "data-book": book },
+            svg("line", { x1: mid, x2: mid, y1: y(hi), y2: y(lo) }),
+            svg("line", { x1: mid - 6, x2: mid + 6, y1: y(hi), y2: y(hi) }),
+            svg("line", { x1: mid - 6, x2: mid + 6, y1: y(lo), y2: y(lo) })));
+          label = Math.min(label, y(hi) - 5);
+        }
+        g.append(svg("text", { x: mid, y: label, "text-anchor": "middle", class: "eval-value" },
+          known ? Math.round(100 * value) + "%" : "-"));
+        if (books.length > 1) {
+          g.append(svg("text", { x: mid, y: top + plot + 14, "text-anchor": "middle", class: "eval-book" }, book));
+        }
+        chart.append(g);
+      });
+    });
+    return chart;
   }
 
   // The output files' records (and failures.jsonl, with reasons), a page at a time.
