@@ -222,3 +222,16 @@ def test_focus_sentences_skip_markup_that_is_not_prose():
             "Cargo downloads the dependencies of a Rust package and compiles them.")
     assert [s for _, s in focus_sentences(text, 5, 0, "k")] == [
         "Cargo downloads the dependencies of a Rust package and compiles them."]
+
+
+@pytest.mark.parametrize("question", [
+    "What is the answer to the question about salt marsh protection?",
+    "What does this quiz ask about the Kelmouth harbour?",
+])
+def test_a_question_about_a_question_or_an_answer_is_refused(question):
+    problem = question_problem(question)
+    assert problem is not None and problem.kind == "question about itself", problem
+
+
+def test_a_question_that_merely_uses_the_word_answer_passes():
+    assert question_problem("Who found an answer to the longitude problem in 1761?") is None

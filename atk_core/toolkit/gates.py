@@ -133,6 +133,10 @@ _SOURCE_REFERENCE = re.compile(
 )
 
 
+# A question about a question or an answer, not about the subject.
+_ABOUT_ITSELF = re.compile(r"\b(?:the|this|that|my|your)\s+(?:question|answer|quiz)\b", re.IGNORECASE)
+
+
 def refers_to_source(text: str) -> Problem | None:
     """Text that points at where it came from ("the passage says") instead of saying it."""
     match = _SOURCE_REFERENCE.search(text)
@@ -163,6 +167,11 @@ def question_problem(question: str, *, chunk: str | None = None, answer: str | N
     problem = refers_to_source(text) if source_reference else None
     if problem:
         return problem
+    itself = _ABOUT_ITSELF.search(text)
+    if itself:  # "What is the answer to the question about salt marsh protection?" (seen, 135M)
+        return Problem("question about itself",
+                       f"it asks about {itself.group(0)!r}, not about the subject; ask what the"
+                       " sentence says")
     own = words(text)
     runs = [tuple(own[i:i + 3]) for i in range(len(own) - 2)]
     repeated = next((run for i, run in enumerate(runs) if run in runs[i + 3:]), None)
