@@ -34,7 +34,7 @@ _LAZY = {
     "ExamSettings": "toolkit.exam", "Fact": "toolkit.exam", "choose_facts": "toolkit.exam",
     "facts_of_folders": "toolkit.exam", "redact": "toolkit.exam", "exam_step": "toolkit.exam",
     "TrainingQuestions": "toolkit.exam", "teaching": "toolkit.exam", "exam_row": "toolkit.exam",
-    "make_exam": "toolkit.exam", "turns_of": "toolkit.exam",
+    "make_exam": "toolkit.exam", "turns_of": "toolkit.exam", "without": "toolkit.exam",
     "score_answer": "toolkit.scoring", "wilson_interval": "toolkit.scoring",
     # documents and chunks
     "Document": "toolkit.documents", "Unreadable": "toolkit.documents", "read_documents": "toolkit.documents",

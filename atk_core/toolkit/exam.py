@@ -169,13 +169,17 @@ def redact(input_dir, facts: Iterable[Fact], into) -> Path:
     into = Path(into)
     documents, _ = read_documents(input_folder(input_dir))
     for document in documents:
-        text = document.text
-        for sentence in held.get(document.source, ()):
-            span = find_sentence(text, sentence)
-            if span is not None:
-                text = text[:span[0]] + text[span[1]:]
-        atomic_write_text(into / _text_name(document.source), text)
+        atomic_write_text(into / _text_name(document.source), without(document.text, held.get(document.source, ())))
     return into
+
+
+def without(text: str, sentences: Iterable[str]) -> str:
+    """``text`` with each of ``sentences`` (as ``sentences()`` gives them) cut out."""
+    for sentence in sentences:
+        span = find_sentence(text, sentence)
+        if span is not None:
+            text = text[:span[0]] + text[span[1]:]
+    return text
 
 
 def _text_name(source: str) -> str:
@@ -212,16 +216,18 @@ class TrainingQuestions:
         return None
 
 
+EXAM_PROMPTS = ("exam_ask", "exam_question")
+
+
 def exam_step(*, gates, training: TrainingQuestions, answers: str = "written", model: str = "large",
-              **options):
+              prompts=EXAM_PROMPTS, **options):
     """The step that writes one question and reference answer per fact (``Fact.as_sample``)
-    with the pipeline's ``exam_ask`` (``answers: sentence``) or ``exam_question`` prompt,
-    held to the pair gates, and refused (then retried with the reason) when the question
-    is, or nearly is, a ``training`` question."""
+    with the pipeline's ``prompts`` (for ``answers: sentence`` and for written answers; by
+    default ``exam_ask`` and ``exam_question``), held to the pair gates, and refused (then
+    retried with the reason) when the question is, or nearly is, a ``training`` question."""
     from .qa import question_step
 
-    return question_step(gates=gates, answers=answers, name="exam", model=model,
-                         prompts=("exam_ask", "exam_question"),
+    return question_step(gates=gates, answers=answers, name="exam", model=model, prompts=prompts,
                          also=lambda pair, sample: training.problem(pair["question"]), **options)
 
 
@@ -250,7 +256,8 @@ def teaching(items: list[dict], records: Iterable[tuple[str, int, str, bool]]) -
 
 
 async def make_exam(record, output_dir, file: str, facts: list[Fact], training: dict[str, list], *,
-                    gates, answers: str = "written", options: dict, progress=(0.9, 1.0)) -> dict:
+                    gates, answers: str = "written", options: dict, progress=(0.9, 1.0),
+                    prompts=EXAM_PROMPTS) -> dict:
     """Make the exam about ``facts`` and write it to ``output_dir``/``file`` (the exam output
     the pipeline declares; counted in ``record``, a ``RunRecord``; each drop under step
     ``exam`` with its reason);
@@ -266,7 +273,7 @@ async def make_exam(record, output_dir, file: str, facts: list[Fact], training: 
     questions = [text for rows in training.values() for row in rows
                  for role, text in turns_of(row) if role == "user"]
     known = TrainingQuestions(questions, gates.near_duplicate_threshold)
-    step = exam_step(gates=gates, training=known, answers=answers, **options)
+    step = exam_step(gates=gates, training=known, answers=answers, prompts=prompts, **options)
     samples = [fact.as_sample() for fact in facts]
     results = await step.run(samples, progress=progress)
     by_id = {fact.id: fact for fact in facts}
@@ -298,13 +305,16 @@ async def make_exam(record, output_dir, file: str, facts: list[Fact], training: 
 def turns_of(row) -> list[tuple[str, str]]:
     """The texts of a training record of any of atk's formats, each with who says it:
     ``user``/``assistant``/``system`` turns (messages, sharegpt, a preference pair's prompt and
-    chosen answer), ``text`` (pretraining text) or ``segment`` (segments)."""
+    chosen answer, a ``question``/``answer`` record), ``text`` (pretraining text) or
+    ``segment`` (segments)."""
     if not isinstance(row, dict):
         return []
     found = []
     if isinstance(row.get("text"), str):
         found.append(("text", row["text"]))
     roles = {"human": "user", "gpt": "assistant", "system": "system"}
+    if isinstance(row.get("question"), str) and isinstance(row.get("answer"), str):  # a plain pair
+        found += [("user", row["question"]), ("assistant", row["answer"])]
     for key in ("messages", "prompt", "chosen", "conversations"):
         for message in row.get(key) or ():
             if isinstance(message, dict):

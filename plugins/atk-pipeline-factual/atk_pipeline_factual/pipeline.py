@@ -28,6 +28,7 @@ inputs and config.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
@@ -35,9 +36,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, ConfigError, Between, Conversation, Documents, NonEmpty, Output, PairGates, PipelineError, PipelineStep,
-    Problem, RunRecord, Sampling, VoteStep, check_input_dir,
-    conversation_problem, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
+    AtLeast, ConfigError, Between, Conversation, Documents, ExamSettings, NonEmpty, Output, PairGates,
+    PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep, check_input_dir, choose_facts,
+    conversation_problem, conversation_row, make_exam, without, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
     placeholder_problem, prose_problem, question_id, question_problem, question_step,
     refers_to_source, require_roles, select_chunks, set_progress, with_fields, write_conversations,
     write_records, yes_no_schema,
@@ -58,6 +59,8 @@ OUTPUTS = (
            description="each chunk's pairs as one conversation"),
     Output("conversations.messages.jsonl", "sft", "messages", description="the same, as OpenAI messages"),
     Output("qa_pairs.jsonl", "records", description="every kept pair, with its source and offsets"),
+    Output("exam.jsonl", "exam", description="with exam.size: questions about facts the pairs teach (and,"
+           " with unseen_share, facts held out of them), never trained on"),
 )
 
 CONVERSATION_SCHEMA = {
@@ -93,6 +96,7 @@ async def factual_qa(
     gates: PairGates = PairGates(),
     gate_copies: bool = True,
     conversation_coverage: Annotated[float, Between(0, 1)] = 0.6,
+    exam: ExamSettings = ExamSettings(size=0),
     sampling: Sampling,
     task_id=None,
     **kwargs,
@@ -113,6 +117,16 @@ async def factual_qa(
         input_dir, record, documents, seed=seed, judge=judge, policy=policies["judge"], progress=(0.02, 0.2),
         task_id=task_id)
     by_id = {chunk.id: chunk for chunk in chunks}
+    # The exam's facts; a held-out one's sentence is cut from its chunk before anything is
+    # written from it, so no pair or conversation can hold it.
+    facts = choose_facts([by_id[s["id"]] for s in samples], exam, seed)
+    held: dict[str, list[str]] = {}
+    for fact in facts:
+        if not fact.seen:
+            held.setdefault(fact.chunk_id, []).append(fact.sentence)
+    if held:
+        by_id.update({i: dataclasses.replace(by_id[i], text=without(by_id[i].text, s)) for i, s in held.items()})
+        samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
 
     # 5. generate: one pair per focus sentence (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed, record)
@@ -162,7 +176,14 @@ async def factual_qa(
              for group, turns in conversations]
     write_conversations(output, chats, OUTPUTS, record)
     write_records(output, qa_records, OUTPUTS[2], record)
-    record.write(output)
+    exam_report = None
+    if facts:
+        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats],
+                    "qa_pairs.jsonl": qa_records}
+        exam_report = await make_exam(record, output, OUTPUTS[3].file, facts, training, gates=gates,
+                                      answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
+                                      prompts=("ask_question", "generate_question"))
+    record.write(output, extra={"exam": exam_report} if exam_report else None)
     set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(chats)} conversations")
     if not chats:
         raise PipelineError(

@@ -41,6 +41,9 @@ def respond(request):
         if "Lighthouse" in focus and "rejected" not in user:
             # Not grounded (a place the chunk does not name): caught by the gate, fixed on the retry.
             return {"question": f"Where did {subject}?", "answer": "They did it on the Golden Coast."}
+        if "in the training data" in user:  # the exam's retry: the question is a training question
+            words = focus.rstrip(".").split()
+            return {"question": f"What is said about {' '.join(words[1:4])}?", "answer": focus}
         if "six weeks" in focus:
             # A question the gates pass (its answer is a length of time, from its sentence) but
             # the small model's vote rejects: the sentence says how long in summer, not in winter.
