@@ -108,3 +108,12 @@ def only_with_passage(request):
     if "Passage:" not in text:
         return "I do not know."
     return from_reference(request)
+
+
+def fails_on_years(request):
+    """Refuses every question that asks for a year (a server that errs), knows the rest."""
+    from atk_core import RequestError
+
+    if "year" in _asked(request):
+        raise RequestError("the server refused this request")
+    return from_reference(request)

@@ -119,3 +119,57 @@ def test_mistakes_are_one_line_and_write_nothing(tmp_path):
         assert line.startswith("atk: error: ") and message in line, (args, line)
         assert "Traceback" not in result.stderr
     assert not (exam.parent / "eval").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_request_that_fails_is_no_answer_not_a_wrong_one(tmp_path):
+    exam = write_exam(tmp_path / "run")
+    result = atk_eval(exam, "--model", "flaky=scripted", *settings("flaky", "fails_on_years", tmp_path / "calls"),
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    closed = json.loads((exam.parent / "eval" / "eval.json").read_text())["models"]["flaky"]["closed"]
+    years = sum("year" in question for _, question, _, _ in ITEMS)
+    assert closed["failed"] == years and closed["total"] == len(ITEMS) - years
+    assert closed["accuracy"] == 1.0  # every answer it gave is right
+    assert f"{len(ITEMS) - years}/{len(ITEMS) - years}, {years} no answer" in result.stdout
+
+
+def test_a_second_eval_of_unchanged_names_says_every_answer_came_from_the_store(tmp_path):
+    exam = write_exam(tmp_path / "run")
+    args = (exam, "--model", "knows=scripted", *settings("knows", "from_reference", tmp_path / "calls"))
+    assert atk_eval(*args, cwd=tmp_path).returncode == 0
+    again = atk_eval(*args, cwd=tmp_path)
+    assert "every answer of knows came from the store" in again.stderr
+
+
+def test_an_exam_without_seen_says_nothing_of_seen_or_held_out_facts(tmp_path):
+    exam = tmp_path / "exam.jsonl"
+    rows = [json.loads(line) for line in write_exam(tmp_path / "run").read_text().splitlines()]
+    exam.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "seen"}) + "\n" for row in rows))
+    result = atk_eval(exam, "--model", "knows=scripted", *settings("knows", "from_reference", tmp_path / "calls"),
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["seen"] == report["held_out"] == 0
+    closed = report["models"]["knows"]["closed"]
+    assert closed["seen"]["total"] == closed["held_out"]["total"] == 0 and closed["total"] == len(ITEMS)
+
+
+def test_more_mistakes_refused_before_anything_is_sent(tmp_path):
+    exam = write_exam(tmp_path / "run")
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(json.dumps({"id": "x", "question": "Why?", "answer": "Because."}) + "\n")
+    other_run = tmp_path / "other"
+    other_run.mkdir()
+    (other_run / "manifest.json").write_text(json.dumps({"pipeline": "factual-qa"}))
+    cases = [
+        ((exam, "--model", "qwen2.5=scripted"), "letters, digits, _ and -"),
+        ((bare, "--open-book", "--model", "a=scripted", "--output", tmp_path / "o1"), "no passage"),
+        ((exam, "--model", "a=scripted", "--output", other_run), "holds a run of factual-qa"),
+    ]
+    for args, message in cases:
+        result = atk_eval(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = stderr_lines(result)
+        assert message in line, line
+    assert json.loads((other_run / "manifest.json").read_text()) == {"pipeline": "factual-qa"}
+    assert not (tmp_path / "o1").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -444,12 +445,18 @@ def eval_command(exam, models, judge, open_book, output_dir, overrides, estimate
             raise click.UsageError(f"--model {given!r}: {JUDGE} is the --judge's role; name the model otherwise")
         if name in roles:
             raise click.UsageError(f"--model {given!r}: {name} is given twice")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):  # a role is a key of --set models.NAME.x
+            raise click.UsageError(f"--model {given!r}: name the model with letters, digits, _ and -"
+                                   " only (it is how --set models.NAME.OPTION reaches it)")
         roles[name] = as_mapping(spec.strip())  # a mapping, so that --set models.NAME.x=... works
     if judge is not None:
         roles[JUDGE] = as_mapping(judge.strip())
     exam_path = Path(exam).expanduser().resolve()
     if output_dir is None:
         output_dir = (exam_path if exam_path.is_dir() else run_folder_of(exam_path)) / "eval"
+    other = _other_run(Path(output_dir), NAME)
+    if other:  # its manifest, failures and store would be overwritten
+        raise ConfigError(f"--output {output_dir}: it holds a run of {other}; give the eval a folder of its own")
     text = yaml.safe_dump({"pipeline": NAME, "exam": str(exam_path), "open_book": bool(open_book),
                            "output_dir": str(Path(output_dir).expanduser().resolve()),
                            "models": roles}, sort_keys=False)
@@ -461,13 +468,20 @@ def eval_command(exam, models, judge, open_book, output_dir, overrides, estimate
         found = make_estimate(loaded)
         click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.text().rstrip("\n"))
         return
-    result = run(loaded, progress=[{"console": {"stream": "stderr"}}])  # stdout: the table
+    # stdout is the table's; progress goes to stderr, or (quiet) to progress.jsonl only
+    reporter = {"jsonl": {}} if quiet else {"console": {"stream": "stderr"}}
+    result = run(loaded, progress=[reporter])
     if result.status == "done":
         report = json.loads((Path(result.output_dir) / REPORT).read_text(encoding="utf-8"))
         click.echo(json.dumps(report, indent=2) if as_json else table(report), nl=as_json)
         if not quiet:
             for role, model in result.models.items():
-                click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)
+                summary = model.summary()
+                click.echo(f"atk: model {role}: {_usage_line(summary)}", err=True)
+                if role != JUDGE and not summary["requests_sent"] and summary["answers_from_store"]:
+                    log.warning("every answer of %s came from the store of an earlier eval in %s; if"
+                                " the model behind it has changed (retrained, served again), give this"
+                                " eval another --output or the model another name", role, result.output_dir)
             click.echo(f"atk: answers and eval.json in {result.output_dir}", err=True)
         return
     if _state["debug"] and result.traceback:
@@ -477,6 +491,15 @@ def eval_command(exam, models, judge, open_book, output_dir, overrides, estimate
     else:
         _error(f"atk eval failed: {result.error}", hint=True)
     sys.exit(result.exit_code)
+
+
+def _other_run(folder: Path, pipeline: str) -> str | None:
+    """The pipeline of a finished run in ``folder``, when it is not ``pipeline``."""
+    try:
+        found = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("pipeline")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found != pipeline else None
 
 
 def _usage_line(summary) -> str:

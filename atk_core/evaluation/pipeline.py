@@ -59,23 +59,28 @@ async def exam_eval(*, exam: Annotated[str, NonEmpty], output_dir: str, models: 
                             max_tokens=max_tokens, temperature=0.0, seed=seed, max_attempts=1)
         results = await step.run(items, progress=(number / len(runs) * 0.9, (number + 1) / len(runs) * 0.9))
         for item, result in zip(items, results):
+            # A request that failed is no answer: counted apart, not scored as a wrong one.
             text = result.value.strip() if result.ok and isinstance(result.value, str) else ""
-            score = score_answer(item["question"], item["answer"], text)
+            score = score_answer(item["question"], item["answer"], text) if result.ok else None
             answers.append({
                 "model": role, "book": book, "id": item["id"], "question": item["question"],
-                "reference": item["answer"], "answer": text, "correct": score.correct,
-                "recall": round(score.recall, 3), "why": score.reason if result.ok else
-                f"no answer: {result.reason}", "source": item.get("source"), "seen": item.get("seen", True),
+                "reference": item["answer"], "answer": text, "answered": result.ok,
+                "correct": score.correct if score else None, "recall": round(score.recall, 3) if score else None,
+                "why": score.reason if score else f"no answer: {result.reason}",
+                "source": _document(item), "seen": item.get("seen") if isinstance(item.get("seen"), bool) else None,
             })
         record.count(step.name, len(items), sum(1 for r in results if r.ok))
     if JUDGE in models and answers:
         judge = PipelineStep(name=JUDGE, prompt="judge_answer", model=JUDGE, json_schema=yes_no_schema("same_fact"),
                              max_tokens=256, temperature=0.0, seed=seed)
-        asked = [{"id": f"{a['id']}/{a['model']}/{a['book']}", "question": a["question"],
-                  "reference": a["reference"], "answer": a["answer"] or "(no answer)"} for a in answers]
+        judged = [a for a in answers if a["answered"]]
+        asked = [{"id": _judged_id(a), "question": a["question"], "reference": a["reference"],
+                  "answer": a["answer"] or "(no answer)"} for a in judged]
         verdicts = await judge.run(asked, progress=(0.9, 0.99))
-        for answer, verdict in zip(answers, verdicts):
-            answer["judge"] = bool(verdict.value["same_fact"]) if verdict.ok else None  # None: no verdict
+        for answer in answers:
+            answer["judge"] = None  # None: no verdict
+        for answer, verdict in zip(judged, verdicts):
+            answer["judge"] = bool(verdict.value["same_fact"]) if verdict.ok else None
         record.count(JUDGE, len(asked), sum(1 for v in verdicts if v.ok))
     output = Path(output_dir)
     atomic_write_jsonl(output / ANSWERS, answers)
@@ -87,6 +92,22 @@ async def exam_eval(*, exam: Annotated[str, NonEmpty], output_dir: str, models: 
     return report
 
 
+def _judged_id(answer: dict) -> str:
+    """A judge's sample id: one per question, model and book, whatever characters they hold."""
+    import hashlib
+
+    key = json.dumps([answer["id"], answer["model"], answer["book"]])
+    return "judge-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _document(item: dict):
+    """An item's document, with its input folder when the run read several."""
+    source = item.get("source")
+    if source is None:
+        return None
+    return f"{item['folder']}/{source}" if item.get("folder") else str(source)
+
+
 def exam_file(path) -> Path:
     """The exam ``path`` names: the file itself, or, for a run's folder, the output its
     manifest declares with kind ``exam`` (``ConfigError`` if it declares none, or several)."""
@@ -95,11 +116,14 @@ def exam_file(path) -> Path:
         return path
     try:
         declared = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["declared_outputs"]
+        if not isinstance(declared, dict):
+            raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
         raise ConfigError(f"exam {str(path)!r}: a folder, but no finished run (no manifest.json"
                           " that lists its outputs); give the exam's file") from None
     exams = sorted(file for file, entry in declared.items()
-                   if isinstance(entry, dict) and entry.get("kind") == "exam")
+                   if isinstance(entry, dict) and entry.get("kind") == "exam"
+                   and not Path(file).is_absolute() and ".." not in Path(file).parts)
     if len(exams) != 1:
         found = f"declares {len(exams)}: {', '.join(exams)}" if exams else "declares no exam"
         raise ConfigError(f"exam {str(path)!r}: the run {found}; give the exam's file")
@@ -118,7 +142,12 @@ def run_folder_of(exam: Path) -> Path:
 def read_exam(path) -> list[dict]:
     """An exam's items (``id``, ``question``, ``answer``...), from its file or its run's
     folder, or the ``ConfigError`` naming the first thing wrong with it."""
+    from ..engine.confinement import outside_readable
+
     path = exam_file(path)
+    refused = outside_readable(path)
+    if refused:  # atk serve's runs read only what they were allowed
+        raise ConfigError(f"exam {str(path)!r}: {refused}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -154,8 +183,9 @@ def report_of(exam, items, answers, under_test, books, models) -> dict:
     from ..toolkit.scoring import summarise
 
     def summary(rows):
-        found = summarise([r["correct"] for r in rows])
-        judged = [r for r in rows if r.get("judge") is not None]
+        answered = [r for r in rows if r["answered"]]
+        found = {**summarise([r["correct"] for r in answered]), "failed": len(rows) - len(answered)}
+        judged = [r for r in answered if r.get("judge") is not None]
         if rows and "judge" in rows[0]:
             found["judge"] = summarise([r["judge"] for r in judged])
             found["judge"]["agrees_with_rule"] = (sum(r["judge"] == r["correct"] for r in judged) / len(judged)
@@ -163,8 +193,8 @@ def report_of(exam, items, answers, under_test, books, models) -> dict:
         return found
 
     report = {"exam": str(exam), "questions": len(items), "books": list(books),
-              "seen": sum(1 for i in items if i.get("seen", True)),
-              "held_out": sum(1 for i in items if not i.get("seen", True)),
+              "seen": sum(1 for i in items if i.get("seen") is True),
+              "held_out": sum(1 for i in items if i.get("seen") is False),
               "rule": "atk_core.toolkit.scoring.score_answer (docs/eval.md)", "models": {}}
     for role in under_test:
         entry = {"model": _described(models[role])}
@@ -174,8 +204,8 @@ def report_of(exam, items, answers, under_test, books, models) -> dict:
             entry[book] = {
                 **summary(rows),
                 "by_document": {s: summary([r for r in rows if str(r["source"]) == s]) for s in sources},
-                "seen": summary([r for r in rows if r["seen"]]),
-                "held_out": summary([r for r in rows if not r["seen"]]),
+                "seen": summary([r for r in rows if r["seen"] is True]),
+                "held_out": summary([r for r in rows if r["seen"] is False]),
             }
         report["models"][role] = entry
     return report
@@ -190,11 +220,16 @@ def _described(model) -> str:
     return f"{backend}:{name}" if name else str(backend)
 
 
-def vet(*, exam, models, **values) -> None:
-    """Before anything runs: the exam can be read, and there is a model to test."""
-    read_exam(exam)
+def vet(*, exam, models, open_book=False, **values) -> None:
+    """Before anything runs: the exam can be read (with a passage per question for open
+    book), and there is a model to test."""
+    items = read_exam(exam)
     if not [role for role in models if role != JUDGE]:
         raise ConfigError("models: no model to test (every role but judge is one)")
+    bare = [item["id"] for item in items if not item["context"].strip()]
+    if open_book and bare:
+        raise ConfigError(f"open_book: {len(bare)} question(s) of the exam have no passage (context),"
+                          f" {bare[0]!r} the first; an open-book question needs one")
 
 
 def table(report: dict) -> str:
@@ -202,7 +237,8 @@ def table(report: dict) -> str:
     def percent(summary):
         if not summary or summary.get("accuracy") is None:
             return "-"
-        return f"{100 * summary['accuracy']:.0f}% ({summary['correct']}/{summary['total']})"
+        failed = f", {summary['failed']} no answer" if summary.get("failed") else ""
+        return f"{100 * summary['accuracy']:.0f}% ({summary['correct']}/{summary['total']}{failed})"
 
     def interval(summary):
         low, high = summary.get("interval") or (0, 1)

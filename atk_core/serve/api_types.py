@@ -133,10 +133,12 @@ class EvalResult(EvalScore):
 
 
 class Eval(BaseModel):
-    """An ``atk eval`` of the run's exam: an ``eval.json`` in a folder of the run's output folder."""
+    """An ``atk eval`` of the run's exam (an ``eval.json`` in a folder of the run's output
+    folder), or the run itself when it is an eval."""
 
     name: str = Field(description="The folder holding it, relative to the run's output folder"
-                                  " (`eval` unless `atk eval --output` chose another).")
+                                  " (`eval` unless `atk eval --output` chose another); empty when"
+                                  " the run is itself an eval (pipeline exam-eval).")
     exam: Optional[str] = Field(None, description="The exam file it asked.")
     questions: int = Field(ge=0, description="How many questions the exam has.")
     seen: int = Field(ge=0, description="How many of them are about facts the training data taught.")

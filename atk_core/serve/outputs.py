@@ -106,9 +106,10 @@ class RunOutputs:
         return real
 
     def evals(self, run: dict) -> list[tuple[str, dict]]:
-        """The ``eval.json`` of each folder of the run's output folder (``eval`` first), parsed,
-        with the folder's name; one that is not inside the output folder, not a JSON object,
-        or too large is left out."""
+        """The ``eval.json`` of the run itself (a run of ``atk eval``'s pipeline, named "")
+        and of each folder of its output folder (``eval`` first), parsed, with the folder's
+        name; one that is not inside the output folder, not a JSON object, or too large is
+        left out."""
         from ..evaluation.pipeline import REPORT
 
         root = self.output_dir(run)
@@ -121,9 +122,9 @@ class RunOutputs:
             names.remove(DEFAULT_EVAL)
             names.insert(0, DEFAULT_EVAL)
         found = []
-        for name in names:
+        for name in ["", *names]:
             try:
-                data = _read_json(self.file(run, f"{name}/{REPORT}"), MAX_EVAL_BYTES)
+                data = _read_json(self.file(run, f"{name}/{REPORT}" if name else REPORT), MAX_EVAL_BYTES)
             except (RunError, OSError, ValueError, RecursionError):
                 continue
             if isinstance(data, dict):

@@ -48,9 +48,9 @@ class ExamSettings:
     size: Annotated[int, AtLeast(0)] = 20  # facts to ask about (0: no exam)
     unseen_share: Annotated[float, Between(0, 1)] = 0.0  # of them held out of all training data
 
-    @property
-    def held_out(self) -> int:
-        return round(self.size * self.unseen_share)
+    def held_out(self, found: int) -> int:
+        """How many of the ``found`` facts to hold out."""
+        return round(found * self.unseen_share)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class Fact:
     chunk_id: str
     chunk: str
     seen: bool = True
+    folder: str = ""  # which input folder, when a run reads several (``source`` is relative to it)
 
     @property
     def id(self) -> str:
@@ -114,7 +115,7 @@ def choose_facts(chunks: list, settings: ExamSettings, seed: int) -> list[Fact]:
             if queue and len(chosen) < settings.size:
                 chosen.append(queue.pop(0))
     order = sorted(range(len(chosen)), key=lambda i: derive_seed(seed, "held out", chosen[i].id))
-    held = set(order[:settings.held_out])
+    held = set(order[:settings.held_out(len(chosen))])
     return [dataclasses.replace(f, seen=i not in held) for i, f in enumerate(chosen)]
 
 
@@ -134,7 +135,9 @@ def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, see
     found = []
     for fact in choose_facts(chunks, settings, seed):
         number, source = fact.source.split("/", 1)
-        found.append((folders[int(number)], dataclasses.replace(fact, source=source)))
+        folder = folders[int(number)]
+        name = Path(str(folder)).expanduser().resolve().name if len(folders) > 1 else ""
+        found.append((folder, dataclasses.replace(fact, source=source, folder=name)))
     return found
 
 
@@ -143,7 +146,11 @@ def find_sentence(text: str, sentence: str) -> tuple[int, int] | None:
     words = sentence.split()
     if not words:
         return None
-    found = re.search(r"\s+".join(map(re.escape, words)), text)
+    matches = list(re.finditer(r"\s+".join(map(re.escape, words)), text))
+    # The sentence itself, not the same words at the end of a longer one.
+    starting = [m for m in matches if not text[:m.start()].strip() or text[:m.start()].rstrip()[-1] in ".!?:\n#*-"
+                or text[:m.start()].endswith("\n")]
+    found = (starting or matches or [None])[0]
     return (found.start(), found.end()) if found else None
 
 
@@ -166,10 +173,17 @@ def redact(input_dir, facts: Iterable[Fact], into) -> Path:
             held.setdefault(fact.source, []).append(fact.sentence)
     if not held:
         return Path(input_dir)
+    import shutil
+
     into = Path(into)
     documents, _ = read_documents(input_folder(input_dir))
+    staging = into.with_name(f".{into.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
     for document in documents:
-        atomic_write_text(into / _text_name(document.source), without(document.text, held.get(document.source, ())))
+        atomic_write_text(staging / _text_name(document.source), without(document.text, held.get(document.source, ())))
+    staging.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(into, ignore_errors=True)  # an earlier run's copies: a renamed document must not stay
+    staging.rename(into)
     return into
 
 
@@ -234,24 +248,33 @@ def exam_step(*, gates, training: TrainingQuestions, answers: str = "written", m
 # -- 4. what teaches each fact ---------------------------------------------------------------------
 
 
-def teaching(items: list[dict], records: Iterable[tuple[str, int, str, bool]]) -> dict[str, list[dict]]:
-    """For each exam item (``id``, ``question``, ``answer``, ``sentence``), the training
-    records that teach its fact. ``records`` are ``(file, line, text, answer)``: a record
-    teaches a fact when its text holds the fact's sentence, or, for an answer (an assistant
-    turn, not a whole document), when it states the reference answer by ``score_answer``'s
-    rule."""
+def teaching(items: list[dict], records: Iterable[tuple[str, int, str, bool]]) -> dict[str, dict]:
+    """For each exam item (``id``, ``question``, ``answer``, ``sentence``), which training
+    records teach its fact, and which hold it at all. ``records`` are ``(file, line, text,
+    trained)``, one per turn of a record (``trained``: text the model learns to say, not a
+    prompt it is shown). A turn is *about* a fact when it shares at least half of the fact
+    sentence's content words; such a turn holds the fact when it holds the sentence, or
+    states the reference answer by ``score_answer``'s rule. Returns ``{id: {"taught_by":
+    [trained records that hold it], "held_by": [any that do]}}``, records as ``{"file",
+    "line"}``, each once."""
+    from .gates import _keys
     from .scoring import score_answer
 
-    found: dict[str, list[dict]] = {item["id"]: [] for item in items}
-    sentences = [(item, _normal(item["sentence"])) for item in items]
-    for file, line, text, answer in records:
-        normal = _normal(text)
-        for item, sentence in sentences:
-            taught = found[item["id"]]
-            if taught and taught[-1] == {"file": file, "line": line}:
-                continue  # another turn of a record already counted
-            if sentence in normal or (answer and score_answer(item["question"], item["answer"], text).correct):
-                taught.append({"file": file, "line": line})
+    facts = [(item, _normal(item["sentence"]), _keys(item["sentence"])) for item in items]
+    found = {item["id"]: {"taught_by": [], "held_by": []} for item in items}
+    for file, line, text, trained in records:
+        keys, normal = _keys(text), None
+        for item, sentence, needed in facts:
+            if not needed or len(keys & needed) * 2 < len(needed):
+                continue  # not about this fact: the cheap test first, on every turn
+            normal = normal if normal is not None else _normal(text)
+            if sentence not in normal and not score_answer(item["question"], item["answer"], text).correct:
+                continue
+            where = {"file": file, "line": line}
+            entry = found[item["id"]]
+            for key, counts in (("held_by", True), ("taught_by", trained)):
+                if counts and where not in entry[key][-1:]:
+                    entry[key].append(where)
     return found
 
 
@@ -279,22 +302,22 @@ async def make_exam(record, output_dir, file: str, facts: list[Fact], training: 
     by_id = {fact.id: fact for fact in facts}
     asked = [{"id": sample["id"], "fact": by_id[sample["id"]], "pair": pair_of(result.value, sample, answers)}
              for sample, result in record.step("exam", samples, results)]
-    taught = teaching([{"id": a["id"], "sentence": a["fact"].sentence, **a["pair"]} for a in asked],
-                      _training_records(training))
+    found = teaching([{"id": a["id"], "sentence": a["fact"].sentence, **a["pair"]} for a in asked],
+                     _training_records(training))
 
     def problem(item):
-        fact = item["fact"]
-        if fact.seen and not taught[fact.id]:
-            return Problem("not taught", "no training record teaches this fact (none holds its"
-                                         " sentence or states its answer)")
-        holding = [t for t in taught[fact.id] if _normal(fact.sentence) in _record_text(training, t)]
-        if not fact.seen and holding:
-            return Problem("held-out fact in training", f"{holding[0]['file']} line"
-                           f" {holding[0]['line']} holds the held-out sentence")
+        fact, entry = item["fact"], found[item["id"]]
+        if fact.seen and not entry["taught_by"]:
+            return Problem("not taught", "no training record teaches this fact (none the model"
+                                         " learns from holds its sentence or states its answer)")
+        if not fact.seen and entry["held_by"]:
+            where = entry["held_by"][0]
+            return Problem("held-out fact in training", f"{where['file']} line {where['line']}"
+                           " holds the held-out fact")
         return None
 
     kept = record.gate("exam_taught", asked, problem)
-    rows = [exam_row(i["fact"], i["pair"], taught[i["id"]] if i["fact"].seen else []) for i in kept]
+    rows = [exam_row(i["fact"], i["pair"], found[i["id"]]["taught_by"] if i["fact"].seen else []) for i in kept]
     atomic_write_jsonl(Path(output_dir) / file, rows)
     record.wrote(file, len(rows))
     return {"facts": len(facts), "held_out": sum(not f.seen for f in facts), "items": len(rows),
@@ -305,48 +328,56 @@ async def make_exam(record, output_dir, file: str, facts: list[Fact], training: 
 def turns_of(row) -> list[tuple[str, str]]:
     """The texts of a training record of any of atk's formats, each with who says it:
     ``user``/``assistant``/``system`` turns (messages, sharegpt, a preference pair's prompt and
-    chosen answer, a ``question``/``answer`` record), ``text`` (pretraining text) or
-    ``segment`` (segments)."""
+    chosen answer, a ``question``/``answer`` record, segments' ChatML), or ``text``
+    (pretraining text)."""
+    return [(role, text) for role, text, _ in _turns(row)]
+
+
+_CHATML = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>|\Z)", re.S)
+
+
+def _turns(row) -> list[tuple[str, str, bool]]:
+    """``turns_of``, each turn with whether the model is trained to say it: pretraining text,
+    an assistant turn (not one marked ``weight: 0``), a preference pair's chosen answer, a
+    trained segment."""
     if not isinstance(row, dict):
         return []
     found = []
     if isinstance(row.get("text"), str):
-        found.append(("text", row["text"]))
-    roles = {"human": "user", "gpt": "assistant", "system": "system"}
+        found.append(("text", row["text"], True))
     if isinstance(row.get("question"), str) and isinstance(row.get("answer"), str):  # a plain pair
-        found += [("user", row["question"]), ("assistant", row["answer"])]
+        found += [("user", row["question"], False), ("assistant", row["answer"], True)]
+    roles = {"human": "user", "gpt": "assistant", "system": "system"}
     for key in ("messages", "prompt", "chosen", "conversations"):
         for message in row.get(key) or ():
             if isinstance(message, dict):
                 role = message.get("role") or roles.get(message.get("from"), "")
                 text = message.get("content", message.get("value"))
                 if isinstance(text, str):
-                    found.append((role, text))
+                    trained = role == "assistant" and key != "prompt" and message.get("weight", 1) != 0
+                    found.append((role, text, trained))
     for segment in row.get("segments") or ():
-        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
-            found.append(("segment", segment["text"]))
+        if not (isinstance(segment, dict) and isinstance(segment.get("text"), str)):
+            continue
+        if segment.get("label"):  # trained: an answer's text after its role header
+            found.append(("assistant", segment["text"].replace("<|im_end|>", "").strip(), True))
+        else:
+            found += [(role, text.strip(), False) for role, text in _CHATML.findall(segment["text"])
+                      if text.strip()]
     return found
 
 
 def _training_records(training: dict[str, list]):
-    """``(file, line, text, answer)`` for ``teaching``: each record whole, then each of its
-    assistant turns (an answer the scoring rule can read)."""
+    """``(file, line, text, trained)`` for ``teaching``: every turn of every record."""
     for file, rows in training.items():
         for line, row in enumerate(rows, 1):
-            turns = turns_of(row)
-            yield file, line, " ".join(text for _, text in turns), False
-            for role, text in turns:
-                if role == "assistant":
-                    yield file, line, text, True
-
-
-def _record_text(training: dict[str, list], where: dict) -> str:
-    row = training[where["file"]][where["line"] - 1]
-    return _normal(" ".join(text for _, text in turns_of(row)))
+            for _, text, trained in _turns(row):
+                yield file, line, text, trained
 
 
 def exam_row(fact: Fact, pair: dict, taught_by: list[dict]) -> dict:
     return {"id": fact.id, "question": pair["question"], "answer": pair["answer"],
+            **({"folder": fact.folder} if fact.folder else {}),
             "source": fact.source, "start": fact.start, "end": fact.end, "sentence": fact.sentence,
             "chunk_id": fact.chunk_id, "context": fact.chunk, "seen": fact.seen,
             "taught_by": taught_by}

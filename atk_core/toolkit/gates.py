@@ -134,7 +134,8 @@ _SOURCE_REFERENCE = re.compile(
 
 
 # A question about a question or an answer, not about the subject.
-_ABOUT_ITSELF = re.compile(r"\b(?:the|this|that|my|your)\s+(?:question|answer|quiz)\b", re.IGNORECASE)
+_ABOUT_ITSELF = re.compile(r"\bthis question\b|\bthe question (?:about|of|above|below|here)\b"
+                           r"|\bthe answer to (?:the|this) question\b", re.IGNORECASE)
 
 
 def refers_to_source(text: str) -> Problem | None:

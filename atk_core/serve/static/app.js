@@ -727,7 +727,7 @@
     target.dataset.key = key;
     target.hidden = !evals.length;
     target.replaceChildren(...evals.map((e) => h("section.card.eval-card", { "data-eval": e.name },
-      h("div.card-head", {}, h("h2", {}, "Eval"), h("span.count.mono", {}, e.name + "/"),
+      h("div.card-head", {}, h("h2", {}, "Eval"), h("span.count.mono", {}, e.name ? e.name + "/" : "this run"),
         h("span.right", {}, `${e.questions} questions · ${e.seen} seen in training · ${e.held_out} held out`)),
       h("div.card-body.eval-grid", {}, evalTable(e), h("div.eval-chart", {}, evalChart(e))))));
   }

@@ -178,8 +178,9 @@ async def factual_qa(
     write_records(output, qa_records, OUTPUTS[2], record)
     exam_report = None
     if facts:
-        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats],
-                    "qa_pairs.jsonl": qa_records}
+        # What is trained on: the conversations (qa_pairs.jsonl is a record of the pairs, and a
+        # pair a conversation left out teaches nothing).
+        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats]}
         exam_report = await make_exam(record, output, OUTPUTS[3].file, facts, training, gates=gates,
                                       answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
                                       prompts=("ask_question", "generate_question"))
