@@ -282,13 +282,13 @@ def test_a_runs_evals_are_a_table_and_a_chart_on_its_page(page, tmp_path):
         (tmp_path / "models" / "some_right.py").parent.mkdir()
         (tmp_path / "models" / "some_right.py").write_text(SOME_RIGHT)
         tests = Path(__file__).resolve().parent
-        # A model name is the user's text: the page shows it as text, never as HTML.
+        # A model's name is the user's text: the page shows it as text, never as HTML.
         odd = "tuned<b>&x"
         result = run_cli(
             "eval", write_exam(output), "--open-book", "--model", "knows=scripted",
-            "--model", f"{odd}=scripted", "--model", "wrong=scripted", "--judge", "scripted",
+            "--model", "tuned=scripted", "--model", "wrong=scripted", "--judge", "scripted",
             "--set", "models.knows.respond=eval_exam:from_reference",
-            "--set", f"models.{odd}.respond=some_right:some_right",
+            "--set", "models.tuned.respond=some_right:some_right", "--set", f"models.tuned.model={odd}",
             "--set", "models.wrong.respond=eval_exam:other_reference",
             "--set", "models.judge.respond=eval_exam:judge_by_rule", cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tmp_path / "models")])})

@@ -17,7 +17,9 @@ def test_runs_from_a_wheel_in_a_fresh_venv(installed_python, tmp_path):
     out = KIT.run_from_wheel(installed_python, tmp_path, distribution="atk-pipeline-expert")
     assert sorted(os.listdir(tmp_path / "documents")) == ["coast", "kitchen"]
     prompts = tmp_path / "my_prompts"
-    assert sorted(os.listdir(prompts)) == ["correction", "factual-qa", "rag-data", "repvar"]
+    # its own (the exam's), and each part's in a folder named after it
+    assert sorted(os.listdir(prompts)) == ["correction", "exam_ask.yaml", "exam_question.yaml", "factual-qa",
+                                           "rag-data", "repvar"]
     assert (prompts / "rag-data" / "system.txt").is_file()
     samples = {"coast": {"lighthouses.md", "saltmarsh.txt"}, "kitchen": {"pickling.txt", "sourdough.md"}}
     for origin in read_jsonl(out / "pretraining/repvar.sources.jsonl"):
