@@ -38,7 +38,10 @@ _LAZY = {
     "score_answer": "toolkit.scoring", "wilson_interval": "toolkit.scoring",
     # documents and chunks
     "Document": "toolkit.documents", "Unreadable": "toolkit.documents", "read_documents": "toolkit.documents",
-    "html_to_text": "toolkit.documents", "check_input_dir": "toolkit.documents",
+    "html_to_text": "toolkit.html", "check_input_dir": "toolkit.documents",
+    # readers: a file's bytes to a document's text (plugins, atk_register_readers)
+    "Reader": "toolkit.documents", "ReadError": "toolkit.documents", "DocumentText": "toolkit.documents",
+    "Origin": "toolkit.documents", "read_folder": "toolkit.documents", "FolderReading": "toolkit.documents",
     "Chunk": "toolkit.chunks", "chunk_id": "toolkit.chunks", "chunk_document": "toolkit.chunks",
     "chunk_documents": "toolkit.chunks", "chunk_subset": "toolkit.chunks", "chunk_folder": "toolkit.chunks",
     "sentences": "toolkit.chunks",

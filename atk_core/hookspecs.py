@@ -33,5 +33,10 @@ def atk_register_executors(register):
 
 
 @hookspec
+def atk_register_readers(register):
+    """Register document readers, which turn a file's bytes into text: ``register(name, reader_class)``."""
+
+
+@hookspec
 def atk_register_commands(cli):
     """Add click commands to the ``atk`` command group ``cli`` (loaded only when needed)."""

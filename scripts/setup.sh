@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what atk needs to run on a fresh machine: a virtual environment in
-# ./.venv with atk-core (and its web interface) and every package in plugins/.
+# ./.venv with atk-core (its web interface, and trafilatura to read saved web
+# pages as articles) and every package in plugins/.
 # The test tools and the browser the tests drive are scripts/test.sh's business.
 # Safe to run again; it only adds what is missing.
 set -euo pipefail
@@ -15,7 +16,7 @@ PY
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
-packages=(-e ".[serve]")
+packages=(-e ".[serve,articles]")
 for plugin in plugins/*/; do
     [ -f "$plugin/pyproject.toml" ] && packages+=(-e "$plugin")
 done

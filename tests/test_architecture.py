@@ -32,14 +32,17 @@ LAYERS = [
     "version", "errors", "engine.redaction", "engine.resources", "hookspecs", "toolkit.files", "engine.confinement", "engine.progress", "engine.store",
     "engine.context", "engine.policy", "toolkit.schemas", "toolkit.seeds", "toolkit.tokens",
     # values, package data, inputs
-    "toolkit.constraints", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.prompts", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose", "toolkit.scoring", "toolkit.formats",
+    "toolkit.constraints", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.plugins", "engine.prompts",
+    # documents: the readers (plugins, found through engine.plugins), the built-in ones, chunks
+    "toolkit.html", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose",
+    "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
     # executors, steps and what a run records
     "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.exam", "engine.manifest", "engine.reporters",
-    # configs, plugins, the runner, and what reads a finished run
+    # configs, the runner, and what reads a finished run
     "evaluation.pipeline", "evaluation",
-    "engine.config", "engine.plugins", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",
+    "engine.config", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",
     # the test kit
     "testing.subprocesses", "testing.questions", "testing.distributions", "testing.inputs", "testing.openai_server",
     "testing.running", "testing.pipelines", "testing",

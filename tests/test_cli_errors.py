@@ -23,11 +23,11 @@ def one_error(result, code=2) -> str:
 @pytest.mark.parametrize("args, message", [
     (["run"], "Missing argument 'CONFIG'. (see `atk run --help`)"),
     (["run", "a.yaml", "b.yaml"], "Got unexpected extra argument (b.yaml) (see `atk run --help`)"),
-    (["list", "nonsense"], "Invalid value for '[backends|executors|pipelines|reporters]': 'nonsense'"
-                           " is not one of 'backends', 'executors', 'pipelines', 'reporters'."
-                           " (see `atk list --help`)"),
-    (["new"], "Missing argument '{pipeline|backend|reporter}'. Choose from: pipeline, backend,"
-              " reporter (see `atk new --help`)"),
+    (["list", "nonsense"], "Invalid value for '[backends|executors|pipelines|readers|reporters]':"
+                           " 'nonsense' is not one of 'backends', 'executors', 'pipelines', 'readers',"
+                           " 'reporters'. (see `atk list --help`)"),
+    (["new"], "Missing argument '{pipeline|backend|reporter|reader}'. Choose from: pipeline, backend,"
+              " reporter, reader (see `atk new --help`)"),
     (["inspect", ".", "-n", "-1"], "Invalid value for '-n': -1 is not in the range x>=0."
                                    " (see `atk inspect --help`)"),
     (["serve", "--port", "99999"], "Invalid value for '--port': 99999 is not in the range"

@@ -2,24 +2,32 @@
 
 from pathlib import Path
 
-from atk_core import Document, chunk_document, chunk_documents, chunk_subset, html_to_text, read_documents
+from atk_core import (
+    Document, chunk_document, chunk_documents, chunk_subset, html_to_text, read_documents, read_folder,
+)
 from atk_core.testing import pdf_bytes, write_mixed_inputs as write_inputs
 
 
 def test_every_kind_of_input_is_read_or_reported(tmp_path):
-    documents, problems = read_documents(write_inputs(tmp_path / "in"))
+    reading = read_folder(write_inputs(tmp_path / "in"))
+    documents, problems = reading.documents, reading.unreadable
     assert [d.source for d in documents] == [
         "bees.md", "nested/page.html", "records.jsonl#L1", "report.pdf"]
-    assert documents[1].text == "Lights\n\nThe Fresnel lens was designed in 1822.\n\nShare this page"
+    # The page's article where trafilatura is installed (atk-core[articles]), else its visible text.
+    (how,) = reading.summary()["readers"]["html"]["notes"]
+    assert documents[1].text == ("The Fresnel lens was designed in 1822." if how.startswith("article by")
+                                 else "Lights\n\nThe Fresnel lens was designed in 1822.\n\nShare this page")
     assert "Lighthouse keepers wound the clockwork" in documents[3].text
-    assert {(p.source, p.reason) for p in problems} == {
-        ("blank.txt", "empty: no text"),
-        ("latin1.txt", "not UTF-8 text (bad byte at offset 3)"),
-        ("picture.bin", "unsupported file type .bin"),
-        ("records.jsonl#L2", "line is not JSON"),
-        ("records.jsonl#L3", "line has no string 'text' field"),
-        ("scan.pdf", "PDF has no text layer (scanned?)"),
+    assert documents[3].where(0) == "page 1"
+    assert {(p.source, p.reason, p.reader) for p in problems} == {
+        ("blank.txt", "empty: no text", "text"),
+        ("latin1.txt", "not UTF-8 text (bad byte at offset 3)", "text"),
+        ("picture.bin", "unsupported file type .bin", None),
+        ("records.jsonl#L2", "line is not JSON", "jsonl"),
+        ("records.jsonl#L3", "line has no string 'text' field", "jsonl"),
+        ("scan.pdf", "PDF has no text layer (scanned?)", "pdf"),
     }
+    assert read_documents(tmp_path / "in") == (documents, problems)
 
 
 def test_binary_data_with_a_text_suffix(tmp_path):

@@ -1,6 +1,6 @@
 """`atk new` makes plugins that install from a wheel, pass their own tests untouched,
-and work in `atk run`: the generated pipeline, with the generated backend as its model
-and the generated reporter watching it."""
+and work in `atk run`: the generated pipeline, with the generated backend as its model,
+the generated reporter watching it and the generated reader reading its documents."""
 
 import json
 import os
@@ -16,10 +16,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """Three generated plugins installed non-editable, with atk-core, in a fresh venv."""
+    """Four generated plugins installed non-editable, with atk-core, in a fresh venv."""
     root = tmp_path_factory.mktemp("scaffold")
     made = {}
-    for kind, name in (("pipeline", "shout-qa"), ("backend", "parrot"), ("reporter", "diary")):
+    for kind, name in (("pipeline", "shout-qa"), ("backend", "parrot"), ("reporter", "diary"),
+                       ("reader", "memo")):
         result = run_cli("new", kind, name, "--dir", root / "src")
         assert result.returncode == 0, result.stderr
         made[kind] = root / "src" / f"atk-{kind}-{name}"
@@ -30,7 +31,7 @@ def generated(tmp_path_factory):
     return python, made, env, root
 
 
-@pytest.mark.parametrize("kind", ["pipeline", "backend", "reporter"])
+@pytest.mark.parametrize("kind", ["pipeline", "backend", "reporter", "reader"])
 def test_generated_tests_pass_untouched(generated, kind):
     python, made, env, root = generated
     # Run from elsewhere, so the tests import the installed wheel, not the source folder.
@@ -49,18 +50,24 @@ def test_generated_plugins_work_together_in_atk_run(generated):
     assert found["pipelines"]["shout-qa"] == "atk-pipeline-shout-qa"
     assert found["backends"]["parrot"] == "atk-backend-parrot"
     assert found["reporters"]["diary"] == "atk-reporter-diary"
+    assert found["readers"]["memo"] == "atk-reader-memo"
 
     work = root / "work"
     work.mkdir()
     (work / "documents").mkdir()
     (work / "documents" / "radio.txt").write_text("Is this thing on? The radio hums at night.\n")
+    (work / "documents" / "log.memo").write_text("= Log\n\nThe mast was painted in May.\n")
     assert run_cli("init", "shout-qa", python=python, env=env, cwd=work).returncode == 0
     result = run_cli("run", "shout-qa.yaml", "--model", "large=parrot", "--progress", "diary",
                      python=python, env=env, cwd=work)
     assert result.returncode == 0, result.stderr
     summaries = read_jsonl(work / "output" / "summaries.jsonl")
     assert [s["summary"] for s in summaries] == [
+        "echo: Summarize this passage in one sentence.\n\n# Log\n\nThe mast was painted in May.",
         "echo: Summarize this passage in one sentence.\n\nIs this thing on? The radio hums at night."]
+    assert [s["where"] for s in summaries] == ["lines 1-3", ""]  # the reader said where; .txt is as it is
+    reading = json.loads((work / "output" / "manifest.json").read_text())["reading"]["readers"]
+    assert reading["memo"]["distribution"] == "atk-reader-memo" and reading["memo"]["documents"] == 1
     diary = (work / "output" / "diary-progress.log").read_text().splitlines()
     assert diary[0].split()[1:3] == ["shout-qa", "start"]
     assert diary[-1].split()[1:4] == ["shout-qa", "finish", "100%"]
@@ -78,7 +85,7 @@ def test_generated_plugins_work_together_in_atk_run(generated):
     (["pipeline", "Bad_Name"], "invalid name 'Bad_Name'"),
     (["pipeline", "9lives"], "invalid name '9lives'"),
     (["backend", "my--name"], "invalid name 'my--name'"),
-    (["widget", "x"], "Invalid value for '{pipeline|backend|reporter}'"),
+    (["widget", "x"], "Invalid value for '{pipeline|backend|reporter|reader}'"),
 ])
 def test_invalid_names_and_kinds_are_refused(tmp_path, args, message):
     result = run_cli("new", *args, "--dir", tmp_path)

@@ -59,7 +59,7 @@ def cli():
 # -- list and plugins -----------------------------------------------------------------------
 
 _KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter",
-          "executors": "executor"}
+          "executors": "executor", "readers": "reader"}
 
 
 @cli.command("list")
@@ -67,7 +67,7 @@ _KINDS = {"pipelines": "pipeline", "backends": "backend", "reporters": "reporter
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @_debug_option
 def list_command(kind, as_json):
-    """List installed pipelines, model backends, progress reporters and executors."""
+    """List installed pipelines, model backends, progress reporters, executors and readers."""
     from ..engine.plugins import get_registry
 
     registry = get_registry()
@@ -81,6 +81,8 @@ def list_command(kind, as_json):
                 "description": r.description,
                 # what a pipeline declares it writes: file, kind, format, primary
                 **({"outputs": [o.to_dict() for o in r.obj.outputs]} if plural == "pipelines" else {}),
+                # what a reader claims: the file suffixes it reads
+                **({"suffixes": list(r.obj.suffixes)} if plural == "readers" else {}),
             }
             for r in registry.registrations(_KINDS[plural])
         ]
@@ -93,7 +95,8 @@ def list_command(kind, as_json):
         if not kind:
             click.echo(f"{plural}:")
         indent = "  " if not kind else ""
-        rows = [[e["name"], _dist_label(e), e["description"]] for e in listing[plural]]
+        rows = [[e["name"], _dist_label(e), e["description"]
+                 + (f" ({' '.join(e['suffixes'])})" if e.get("suffixes") else "")] for e in listing[plural]]
         _table(rows or [["(none installed)", "", ""]], indent=indent)
         if plural == "pipelines" and listing[plural]:
             click.echo()
@@ -317,7 +320,7 @@ def serve_command(host, port, runs_dir, token_file, token, no_token, allow_env, 
 
 
 @cli.command("new")
-@click.argument("kind", type=click.Choice(["pipeline", "backend", "reporter"]))
+@click.argument("kind", type=click.Choice(["pipeline", "backend", "reporter", "reader"]))
 @click.argument("name")
 @click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Folder to create the new distribution in.")
@@ -511,6 +514,9 @@ def _usage_line(summary) -> str:
              " requests share one answer)") if reused else ""
     line = (f"{summary['requests_sent']} requests sent, {stored} answers from the store{again},"
             f" {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
+    if usage.get("cache_read_tokens") or usage.get("cache_write_tokens"):
+        line += (f" (of the prompt tokens, {usage['cache_read_tokens']} read from the provider's cache,"
+                 f" {usage['cache_write_tokens']} written to it)")
     if summary["cost_sent"] is not None:
         line += f", ${summary['cost_sent']:.4f}"
     return line

@@ -61,6 +61,7 @@ def report(output_dir, samples: int = 3, seed: int = 0, file: str | None = None)
         lines = [_headline(manifest)]
         lines += _models(manifest.get("models") or {})
         lines += _steps(manifest.get("steps") or [])
+        lines += _reading(manifest.get("reading") or {})
         lines += _outputs(manifest.get("outputs") or {}, manifest.get("declared_outputs") or {},
                           manifest.get("primary_output"))
     except (AttributeError, TypeError, KeyError, ValueError):
@@ -115,6 +116,24 @@ def _steps(steps) -> list[str]:
         if notes:
             dropped = f"{dropped}; {notes}" if dropped else notes
         lines.append(f"  {step['name']:{width}}  {step.get('in', 0):6} -> {step.get('out', 0):<6}  {dropped}".rstrip())
+    return lines
+
+
+def _reading(reading) -> list[str]:
+    """Which reader read how many files, and what each noted (the page extractor, the PDF
+    furniture removed); the files no reader took."""
+    readers = reading.get("readers") or {}
+    if not readers and not reading.get("unclaimed"):
+        return []
+    lines = ["", "read by (files -> documents, and what each reader noted):"]
+    width = max([len(name) for name in readers] + [len("(none)")])
+    for name, tally in readers.items():
+        said = [f"{tally.get('unreadable', 0)} not read"] if tally.get("unreadable") else []
+        said += [f"{count} {what}" for what, count in (tally.get("notes") or {}).items()]
+        lines.append(f"  {name:{width}}  {tally.get('files', 0):6} -> {tally.get('documents', 0):<6}"
+                     f"  {', '.join(said)}".rstrip())
+    if reading.get("unclaimed"):
+        lines.append(f"  {'(none)':{width}}  {reading['unclaimed']:6} -> 0       no reader takes them")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""``atk new pipeline|backend|reporter NAME``: a complete plugin distribution from a scaffold.
+"""``atk new pipeline|backend|reporter|reader NAME``: a complete plugin distribution from a scaffold.
 
 The scaffolds live in ``atk_core/scaffolds/<kind>/`` (the repository's
 ``templates/`` points there), so they ship inside atk-core's wheel. A file
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-KINDS = ("pipeline", "backend", "reporter")
+KINDS = ("pipeline", "backend", "reporter", "reader")
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 

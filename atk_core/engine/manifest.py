@@ -4,8 +4,8 @@ A pipeline keeps a ``RunRecord`` as it goes: how many samples went into each
 step and came out, and, for every sample it dropped, why. At the end
 ``write()`` saves the failures (one JSON line per dropped sample, in a stable
 order) and the manifest (versions, config hash, model identities, token use
-and cost per role, counts per step, outputs, wall time). ``atk inspect``
-reads both, for any pipeline.
+and cost per role, counts per step, which reader read how many documents,
+outputs, wall time). ``atk inspect`` reads both, for any pipeline.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class RunRecord:
         self.steps: dict[str, StepCount] = {}
         self.failures: list[dict[str, str]] = []
         self.written: dict[str, int] = {}  # output file -> records, as the writers report them
+        self.reading: dict[str, Any] = {}  # what read the documents (count_reading)
         self.started = time.time()
 
     def _step(self, name: str) -> StepCount:
@@ -65,12 +66,29 @@ class RunRecord:
         """Count something a step did that is worth knowing but dropped nothing."""
         self._step(step).notes[what] += 1
 
-    def drop(self, step: str, sample_id: str, reason: str, kind: str | None = None) -> None:
-        """Record one dropped sample; ``kind`` is the short category counted in the manifest."""
+    def drop(self, step: str, sample_id: str, reason: str, kind: str | None = None, **fields) -> None:
+        """Record one dropped sample; ``kind`` is the short category counted in the manifest;
+        ``fields`` go into its line of failures.jsonl too (``reader=`` for a file not read)."""
         kind = kind or _kind_of(reason)
         self._step(step).dropped[kind] += 1
         self.failures.append({"sample_id": str(sample_id), "step": step, "kind": kind,
-                              "reason": reason})
+                              "reason": reason, **fields})
+
+    def count_reading(self, reading) -> None:
+        """Count what read a folder (a ``FolderReading``): per reader, the files, documents
+        and unreadable ones, and its notes; written as the manifest's ``reading``."""
+        summary = reading.summary()
+        readers = self.reading.setdefault("readers", {})
+        for name, tally in summary["readers"].items():
+            mine = readers.setdefault(name, {"distribution": tally.get("distribution"), "files": 0,
+                                             "documents": 0, "unreadable": 0, "notes": {}})
+            for key in ("files", "documents", "unreadable"):
+                mine[key] += tally[key]
+            notes = Counter(mine["notes"])
+            notes.update(tally["notes"])
+            mine["notes"] = dict(sorted(notes.items()))
+        self.reading["readers"] = dict(sorted(readers.items()))
+        self.reading["unclaimed"] = self.reading.get("unclaimed", 0) + summary["unclaimed"]
 
     def step(self, name: str, samples: list, results: list, *,
              keep: Callable[[Any], bool] | None = None,
@@ -159,6 +177,7 @@ class RunRecord:
         manifest = {
             **_run_facts(),
             "steps": [s.to_dict() for s in self.steps.values()],
+            **({"reading": self.reading} if self.reading else {}),
             "outputs": dict(written, **{FAILURES: len(self.failures)}),
             "declared_outputs": declared,
             "primary_output": primary,

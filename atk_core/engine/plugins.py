@@ -1,11 +1,12 @@
 """Finding, loading and isolating plugins.
 
 Every plugin — built in or installed — is a module whose hook implementations
-register pipelines, model backends and progress reporters. Each entry point
-in the ``atk`` group is loaded on its own: if its import fails, a hook it
-implements raises, or it implements a hook that does not exist, that plugin
-alone is disabled and reported (one line on stderr, and in ``atk plugins``).
-Nothing is loaded until something asks for the registry, and then only once.
+register pipelines, model backends, progress reporters, executors and document
+readers. Each entry point in the ``atk`` group is loaded on its own: if its
+import fails, a hook it implements raises, or it implements a hook that does
+not exist, that plugin alone is disabled and reported (one line on stderr, and
+in ``atk plugins``). Nothing is loaded until something asks for the registry,
+and then only once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BUILTIN_PLUGINS = (
     "atk_core.models.scripted",
     "atk_core.serve.reporter",
     "atk_core.engine.executors",
+    "atk_core.toolkit.readers",
     "atk_core.evaluation",
 )
 
@@ -44,8 +46,9 @@ REGISTRATION_HOOKS = {
     "atk_register_model_backends": "backend",
     "atk_register_progress_reporters": "reporter",
     "atk_register_executors": "executor",
+    "atk_register_readers": "reader",
 }
-KINDS = ("pipeline", "backend", "reporter", "executor")
+KINDS = ("pipeline", "backend", "reporter", "executor", "reader")
 
 
 @dataclass
@@ -206,6 +209,9 @@ class Registry:
     def executor(self, name: str):
         return self.get("executor", name)
 
+    def reader(self, name: str):
+        return self.get("reader", name)
+
     def add_commands(self, cli) -> None:
         """Let plugins add click commands to ``cli``; done at most once."""
         if self._commands_added:
@@ -254,9 +260,25 @@ def _registrar(kind: str, info: PluginInfo, pending: list):
             raise PluginError(f"register() takes a name string first, not {name!r}")
         if not callable(cls):
             raise PluginError(f"register({name!r}, ...) takes a class, not {type(cls).__name__}")
+        if kind == "reader":
+            _check_reader(name, cls)
         pending.append(Registration(kind, name, cls, info))
 
     return register_pipeline if kind == "pipeline" else register_class
+
+
+def _check_reader(name: str, cls) -> None:
+    """A reader says what it claims (suffixes such as ``.docx``, or a ``sniff`` of its own) and
+    has ``read``; anything else disables its plugin here, not a run later."""
+    suffixes = getattr(cls, "suffixes", None)
+    if isinstance(suffixes, str) or not isinstance(suffixes, (tuple, list)) or not all(
+            isinstance(s, str) and s.startswith(".") and len(s) > 1 and s == s.lower() for s in suffixes):
+        raise PluginError(f"reader {name!r}: suffixes must be a tuple of lower-case suffixes"
+                          f" starting with '.', like ('.docx',), not {suffixes!r}")
+    if not suffixes and not callable(getattr(cls, "sniff", None)):
+        raise PluginError(f"reader {name!r} claims no suffix and does not sniff")
+    if not callable(getattr(cls, "read", None)):
+        raise PluginError(f"reader {name!r} has no read(data, source) method")
 
 
 def _check_hook_names(module) -> None:

@@ -1,11 +1,14 @@
 """Chunks: documents split into pieces of about ``chunk_size`` characters.
 
 Chunks end at paragraph breaks where they can, at sentence ends where a
-paragraph is too long, and at spaces only as a last resort. Each chunk is an
-exact slice of its document, so ``text[start:end]`` finds it again, and its
-id is derived from its text, so the same text is the same chunk on every run
-and every machine. Exact duplicates are dropped; a seeded subset picks the
-same chunks for the same seed. No tokenizer is needed (and none is
+paragraph is too long, and at spaces only as a last resort; a Markdown
+heading (``## Tides``, as readers write a document's headings) starts a new
+chunk once the current one is half full, and never ends one. Each chunk is an
+exact slice of its document, so ``text[start:end]`` finds it again, ``where``
+says where in the file it came from (``pages 3-4``), and its id is derived
+from its text, so the same text is the same chunk on every run and every
+machine. Exact duplicates are dropped; a seeded subset picks the same chunks
+for the same seed. No tokenizer is needed (and none is
 downloaded): characters are a fine budget.
 """
 
@@ -18,18 +21,21 @@ from dataclasses import dataclass
 from .documents import Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_HEADING = re.compile(r"#{1,6}[ \t]+\S[^\n]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a document: ``text == document.text[start:end]``."""
+    """A piece of a document: ``text == document.text[start:end]``; ``where`` is
+    ``document.where(start, end)`` (``page 3``, ``slides 2-3``), or ``""``."""
 
     id: str
     source: str
     start: int
     end: int
     text: str
+    where: str = ""
 
     def as_sample(self) -> dict:
         return {"id": self.id, "chunk": self.text, "source": self.source}
@@ -42,25 +48,31 @@ def chunk_id(text: str) -> str:
 
 def chunk_document(document: Document, chunk_size: int) -> list[Chunk]:
     """One document's chunks, in order."""
-    spans = _pieces(document.text, chunk_size)
-    chunks = []
-    current: tuple[int, int] | None = None
-    for start, end in spans:
-        if current is None:
-            current = (start, end)
-        elif end - current[0] <= chunk_size:
-            current = (current[0], end)
-        else:
-            chunks.append(current)
-            current = (start, end)
-    if current is not None:
-        # A short tail reads better joined to the chunk before it.
-        if chunks and current[1] - current[0] < chunk_size // 4:
-            chunks[-1] = (chunks[-1][0], current[1])
-        else:
-            chunks.append(current)
     text = document.text
-    return [Chunk(chunk_id(text[s:e]), document.source, s, e, text[s:e]) for s, e in chunks]
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in _pieces(text, chunk_size):
+        if groups:
+            first, last = groups[-1][0][0], groups[-1][-1][1]
+            starts_section = _is_heading(text, start, end) and last - first >= chunk_size // 2
+            if end - first <= chunk_size and not starts_section:
+                groups[-1].append((start, end))
+                continue
+        groups.append([(start, end)])
+    # A heading goes with what it heads, never at the end of a chunk.
+    for number in range(len(groups) - 1):
+        while groups[number] and _is_heading(text, *groups[number][-1]):
+            groups[number + 1].insert(0, groups[number].pop())
+    spans = [(group[0][0], group[-1][1]) for group in groups if group]
+    # A short tail reads better joined to the chunk before it.
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < chunk_size // 4:
+        spans[-2:] = [(spans[-2][0], spans[-1][1])]
+    return [Chunk(chunk_id(text[s:e]), document.source, s, e, text[s:e], document.where(s, e))
+            for s, e in spans]
+
+
+def _is_heading(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is one Markdown heading line."""
+    return _HEADING.fullmatch(text, start, end) is not None
 
 
 def _pieces(text: str, limit: int) -> list[tuple[int, int]]:
@@ -149,22 +161,26 @@ def chunk_folder(input_dir, record, *, chunk_size: int, subset_size: int | None 
 
     What every pipeline over a folder of documents starts with: unreadable
     files are dropped into ``record`` (a ``RunRecord``) as step ``read`` with
-    their reason, exact duplicate chunks as step ``chunk``; ``subset_size``
-    keeps that many chunks, picked by ``seed``. No readable document at all
-    is a ``PipelineError``.
+    their reason and the reader's name, exact duplicate chunks as step
+    ``chunk``; which reader read how many files, and what each noted (the web
+    page extractor, the PDF furniture removed), goes in the manifest's
+    ``reading``; ``subset_size`` keeps that many chunks, picked by ``seed``.
+    No readable document at all is a ``PipelineError``.
     """
-    from .documents import input_folder, read_documents
+    from .documents import input_folder, read_folder
     from ..errors import PipelineError
 
-    documents, unreadable = read_documents(input_folder(input_dir))
+    reading = read_folder(input_folder(input_dir))
+    documents, unreadable = reading.documents, reading.unreadable
     for problem in unreadable:
         record.drop("read", problem.source, f"read: {problem.reason}",
-                    kind=problem.reason.split(":")[0])
+                    kind=problem.reason.split(":")[0], reader=problem.reader)
     record.count("read", len(documents) + len(unreadable), len(documents))
+    record.count_reading(reading)
     if not documents:
         raise PipelineError(
             f"no readable documents in {input_dir} ({len(unreadable)} file(s) skipped;"
-            " supported: .txt .md .html .pdf .jsonl)"
+            f" readable: {' '.join(reading.suffixes)})"
         )
     chunks, duplicates = chunk_documents(documents, chunk_size)
     for chunk in duplicates:

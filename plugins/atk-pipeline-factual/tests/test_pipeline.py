@@ -58,17 +58,26 @@ def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
     assert failures[("scan.pdf", "read")] == "read: PDF has no text layer (scanned?)"
     assert failures[("picture.bin", "read")] == "read: unsupported file type .bin"
     assert failures[("latin1.txt", "read")].startswith("read: not UTF-8 text")
+    assert {f["sample_id"]: f["reader"] for f in read_jsonl(out / "failures.jsonl") if f["step"] == "read"} == {
+        "blank.txt": "text", "latin1.txt": "text", "picture.bin": None, "records.jsonl#L2": "jsonl",
+        "records.jsonl#L3": "jsonl", "scan.pdf": "pdf"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    # The page's footer ("Share this page") is not its article: where trafilatura reads web pages
+    # (the manifest says so) it is never read, and the article's one sentence is too little
+    # content; read as the page's visible text, the small model's vote judges it out.
+    html = manifest["reading"]["readers"]["html"]["notes"]
+    by_trafilatura = any(note.startswith("article by trafilatura") for note in html)
     judged = [r for (sid, step), r in failures.items() if step == "judge"]
-    assert judged == ["judge: 0 of 2 votes passed, 2 of 3 needed"]  # the navigation page
+    assert judged == ([] if by_trafilatura else ["judge: 0 of 2 votes passed, 2 of 3 needed"])
     never = [r for (sid, step), r in failures.items() if step == "generate"]
     assert never == ["generate: the answer is not valid JSON: Expecting value at line 1 column 1 (after 3 attempts)"]
     votes = [r for (sid, step), r in failures.items() if step == "check_question"]
     assert votes and all("0 of 2 votes passed, 2 of 3 needed" in r for r in votes)
     kinds = {(f["step"], f["kind"]) for f in read_jsonl(out / "failures.jsonl")}
-    assert {("judge", "failed the vote"), ("generate", "malformed answer"),
-            ("check_question", "failed the vote"), ("read", "unsupported file type .bin")} <= kinds
+    assert {("generate", "malformed answer"), ("check_question", "failed the vote"),
+            ("read", "unsupported file type .bin")} <= kinds
+    assert ("judge", "failed the vote") in kinds or by_trafilatura
 
-    manifest = json.loads((out / "manifest.json").read_text())
     steps = {s["name"]: s for s in manifest["steps"]}
     assert [s["name"] for s in manifest["steps"]] == [
         "read", "chunk", "content", "judge", "generate", "deduplicate", "check_question",
