@@ -91,10 +91,17 @@ class Cluster:
             "    time.sleep(0.5)\n"
         )
         for address in (self.address, f"ray://127.0.0.1:{self.client_port}"):
-            done = subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout)],
-                                  env=self.env, capture_output=True, text=True, timeout=timeout + 60,
-                                  start_new_session=True)
-            if done.returncode != 0:
+            # Ray Client starts a server per connection; under load one can die as it starts
+            # ("Initialization failure", a zombie), and the next one works: as the executor
+            # does, try again a few times before calling the cluster broken.
+            for attempt in range(5):
+                done = subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout)],
+                                      env=self.env, capture_output=True, text=True, timeout=timeout + 60,
+                                      start_new_session=True)
+                if done.returncode == 0:
+                    break
+                time.sleep(3.0 * (attempt + 1))
+            else:
                 raise RuntimeError(f"the test cluster at {address} is not ready:\n{done.stderr[-2000:]}")
 
     def add_worker_node(self) -> int:
