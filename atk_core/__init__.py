@@ -76,7 +76,7 @@ _LAZY = {
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
     "BackendError": "models", "RateLimited": "models", "TransientError": "models",
     "RequestError": "models", "FatalError": "models", "Model": "models", "ModelSpec": "models",
-    "OpenAIBackend": "models.openai",
+    "OpenAIBackend": "models.openai", "BatchState": "models.base",
     "schema_problem": "toolkit.schemas", "value_for_schema": "toolkit.schemas",
 }
 

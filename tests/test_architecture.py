@@ -44,7 +44,8 @@ LAYERS = [
     "evaluation.pipeline", "evaluation",
     "engine.config", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",
     # the test kit
-    "testing.subprocesses", "testing.questions", "testing.distributions", "testing.inputs", "testing.openai_server",
+    "testing.subprocesses", "testing.questions", "testing.distributions", "testing.inputs", "testing.fake_http",
+    "testing.openai_server", "testing.anthropic_server",
     "testing.running", "testing.pipelines", "testing",
     # the web interface
     "serve.folder", "serve.store", "serve.processes", "serve.guard", "serve.reporter", "serve.api_types",

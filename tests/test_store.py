@@ -73,3 +73,17 @@ def test_a_commit_that_fails_leaves_no_transaction_open_behind_it(tmp_path):
     store.put("single", "r", answer(1), "ok")
     assert asyncio.run(batch("ok")) == [None, None, None]
     assert committed(store.path) == 4
+
+
+def test_a_store_from_before_cached_tokens_were_kept_opens_and_keeps_them_from_now_on(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with sqlite3.connect(path) as old:  # the responses table as it was first written
+        old.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, tag TEXT NOT NULL, text TEXT NOT NULL,"
+                    " finish_reason TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER"
+                    " NOT NULL DEFAULT 0, request BLOB NOT NULL, created REAL NOT NULL)")
+        old.execute("INSERT INTO responses VALUES ('old', '', 'said before', 'stop', 5, 1, x'00', 0)")
+    store = Store(path)
+    assert store.get("old") == StoredAnswer("said before", "stop", 5, 1, 0, 0)
+    store.put("new", "request", StoredAnswer("said now", "stop", 50, 3, cache_read_tokens=40, cache_write_tokens=6))
+    assert store.get("new") == StoredAnswer("said now", "stop", 50, 3, 40, 6)
+    store.close()

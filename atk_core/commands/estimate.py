@@ -62,6 +62,10 @@ class Row:
     samples: int = 0
     requests: int = 0
     prompt_tokens: int = 0
+    # of those, the tokens of prompt prefixes the provider's cache would hold (the backend's
+    # cache_prefixes): read from it (a prefix seen before), written to it (a new one)
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     completion_ceiling: int = 0  # the sum of the requests' max_tokens (or the default ceiling)
     ceiling: int = 0  # requests if every sample used every attempt (and every vote was asked)
     floor: int = 0  # the fewest requests its samples can take (a vote stopped early)
@@ -76,8 +80,12 @@ class Row:
     cost_at_most: float | None = None  # every request asked, every answer max_tokens long
 
     def to_dict(self) -> dict[str, Any]:
+        cached = {"cache_read_tokens_if_all_survive": self.cache_read_tokens,
+                  "cache_write_tokens_if_all_survive": self.cache_write_tokens} \
+            if self.cache_read_tokens or self.cache_write_tokens else {}
         return {"step": self.step, "role": self.role, "samples": self.samples,
                 "requests_if_all_survive": self.requests, "prompt_tokens_if_all_survive": self.prompt_tokens,
+                **cached,
                 "requests": [math.floor(self.requests_low), math.ceil(self.requests_high)],
                 "prompt_tokens": [math.floor(self._per_request() * self.requests_low),
                                   math.ceil(self._per_request() * (1 + self.margin) * self.requests_high)],
@@ -155,10 +163,37 @@ ROLE_OPTION = "_atk_estimate_role"  # how the dry-run backend learns its role
 
 
 class _Recorder:
-    def __init__(self, counters):
+    def __init__(self, counters, cachers=None):
         self.steps: dict[str, dict] = {}  # step -> {"role", "samples"}, in run order
-        self.requests: dict[tuple[str, str], list] = {}  # (step, role) -> [n, tokens, ceiling]
+        # (step, role) -> [n, tokens, ceiling, cache read tokens, cache write tokens]
+        self.requests: dict[tuple[str, str], list] = {}
         self.counters = counters  # role -> TokenCounter
+        self.cachers = cachers or {}  # role -> (backend class, options): whose cache_prefixes tell
+        self.seen: dict[str, set] = {}  # role -> the prefixes its provider would have cached
+
+    def cached(self, role: str, messages) -> tuple[int, int]:
+        """Of a chat request's prompt tokens, those its provider's cache would give (a prefix
+        asked before) and take (a new one long enough to be cached)."""
+        found = self.cachers.get(role)
+        if found is None:
+            return 0, 0
+        backend, options = found
+        try:
+            prefixes = backend.cache_prefixes([dict(m) for m in messages], **options)
+        except Exception:  # a backend that cannot tell is counted as caching nothing
+            return 0, 0
+        counter, seen = self.counters[role], self.seen.setdefault(role, set())
+        read = longest = 0
+        for prefix, minimum in prefixes or ():
+            tokens = sum(counter.count(str(m.get("content") or "")) + MESSAGE_OVERHEAD for m in prefix)
+            if tokens < minimum:
+                continue
+            key = json.dumps(prefix, sort_keys=True)
+            if key in seen:
+                read = max(read, tokens)
+            seen.add(key)
+            longest = max(longest, tokens)
+        return read, max(0, longest - read)
 
 
 class DryRunBackend(Backend):
@@ -179,7 +214,8 @@ class DryRunBackend(Backend):
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling) -> Response:
         counter = self._counter()
         tokens = sum(counter.count(str(m.get("content") or "")) + MESSAGE_OVERHEAD for m in messages)
-        return self._answer(tokens, json.dumps(messages, sort_keys=True), json_schema, sampling)
+        cached = self._recorder.cached(self.role, messages)
+        return self._answer(tokens, json.dumps(messages, sort_keys=True), json_schema, sampling, cached)
 
     async def complete(self, prompt, *, json_schema=None, extra=None, **sampling) -> Response:
         return self._answer(self._counter().count(prompt), prompt, json_schema, sampling)
@@ -190,12 +226,14 @@ class DryRunBackend(Backend):
     def _counter(self):
         return self._recorder.counters[self.role]
 
-    def _answer(self, tokens, seed_text, json_schema, sampling) -> Response:
+    def _answer(self, tokens, seed_text, json_schema, sampling, cached=(0, 0)) -> Response:
         key = (_step.get(), self.role)
-        entry = self._recorder.requests.setdefault(key, [0, 0, 0])
+        entry = self._recorder.requests.setdefault(key, [0, 0, 0, 0, 0])
         entry[0] += 1
         entry[1] += tokens
         entry[2] += sampling.get("max_tokens") or ASSUMED_COMPLETION_MAX
+        entry[3] += cached[0]
+        entry[4] += cached[1]
         if json_schema is None:
             text = placeholder_text(seed_text)
         else:
@@ -284,7 +322,8 @@ def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Est
     ready = plan(config, registry=registry, model_overrides=model_overrides, executor=executor)
     previous = _previous(ready.output_dir, ready.pipeline.name)
     counters = {role: _counter_for(spec) for role, spec in ready.model_specs.items()}
-    recorder = _Recorder(counters)
+    cachers, batched = _cachers(ready.model_specs, registry)
+    recorder = _Recorder(counters, cachers)
     folder = Path(tempfile.mkdtemp(prefix="atk-estimate-"))
     dry_models = {role: {"backend": spec.backend, **spec.options, ROLE_OPTION: role,
                          "concurrency": max(spec.concurrency, 16), "max_retries": 0}
@@ -301,10 +340,56 @@ def estimate(config, *, registry=None, model_overrides=(), executor=None) -> Est
         raise PipelineError(f"the estimate's dry run of {ready.pipeline.name!r} failed: {result.error}")
     rows = _rows(recorder)
     how = _apply_rates(rows, previous, ready.model_specs, counters)
+    how += _cache_how(rows, batched)
     roles = {role: {"tokens": counters[role].describe(),
-                    "price_in": spec.price_in, "price_out": spec.price_out}
+                    "price_in": spec.price_in, "price_out": spec.price_out,
+                    **({"price_cache_read": spec.price_cache_read, "price_cache_write": spec.price_cache_write}
+                       if role in recorder.cachers else {})}
              for role, spec in ready.model_specs.items()}
     return Estimate(ready.pipeline.name, rows, how, roles)
+
+
+def _cachers(specs, registry) -> tuple[dict, list]:
+    """role -> (backend class, options) for the roles whose backend says what its provider
+    caches, and the roles left out because they have ``batch: true`` (a batch's cache hits
+    are the provider's best effort: the estimate cannot tell)."""
+    cachers, batched = {}, []
+    for role, spec in sorted(specs.items()):
+        try:
+            backend = registry.backend(spec.backend)
+        except Exception:
+            continue
+        method = getattr(backend, "cache_prefixes", None)
+        if method is None or getattr(method, "__func__", None) is Backend.cache_prefixes.__func__:
+            continue
+        if spec.batch:
+            batched.append(role)
+        else:
+            cachers[role] = (backend, dict(spec.options))
+    return cachers, batched
+
+
+def _cache_how(rows, batched) -> list[str]:
+    """The sentence that says how cached prompt tokens were counted, when some were."""
+    cached = {}
+    for row in rows:
+        read, write = cached.get(row.role, (0, 0))
+        cached[row.role] = (read + row.cache_read_tokens, write + row.cache_write_tokens)
+    roles = [role for role in sorted(cached) if any(cached[role])]
+    how = []
+    if roles:
+        how.append("Prompt caching: of the prompt tokens if all survive, "
+                   + "; ".join(f"{role} {cached[role][0]:,} read from the provider's cache and"
+                               f" {cached[role][1]:,} written to it" for role in roles)
+                   + " (each prefix the backend marks for caching, long enough to be cached, written"
+                     " the first time and read after), priced at price_cache_read and"
+                     " price_cache_write (price_in where unset). Requests sent at once before the"
+                     " first has been answered can each write the same prefix, and a cache entry"
+                     " unused for its time to live is gone: the cost can come out higher.")
+    if batched and any(r.role in batched for r in rows):
+        how.append(f"Roles with batch: true ({', '.join(batched)}): their prompts are counted"
+                   " at price_in, as a batch's cache hits are the provider's best effort.")
+    return how
 
 
 def _counter_for(spec):
@@ -315,14 +400,27 @@ def _counter_for(spec):
     return counter
 
 
+def _prompt_price(row, spec) -> float:
+    """A prompt token's price in the row, on average: the cached ones at the cache prices."""
+    price_in = spec.price_in or 0
+    if not row.prompt_tokens or not (row.cache_read_tokens or row.cache_write_tokens):
+        return price_in
+    read = price_in if spec.price_cache_read is None else spec.price_cache_read
+    write = price_in if spec.price_cache_write is None else spec.price_cache_write
+    uncached = row.prompt_tokens - row.cache_read_tokens - row.cache_write_tokens
+    return (uncached * price_in + row.cache_read_tokens * read + row.cache_write_tokens * write) / row.prompt_tokens
+
+
 def _rows(recorder) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}
     order = list(recorder.steps) + [OUTSIDE]
-    for (step, role), (count, tokens, ceiling) in recorder.requests.items():
+    for (step, role), (count, tokens, ceiling, read, write) in recorder.requests.items():
         row = rows.setdefault((step, role), Row(step, role))
         row.requests += count
         row.prompt_tokens += tokens
         row.completion_ceiling += ceiling
+        row.cache_read_tokens += read
+        row.cache_write_tokens += write
     for (step, role), row in rows.items():
         row.samples = recorder.steps.get(step, {}).get("samples", 0)
         row.ceiling = recorder.steps.get(step, {}).get("ceiling", row.requests)
@@ -404,7 +502,7 @@ def _apply_rates(rows, previous, specs, counters) -> list[str]:
         if spec is not None and (spec.price_in is not None or spec.price_out is not None):
             per_prompt = row.prompt_tokens / row.requests if row.requests else 0.0
             most = per_prompt * (1 + row.margin)
-            price_in, price_out = (spec.price_in or 0) / 1e6, (spec.price_out or 0) / 1e6
+            price_in, price_out = _prompt_price(row, spec) / 1e6, (spec.price_out or 0) / 1e6
             row.cost_low = row.requests_low * (per_prompt * price_in + row.completion_low * price_out)
             row.cost_high = row.requests_high * (most * price_in + row.completion_high * price_out)
             row.cost_at_most = row.ceiling * (most * price_in + ceiling * price_out)

@@ -247,7 +247,7 @@ class _Replay(Model):
             raise _Missing(key)
         self.found[key] = stored
         return with_parsed(Response(text=stored.text, finish_reason=stored.finish_reason,
-                                 usage=Usage(stored.prompt_tokens, stored.completion_tokens),
+                                 usage=Usage.of(stored),
                                  cached=True), request)
 
 

@@ -26,7 +26,9 @@ class ProgressEvent:
     ``progress`` is a fraction 0..1, or None when unknown; ``time`` is Unix
     seconds. ``usage`` is, per model role, what the run has used so far:
     ``requests_sent``, ``answers_from_store``, ``prompt_tokens`` and
-    ``completion_tokens`` (of the requests sent), ``cost`` (of those, in
+    ``completion_tokens`` (of the requests sent; of the prompt tokens,
+    ``cache_read_tokens`` and ``cache_write_tokens`` when a provider's prompt
+    cache was used), ``cost`` (of those, in
     dollars; None without the role's prices) and ``projected_cost`` (the whole
     run's, from the cost of every answer so far, stored ones included, over
     the progress; None until there is enough progress to project from).
@@ -144,21 +146,27 @@ def usage_so_far(models: dict, progress: float | None) -> dict:
         projected = None
         if total is not None and progress is not None and progress >= PROJECT_FROM:
             projected = total / progress
+        use = summary["usage_sent"]
         usage[role] = {"requests_sent": summary["requests_sent"],
                        "answers_from_store": summary["answers_from_store"],
-                       "prompt_tokens": summary["usage_sent"]["prompt_tokens"],
-                       "completion_tokens": summary["usage_sent"]["completion_tokens"],
+                       "prompt_tokens": use["prompt_tokens"],
+                       "completion_tokens": use["completion_tokens"],
                        "cost": sent, "projected_cost": projected}
+        if "cache_read_tokens" in use:  # of the prompt tokens, those a provider's cache held
+            usage[role].update(cache_read_tokens=use["cache_read_tokens"],
+                               cache_write_tokens=use["cache_write_tokens"])
     return usage
 
 
 def usage_text(usage: dict | None) -> str:
-    """``usage`` (an event's) in a few words per role: 'small 12 sent, 3.4k tokens, $0.0012
-    (~$0.0050 in all)'."""
+    """``usage`` (an event's) in a few words per role: 'small 12 sent, 3.4k tokens (2.1k
+    cached), $0.0012 (~$0.0050 in all)'."""
     parts = []
     for role, use in (usage or {}).items():
         tokens = use["prompt_tokens"] + use["completion_tokens"]
         text = f"{role} {use['requests_sent']} sent, {_short(tokens)} tokens"
+        if use.get("cache_read_tokens"):
+            text += f" ({_short(use['cache_read_tokens'])} cached)"
         if use.get("cost") is not None:
             text += f", ${use['cost']:.4f}"
             if use.get("projected_cost") is not None:

@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     request BLOB NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,
@@ -51,18 +53,28 @@ CREATE TABLE IF NOT EXISTS batch_requests (
 
 @dataclass(frozen=True)
 class StoredAnswer:
-    """One stored answer: what the model said, and what it cost."""
+    """One stored answer: what the model said, and what it cost (of its prompt tokens, those
+    read from and written to a provider's prompt cache)."""
 
     text: str
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+_COLUMNS = ("key, tag, text, finish_reason, prompt_tokens, completion_tokens, request, created,"
+            " cache_read_tokens, cache_write_tokens")
+# Columns added since a store could first be written: a store from before gets them (as 0).
+_ADDED = ("cache_read_tokens", "cache_write_tokens")
 
 
 def _row(key: str, request_text: str, answer: StoredAnswer, tag: str) -> tuple:
     blob = zlib.compress(request_text.encode("utf-8"), 1)
     return (key, tag, answer.text, answer.finish_reason, answer.prompt_tokens,
-            answer.completion_tokens, blob, time.time())
+            answer.completion_tokens, blob, time.time(), answer.cache_read_tokens,
+            answer.cache_write_tokens)
 
 
 class Store:
@@ -85,6 +97,10 @@ class Store:
             # a power cut can lose the last ones, which are then simply re-sent.
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+            for column in _ADDED:
+                if column not in present:
+                    db.execute(f"ALTER TABLE responses ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             self._connection = db
         return self._connection
@@ -96,8 +112,8 @@ class Store:
     def get(self, key: str) -> StoredAnswer | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens"
-                " FROM responses WHERE key=?", (key,),
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, cache_read_tokens,"
+                " cache_write_tokens FROM responses WHERE key=?", (key,),
             ).fetchone()
         return StoredAnswer(*row) if row is not None else None
 
@@ -144,7 +160,8 @@ class Store:
             db = self._db
             try:
                 db.execute("BEGIN")
-                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany(f"INSERT OR REPLACE INTO responses ({_COLUMNS})"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

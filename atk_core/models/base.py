@@ -79,15 +79,34 @@ class Request:
 
 @dataclass
 class Usage:
+    """Tokens a request cost. ``prompt_tokens`` counts the whole prompt; of those, a provider
+    with prompt caching read ``cache_read_tokens`` from its cache and wrote
+    ``cache_write_tokens`` into it (each priced apart: ``price_cache_read``,
+    ``price_cache_write``)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @classmethod
+    def of(cls, answer) -> "Usage":
+        """The usage of a stored answer (or anything with the same token fields)."""
+        return cls(answer.prompt_tokens, answer.completion_tokens,
+                   getattr(answer, "cache_read_tokens", 0), getattr(answer, "cache_write_tokens", 0))
 
     def add(self, other: "Usage") -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        """Prompt and completion tokens, and the cached ones when there were any."""
+        counts = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        if self.cache_read_tokens or self.cache_write_tokens:
+            counts.update(cache_read_tokens=self.cache_read_tokens, cache_write_tokens=self.cache_write_tokens)
+        return counts
 
 
 @dataclass
@@ -100,6 +119,37 @@ class Response:
     parsed: Any = None
     parse_error: str | None = None  # why a structured answer did not parse or fit its schema
     cached: bool = False
+
+
+@dataclass
+class BatchState:
+    """A provider's batch, as the core follows it: ``status`` in the provider's words (shown
+    on the progress line), whether it has ``ended`` (nothing more will be answered), how many
+    of its ``total`` requests are ``done`` so far, the provider's ``reason`` when the whole
+    batch failed, and its own object (``details``) for ``batch_results``."""
+
+    id: str
+    status: str
+    ended: bool
+    done: int = 0
+    total: int | None = None
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def has_batch_api(backend_class) -> bool:
+    """Whether a backend class has the five methods of a Batch API (see ``models.batches``)."""
+    return all(callable(getattr(backend_class, name, None))
+               for name in ("batch_line", "create_batch", "find_batches", "batch_state", "batch_results"))
+
+
+def stored_answer(response: Response):
+    """What the run's store keeps of a response (a ``StoredAnswer``)."""
+    from ..engine.store import StoredAnswer
+
+    usage = response.usage
+    return StoredAnswer(response.text, response.finish_reason, usage.prompt_tokens, usage.completion_tokens,
+                        usage.cache_read_tokens, usage.cache_write_tokens)
 
 
 class Backend:
@@ -145,6 +195,17 @@ class Backend:
 
     async def complete(self, prompt, *, json_schema=None, extra=None, **sampling) -> Response:
         raise RequestError(f"backend {self.name!r} does not support completion requests")
+
+    @classmethod
+    def cache_prefixes(cls, messages, **options) -> list:
+        """The prefixes of a chat request (``messages``) this backend asks its provider to
+        cache, shortest first, for the role's ``options``: each ``(messages, min_tokens)``,
+        the messages it spans (the last one perhaps cut short) and the fewest tokens it must
+        have for the provider to cache it. ``atk run --estimate`` counts a prefix seen before
+        in the role at ``price_cache_read``, a new one at ``price_cache_write``. None by
+        default: a backend without prompt caching, or one whose provider caches on its own
+        terms, says nothing it cannot promise."""
+        return []
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and endpoint — never a key. It goes into cache keys."""

@@ -2,16 +2,21 @@
 
 A request that misses the store waits in a queue; once ``batch_wait`` seconds
 pass without a new one (or ``batch_size`` have come), the queue goes to the
-provider as one batch (``Backend.submit_batch``), and the batch's id and its
-requests are committed to the run's store before anything else happens. The
-batch is then followed (``batch_state``, every ``batch_poll`` seconds, its
-state shown on the run's progress) until it ends; its answers are downloaded
-(``batch_results``) and stored, all of them, whether or not a request is still
-waiting for each. So:
+provider as one batch, and the batch's id and its requests are committed to
+the run's store before anything else happens. The batch is then followed
+(every ``batch_poll`` seconds, its state shown on the run's progress) until it
+ends; its answers are downloaded and stored, all of them, whether or not a
+request is still waiting for each. So:
 
 - a run killed after creating a batch, run again, finds its requests in that
   batch (``Store.open_batch_of``) and follows it, rather than paying for a new
   one;
+- a batch whose creation was never heard of (the connection dropped with the
+  answer) is looked for before another is made, by a digest of its requests'
+  keys (``find_batches``), and followed: not paid for twice. A provider that
+  cannot show a batch's requests before it ends offers the batches that may be
+  it; one that was not is found out when it ends (none of its answers is for
+  these requests, which then go again);
 - a line the batch did not answer (failed, expired, cancelled) fails its
   request with a ``TransientError``: the core's retry policy asks it again,
   in a new batch.
@@ -19,19 +24,34 @@ waiting for each. So:
 Where the model's store cannot hold batches (a remote executor's worker, whose
 answers go home to the driver's store one by one), the queue only sends and
 follows, and ``Model.request`` stores each answer as it stores a direct one.
+
+A backend with a Batch API has five methods, and the core does the rest:
+``batch_line(request)`` (the provider's form of one request; lines with
+different ``url`` go in different batches), ``create_batch(lines, digest)``,
+``find_batches(digest, size, since)``, ``batch_state(batch_id)`` (a
+``BatchState``) and ``batch_results(state)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 import weakref
+from dataclasses import replace
 
 from .base import (
-    BackendError, FatalError, RateLimited, RequestError, Response, TransientError, Usage,
+    BackendError, BatchState, FatalError, RateLimited, RequestError, Response, TransientError,
+    stored_answer,
 )
 
-FINISHED = ("completed", "expired", "failed", "cancelled")
 MAX_LOOK_ERRORS = 10  # failed looks in a row at a batch before its requests fail (and retry)
+
+
+def batch_digest(keys) -> str:
+    """The digest of a batch's requests (their store keys, in any order): how a batch whose
+    creation was never heard of is found again."""
+    return hashlib.sha256("\n".join(sorted(str(key) for key in keys)).encode("utf-8")).hexdigest()[:32]
 
 
 class Batches:
@@ -61,6 +81,7 @@ class _LoopBatches:
         self.waiting: dict[str, list] = {}  # key -> futures of requests in a submitted batch
         self.following: dict[str, asyncio.Task] = {}
         self.known: dict[str, list] = {}  # batch id -> its requests, for a run without a store
+        self.tried: dict[str, float] = {}  # digest -> when this process first tried to create it
         self.timer = None
         self.tasks: set = set()
 
@@ -116,14 +137,19 @@ class _LoopBatches:
         if self.pending:
             self._schedule()
         entries = dict(taken)
-        groups: dict = {}  # a batch has one endpoint: chat and completion requests go apart
-        for key, (request, _, _, _) in taken:
-            line = self.model.backend.batch_line(request)
-            groups.setdefault(line["url"], []).append({"custom_id": key, **line})
+        groups: dict = {}  # a batch has one endpoint (url): chat and completion requests go apart
+        for key, (request, _, _, futures) in taken:
+            try:
+                line = self.model.backend.batch_line(request)
+            except Exception as exc:  # this request cannot go in a batch: it fails, alone
+                _fail_all([futures], exc if isinstance(exc, BackendError) else FatalError(
+                    f"model {self.model.role!r}: {type(exc).__name__}: {exc}"))
+                continue
+            groups.setdefault(line.get("url"), []).append({"custom_id": key, **line})
         for group in groups.values():
             keys = [line["custom_id"] for line in group]
             try:
-                batch_id = await self.model.backend.submit_batch(group)
+                batch_id = await self._create(group, keys)
             except Exception as exc:
                 _fail_all([entries[key][3] for key in keys], exc if isinstance(exc, BackendError)
                           else FatalError(f"model {self.model.role!r}: creating a batch failed:"
@@ -144,6 +170,26 @@ class _LoopBatches:
             for key in keys:
                 self.waiting.setdefault(key, []).extend(entries[key][3])
             self._follow(batch_id)
+
+    async def _create(self, lines: list, keys: list) -> str:
+        """The id of a batch of ``lines``: one already made of the same requests, whose
+        creation was not heard of (or not noted), else a new one."""
+        backend, digest = self.model.backend, batch_digest(keys)
+        since = self.tried.get(digest)
+        if since is None:
+            self.tried[digest] = time.time()
+        try:
+            found = await backend.find_batches(digest, len(lines), since)
+        except (RequestError, FatalError, TransientError, RateLimited):  # no list to look in
+            found = []
+        known = set(self.known) | set(self.following)
+        store = _batch_store(self.model)
+        if store is not None and found:
+            known |= {batch["id"] for batch in store.batches()}
+        for batch_id in found or ():
+            if str(batch_id) not in known:
+                return str(batch_id)
+        return str(await backend.create_batch(lines, digest))
 
     # -- following ----------------------------------------------------------------------------
 
@@ -173,7 +219,7 @@ class _LoopBatches:
             self._fail(batch_id, FatalError(f"batch {batch_id}: its answers could not be stored:"
                                             f" {type(exc).__name__}: {exc}"))
 
-    async def _until_finished(self, batch_id: str) -> dict:
+    async def _until_finished(self, batch_id: str) -> BatchState:
         errors = 0
         role, spec = self.model.role, self.model.spec
         while True:
@@ -186,21 +232,14 @@ class _LoopBatches:
                 await asyncio.sleep(min(spec.batch_poll, 2.0 ** errors))
                 continue
             errors = 0
-            status = str(state.get("status"))
-            counts = state.get("request_counts") or {}
-            done = (counts.get("completed") or 0) + (counts.get("failed") or 0)
-            _say(f"model {role}: batch {batch_id} {status}, {done}/{counts.get('total') or '?'} done")
-            if status in FINISHED:
+            _say(f"model {role}: batch {batch_id} {state.status}, {state.done}/{state.total or '?'} done")
+            if state.ended:
                 return state
             await asyncio.sleep(spec.batch_poll)
 
-    def _deliver(self, batch_id: str, state: dict, results: dict) -> None:
-        from ..engine.store import StoredAnswer
-
+    def _deliver(self, batch_id: str, state: BatchState, results: dict) -> None:
         model, store = self.model, _batch_store(self.model)
-        status = str(state.get("status"))
-        why = "; ".join(str(e.get("message")) for e in ((state.get("errors") or {}).get("data") or [])
-                        if isinstance(e, dict) and e.get("message"))
+        status, why = state.status, state.reason
         requests = store.batch_requests(batch_id) if store is not None else self.known.pop(batch_id, [])
         rows = []
         for key, canonical, tag in requests:
@@ -213,14 +252,11 @@ class _LoopBatches:
                     model.sent += 1
                     model.usage.add(result.usage)
                 if store is not None:
-                    rows.append((key, canonical, StoredAnswer(
-                        result.text, result.finish_reason, result.usage.prompt_tokens,
-                        result.usage.completion_tokens), tag))
+                    rows.append((key, canonical, stored_answer(result), tag))
                 for future in futures:
                     if not future.done():
                         future.set_result(Response(result.text, result.finish_reason,
-                                                   Usage(result.usage.prompt_tokens,
-                                                         result.usage.completion_tokens)))
+                                                   replace(result.usage)))
                 continue
             # As the same request sent directly would fail, in the same words: a refused one
             # skips its sample (or stops the run), the rest are asked again.

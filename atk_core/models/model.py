@@ -20,7 +20,7 @@ import weakref
 from typing import Any
 
 from .base import (
-    FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage, send,
+    FatalError, RateLimited, Request, RequestError, Response, TransientError, Usage, send, stored_answer,
 )
 from ..toolkit.schemas import schema_problem
 from .specs import ModelSpec
@@ -75,11 +75,19 @@ class Model:
         return self._identity
 
     def cost(self, usage: Usage | None = None) -> float | None:
+        """Dollars for ``usage`` at the role's prices: prompt tokens read from or written to a
+        provider's cache at ``price_cache_read`` and ``price_cache_write`` (``price_in`` where
+        those are not set)."""
         usage = usage or self.usage
-        if self.spec.price_in is None and self.spec.price_out is None:
+        spec = self.spec
+        if spec.price_in is None and spec.price_out is None:
             return None
-        return (usage.prompt_tokens * (self.spec.price_in or 0)
-                + usage.completion_tokens * (self.spec.price_out or 0)) / 1_000_000
+        price_in = spec.price_in or 0
+        read = price_in if spec.price_cache_read is None else spec.price_cache_read
+        write = price_in if spec.price_cache_write is None else spec.price_cache_write
+        uncached = usage.prompt_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        return (uncached * price_in + usage.cache_read_tokens * read + usage.cache_write_tokens * write
+                + usage.completion_tokens * (spec.price_out or 0)) / 1_000_000
 
     # -- what an executor that runs the role elsewhere tells it ----------------------------
 
@@ -100,7 +108,7 @@ class Model:
     def count_stored(self, answer) -> None:
         """Count a stored answer (a ``StoredAnswer``) used elsewhere as taken from the store."""
         self.from_store += 1
-        self.stored_usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+        self.stored_usage.add(Usage.of(answer))
 
     def count_sent(self, answer, retries: int = 0) -> None:
         """Count an answer a worker got for this role as sent, with its ``retries``: the role
@@ -109,7 +117,7 @@ class Model:
         self.retries += retries
         self._successes += 1
         self._given_up_in_a_row = 0
-        self.usage.add(Usage(answer.prompt_tokens, answer.completion_tokens))
+        self.usage.add(Usage.of(answer))
 
     def unreported_retries(self) -> int:
         """The retries made since the last call (what a worker reports with each sample)."""
@@ -145,8 +153,7 @@ class Model:
                 self.from_store += 1
                 self.reused += key in self._sent_keys
                 response = Response(text=stored.text, finish_reason=stored.finish_reason,
-                                    usage=Usage(stored.prompt_tokens, stored.completion_tokens),
-                                    cached=True)
+                                    usage=Usage.of(stored), cached=True)
                 self.stored_usage.add(response.usage)
                 return with_parsed(response, request)
         if self.spec.batch:  # through the provider's Batch API, which stores what it gets
@@ -177,11 +184,7 @@ class Model:
         if key is not None:
             self._sent_keys.add(key)
         if self.store is not None:
-            from ..engine.store import StoredAnswer
-
-            await self.store.put_soon(key, canonical, StoredAnswer(
-                response.text, response.finish_reason, response.usage.prompt_tokens,
-                response.usage.completion_tokens), tag)
+            await self.store.put_soon(key, canonical, stored_answer(response), tag)
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -15,19 +15,21 @@ an option, not a guess:
   against the schema.
 
 With ``batch: true`` on the role, requests go through the provider's Batch
-API instead (``batch_line``, ``submit_batch``, ``batch_state``,
-``batch_results``; the core's ``Batches`` collects, follows and resumes them).
+API instead (``batch_line``, ``create_batch``, ``find_batches``,
+``batch_state``, ``batch_results``; the core's ``Batches`` collects, follows
+and resumes them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Literal
 
 from ..hookspecs import hookimpl
-from .base import Backend, FatalError, RateLimited, RequestError, Response, TransientError, Usage
+from .base import (
+    Backend, BatchState, FatalError, RateLimited, RequestError, Response, TransientError, Usage,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers take any key; a header with none would be refused by some.
@@ -120,16 +122,9 @@ class OpenAIBackend(Backend):
         body.update(request.extra or {})
         return {"method": "POST", "url": url, "body": body}
 
-    async def submit_batch(self, lines: list[dict]) -> str:
+    async def create_batch(self, lines: list[dict], digest: str) -> str:
         """Upload ``lines`` (with their ``custom_id``) as a batch input file and create the
-        batch; its id. A batch of the same requests that is still going (one whose creation
-        was answered too late to hear, or by a run killed before it noted it) is taken up
-        rather than paid for twice: its metadata holds a digest of its requests' ids."""
-        digest = hashlib.sha256("\n".join(sorted(str(line["custom_id"]) for line in lines))
-                                .encode("utf-8")).hexdigest()[:32]
-        going = await self._batch_with(digest)
-        if going is not None:
-            return going
+        batch, ``digest`` in its metadata; its id."""
         data = b"".join(_dumps(line) + b"\n" for line in lines)
         boundary = "atk-batch-" + os.urandom(8).hex()
         form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
@@ -143,31 +138,36 @@ class OpenAIBackend(Backend):
             "metadata": {"made_by": "atk", "atk_requests": digest}}))
         return str(batch["id"])
 
-    async def _batch_with(self, digest: str) -> str | None:
-        """The id of a recent batch of these requests that has not ended, if there is one."""
-        try:
-            listed = await self._call("GET", "batches?limit=100")
-        except (RequestError, FatalError, TransientError):  # no list to look in: make one
-            return None
-        for batch in listed.get("data") or [] if isinstance(listed, dict) else []:
-            if isinstance(batch, dict) and (batch.get("metadata") or {}).get("atk_requests") == digest \
-                    and batch.get("status") in ("validating", "in_progress", "finalizing"):
-                return str(batch["id"])
-        return None
+    async def find_batches(self, digest: str, size: int, since: float | None) -> list[str]:
+        """Recent batches of these requests (``digest`` in their metadata) that have not ended:
+        one whose creation was answered too late to hear, or by a run killed before it noted
+        it."""
+        listed = await self._call("GET", "batches?limit=100")
+        return [str(batch["id"]) for batch in (listed.get("data") or [] if isinstance(listed, dict) else [])
+                if isinstance(batch, dict) and (batch.get("metadata") or {}).get("atk_requests") == digest
+                and batch.get("status") in ("validating", "in_progress", "finalizing")]
 
-    async def batch_state(self, batch_id: str) -> dict:
-        """The batch object: ``status``, ``request_counts``, ``output_file_id``, ``error_file_id``.
-        A batch the provider does not know (any more) is a ``RequestError``."""
-        return await self._call("GET", f"batches/{batch_id}", missing=RequestError(
+    async def batch_state(self, batch_id: str):
+        """The batch as the core follows it (its status, ``request_counts``; the object, with
+        its ``output_file_id`` and ``error_file_id``, as ``details``). A batch the provider
+        does not know (any more) is a ``RequestError``."""
+        batch = await self._call("GET", f"batches/{batch_id}", missing=RequestError(
             f"{self.base_url} does not know batch {batch_id} (HTTP 404)"))
+        status = str(batch.get("status"))
+        counts = batch.get("request_counts") or {}
+        reason = "; ".join(str(e.get("message")) for e in ((batch.get("errors") or {}).get("data") or [])
+                           if isinstance(e, dict) and e.get("message"))
+        return BatchState(batch_id, status, status in ("completed", "expired", "failed", "cancelled"),
+                          done=(counts.get("completed") or 0) + (counts.get("failed") or 0),
+                          total=counts.get("total"), reason=reason, details=batch)
 
-    async def batch_results(self, state: dict) -> dict:
+    async def batch_results(self, state) -> dict:
         """From a finished batch's files: ``custom_id`` -> a ``Response``, or the error its
         line came back with (typed as the same request sent directly would fail: a refused
         line is a ``RequestError``; an expired, cancelled or failed one a ``TransientError``)."""
         results: dict = {}
         for name in ("error_file_id", "output_file_id"):
-            file_id = state.get(name)
+            file_id = state.details.get(name)
             if not file_id:
                 continue
             content = await self._call("GET", f"files/{file_id}/content", raw=True)

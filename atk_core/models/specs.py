@@ -30,7 +30,10 @@ class ModelSpec:
     retry_base_delay: Annotated[float, AtLeast(0, unit="seconds")] = 1.0
     price_in: _PRICE | None = None  # per million prompt tokens
     price_out: _PRICE | None = None  # per million completion tokens
-    # The provider's Batch API (backends that have one: openai): requests are collected
+    # per million prompt tokens read from / written to a provider's prompt cache (price_in if unset)
+    price_cache_read: _PRICE | None = None
+    price_cache_write: _PRICE | None = None
+    # The provider's Batch API (backends that have one: openai, anthropic): requests are collected
     # into batches of at most batch_size, sent once none has come for batch_wait seconds,
     # and followed every batch_poll seconds.
     batch: bool = False
@@ -104,6 +107,8 @@ def as_mapping(settings) -> dict:
 def resolve_model_specs(config, registry=None, *, vet_options: bool = True) -> dict[str, ModelSpec]:
     """The config's model roles as ModelSpecs; with a registry, each backend is looked up
     and (``vet_options``) vets its options."""
+    from .base import has_batch_api
+
     specs = {role: parse_spec(role, value, config.source) for role, value in config.models.items()}
     if registry is not None:
         for spec in specs.values():
@@ -111,7 +116,7 @@ def resolve_model_specs(config, registry=None, *, vet_options: bool = True) -> d
                 cls = registry.backend(spec.backend)
             except ConfigError as exc:
                 raise ConfigError(f"{config.source}: models.{spec.role}: {exc}") from None
-            if spec.batch and not callable(getattr(cls, "submit_batch", None)):
+            if spec.batch and not has_batch_api(cls):
                 raise ConfigError(f"{config.source}: models.{spec.role}: batch: true needs a backend"
                                   f" with a Batch API (openai); {spec.backend!r} has none")
             if vet_options:

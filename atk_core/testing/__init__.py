@@ -33,6 +33,9 @@ from real wheels.
   chunk's sentences, for a test double of a question-writing model.
 - ``FakeOpenAIServer``: an OpenAI-compatible HTTP server on 127.0.0.1 that
   injects faults (``python -m atk_core.testing.openai_server`` runs one).
+- ``FakeAnthropicServer``: Anthropic's Messages and Message Batches APIs on
+  127.0.0.1, with prompt caching, its error shapes and the same faults
+  (``python -m atk_core.testing.anthropic_server`` runs one).
 """
 
 from ..models.scripted import FAULT_KINDS, ScriptedBackend
@@ -40,6 +43,7 @@ from ..engine.runner import RunResult
 from .distributions import PluginSite, build_wheel, make_venv
 from .inputs import pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
+from .anthropic_server import FakeAnthropicServer
 from .questions import question_about
 from .pipelines import (
     PipelinePromises, ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
@@ -48,7 +52,7 @@ from .running import make_model, read_jsonl, run_pipeline
 from .subprocesses import kill_midway, run_cli, stderr_lines
 
 __all__ = [
-    "FAULT_KINDS", "FakeOpenAIServer", "PipelinePromises", "PluginSite", "RunResult",
+    "FAULT_KINDS", "FakeAnthropicServer", "FakeOpenAIServer", "PipelinePromises", "PluginSite", "RunResult",
     "ScriptedBackend", "ScriptedPipeline",
     "build_wheel", "config_error", "kill_midway", "make_model", "make_venv", "pdf_bytes",
     "question_about", "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines",

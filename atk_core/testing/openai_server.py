@@ -10,8 +10,8 @@ after ``batch_expire_after`` looks, with the lines done so far in its output
 file and the rest in its error file; ``batches_to_expire`` limits how many), ``POST /v1/batches/{id}/cancel`` and
 ``GET /v1/files/{id}/content``. Faults are queued (``push``) or matched by prompt text
 (``rule``): a status code with headers, a hang, a malformed body, a cut-off
-answer, a dropped connection. It is a real server on a real socket (asyncio,
-HTTP/1.1 keep-alive), run on a thread (``start()``) or as a process::
+answer, a dropped connection (``fake_http``). It is a real server on a real socket
+(asyncio, HTTP/1.1 keep-alive), run on a thread (``start()``) or as a process::
 
     python -m atk_core.testing.openai_server --port 8011
 """
@@ -21,65 +21,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-BEHAVIOURS = ("ok", "status", "hang", "malformed", "length", "drop")
+from .fake_http import FakeHTTPServer, spend_cpu
 
 
-@dataclass
-class Behaviour:
-    kind: str = "ok"
-    status: int = 200
-    headers: dict = field(default_factory=dict)
-    body: Any = None
-
-    @classmethod
-    def of(cls, spec) -> "Behaviour":
-        if isinstance(spec, Behaviour):
-            return spec
-        if isinstance(spec, int):
-            return cls("status", spec)
-        if isinstance(spec, tuple):  # (status, headers)
-            return cls("status", spec[0], dict(spec[1]))
-        if spec not in BEHAVIOURS:
-            raise ValueError(f"unknown behaviour {spec!r}")
-        return cls(spec)
-
-
-@dataclass
-class Rule:
-    match: str
-    behaviour: Behaviour
-    times: int | None
-
-
-class FakeOpenAIServer:
+class FakeOpenAIServer(FakeHTTPServer):
     """Start with ``start()``; ``url`` is the base_url to give a client."""
+
+    thread_name = "fake-openai"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0,
                  answer: Callable[[str, dict], Any] | None = None, record: bool = True,
                  cpu_ms: float = 0.0):
-        self.host, self.port = host, port
-        self.delay = delay
-        self.cpu_ms = cpu_ms  # CPU each answer costs, as a real server's front end spends it
-        self.answer = answer
-        self.record = record
-        self.requests: list[dict] = []
-        self.request_count = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._queue: list[Behaviour] = []
-        self._rules: list[Rule] = []
-        self._answered: dict[str, int] = {}
-        self.answer_limit: int | None = None  # after this many answers, every request hangs
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server = None
-        self._hangs: list[asyncio.Future] = []
+        super().__init__(host, port, delay=delay, answer=answer, record=record, cpu_ms=cpu_ms)
         # the Batch API
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}  # id -> the batch object, plus its private state
@@ -94,107 +50,7 @@ class FakeOpenAIServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def push(self, *behaviours) -> None:
-        """The next requests get these behaviours, in order; then normal answers again."""
-        with self._lock:
-            self._queue.extend(Behaviour.of(b) for b in behaviours)
-
-    def rule(self, match: str, behaviour, times: int | None = None) -> None:
-        """Requests whose prompt contains ``match`` get ``behaviour`` (``times`` times, or always)."""
-        with self._lock:
-            self._rules.append(Rule(match, Behaviour.of(behaviour), times))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._rules.clear()
-
-    def answered_twice(self) -> list[str]:
-        """Request bodies that were answered successfully more than once."""
-        with self._lock:
-            return [key for key, count in self._answered.items() if count > 1]
-
-    def answered(self) -> int:
-        with self._lock:
-            return sum(self._answered.values())
-
-    def start(self) -> "FakeOpenAIServer":
-        ready = threading.Event()
-
-        def serve():
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._open())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True, name="fake-openai")
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def close():
-            for hang in self._hangs:
-                hang.cancel()
-            self._server.close()
-            # Connections still open (a client that keeps one alive) end here, not with
-            # "Task was destroyed but it is pending!" when the loop goes.
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        if not self._thread.is_alive():
-            self._loop.close()
-        self._loop = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    async def _open(self):
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
     # -- HTTP ------------------------------------------------------------------------------
-
-    async def _connection(self, reader, writer):
-        try:
-            while True:
-                request_line = await reader.readline()
-                if not request_line:
-                    break
-                method, path, _ = request_line.decode("latin-1").split(" ", 2)
-                headers = {}
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", 0))
-                body = await reader.readexactly(length) if length else b""
-                keep_going = await self._handle(method, path, headers, body, writer)
-                if not keep_going:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass
-        except asyncio.CancelledError:  # the server stops: the connection ends quietly
-            pass
-        finally:
-            try:
-                writer.close()
-            except Exception:
-                pass
 
     async def _handle(self, method, path, headers, body, writer) -> bool:
         path = path.split("?", 1)[0]
@@ -231,7 +87,7 @@ class FakeOpenAIServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.cpu_ms:
-                _spend_cpu(self.cpu_ms / 1000)
+                spend_cpu(self.cpu_ms / 1000)
             if self.delay:
                 await asyncio.sleep(self.delay)
             return await self._respond(behaviour, payload, chat, text, body, writer)
@@ -242,13 +98,7 @@ class FakeOpenAIServer:
     async def _respond(self, behaviour, payload, chat, text, body, writer) -> bool:
         kind = behaviour.kind
         if kind == "hang":
-            hang = asyncio.get_running_loop().create_future()
-            self._hangs.append(hang)
-            try:
-                await hang
-            except asyncio.CancelledError:
-                pass
-            return False
+            return await self._hang()
         if kind == "drop":
             return False
         if kind == "status":
@@ -410,42 +260,6 @@ class FakeOpenAIServer:
             value = f"answer {hashlib.sha256(text.encode()).hexdigest()[:12]}"
         return value if isinstance(value, str) else json.dumps(value)
 
-    def _behaviour_for(self, text) -> Behaviour:
-        with self._lock:
-            return self._behaviour_for_locked(text)
-
-    def _behaviour_for_locked(self, text) -> Behaviour:
-        if self.answer_limit is not None and sum(self._answered.values()) >= self.answer_limit:
-            return Behaviour("hang")
-        if self._queue:
-            return self._queue.pop(0)
-        for rule in self._rules:
-            if rule.match in text and (rule.times is None or rule.times > 0):
-                if rule.times is not None:
-                    rule.times -= 1
-                return rule.behaviour
-        return Behaviour("ok")
-
-    def _send(self, writer, status, payload, headers=None):
-        self._send_raw(writer, status, json.dumps(payload).encode(), headers or {})
-
-    @staticmethod
-    def _send_raw(writer, status, data: bytes, headers: dict):
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                  429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Status")
-        head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
-                f"content-length: {len(data)}", "connection: keep-alive"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
-
-
-def _spend_cpu(seconds: float) -> None:
-    """Keep this thread's CPU busy for ``seconds`` of its own CPU time (blocking, as a real
-    server's tokenizer and templating would block its event loop)."""
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        pass
-
 
 def _multipart(content_type: str, body: bytes) -> dict:
     """The fields of a multipart/form-data body: name -> (filename or None, bytes)."""
@@ -505,14 +319,8 @@ def main():
     args = parser.parse_args()
     server = FakeOpenAIServer(args.host, args.port, delay=args.delay, record=not args.no_record,
                               cpu_ms=args.cpu_ms)
-
-    async def forever():
-        await server._open()
-        print(f"listening on {server.url}", flush=True)
-        await asyncio.Event().wait()
-
     try:
-        asyncio.run(forever())
+        asyncio.run(server.serve_forever("listening on {url}"))
     except KeyboardInterrupt:
         pass
 
