@@ -76,7 +76,7 @@ _LAZY = {
     "Backend": "models", "Request": "models", "Response": "models", "Usage": "models",
     "BackendError": "models", "RateLimited": "models", "TransientError": "models",
     "RequestError": "models", "FatalError": "models", "Model": "models", "ModelSpec": "models",
-    "OpenAIBackend": "models.openai", "BatchState": "models.base",
+    "OpenAIBackend": "models.openai", "BatchState": "models.base", "HttpBackend": "models.http",
     "schema_problem": "toolkit.schemas", "value_for_schema": "toolkit.schemas",
 }
 

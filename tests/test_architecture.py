@@ -37,7 +37,7 @@ LAYERS = [
     "toolkit.html", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose",
     "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats",
     # models: the backend API, a role's policy, the built-in backends
-    "models.base", "models.specs", "models.batches", "models.model", "models", "models.openai", "models.scripted",
+    "models.base", "models.specs", "models.batches", "models.model", "models", "models.http", "models.openai", "models.scripted",
     # executors, steps and what a run records
     "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.exam", "engine.manifest", "engine.reporters",
     # configs, the runner, and what reads a finished run

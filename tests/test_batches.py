@@ -9,26 +9,12 @@ each request directly.
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
-from atk_core.testing import FakeOpenAIServer, read_jsonl, run_cli, write_config, write_documents
+from atk_core.testing import (
+    TWO_DOCUMENTS, FakeOpenAIServer, kill_when, read_jsonl, run_cli, write_config, write_documents,
+)
 from passing_model import server_answer as answer
 
-DOCUMENTS = {
-    "kilns.txt": (
-        "The lime kilns at Hartsop burned limestone from the quarry above the village. Each "
-        "kiln was loaded from the top with layers of stone and coal. The burning took three "
-        "days and nights, and the lime was drawn out at the bottom. Farmers spread the lime "
-        "on their fields to sweeten the acid soil. The last kiln went cold in 1921."),
-    "weir.txt": (
-        "A stone weir holds back the river Lune above the old mill at Caton. Salmon climb "
-        "the weir by a fish pass built in 1998. The mill race once turned a wheel six metres "
-        "across. Floods in 2015 moved several stones of the weir downstream. Volunteers count "
-        "the salmon that pass each autumn."),
-}
 DATA_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl", "conversations.messages.jsonl",
               "failures.jsonl")
 
@@ -39,7 +25,7 @@ def config(tmp_path, server, name, *, batch: bool):
             "price_in": 1.25, "price_out": 5.0}
     if batch:
         role.update(batch=True, batch_wait=0.05, batch_poll=0.02)
-    documents = write_documents(tmp_path / "documents", DOCUMENTS)
+    documents = write_documents(tmp_path / "documents", TWO_DOCUMENTS)
     return write_config(tmp_path / f"{name}.yaml", "factual-qa", input_dir=str(documents),
                         output_dir=str(tmp_path / name), models={"small": role, "large": role},
                         rewrite_conversations=True)
@@ -111,20 +97,9 @@ def test_an_expired_batch_keeps_what_it_did_and_the_rest_is_asked_again(tmp_path
 
 def kill_with_a_batch_in_progress(path, server, tmp_path):
     server.batch_lines_per_poll = 1  # slow: the kill finds the batch in progress
-    driver = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(b["status"] == "in_progress" and b["request_counts"]["completed"] >= 1
-                      for b in list(server.batches.values())):
-            assert driver.poll() is None, driver.stderr.read()
-            assert time.monotonic() < deadline, "no batch went in progress"
-            time.sleep(0.01)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    kill_when(path, lambda: any(b["status"] == "in_progress" and b["request_counts"]["completed"] >= 1
+                                for b in list(server.batches.values())),
+              cwd=tmp_path, env=os.environ, progress=lambda: "put no batch in progress")
     server.batch_lines_per_poll = None
     assert any(b["status"] == "in_progress" for b in server.batches.values())
     return custom_ids(server)
@@ -189,7 +164,7 @@ def test_a_line_the_provider_refuses_skips_its_sample_as_a_direct_request_would(
 
 
 def test_batch_on_a_backend_without_a_batch_api_is_refused(tmp_path):
-    documents = write_documents(tmp_path / "documents", DOCUMENTS)
+    documents = write_documents(tmp_path / "documents", TWO_DOCUMENTS)
     role = {"backend": "scripted", "batch": True}
     path = write_config(tmp_path / "refused.yaml", "factual-qa", input_dir=str(documents),
                         output_dir=str(tmp_path / "refused"), models={"small": role, "large": role})

@@ -116,6 +116,30 @@ def test_rate_limit_honours_retry_after_then_succeeds(server):
     assert m.retries == 1
 
 
+def test_retry_after_in_milliseconds_and_x_should_retry_are_honoured(server):
+    # What OpenAI and Anthropic both send: retry-after-ms, and x-should-retry on a status
+    # that would otherwise fail its sample.
+    server.push((429, {"retry-after-ms": "300"}), (400, {"x-should-retry": "true"}))
+    m = model(server)
+    response = run(using(m, m.chat(USER)))
+    assert response.text.startswith("answer ")
+    first, second, third = server.requests
+    assert [r["behaviour"] for r in (first, second, third)] == ["status", "status", "ok"]
+    assert second["time"] - first["time"] >= 0.3
+    assert m.retries == 2
+
+
+def test_cached_prompt_tokens_are_counted(server):
+    # OpenAI says how many of the prompt tokens it read from its own prompt cache.
+    from atk_core.models.openai import _usage
+
+    usage = _usage({"usage": {"prompt_tokens": 2000, "completion_tokens": 10,
+                              "prompt_tokens_details": {"cached_tokens": 1536}}})
+    assert (usage.prompt_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (2000, 1536, 0)
+    m = model(server, price_in=2.0, price_out=8.0, price_cache_read=0.5)
+    assert m.cost(usage) == pytest.approx((464 * 2.0 + 1536 * 0.5 + 10 * 8.0) / 1e6)
+
+
 def test_server_errors_are_retried_a_bounded_number_of_times(server):
     m = model(server, max_retries=3)
     run(using(m, m.chat(USER)))  # one success first, so a later give-up is sample-level

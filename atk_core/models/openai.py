@@ -27,9 +27,8 @@ import os
 from typing import Literal
 
 from ..hookspecs import hookimpl
-from .base import (
-    Backend, BatchState, FatalError, RateLimited, RequestError, Response, TransientError, Usage,
-)
+from .base import BatchState, RequestError, Response, TransientError, Usage
+from .http import HttpBackend, json_bytes
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers take any key; a header with none would be refused by some.
@@ -41,7 +40,7 @@ def atk_register_model_backends(register):
     register("openai", OpenAIBackend)
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HttpBackend):
     """Any OpenAI-compatible server (OpenAI, llama.cpp server, vLLM...) via base_url."""
 
     name = "openai"
@@ -59,32 +58,12 @@ class OpenAIBackend(Backend):
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.model = model or "default"
         self.structured_output = structured_output
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or NO_KEY
-        self._headers = dict(headers or {})
-        self._clients: dict = {}  # event loop -> its HTTP client
+        api_key = api_key or os.environ.get("OPENAI_API_KEY") or NO_KEY
+        self.http_headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+                             "Accept": "application/json", **dict(headers or {})}
 
     def identity(self):
         return {"backend": self.name, "model": self.model, "endpoint": self.base_url}
-
-    def _get_client(self):
-        """This event loop's client: connections belong to the loop that opened them, and a
-        sync pipeline runs a loop per step."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        for other in [l for l in self._clients if l.is_closed()]:
-            self._clients.pop(other)  # its connections died with it
-        client = self._clients.get(loop)
-        if client is None:
-            httpx = _httpx()
-            headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
-                       "Accept": "application/json", **self._headers}
-            client = self._clients[loop] = httpx.AsyncClient(
-                base_url=self.base_url + "/", headers=headers, follow_redirects=True,
-                timeout=None,  # the core's per-request timeout applies
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            )
-        return client
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
         data = await self._post("chat/completions", self._chat_body(messages, json_schema, sampling), extra)
@@ -125,7 +104,7 @@ class OpenAIBackend(Backend):
     async def create_batch(self, lines: list[dict], digest: str) -> str:
         """Upload ``lines`` (with their ``custom_id``) as a batch input file and create the
         batch, ``digest`` in its metadata; its id."""
-        data = b"".join(_dumps(line) + b"\n" for line in lines)
+        data = b"".join(json_bytes(line) + b"\n" for line in lines)
         boundary = "atk-batch-" + os.urandom(8).hex()
         form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
                 f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"atk-batch.jsonl\"\r\n"
@@ -133,9 +112,9 @@ class OpenAIBackend(Backend):
             f"\r\n--{boundary}--\r\n".encode("utf-8")
         uploaded = await self._call("POST", "files", form,
                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        batch = await self._call("POST", "batches", _dumps({
+        batch = await self._call("POST", "batches", body={
             "input_file_id": uploaded["id"], "endpoint": lines[0]["url"], "completion_window": "24h",
-            "metadata": {"made_by": "atk", "atk_requests": digest}}))
+            "metadata": {"made_by": "atk", "atk_requests": digest}})
         return str(batch["id"])
 
     async def find_batches(self, digest: str, size: int, since: float | None) -> list[str]:
@@ -188,7 +167,7 @@ class OpenAIBackend(Backend):
         response = line.get("response") or {}
         status, body = response.get("status_code"), response.get("body") or {}
         if status != 200:
-            return self._error(int(status or 0), _describe(int(status or 0), _dumps(body)))
+            return self._error(int(status or 0), self._describe(int(status or 0), json_bytes(body)))
         text_of = _chat_text if "message" in ((body.get("choices") or [{}])[0]) else _completion_text
         try:
             return self._response(body, text_of)
@@ -217,48 +196,7 @@ class OpenAIBackend(Backend):
         rest of atk's request path): the answer's JSON, or the typed error its status means."""
         if extra:
             body.update(extra)  # what the SDK calls extra_body: merged into the request
-        return await self._call("POST", path, _dumps(body))
-
-    def _error(self, status: int, message: str, headers=None) -> Exception:
-        """The typed error an HTTP status means (for a request, or a batch's line)."""
-        if status == 429:
-            return RateLimited(message, _retry_after(headers or {}))
-        if status in (401, 403, 404):
-            return FatalError(f"{self.base_url}: {message}")
-        if status >= 500 or status in (408, 409):
-            return TransientError(message)
-        return RequestError(message)
-
-    async def _call(self, method: str, path: str, content: bytes | None = None,
-                    headers: dict | None = None, *, raw: bool = False, missing=None):
-        """One API call; ``missing``: the error a 404 raises instead of the usual one."""
-        httpx = _httpx()
-        try:
-            reply = await self._get_client().request(method, path, content=content, headers=headers)
-        except httpx.TimeoutException:
-            raise TransientError(f"{self.base_url}: the request timed out") from None
-        except httpx.HTTPError as exc:  # refused, reset, closed mid-answer...
-            raise TransientError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from None
-        status = reply.status_code
-        if status >= 300:
-            if status == 404 and missing is not None:
-                raise missing
-            raise self._error(status, _describe(status, reply.content), reply.headers)
-        if raw:
-            return reply.content
-        try:
-            return json.loads(reply.content)
-        except ValueError as exc:  # not the JSON the API promises: a broken or overloaded server
-            raise TransientError(f"{self.base_url} sent a malformed response: {exc}") from None
-
-    async def aclose(self):
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-        self._clients.clear()  # other loops' clients: their loops are gone or going
+        return await self._call("POST", path, body=body)
 
 
 def _chat_text(choice):
@@ -269,50 +207,17 @@ def _completion_text(choice):
     return choice["text"]
 
 
-def _httpx():
-    """The HTTP client library the openai SDK installs: ``httpx2`` in its newer releases,
-    ``httpx`` before (the same API)."""
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        import httpx
-    return httpx
-
-
 def _present(sampling: dict) -> dict:
     return {k: v for k, v in sampling.items() if v is not None}
-
-
-def _dumps(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _usage(data) -> Usage:
     usage = data.get("usage") if isinstance(data, dict) else None
     if not isinstance(usage, dict):
         return Usage()
-    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-
-
-def _retry_after(headers) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _describe(status: int, content: bytes) -> str:
-    """``HTTP 500: the server's own reason`` (its error message, else the start of its body)."""
-    message = None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        message = error.get("message") if isinstance(error, dict) else str(error)
-    if not message:
-        message = content.decode("utf-8", errors="replace") or "(no body)"
-    message = " ".join(str(message).split())[:300]
-    return f"HTTP {status}: {message}"
+    # OpenAI caches long prompt prefixes by itself and says how much of the prompt it read
+    # from there (priced at price_cache_read where one is given).
+    details = usage.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
+                 cache_read_tokens=cached)

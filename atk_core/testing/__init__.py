@@ -14,7 +14,8 @@ from real wheels.
 - ``read_jsonl(path)``: the records of a JSON-lines output file.
 - ``run_cli(*args)`` and ``stderr_lines(result)``: the real ``atk`` command
   in a subprocess; ``kill_midway(config, log=..., calls=N)`` kills one with
-  SIGKILL after N model calls, to test resume.
+  SIGKILL after N model calls, ``kill_when(config, ready)`` as soon as
+  ``ready()`` is true (a batch in progress...), to test resume.
 - ``write_config(path, pipeline, **fields)``, ``config_error(config)`` (the one
   error line of a refused config), ``resume_after_kill(pipeline, ...)`` (a
   run killed halfway and run again gives the clean run's bytes),
@@ -28,7 +29,8 @@ from real wheels.
 - ``build_wheel(project, dest)`` and ``make_venv(path, packages)``: install a
   plugin non-editable into a fresh virtual environment, the way users get it.
 - ``write_mixed_inputs(folder)`` and ``pdf_bytes(text)``: input files of every
-  kind atk reads, and of the kinds it reports as unreadable.
+  kind atk reads, and of the kinds it reports as unreadable; ``TWO_DOCUMENTS``:
+  two short documents of plain facts, for ``write_documents``.
 - ``question_about(focus, chunk)``: a question about a sentence that finds it among the
   chunk's sentences, for a test double of a question-writing model.
 - ``FakeOpenAIServer``: an OpenAI-compatible HTTP server on 127.0.0.1 that
@@ -41,7 +43,7 @@ from real wheels.
 from ..models.scripted import FAULT_KINDS, ScriptedBackend
 from ..engine.runner import RunResult
 from .distributions import PluginSite, build_wheel, make_venv
-from .inputs import pdf_bytes, write_mixed_inputs
+from .inputs import TWO_DOCUMENTS, pdf_bytes, write_mixed_inputs
 from .openai_server import FakeOpenAIServer
 from .anthropic_server import FakeAnthropicServer
 from .questions import question_about
@@ -49,12 +51,12 @@ from .pipelines import (
     PipelinePromises, ScriptedPipeline, config_error, resume_after_kill, venv_cli, write_config, write_documents,
 )
 from .running import make_model, read_jsonl, run_pipeline
-from .subprocesses import kill_midway, run_cli, stderr_lines
+from .subprocesses import kill_midway, kill_when, run_cli, stderr_lines
 
 __all__ = [
     "FAULT_KINDS", "FakeAnthropicServer", "FakeOpenAIServer", "PipelinePromises", "PluginSite", "RunResult",
-    "ScriptedBackend", "ScriptedPipeline",
-    "build_wheel", "config_error", "kill_midway", "make_model", "make_venv", "pdf_bytes",
+    "ScriptedBackend", "ScriptedPipeline", "TWO_DOCUMENTS",
+    "build_wheel", "config_error", "kill_midway", "kill_when", "make_model", "make_venv", "pdf_bytes",
     "question_about", "read_jsonl", "resume_after_kill", "run_cli", "run_pipeline", "stderr_lines",
     "venv_cli",
     "write_config", "write_documents", "write_mixed_inputs",

@@ -47,7 +47,6 @@ one as a process::
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -55,7 +54,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .fake_http import FakeHTTPServer, spend_cpu
+from .fake_http import FakeHTTPServer, serve_from_command_line
 
 VERSIONS = ("2023-06-01", "2026-10-21")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -126,13 +125,13 @@ class FakeAnthropicServer(FakeHTTPServer):
         path, _, query = path.partition("?")
         refused = self._refused(headers)
         if refused is not None:
-            self._error(writer, *refused)
+            self._send_error(writer, *refused)
             return True
         if body:
             try:
                 payload = json.loads(body)
             except json.JSONDecodeError:
-                self._error(writer, 400, "There was an issue with the request body: it is not valid JSON")
+                self._send_error(writer, 400, "There was an issue with the request body: it is not valid JSON")
                 return True
         else:
             payload = {}
@@ -141,7 +140,7 @@ class FakeAnthropicServer(FakeHTTPServer):
         if path == "/v1/messages/count_tokens" and method == "POST":
             problem = _problem(dict(payload, max_tokens=1), headers.get("anthropic-version"))
             if problem:
-                self._error(writer, 400, problem)
+                self._send_error(writer, 400, problem)
             else:
                 self._send(writer, 200, {"input_tokens": sum(t for _, t, _ in _blocks(payload))})
             return True
@@ -153,7 +152,7 @@ class FakeAnthropicServer(FakeHTTPServer):
             return True
         if path.startswith("/v1/messages/batches"):
             return self._batch_api(method, path, _query(query), payload, headers, writer)
-        self._error(writer, 404, f"Not found: {method} {path}")
+        self._send_error(writer, 404, f"Not found: {method} {path}")
         return True
 
     def _refused(self, headers):
@@ -171,40 +170,21 @@ class FakeAnthropicServer(FakeHTTPServer):
 
     async def _messages(self, params, headers, writer) -> bool:
         text = _prompt_text(params)
-        behaviour = self._behaviour_for(text)
+        entry = {"path": "/v1/messages", "payload": params, "headers": dict(headers),
+                 "authorization": headers.get("authorization") or headers.get("x-api-key")}
+        return await self._serve_request(
+            text, entry, writer, lambda behaviour: self._reply(behaviour, params, text, headers, writer))
+
+    malformed_body = b'{"id": "msg_x", "type": "message", "content": [ {"oops'
+
+    def _reply(self, behaviour, params, text, headers, writer) -> None:
         with self._lock:
-            self._note({"path": "/v1/messages", "payload": params, "headers": dict(headers),
-                        "authorization": headers.get("authorization") or headers.get("x-api-key"),
-                        "behaviour": behaviour.kind})
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.cpu_ms:
-                spend_cpu(self.cpu_ms / 1000)
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            kind = behaviour.kind
-            if kind == "hang":
-                return await self._hang()
-            if kind == "drop":
-                return False
-            if kind == "status":
-                self._error(writer, behaviour.status, f"injected HTTP {behaviour.status}", behaviour.headers)
-                return True
-            if kind == "malformed":
-                self._send_raw(writer, 200, b'{"id": "msg_x", "type": "message", "content": [ {"oops', {})
-                return True
-            with self._lock:
-                status, answer = self._answer(params, text, headers.get("anthropic-version"),
-                                              cut=kind == "length")
-            if status != 200:
-                self._error(writer, status, answer)
-            else:
-                self._send(writer, 200, answer, {"request-id": _request_id(answer["id"])})
-            return True
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+            status, answer = self._answer(params, text, headers.get("anthropic-version"),
+                                          cut=behaviour.kind == "length")
+        if status != 200:
+            self._send_error(writer, status, answer)
+        else:
+            self._send(writer, 200, answer, {"request-id": _request_id(answer["id"])})
 
     def _answer(self, params, text, version, *, cut=False):
         """``(200, the message)``, or ``(status, why)`` for a request the API refuses (called
@@ -235,14 +215,7 @@ class FakeAnthropicServer(FakeHTTPServer):
     def _content(self, params, text, cut):
         tool = _forced_tool(params)
         schema = tool["input_schema"] if tool else _format_schema(params)
-        if self.answer is not None:
-            value = self.answer(text, params)
-        elif schema is not None:
-            from ..toolkit.schemas import value_for_schema
-
-            value = value_for_schema(schema)
-        else:
-            value = f"answer {hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        value = self._answer_value(text, params, schema)
         if tool is not None:
             if isinstance(value, str):
                 try:
@@ -290,7 +263,8 @@ class FakeAnthropicServer(FakeHTTPServer):
                                    "ephemeral_1h_input_tokens": written if longest_ttl == "1h" else 0},
                 "output_tokens": 0, "service_tier": "standard"}
 
-    def _error(self, writer, status, message, headers=None):
+    def _send_error(self, writer, status, message, headers=None):
+        """An error reply in the API's shape, with its type and a request id."""
         request_id = _request_id(f"{time.monotonic_ns()}")
         self._send(writer, status, {"type": "error",
                                     "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
@@ -308,7 +282,7 @@ class FakeAnthropicServer(FakeHTTPServer):
                 return self._list_batches(query, writer)
             batch = self.batches.get(parts[0]) if parts else None
             if batch is None:
-                self._error(writer, 404, f"message_batch: {parts[0] if parts else ''} not found")
+                self._send_error(writer, 404, f"message_batch: {parts[0] if parts else ''} not found")
                 return True
             if method == "GET" and len(parts) == 1:
                 self._advance(batch)
@@ -318,14 +292,14 @@ class FakeAnthropicServer(FakeHTTPServer):
                     batch["cancel_initiated_at"] = _iso(time.time())
             elif method == "DELETE" and len(parts) == 1:
                 if batch["processing_status"] != "ended":
-                    self._error(writer, 400, "a batch in progress must be canceled before it is deleted")
+                    self._send_error(writer, 400, "a batch in progress must be canceled before it is deleted")
                     return True
                 del self.batches[parts[0]]
                 self._send(writer, 200, {"id": parts[0], "type": "message_batch_deleted"})
                 return True
             elif method == "GET" and parts[1:] == ["results"]:
                 if batch["processing_status"] != "ended":
-                    self._error(writer, 400, f"message_batch {parts[0]} has not ended: no results yet")
+                    self._send_error(writer, 400, f"message_batch {parts[0]} has not ended: no results yet")
                     return True
                 lines = [{"custom_id": custom_id, "result": result}
                          for custom_id, result in sorted(batch["_results"].items())]
@@ -333,7 +307,7 @@ class FakeAnthropicServer(FakeHTTPServer):
                                {}, content_type="application/binary")
                 return True
             else:
-                self._error(writer, 404, f"Not found: {method} {path}")
+                self._send_error(writer, 404, f"Not found: {method} {path}")
                 return True
             self._send(writer, 200, _public(batch))
             return True
@@ -341,19 +315,19 @@ class FakeAnthropicServer(FakeHTTPServer):
     def _create_batch(self, payload, headers, writer) -> bool:
         requests = payload.get("requests")
         if not isinstance(requests, list) or not requests:
-            self._error(writer, 400, "requests: at least one request is required")
+            self._send_error(writer, 400, "requests: at least one request is required")
             return True
         seen = set()
         for index, request in enumerate(requests):
             custom_id = request.get("custom_id") if isinstance(request, dict) else None
             if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
-                self._error(writer, 400, f"requests.{index}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$")
+                self._send_error(writer, 400, f"requests.{index}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$")
                 return True
             if custom_id in seen:
-                self._error(writer, 400, f"requests.{index}.custom_id: {custom_id!r} is not unique")
+                self._send_error(writer, 400, f"requests.{index}.custom_id: {custom_id!r} is not unique")
                 return True
             if not isinstance(request.get("params"), dict):
-                self._error(writer, 400, f"requests.{index}.params: Field required")
+                self._send_error(writer, 400, f"requests.{index}.params: Field required")
                 return True
             seen.add(custom_id)
         batch_id = f"msgbatch_{len(self.batches) + 1:04d}"
@@ -382,7 +356,7 @@ class FakeAnthropicServer(FakeHTTPServer):
         try:
             limit = min(1000, max(1, int(query.get("limit", 20))))
         except ValueError:
-            self._error(writer, 400, "limit: Input should be a valid integer")
+            self._send_error(writer, 400, "limit: Input should be a valid integer")
             return True
         page = listed[:limit]
         self._send(writer, 200, {"data": page, "has_more": len(listed) > limit,
@@ -605,23 +579,8 @@ def _query(query: str) -> dict:
 
 
 def main():
-    import argparse
-
-    parser = argparse.ArgumentParser(description="A fake Anthropic Messages API server.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8012)
-    parser.add_argument("--delay", type=float, default=0.0)
-    parser.add_argument("--no-record", action="store_true", help="keep no request log (benchmarks)")
-    parser.add_argument("--cpu-ms", type=float, default=0.0,
-                        help="CPU milliseconds each answer costs (a real server's front end)")
-    parser.add_argument("--cache-min-tokens", type=int, default=1024)
-    args = parser.parse_args()
-    server = FakeAnthropicServer(args.host, args.port, delay=args.delay, record=not args.no_record,
-                                 cpu_ms=args.cpu_ms, cache_min_tokens=args.cache_min_tokens)
-    try:
-        asyncio.run(server.serve_forever("listening on {url}"))
-    except KeyboardInterrupt:
-        pass
+    serve_from_command_line(FakeAnthropicServer, "A fake Anthropic Messages API server.", 8012,
+                            [("--cache-min-tokens", "cache_min_tokens", int, 1024)])
 
 
 if __name__ == "__main__":

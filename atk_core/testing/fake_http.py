@@ -10,6 +10,7 @@ with headers, a hang, a malformed body, a cut-off answer, a dropped connection.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -202,6 +203,44 @@ class FakeHTTPServer:
             pass
         return False
 
+    async def _serve_request(self, text: str, entry: dict, writer, answer) -> bool:
+        """One model request, with the prompt ``text``: noted (``entry``) and counted in
+        flight, slowed by ``cpu_ms`` and ``delay``, then the fault injected for it (a hang, a
+        dropped connection, an error status, a malformed body) or ``answer(behaviour)``
+        (``ok`` or ``length``), which sends the API's own reply."""
+        behaviour = self._behaviour_for(text)
+        with self._lock:
+            self._note({**entry, "behaviour": behaviour.kind})
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.cpu_ms:
+                spend_cpu(self.cpu_ms / 1000)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if behaviour.kind == "hang":
+                return await self._hang()
+            if behaviour.kind == "drop":
+                return False
+            if behaviour.kind == "status":
+                self._send_error(writer, behaviour.status, f"injected HTTP {behaviour.status}",
+                                 behaviour.headers)
+            elif behaviour.kind == "malformed":
+                self._send_raw(writer, 200, self.malformed_body, {})
+            else:
+                answer(behaviour)
+            return True
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    # A 200 whose JSON is cut off mid-object (the API's own first bytes).
+    malformed_body = b'{"id": "x", "oops'
+
+    def _send_error(self, writer, status, message, headers=None):
+        """An error reply in the API's own shape."""
+        self._send(writer, status, {"error": {"message": message, "type": "injected"}}, headers)
+
     def _note(self, entry: dict) -> None:
         """Count a request (under the lock) and keep it in ``requests`` when recording."""
         self.request_count += 1
@@ -224,6 +263,17 @@ class FakeHTTPServer:
                 return rule.behaviour
         return Behaviour("ok")
 
+    def _answer_value(self, text: str, payload: dict, schema):
+        """What the model says to a prompt: the scripted ``answer``, else a value that fits
+        the request's JSON ``schema``, else a sentence of its own for this prompt."""
+        if self.answer is not None:
+            return self.answer(text, payload)
+        if schema is not None:
+            from ..toolkit.schemas import value_for_schema
+
+            return value_for_schema(schema)
+        return f"answer {hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
     def _send(self, writer, status, payload, headers=None):
         import json
 
@@ -242,4 +292,28 @@ def spend_cpu(seconds: float) -> None:
     server's tokenizer and templating would block its event loop)."""
     end = time.thread_time() + seconds
     while time.thread_time() < end:
+        pass
+
+
+def serve_from_command_line(server_class, description: str, port: int, more=()) -> None:
+    """``python -m`` for a fake server: its address, delay, request log and CPU cost per answer
+    from the command line (``more``: extra ``(flag, keyword, type, default)`` options), served
+    until interrupted."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--no-record", action="store_true", help="keep no request log (benchmarks)")
+    parser.add_argument("--cpu-ms", type=float, default=0.0,
+                        help="CPU milliseconds each answer costs (a real server's front end)")
+    for flag, keyword, kind, default in more:
+        parser.add_argument(flag, dest=keyword, type=kind, default=default)
+    args = parser.parse_args()
+    server = server_class(args.host, args.port, delay=args.delay, record=not args.no_record,
+                          cpu_ms=args.cpu_ms, **{keyword: getattr(args, keyword) for _, keyword, _, _ in more})
+    try:
+        asyncio.run(server.serve_forever("listening on {url}"))
+    except KeyboardInterrupt:
         pass

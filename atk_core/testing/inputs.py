@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import json
 
+# Two short documents of plain facts (names, numbers, years), a few chunks' worth.
+TWO_DOCUMENTS = {
+    "kilns.txt": (
+        "The lime kilns at Hartsop burned limestone from the quarry above the village. Each "
+        "kiln was loaded from the top with layers of stone and coal. The burning took three "
+        "days and nights, and the lime was drawn out at the bottom. Farmers spread the lime "
+        "on their fields to sweeten the acid soil. The last kiln went cold in 1921."),
+    "weir.txt": (
+        "A stone weir holds back the river Lune above the old mill at Caton. Salmon climb "
+        "the weir by a fish pass built in 1998. The mill race once turned a wheel six metres "
+        "across. Floods in 2015 moved several stones of the weir downstream. Volunteers count "
+        "the salmon that pass each autumn."),
+}
+
 
 def pdf_bytes(text: str | None) -> bytes:
     """A one-page PDF whose text layer holds ``text`` (None: a page with no text)."""

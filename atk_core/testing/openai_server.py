@@ -18,13 +18,12 @@ answer, a dropped connection (``fake_http``). It is a real server on a real sock
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
 from typing import Any, Callable
 
-from .fake_http import FakeHTTPServer, spend_cpu
+from .fake_http import FakeHTTPServer, serve_from_command_line
 
 
 class FakeOpenAIServer(FakeHTTPServer):
@@ -75,48 +74,22 @@ class FakeOpenAIServer(FakeHTTPServer):
             return True
         chat = path.endswith("/chat/completions")
         text = _prompt_text(payload, chat)
-        behaviour = self._behaviour_for(text)
-        with self._lock:
-            self.request_count += 1
-            if self.record:
-                self.requests.append({"path": path, "payload": payload,
-                                      "authorization": headers.get("authorization"),
-                                      "headers": dict(headers),  # names in lower case
-                                      "time": time.monotonic(), "behaviour": behaviour.kind})
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.cpu_ms:
-                spend_cpu(self.cpu_ms / 1000)
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            return await self._respond(behaviour, payload, chat, text, body, writer)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        entry = {"path": path, "payload": payload, "authorization": headers.get("authorization"),
+                 "headers": dict(headers)}  # names in lower case
+        return await self._serve_request(
+            text, entry, writer, lambda behaviour: self._respond(behaviour, payload, chat, text, body, writer))
 
-    async def _respond(self, behaviour, payload, chat, text, body, writer) -> bool:
-        kind = behaviour.kind
-        if kind == "hang":
-            return await self._hang()
-        if kind == "drop":
-            return False
-        if kind == "status":
-            message = {"error": {"message": f"injected HTTP {behaviour.status}", "type": "injected"}}
-            self._send(writer, behaviour.status, message, behaviour.headers)
-            return True
-        if kind == "malformed":
-            self._send_raw(writer, 200, b'{"id": "x", "choices": [ {"oops', {})
-            return True
+    malformed_body = b'{"id": "x", "choices": [ {"oops'
+
+    def _respond(self, behaviour, payload, chat, text, body, writer) -> None:
         content = self._content(payload, chat, text)
         finish = "stop"
-        if kind == "length":
+        if behaviour.kind == "length":
             content, finish = content[: max(1, len(content) // 2)], "length"
         with self._lock:
             key = hashlib.sha256(body).hexdigest() if self.record else ""
             self._answered[key] = self._answered.get(key, 0) + 1
         self._send(writer, 200, _completion(payload, chat, content, finish, text))
-        return True
 
     # -- the Batch API -----------------------------------------------------------------------
 
@@ -249,15 +222,7 @@ class FakeOpenAIServer(FakeHTTPServer):
         batch[f"{status}_at"] = int(time.time())
 
     def _content(self, payload, chat, text) -> str:
-        schema = _schema_of(payload)
-        if self.answer is not None:
-            value = self.answer(text, payload)
-        elif schema is not None:
-            from ..toolkit.schemas import value_for_schema
-
-            value = value_for_schema(schema)
-        else:
-            value = f"answer {hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        value = self._answer_value(text, payload, _schema_of(payload))
         return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -307,22 +272,7 @@ def _completion(payload, chat, content, finish, text) -> dict:
 
 
 def main():
-    import argparse
-
-    parser = argparse.ArgumentParser(description="A fake OpenAI-compatible server.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8011)
-    parser.add_argument("--delay", type=float, default=0.0)
-    parser.add_argument("--no-record", action="store_true", help="keep no request log (benchmarks)")
-    parser.add_argument("--cpu-ms", type=float, default=0.0,
-                        help="CPU milliseconds each answer costs (a real server's front end)")
-    args = parser.parse_args()
-    server = FakeOpenAIServer(args.host, args.port, delay=args.delay, record=not args.no_record,
-                              cpu_ms=args.cpu_ms)
-    try:
-        asyncio.run(server.serve_forever("listening on {url}"))
-    except KeyboardInterrupt:
-        pass
+    serve_from_command_line(FakeOpenAIServer, "A fake OpenAI-compatible server.", 8011)
 
 
 if __name__ == "__main__":

@@ -34,31 +34,47 @@ def kill_midway(config, *, log, calls: int, args=(), env=None, cwd=None, python=
     ones in flight were logged but never answered). ``TimeoutError`` if the run ends
     or takes ``timeout`` seconds without getting there.
     """
-    import signal
-    import subprocess
-    import sys
-    import time
     from pathlib import Path
 
     log = Path(log)
-    process = subprocess.Popen([str(python or sys.executable), "-m", "atk_core", "run", str(config),
-                                *map(str, args)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + timeout
 
     def logged() -> int:
         return len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
 
+    kill_when(config, lambda: logged() >= calls, args=args, env=env, cwd=cwd, python=python,
+              timeout=timeout, progress=lambda: f"made {logged()} calls, not {calls}")
+    return logged()
+
+
+def kill_when(config, ready, *, args=(), env=None, cwd=None, python=None, timeout: float = 120,
+              progress=lambda: "never got there") -> None:
+    """Start ``atk run CONFIG`` and kill it with SIGKILL (it and its children, as a crash or
+    an out-of-memory killer would) as soon as ``ready()`` is true: a batch in progress, so
+    many answers stored... ``TimeoutError`` (saying ``progress()``) if the run ends first or
+    takes ``timeout`` seconds."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    stderr = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the run
+    process = subprocess.Popen([str(python or sys.executable), "-m", "atk_core", "run", str(config),
+                                *map(str, args)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=stderr, start_new_session=True)
+    deadline = time.monotonic() + timeout
     try:
-        while logged() < calls:
+        while not ready():
             if process.poll() is not None:
-                raise TimeoutError(f"the run ended (status {process.returncode}) after {logged()}"
-                                   f" calls, before {calls}")
+                stderr.seek(0)
+                error = stderr.read().decode("utf-8", "replace").strip()[-2000:]
+                raise TimeoutError(f"the run ended (status {process.returncode}) first: {progress()}"
+                                   + (f"\n{error}" if error else ""))
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the run made {logged()} calls in {timeout:g}s, not {calls}")
+                raise TimeoutError(f"in {timeout:g}s the run {progress()}")
             time.sleep(0.01)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    return logged()
+        stderr.close()

@@ -30,10 +30,7 @@ import os
 from datetime import datetime
 from typing import Annotated, Literal
 
-from atk_core import (
-    AtLeast, Backend, BatchState, FatalError, NonEmpty, RateLimited, RequestError, Response,
-    TransientError, Usage,
-)
+from atk_core import AtLeast, BatchState, HttpBackend, NonEmpty, RequestError, Response, TransientError, Usage
 
 from . import caching
 
@@ -52,7 +49,7 @@ WRAPPED = "answer_value"  # the same, for a schema that is not an object: the an
 CLOCK_SLACK = 120.0
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(HttpBackend):
     """Claude through the Messages API, with prompt caching and Message Batches."""
 
     name = "anthropic"
@@ -83,10 +80,9 @@ class AnthropicBackend(Backend):
         self.api_version = api_version
         self._control = ({"type": "ephemeral", **({"ttl": cache_ttl} if cache_ttl != "5m" else {})}
                          if prompt_caching else None)
-        self._headers = {"x-api-key": api_key, "anthropic-version": api_version,
-                         "content-type": "application/json", "accept": "application/json",
-                         **dict(headers or {})}
-        self._clients: dict = {}  # event loop -> its HTTP client
+        self.http_headers = {"x-api-key": api_key, "anthropic-version": api_version,
+                             "content-type": "application/json", "accept": "application/json",
+                             **dict(headers or {})}
 
     def identity(self):
         return {"backend": self.name, "model": self.model, "endpoint": self.base_url}
@@ -105,7 +101,7 @@ class AnthropicBackend(Backend):
 
     async def chat(self, messages, *, json_schema=None, extra=None, **sampling):
         params = self._params(messages, json_schema, sampling, extra)
-        return self._response(await self._call("POST", "v1/messages", _dumps(params)))
+        return self._response(await self._call("POST", "v1/messages", body=params))
 
     def _params(self, messages, json_schema, sampling, extra) -> dict:
         system, turns = caching.split(messages)
@@ -166,8 +162,8 @@ class AnthropicBackend(Backend):
     async def create_batch(self, lines: list[dict], digest: str) -> str:
         """Create a batch of ``lines``; its id. (A batch keeps no metadata: ``digest`` has
         nowhere to go, and ``find_batches`` looks by time and size instead.)"""
-        batch = await self._call("POST", "v1/messages/batches", _dumps({
-            "requests": [{"custom_id": line["custom_id"], "params": line["params"]} for line in lines]}))
+        batch = await self._call("POST", "v1/messages/batches", body={
+            "requests": [{"custom_id": line["custom_id"], "params": line["params"]} for line in lines]})
         return str(batch["id"])
 
     async def find_batches(self, digest: str, size: int, since: float | None) -> list[str]:
@@ -229,82 +225,14 @@ class AnthropicBackend(Backend):
             error = (result.get("error") or {}).get("error") or {}
             status = STATUS_OF.get(error.get("type"), 500)
             # In the words the same request sent directly would fail with.
-            return self._error(status, f"HTTP {status}: {error.get('type') or 'error'}: {error.get('message') or ''}")
+            return self._error(status, f"HTTP {status}: {self._reason(error)}")
         return TransientError(f"the request was {kind or 'not answered'} in its batch")
 
-    # -- HTTP -------------------------------------------------------------------------------------
+    # -- HTTP (the rest is the core's HttpBackend) --------------------------------------------
 
-    def _get_client(self):
-        """This event loop's client: connections belong to the loop that opened them, and a
-        sync pipeline runs a loop per step."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        for other in [l for l in self._clients if l.is_closed()]:
-            self._clients.pop(other)  # its connections died with it
-        client = self._clients.get(loop)
-        if client is None:
-            httpx = _httpx()
-            client = self._clients[loop] = httpx.AsyncClient(
-                base_url=self.base_url + "/", headers=self._headers, follow_redirects=True,
-                timeout=None,  # the core's per-request timeout applies
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
-        return client
-
-    def _error(self, status: int, message: str, headers=None) -> Exception:
-        """The typed error a status means: 429 slows down (retry-after), 5xx and 529
-        (overloaded) retry, a bad key or an unknown model stops the run, the rest (400, 413)
-        fail their sample."""
-        headers = headers or {}
-        if headers.get("x-should-retry") == "true" and status != 429:
-            return TransientError(message)
-        if status == 429:
-            return RateLimited(message, _retry_after(headers))
-        if status in (401, 402, 403, 404):
-            return FatalError(f"{self.base_url}: {message}")
-        if status >= 500 or status in (408, 409):
-            return TransientError(message)
-        return RequestError(message)
-
-    async def _call(self, method: str, path: str, content: bytes | None = None, *, raw: bool = False,
-                    missing=None):
-        """One API call: its JSON (``raw``: its bytes), or the typed error its status means;
-        ``missing``: the error a 404 raises instead."""
-        httpx = _httpx()
-        try:
-            reply = await self._get_client().request(method, path, content=content)
-        except httpx.TimeoutException:
-            raise TransientError(f"{self.base_url}: the request timed out") from None
-        except httpx.HTTPError as exc:  # refused, reset, closed mid-answer...
-            raise TransientError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}") from None
-        status = reply.status_code
-        if status >= 300:
-            if status == 404 and missing is not None:
-                raise missing
-            raise self._error(status, _describe(status, reply.content), reply.headers)
-        if raw:
-            return reply.content
-        try:
-            return json.loads(reply.content)
-        except ValueError as exc:  # not the JSON the API promises: a broken or overloaded server
-            raise TransientError(f"{self.base_url} sent a malformed response: {exc}") from None
-
-    async def aclose(self):
-        import asyncio
-
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-        self._clients.clear()  # other loops' clients: their loops are gone or going
-
-
-def _httpx():
-    """The anthropic SDK's transport: ``httpx2`` (the same API as ``httpx``, its older name)."""
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        import httpx
-    return httpx
+    def _reason(self, error: dict) -> str:
+        """``overloaded_error: the API's own reason``."""
+        return f"{error.get('type') or 'error'}: {error.get('message') or ''}"
 
 
 def _usage(message) -> Usage:
@@ -318,38 +246,8 @@ def _usage(message) -> Usage:
                  cache_read_tokens=read, cache_write_tokens=written)
 
 
-def _dumps(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _retry_after(headers) -> float | None:
-    """The wait the API asks for: ``retry-after-ms``, else ``retry-after`` (seconds)."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        try:
-            if value is not None:
-                return max(0.0, float(value) / scale)
-        except ValueError:
-            continue
-    return None
-
-
 def _seconds(moment) -> float | None:
     try:
         return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def _describe(status: int, content: bytes) -> str:
-    """``HTTP 529: overloaded_error: the API's own reason``."""
-    try:
-        body = json.loads(content)
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = f"{error.get('type') or 'error'}: {error.get('message') or ''}"
-    else:
-        message = content.decode("utf-8", errors="replace") or "(no body)"
-    return f"HTTP {status}: {' '.join(message.split())[:300]}"

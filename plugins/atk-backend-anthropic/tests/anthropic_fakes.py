@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
-from atk_core.testing import FakeAnthropicServer, write_config, write_documents
+from atk_core.testing import TWO_DOCUMENTS, FakeAnthropicServer, write_config, write_documents
 
 
 def _expert_fakes():
@@ -47,24 +47,12 @@ def openai_role(server, **options) -> dict:
             "retry_base_delay": 0.01, **options}
 
 
-DOCUMENTS = {
-    "kilns.txt": (
-        "The lime kilns at Hartsop burned limestone from the quarry above the village. Each "
-        "kiln was loaded from the top with layers of stone and coal. The burning took three "
-        "days and nights, and the lime was drawn out at the bottom. Farmers spread the lime "
-        "on their fields to sweeten the acid soil. The last kiln went cold in 1921."),
-    "weir.txt": (
-        "A stone weir holds back the river Lune above the old mill at Caton. Salmon climb "
-        "the weir by a fish pass built in 1998. The mill race once turned a wheel six metres "
-        "across. Floods in 2015 moved several stones of the weir downstream. Volunteers count "
-        "the salmon that pass each autumn."),
-}
 DATA_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl", "conversations.messages.jsonl",
               "failures.jsonl")
 
 
 def config(tmp_path, name, role):
-    documents = write_documents(tmp_path / "documents", DOCUMENTS)
+    documents = write_documents(tmp_path / "documents", TWO_DOCUMENTS)
     return write_config(tmp_path / f"{name}.yaml", "factual-qa", input_dir=str(documents),
                         output_dir=str(tmp_path / name), models={"small": role, "large": role},
                         rewrite_conversations=True)

@@ -249,7 +249,7 @@ def test_options_are_vetted_before_anything_starts(monkeypatch):
     with pytest.raises(ValueError, match="no API key"):
         AnthropicBackend(model="m")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "from-env")
-    assert AnthropicBackend(model="m")._headers["x-api-key"] == "from-env"
+    assert AnthropicBackend(model="m").http_headers["x-api-key"] == "from-env"
 
 
 def test_completion_requests_are_refused_plainly():

@@ -10,13 +10,9 @@ import asyncio
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 from atk_core import Store
-from atk_core.testing import FakeAnthropicServer, make_model, read_jsonl, run_cli
+from atk_core.testing import FakeAnthropicServer, kill_when, make_model, read_jsonl, run_cli
 from atk_backend_anthropic import AnthropicBackend
 from anthropic_fakes import CACHE_MIN_TOKENS, DATA_FILES, anthropic_answer, anthropic_role, config
 
@@ -90,20 +86,9 @@ def test_an_expired_batch_keeps_what_it_did_and_the_rest_is_asked_again(tmp_path
 
 def kill_with_a_batch_in_progress(path, fake, tmp_path):
     fake.batch_lines_per_poll = 1  # slow: the kill finds the batch in progress
-    driver = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(b["processing_status"] == "in_progress" and fake.batch_progress(batch_id) >= 1
-                      for batch_id, b in list(fake.batches.items())):
-            assert driver.poll() is None, driver.stderr.read()
-            assert time.monotonic() < deadline, "no batch went in progress"
-            time.sleep(0.01)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
+    kill_when(path, lambda: any(b["processing_status"] == "in_progress" and fake.batch_progress(batch_id) >= 1
+                                for batch_id, b in list(fake.batches.items())),
+              cwd=tmp_path, env=os.environ, progress=lambda: "put no batch in progress")
     fake.batch_lines_per_poll = None
     assert any(b["processing_status"] == "in_progress" for b in fake.batches.values())
     return custom_ids(fake)
