@@ -39,7 +39,7 @@ LAYERS = [
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.http", "models.openai", "models.scripted",
     # executors, steps and what a run records
-    "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.exam", "engine.manifest", "engine.reporters",
+    "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.exam", "engine.manifest", "engine.fingerprint", "engine.reporters",
     # configs, the runner, and what reads a finished run
     "evaluation.pipeline", "evaluation",
     "engine.config", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",

@@ -61,7 +61,15 @@ def test_a_second_eval_sends_nothing_and_writes_the_same_bytes(tmp_path):
     again = atk_eval(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len((tmp_path / "calls").read_text().splitlines()) == sent  # nothing sent
-    assert "0 requests sent" in again.stderr
+    assert "nothing asked" in again.stderr
+    assert {name: (tmp_path / "eval" / name).read_bytes() for name in first} == first
+    assert again.stdout == atk_eval(*args, cwd=tmp_path).stdout  # the same table
+    # --- a lost eval.json is written again, from the store: still nothing sent
+    (tmp_path / "eval" / "eval.json").unlink()
+    replayed = atk_eval(*args, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "0 requests sent" in replayed.stderr
+    assert len((tmp_path / "calls").read_text().splitlines()) == sent
     assert {name: (tmp_path / "eval" / name).read_bytes() for name in first} == first
 
 
@@ -138,7 +146,10 @@ def test_a_second_eval_of_unchanged_names_says_every_answer_came_from_the_store(
     args = (exam, "--model", "knows=scripted", *settings("knows", "from_reference", tmp_path / "calls"))
     assert atk_eval(*args, cwd=tmp_path).returncode == 0
     again = atk_eval(*args, cwd=tmp_path)
-    assert "every answer of knows came from the store" in again.stderr
+    assert "if the model behind a name has changed" in again.stderr
+    (tmp_path / "run" / "exam" / "eval" / "answers.jsonl").unlink()  # replayed from the store
+    replayed = atk_eval(*args, cwd=tmp_path)
+    assert "every answer of knows came from the store" in replayed.stderr
 
 
 def test_an_exam_without_seen_says_nothing_of_seen_or_held_out_facts(tmp_path):

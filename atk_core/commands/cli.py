@@ -356,12 +356,15 @@ def new_command(kind, name, directory):
               help="Send nothing: print the requests, tokens and cost the run would take, per"
                    " step and model role (see docs/configuration.md).")
 @click.option("--json", "as_json", is_flag=True, help="With --estimate: print JSON for machines.")
+@click.option("--again", is_flag=True,
+              help="Run even when the output folder already holds this run's outputs (same"
+                   " config, inputs and code); stored answers are still not sent again.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print nothing of atk's own but an error: no warnings, no closing lines (the"
                    " progress reporters still print what they print).")
 @_debug_option
 def run_command(config, overrides, set_file, model_overrides, progress, executor, estimate, as_json,
-                quiet):
+                again, quiet):
     """Run the pipeline a CONFIG file names."""
     from ..engine.config import executor_option, load_config, overrides_from_file, progress_option
     from ..engine.runner import run
@@ -383,7 +386,13 @@ def run_command(config, overrides, set_file, model_overrides, progress, executor
         click.echo(json.dumps(found.to_dict(), indent=2) if as_json else found.text().rstrip("\n"))
         return
     result = run(loaded, progress=reporters or None, model_overrides=model_overrides,
-                 executor=executor)
+                 executor=executor, again=again)
+    if result.up_to_date:
+        if not quiet:
+            click.echo(f"atk: {result.output_dir} is up to date: its outputs already match this"
+                       " config, its inputs and the pipeline's code; nothing to run (--again runs"
+                       " it anyway)", err=True)
+        return
     if result.status != "failed" and not quiet:  # a failure's one line should stand alone
         for role, model in result.models.items():
             click.echo(f"atk: model {role}: {_usage_line(model.summary())}", err=True)
@@ -477,7 +486,11 @@ def eval_command(exam, models, judge, open_book, output_dir, overrides, estimate
     if result.status == "done":
         report = json.loads((Path(result.output_dir) / REPORT).read_text(encoding="utf-8"))
         click.echo(json.dumps(report, indent=2) if as_json else table(report), nl=as_json)
-        if not quiet:
+        if not quiet and result.up_to_date:
+            log.warning("nothing asked: %s already holds these models' answers to this exam, with these"
+                        " settings; if the model behind a name has changed (retrained, served again),"
+                        " give this eval another --output or the model another name", result.output_dir)
+        elif not quiet:
             for role, model in result.models.items():
                 summary = model.summary()
                 click.echo(f"atk: model {role}: {_usage_line(summary)}", err=True)

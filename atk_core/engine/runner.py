@@ -25,6 +25,7 @@ from .config import RunConfig, executor_spec, reporter_specs
 from .context import RunContext
 from ..errors import AtkError, ConfigError, did_you_mean, one_line
 from .executors import Executor
+from .fingerprint import fingerprint, seal, up_to_date
 from ..toolkit.files import atomic_write_text
 from ..pipeline import RUNNER_SUPPLIED, Pipeline
 from .progress import ProgressHub, activate, deactivate, make_reporter
@@ -52,6 +53,9 @@ class RunResult:
     value: Any = None
     seconds: float = 0.0
     models: dict = field(default_factory=dict)  # role -> Model, with its usage totals
+    # The output folder already held what this run would write: nothing ran (see
+    # engine.fingerprint).
+    up_to_date: bool = False
 
 
 def new_task_id(pipeline: str) -> str:
@@ -138,7 +142,7 @@ def plan(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
 
 
 def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
-        task_id: str | None = None, executor=None, policy=None) -> RunResult:
+        task_id: str | None = None, executor=None, policy=None, again: bool = False) -> RunResult:
     """Run the config's pipeline. Raises ``ConfigError``/``PluginError`` before
     anything starts (see ``plan()``); once it has started, returns a
     ``RunResult`` instead.
@@ -148,6 +152,11 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
     ``executor`` (a name or ``{name: {options}}``) replaces the config's ``executor:``;
     ``policy``: how gates and verdicts apply (a ``GatePolicy``; default: as written; the
     estimate's dry run passes everything).
+
+    When the output folder already holds what this run would write (its manifest's
+    fingerprint: same config, inputs and code, and every output still the bytes it was),
+    nothing runs and no model is loaded: the result says ``up_to_date``. ``again`` runs it
+    anyway (the store still answers what it holds).
     """
     from ..models import build_models
     from .plugins import get_registry
@@ -186,6 +195,11 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
             raise ConfigError(
                 f"progress reporter {name!r} could not start: {scrub(str(exc), secret_values)}"
             ) from None
+    sealing = policy is None  # a dry run (the estimate's policy) writes no real outputs
+    print_ = fingerprint(ready) if sealing else None
+    sealed = up_to_date(output_dir, print_) if sealing and not again and not created else None
+    if sealed is not None:
+        return _already_done(task_id, pipeline, output_dir, reporters, sealed)
     models = {}
     try:
         models = build_models(model_specs, registry)
@@ -230,6 +244,8 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
                          seconds=time.monotonic() - started, models=models)
     else:
         seconds = time.monotonic() - started
+        if sealing and fingerprint(ready) == print_:  # inputs changed mid-run: not sealed
+            seal(output_dir, print_, value)
         hub.emit("finish", 1.0, f"done in {seconds:.1f}s")
         return RunResult(task_id, pipeline.name, output_dir, "done", EXIT_DONE,
                          value=value, seconds=seconds, models=models)
@@ -239,6 +255,21 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         deactivate(hub)
         hub.close()
         store.close()
+
+
+def _already_done(task_id, pipeline, output_dir, reporters, sealed) -> RunResult:
+    """The result of a run whose outputs are already written: its reporters hear it start and
+    finish at once."""
+    hub = ProgressHub(task_id, pipeline.name, reporters, models={})
+    activate(hub)
+    try:
+        hub.emit("start", 0.0, f"output in {output_dir}")
+        hub.emit("finish", 1.0, "up to date: the outputs already match the config, inputs and code")
+    finally:
+        deactivate(hub)
+        hub.close()
+    return RunResult(task_id, pipeline.name, output_dir, "done", EXIT_DONE, value=sealed.get("value"),
+                     up_to_date=True)
 
 
 def _close_models_quietly(models):

@@ -140,20 +140,22 @@ class ScriptedPipeline:
         model = {"backend": "scripted", "respond": self.respond, **options}
         return {"small": {**model, **(small or {})}, "large": {**model, **(large or {})}}
 
-    def run(self, tmp_path, name: str = "out", models=None, **fields):
+    def run(self, tmp_path, name: str = "out", models=None, again: bool = False, **fields):
         """The pipeline in-process over the test documents (written to ``tmp_path/in`` on
-        first use) into ``tmp_path/name``; its ``RunResult``."""
+        first use) into ``tmp_path/name``; its ``RunResult`` (``again``: even if the folder
+        is up to date)."""
         tmp_path = Path(tmp_path)
         named = self.input_fields(tmp_path / "in")
         if not set(named) & set(fields) and not (tmp_path / "in").exists():
             self.inputs(tmp_path / "in")
         fields = {**named, **self.defaults, **fields}
         return run_pipeline(self.pipeline, output_dir=tmp_path / name,
-                            models=models or self.models(), **fields)
+                            models=models or self.models(), again=again, **fields)
 
     def assert_rerun_is_free(self, tmp_path, outputs, **fields) -> None:
-        """A finished run run again sends no request, and a second run of the same config
-        into another folder writes the same bytes."""
+        """A finished run run again is up to date (nothing runs); run anyway (``again``) it
+        sends no request; and a second run of the same config into another folder writes the
+        same bytes."""
         tmp_path = Path(tmp_path)
         calls = tmp_path / "calls.jsonl"
         logged = self.models(log=str(calls))
@@ -162,7 +164,10 @@ class ScriptedPipeline:
         sent = len(calls.read_text(encoding="utf-8").splitlines())
         other = self.run(tmp_path, "b", **fields)
         assert other.exit_code == 0, other.error
-        assert self.run(tmp_path, "a", models=logged, **fields).exit_code == 0
+        rerun = self.run(tmp_path, "a", models=logged, **fields)
+        assert rerun.exit_code == 0 and rerun.up_to_date, "a finished run run again was not up to date"
+        replay = self.run(tmp_path, "a", models=logged, again=True, **fields)
+        assert replay.exit_code == 0 and not replay.up_to_date, replay.error
         again = len(calls.read_text(encoding="utf-8").splitlines()) - sent
         assert again == 0, f"the re-run sent {again} request(s)"
         for name in outputs:

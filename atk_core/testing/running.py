@@ -9,7 +9,7 @@ _SILENT = {"jsonl": {}}  # a quiet default: events go to progress.jsonl, not the
 
 
 def run_pipeline(pipeline: str, *, output_dir, models: dict | None = None, progress=(),
-                 prompt_overrides=None, **fields):
+                 prompt_overrides=None, again: bool = False, **fields):
     """Run an installed pipeline in-process through the real runner; return its ``RunResult``.
 
     ``models`` maps roles to settings as in a config (``{"large": {"backend":
@@ -20,7 +20,8 @@ def run_pipeline(pipeline: str, *, output_dir, models: dict | None = None, progr
     would exit with: 0 done, 1 failed, 2 refused (a config mistake, found
     before anything was written: ``status == "refused"``), 130 interrupted;
     ``error`` is its one line, ``value`` what the pipeline returned and
-    ``models`` the roles' ``Model``\\ s with their token counts.
+    ``models`` the roles' ``Model``\\ s with their token counts. A finished run whose
+    outputs are up to date returns at once (``up_to_date``), unless ``again``.
     """
     from ..engine.config import RunConfig
     from ..errors import AtkError, one_line
@@ -33,7 +34,7 @@ def run_pipeline(pipeline: str, *, output_dir, models: dict | None = None, progr
         tree["prompt_overrides"] = str(prompt_overrides)
     config = RunConfig(source=f"<run_pipeline {pipeline}>", tree=tree)
     try:
-        return run(config, progress=list(progress) or [_SILENT])
+        return run(config, progress=list(progress) or [_SILENT], again=again)
     except AtkError as exc:  # refused before it started, as `atk run` refuses with exit 2
         return RunResult(None, pipeline, Path(output_dir), "refused", exc.exit_code, one_line(exc))
 
