@@ -19,13 +19,13 @@ def test_the_groups_fields_are_the_functions_keyword_parameters_with_the_given_d
     parameters = inspect.signature(pipeline).parameters
     assert "documents" not in parameters and "sampling" not in parameters
     assert list(parameters) == ["input_dir", "chunk_size", "use_subset", "subset_size",
-                                "min_chunk_words", "style", "temperature", "check_temperature",
+                                "min_chunk_words", "shard_bytes", "style", "temperature", "check_temperature",
                                 "max_tokens", "max_attempts", "task_id", "kwargs"]
     assert parameters["chunk_size"].default == 1500 and parameters["temperature"].default == 0.9
     assert parameters["max_tokens"].default == Sampling().max_tokens
     assert parameters["input_dir"].default is inspect.Parameter.empty
     assert pipeline.field_groups["documents"] == ("chunk_size", "use_subset", "subset_size",
-                                                  "min_chunk_words")
+                                                  "min_chunk_words", "shard_bytes")
 
 
 def test_a_call_gets_each_group_back_as_one_instance():

@@ -44,6 +44,8 @@ class RunRecord:
     def __init__(self):
         self.steps: dict[str, StepCount] = {}
         self.failures: list[dict[str, str]] = []
+        self._spools: dict | None = None  # step -> its file of dropped samples (``spool``)
+        self._spooled = 0
         self.written: dict[str, int] = {}  # output file -> records, as the writers report them
         self.reading: dict[str, Any] = {}  # what read the documents (count_reading)
         self.started = time.time()
@@ -71,8 +73,35 @@ class RunRecord:
         ``fields`` go into its line of failures.jsonl too (``reader=`` for a file not read)."""
         kind = kind or _kind_of(reason)
         self._step(step).dropped[kind] += 1
-        self.failures.append({"sample_id": str(sample_id), "step": step, "kind": kind,
-                              "reason": reason, **fields})
+        failure = {"sample_id": str(sample_id), "step": step, "kind": kind, "reason": reason, **fields}
+        if self._spools is None:
+            self.failures.append(failure)
+        else:
+            self._spool(failure)
+
+    def spool(self, folder) -> None:
+        """Keep the dropped samples from now on in files under ``folder`` (one per step), not
+        in memory: a corpus read a shard at a time drops them shard after shard, and
+        ``write`` puts each step's together, in the order the steps came, which is the order
+        one pass over the whole corpus drops them in (then removes ``folder``)."""
+        from pathlib import Path
+
+        self._spool_dir = Path(folder)
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._spools = {}
+        for failure in self.failures:
+            self._spool(failure)
+        self.failures = []
+
+    def _spool(self, failure: dict) -> None:
+        from ..toolkit.files import jsonl_text
+
+        step = failure["step"]
+        handle = self._spools.get(step)
+        if handle is None:
+            handle = self._spools[step] = open(self._spool_dir / f"{len(self._spools)}.jsonl", "wb")
+        handle.write(jsonl_text([failure]).encode("utf-8"))
+        self._spooled += 1
 
     def count_reading(self, reading) -> None:
         """Count what read a folder (a ``FolderReading``): per reader, the files, documents
@@ -169,7 +198,11 @@ class RunRecord:
         from pathlib import Path
 
         output_dir = Path(output_dir)
-        atomic_write_jsonl(output_dir / FAILURES, self.failures)
+        if self._spools is None:
+            atomic_write_jsonl(output_dir / FAILURES, self.failures)
+            failed = len(self.failures)
+        else:
+            failed = _write_spooled_failures(self, output_dir / FAILURES)
         written = {**self.written, **(outputs or {})}
         declared = _declarations(written)
         if primary is None:
@@ -178,7 +211,7 @@ class RunRecord:
             **_run_facts(),
             "steps": [s.to_dict() for s in self.steps.values()],
             **({"reading": self.reading} if self.reading else {}),
-            "outputs": dict(written, **{FAILURES: len(self.failures)}),
+            "outputs": dict(written, **{FAILURES: failed}),
             "declared_outputs": declared,
             "primary_output": primary,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
@@ -187,6 +220,32 @@ class RunRecord:
         }
         atomic_write_json(output_dir / MANIFEST, manifest)
         return manifest
+
+
+def _write_spooled_failures(record, path) -> int:
+    """failures.jsonl from ``record``'s spooled files, step by step in the order the steps
+    came; how many lines it holds."""
+    import shutil
+
+    from ..toolkit.files import AtomicFile
+
+    for handle in record._spools.values():
+        handle.close()
+    out = AtomicFile(path)
+    try:
+        for step in record.steps:
+            handle = record._spools.get(step)
+            if handle is not None:
+                with open(handle.name, "rb") as spooled:
+                    while block := spooled.read(1 << 20):
+                        out.write(block)
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+    shutil.rmtree(record._spool_dir, ignore_errors=True)
+    record._spools = {}
+    return record._spooled
 
 
 def _declarations(written: dict) -> dict:

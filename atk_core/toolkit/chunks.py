@@ -132,9 +132,12 @@ def sentences(text: str) -> list[str]:
     return found
 
 
-def chunk_documents(documents: list[Document], chunk_size: int) -> tuple[list[Chunk], list[Chunk]]:
-    """All chunks in document order, and the exact duplicates that were dropped."""
-    kept, duplicates, seen = [], [], set()
+def chunk_documents(documents: list[Document], chunk_size: int,
+                    seen: set | None = None) -> tuple[list[Chunk], list[Chunk]]:
+    """All chunks in document order, and the exact duplicates that were dropped (of each
+    other, or of a chunk whose id is in ``seen``, which the kept ones are added to)."""
+    kept, duplicates = [], []
+    seen = set() if seen is None else seen
     for document in documents:
         for chunk in chunk_document(document, chunk_size):
             if chunk.id in seen:
@@ -165,28 +168,99 @@ def chunk_folder(input_dir, record, *, chunk_size: int, subset_size: int | None 
     ``chunk``; which reader read how many files, and what each noted (the web
     page extractor, the PDF furniture removed), goes in the manifest's
     ``reading``; ``subset_size`` keeps that many chunks, picked by ``seed``.
-    No readable document at all is a ``PipelineError``.
+    No readable document at all is a ``PipelineError``. (``Corpus`` does the same a
+    shard at a time.)
     """
-    from .documents import input_folder, read_folder
-    from ..errors import PipelineError
-
-    reading = read_folder(input_folder(input_dir))
-    documents, unreadable = reading.documents, reading.unreadable
-    for problem in unreadable:
-        record.drop("read", problem.source, f"read: {problem.reason}",
-                    kind=problem.reason.split(":")[0], reader=problem.reader)
-    record.count("read", len(documents) + len(unreadable), len(documents))
-    record.count_reading(reading)
-    if not documents:
-        raise PipelineError(
-            f"no readable documents in {input_dir} ({len(unreadable)} file(s) skipped;"
-            f" readable: {' '.join(reading.suffixes)})"
-        )
-    chunks, duplicates = chunk_documents(documents, chunk_size)
-    for chunk in duplicates:
-        record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
-                    kind="duplicate chunk")
-    if subset_size is not None:
-        chunks = chunk_subset(chunks, subset_size, seed)
-    record.count("chunk", len(documents), len(chunks))
+    corpus = Corpus(input_dir, record, chunk_size=chunk_size, subset_size=subset_size, seed=seed)
+    (shard,) = corpus.shards
+    chunks = corpus.chunks(shard)
+    corpus.finish()
     return chunks
+
+
+class Corpus:
+    """A folder of documents, read and chunked a shard at a time, so that what a pipeline
+    holds at once is a shard's worth, not the corpus.
+
+    The folder's files (``folder_files``: sorted by path) are cut into ``shards``, runs of
+    consecutive files of about ``shard_bytes`` bytes together (one shard of all of them when
+    ``shard_bytes`` is None, or with ``subset_size``, a choice among all chunks). Going
+    through the shards in order, ``chunks(shard)`` gives what ``chunk_folder`` gives for
+    those files, and keeps ``record``'s books the same way: an exact duplicate of a chunk in
+    an earlier shard is dropped as it would be in one pass (the ids kept so far are
+    remembered: 16 hex digits each). So a pipeline that treats each chunk on its own and
+    appends its outputs shard after shard writes what one pass over the whole folder writes.
+    ``finish()`` raises the ``PipelineError`` of a corpus without one readable document.
+    """
+
+    def __init__(self, input_dir, record, *, chunk_size: int, subset_size: int | None = None,
+                 seed: int = 0, shard_bytes: int | None = None):
+        from .documents import folder_files, input_folder
+
+        self.folder = input_folder(input_dir)
+        self.input_dir = input_dir
+        self.record = record
+        self.chunk_size, self.subset_size, self.seed = chunk_size, subset_size, seed
+        files = folder_files(self.folder)
+        if shard_bytes is None or subset_size is not None:
+            self.shards = [files]
+        else:
+            self.shards = _runs_of(files, shard_bytes)
+        self.documents = 0
+        self._unreadable = 0
+        self._suffixes: tuple[str, ...] = ()
+        self._seen: set[str] = set()
+
+    def chunks(self, files) -> list[Chunk]:
+        """The chunks of one shard's ``files`` that go on (see the class)."""
+        from .documents import read_folder
+
+        record = self.record
+        reading = read_folder(self.folder, files=files)
+        documents, unreadable = reading.documents, reading.unreadable
+        self._suffixes = reading.suffixes
+        for problem in unreadable:
+            record.drop("read", problem.source, f"read: {problem.reason}",
+                        kind=problem.reason.split(":")[0], reader=problem.reader)
+        record.count("read", len(documents) + len(unreadable), len(documents))
+        record.count_reading(reading)
+        self.documents += len(documents)
+        self._unreadable += len(unreadable)
+        if len(self.shards) == 1 and not documents:
+            self.finish()
+        chunks, duplicates = chunk_documents(documents, self.chunk_size, self._seen)
+        for chunk in duplicates:
+            record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
+                        kind="duplicate chunk")
+        if self.subset_size is not None:
+            chunks = chunk_subset(chunks, self.subset_size, self.seed)
+        record.count("chunk", len(documents), len(chunks))
+        return chunks
+
+    def finish(self) -> None:
+        from ..errors import PipelineError
+
+        if not self.documents:
+            raise PipelineError(
+                f"no readable documents in {self.input_dir} ({self._unreadable} file(s) skipped;"
+                f" readable: {' '.join(self._suffixes)})"
+            )
+
+
+def _runs_of(files, size: int) -> list[list]:
+    """``files`` cut into runs of consecutive files of about ``size`` bytes together (a file
+    larger than that is a run of its own)."""
+    runs, current, held = [], [], 0
+    for path in files:
+        try:
+            length = path.stat().st_size
+        except OSError:
+            length = 0
+        if current and held + length > size:
+            runs.append(current)
+            current, held = [], 0
+        current.append(path)
+        held += length
+    if current or not runs:
+        runs.append(current)
+    return runs

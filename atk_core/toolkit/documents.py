@@ -267,20 +267,24 @@ def read_documents(folder) -> tuple[list[Document], list[Unreadable]]:
     return reading.documents, reading.unreadable
 
 
-def read_folder(folder, readers: dict | None = None) -> FolderReading:
-    """Every file under ``folder`` (recursively, sorted by path, hidden ones skipped), read by
-    the reader that claims it: a ``FolderReading``. ``readers`` (name -> reader class) are
-    used instead of the installed ones: how a reader's tests read a folder before it is
-    installed."""
+def folder_files(folder) -> list[Path]:
+    """The files under ``folder`` a reading goes through: recursively, sorted by path, hidden
+    ones skipped."""
+    folder = Path(folder)
+    return sorted((p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_folder(folder, readers: dict | None = None, files: list | None = None) -> FolderReading:
+    """Every file under ``folder`` (``folder_files``; or only ``files``, some of them, as a
+    shard of a corpus reads), read by the reader that claims it: a ``FolderReading``.
+    ``readers`` (name -> reader class) are used instead of the installed ones: how a
+    reader's tests read a folder before it is installed."""
     folder = Path(folder)
     choice = _Readers(readers)
     roots = readable_roots()
     reading = FolderReading(suffixes=choice.suffixes)
-    files = sorted(
-        (p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)),
-        key=lambda p: p.relative_to(folder).as_posix(),
-    )
-    for path in files:
+    for path in folder_files(folder) if files is None else files:
         source = path.relative_to(folder).as_posix()
         outside = outside_readable(path, roots)
         if outside:

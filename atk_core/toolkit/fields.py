@@ -41,6 +41,9 @@ class Documents:
     use_subset: bool = False  # work on a seeded sample of the chunks
     subset_size: Annotated[int, AtLeast(1)] = 100  # how many, when use_subset
     min_chunk_words: Annotated[int, AtLeast(0)] = 5  # the content gate (0: off)
+    # How much of the corpus (bytes of input files) a pipeline that streams (factual-qa)
+    # holds at once: it reads, asks about and writes one shard after another.
+    shard_bytes: Annotated[int, AtLeast(1)] = 8_000_000
 
     @property
     def subset(self) -> int | None:

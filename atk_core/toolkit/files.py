@@ -26,29 +26,76 @@ def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
     The file gets ``mode`` (default: an ordinary file's, 0o666 less the umask) before its
     first byte is written."""
-    path = Path(path)
+    writer = AtomicFile(path, mode)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
-        raise OSError(exc.errno, f"cannot write {path}: {blocker} is not a folder") from None
-    except OSError as exc:  # name the file the user knows, not our temporary one
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
-    try:
-        os.chmod(temp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes it 0o600
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        writer.write(data)
     except BaseException:
+        writer.discard()
+        raise
+    return writer.commit()
+
+
+class AtomicFile:
+    """A file written a piece at a time into a temporary file beside ``path``, and put in
+    place whole by ``commit`` (a rename): until then ``path`` holds what it held, and a
+    killed run leaves at most a hidden temporary file. ``discard`` drops what was written."""
+
+    def __init__(self, path, mode: int | None = None):
+        self.path = path = Path(path)
         try:
-            os.unlink(temp)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+            raise OSError(exc.errno, f"cannot write {path}: {blocker} is not a folder") from None
+        except OSError as exc:  # name the file the user knows, not our temporary one
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+        try:
+            os.chmod(self._temp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp: 0o600
+            self._handle = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            self._unlink()
+            raise
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+
+    def commit(self) -> Path:
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._temp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        return self.path
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self._unlink()
+
+    def _unlink(self):
+        try:
+            os.unlink(self._temp)
         except FileNotFoundError:
             pass
-        raise
-    return path
+
+
+class AtomicJsonl(AtomicFile):
+    """``AtomicFile`` of JSON lines, a batch of records at a time (``extend``); ``count`` is
+    how many it holds. The same bytes as ``atomic_write_jsonl`` of all the records."""
+
+    def __init__(self, path, mode: int | None = None):
+        super().__init__(path, mode)
+        self.count = 0
+
+    def extend(self, records) -> None:
+        records = list(records)
+        self.write(jsonl_text(records).encode("utf-8"))
+        self.count += len(records)
 
 
 def atomic_write_text(path, text: str, mode: int | None = None) -> Path:

@@ -28,6 +28,15 @@ async def select_chunks(input_dir, record, documents: Documents, *, seed: int = 
     set_progress(task_id, progress[0], "reading documents")
     chunks = chunk_folder(input_dir, record, chunk_size=documents.chunk_size, seed=seed,
                           subset_size=documents.subset)
+    return chunks, await judge_chunks(chunks, record, documents, judge=judge, policy=policy,
+                                      rejected=rejected, progress=progress)
+
+
+async def judge_chunks(chunks, record, documents: Documents, *, judge=None, policy: str = "enforce",
+                       rejected: str = "judged unsuitable", progress: tuple[float, float] = (0.0, 0.2)):
+    """The samples (``id``, ``chunk``, ``source``) of the ``chunks`` worth working on: the
+    content gate, then the ``judge``'s verdicts (``select_chunks``' second half, for a shard
+    of a ``Corpus``)."""
     samples = [chunk.as_sample() for chunk in chunks]
     if documents.min_chunk_words:
         samples = record.gate("content", samples, lambda sample: content_problem(
@@ -35,7 +44,7 @@ async def select_chunks(input_dir, record, documents: Documents, *, seed: int = 
     if judge is not None and policy != "skip":
         results = await judge.run(samples, progress=progress)
         samples = record.apply_verdicts(judge.name, samples, results, policy=policy, rejected=rejected)
-    return chunks, samples
+    return samples
 
 
 def chunk_filter(*, votes: int = 3, threshold: float = 0.5, **options):

@@ -31,17 +31,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, ConfigError, Between, Conversation, Documents, ExamSettings, NonEmpty, Output, PairGates,
-    PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep, check_input_dir, choose_facts,
-    conversation_problem, conversation_row, make_exam, without, derive_seed, duplicate_questions, first_problem, focus_samples, pair_of,
+    AtLeast, AtomicJsonl, Between, ConfigError, Conversation, Corpus, Documents, ExamSettings, NonEmpty,
+    Output, PairGates, PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep,
+    check_input_dir, choose_facts, conversation_problem, conversation_row, derive_seed,
+    duplicate_questions, first_problem, focus_samples, judge_chunks, make_exam, pair_of,
     placeholder_problem, prose_problem, question_id, question_problem, question_step,
-    refers_to_source, require_roles, select_chunks, set_progress, with_fields, write_conversations,
-    write_records, yes_no_schema,
+    refers_to_source, require_roles, set_progress, with_fields, without, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -107,91 +108,160 @@ async def factual_qa(
     starts, and ``vet_config`` below looks at what they cannot say.
     """
     record = RunRecord()
-    checking = sampling.checking(seed)
     policies = verdict_policies(verdicts)
-
-    # 1. read, 2. chunk, 3. content (no model), 4. judge (small model, a vote)
-    judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
-                            threshold=vote_threshold, **checking)
-    chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=policies["judge"], progress=(0.02, 0.2),
-        task_id=task_id)
-    by_id = {chunk.id: chunk for chunk in chunks}
-    # The exam's facts; a held-out one's sentence is cut from its chunk before anything is
-    # written from it, so no pair or conversation can hold it.
-    facts = choose_facts([by_id[s["id"]] for s in samples], exam, seed)
-    held: dict[str, list[str]] = {}
-    for fact in facts:
-        if not fact.seen:
-            held.setdefault(fact.chunk_id, []).append(fact.sentence)
-    if held:
-        by_id.update({i: dataclasses.replace(by_id[i], text=without(by_id[i].text, s)) for i, s in held.items()})
-        samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
-
-    # 5. generate: one pair per focus sentence (large model), gated
-    focused = focus_samples(samples, questions_per_chunk, seed, record)
-    generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
-                             **sampling.writing(seed))
-    results = await generate.run(focused, progress=(0.2, 0.5))
-    pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, answers))
-             for sample, result in record.step("generate", focused, results)]
-
-    # 6. deduplicate (no model): exact and near-copies of a question kept before
-    pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
-
-    # 7. answerable from the chunk alone? (small model, a vote)
-    if policies["check_question"] != "skip":
-        vote = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
-                               votes=question_votes, threshold=vote_threshold, **checking)
-        results = await vote.run(pairs, progress=(0.5, 0.7))
-        pairs = record.apply_verdicts("check_question", pairs, results, policy=policies["check_question"],
-                                   rejected="question judged unanswerable")
-
-    # 8. answer accurate to the chunk? (small model)
-    if policies["check_answer"] != "skip":
-        step = PipelineStep(name="check_answer", prompt="check_answer", model="small",
-                            json_schema=yes_no_schema("accurate"), max_tokens=256, **checking)
-        results = await step.run(pairs, progress=(0.7, 0.85))
-        pairs = record.apply_verdicts("check_answer", pairs, results, policy=policies["check_answer"],
-                                   rejected="answer judged inaccurate", field="accurate")
-
-    # 9. conversations (large model), gated
-    groups = _conversation_groups(pairs, pairs_per_conversation, list(system_prompts), seed)
-    if rewrite_conversations:
-        write = PipelineStep(name="conversation", prompt="write_conversation", model="large",
-                             json_schema=CONVERSATION_SCHEMA,
-                             validator=_conversation_gate(gates, conversation_coverage),
-                             gate_copies=gate_copies, **sampling.writing(seed))
-        results = await write.run(groups, progress=(0.85, 1.0))
-        conversations = _with_fallback(record, groups, results, conversation_fallback)
-    else:
-        conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
-        record.count("conversation", len(groups), len(groups))
-
-    # outputs
     output = Path(output_dir)
-    qa_records = [{k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
-                  for p in pairs]
-    chats = [Conversation(group["id"], [{"role": "system", "content": group["system_prompt"]}, *turns])
-             for group, turns in conversations]
-    write_conversations(output, chats, OUTPUTS, record)
-    write_records(output, qa_records, OUTPUTS[2], record)
+    # The exam chooses its facts among all chunks, and a subset among all chunks: those read
+    # the corpus in one piece. Otherwise it goes a shard at a time, and what is held at once
+    # is a shard's worth (with the run-wide duplicate finders).
+    whole = bool(exam.size) or documents.subset is not None
+    corpus = Corpus(input_dir, record, chunk_size=documents.chunk_size, subset_size=documents.subset,
+                    seed=seed, shard_bytes=None if whole else documents.shard_bytes)
+    partial = output / ".atk-partial"
+    shutil.rmtree(partial, ignore_errors=True)  # what a killed run left
+    if len(corpus.shards) > 1:
+        record.spool(partial / "failures")
+    spools = {o.file: AtomicJsonl(output / o.file) for o in OUTPUTS[:3]}
+    try:
+        steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
+                       vote_threshold, policies, rewrite_conversations, conversation_coverage)
+        chats_for_exam, facts, fallbacks = [], [], _Fallbacks()
+        for index, files in enumerate(corpus.shards):
+            share = _Share(index, len(corpus.shards))
+            set_progress(task_id, share.at(0.02), "reading documents")
+            chunks = corpus.chunks(files)
+            samples = await judge_chunks(chunks, record, documents, judge=steps.judge,
+                                         policy=policies["judge"], progress=share.of(0.02, 0.2))
+            by_id = {chunk.id: chunk for chunk in chunks}
+            if whole:
+                # The exam's facts; a held-out one's sentence is cut from its chunk before
+                # anything is written from it, so no pair or conversation can hold it.
+                facts = choose_facts([by_id[s["id"]] for s in samples], exam, seed)
+                held: dict[str, list[str]] = {}
+                for fact in facts:
+                    if not fact.seen:
+                        held.setdefault(fact.chunk_id, []).append(fact.sentence)
+                if held:
+                    by_id.update({i: dataclasses.replace(by_id[i], text=without(by_id[i].text, s))
+                                  for i, s in held.items()})
+                    samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
+            pairs, conversations = await _pairs_and_conversations(
+                steps, record, samples, by_id, questions_per_chunk, pairs_per_conversation,
+                list(system_prompts), conversation_fallback, fallbacks, seed, share)
+            # outputs, appended shard after shard
+            chats = [Conversation(group["id"], [{"role": "system", "content": group["system_prompt"]}, *turns])
+                     for group, turns in conversations]
+            for output_ in OUTPUTS[:2]:
+                spools[output_.file].extend(conversation_row(c, output_.format) for c in chats)
+            spools[OUTPUTS[2].file].extend(
+                {k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
+                for p in pairs)
+            if facts:
+                chats_for_exam += chats
+        corpus.finish()
+        if fallbacks.reasons:  # kept, but not silently: the user should know the model could not
+            log.warning(
+                "factual-qa: %d of %d conversations were built from the checked pairs as they"
+                " are, because the model's rewrite failed (most often: %s); set"
+                " conversation_fallback: false to drop them instead",
+                sum(fallbacks.reasons.values()), fallbacks.total, fallbacks.reasons.most_common(1)[0][0])
+        for file, spool in spools.items():
+            spool.commit()
+            record.wrote(file, spool.count)
+    except BaseException:
+        for spool in spools.values():
+            spool.discard()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    qa_count, chat_count = spools[OUTPUTS[2].file].count, spools[OUTPUTS[0].file].count
     exam_report = None
     if facts:
         # What is trained on: the conversations (qa_pairs.jsonl is a record of the pairs, and a
         # pair a conversation left out teaches nothing).
-        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats]}
+        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats_for_exam]}
         exam_report = await make_exam(record, output, OUTPUTS[3].file, facts, training, gates=gates,
                                       answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
                                       prompts=("ask_question", "generate_question"))
     record.write(output, extra={"exam": exam_report} if exam_report else None)
-    set_progress(task_id, 1.0, f"{len(qa_records)} QA pairs, {len(chats)} conversations")
-    if not chats:
+    shutil.rmtree(partial, ignore_errors=True)
+    set_progress(task_id, 1.0, f"{qa_count} QA pairs, {chat_count} conversations")
+    if not chat_count:
         raise PipelineError(
             f"no conversation survived the checks; see {output / 'failures.jsonl'}"
             f" or run: atk inspect {output}"
         )
-    return {"qa_pairs": len(qa_records), "conversations": len(chats)}
+    return {"qa_pairs": qa_count, "conversations": chat_count}
+
+
+class _Steps:
+    """The steps and run-wide gates of one run, made once and used for every shard."""
+
+    def __init__(self, gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
+                 vote_threshold, policies, rewrite_conversations, coverage):
+        checking = sampling.checking(seed)
+        self.policies, self.answers, self.rewrite = policies, answers, rewrite_conversations
+        self.judge = VoteStep.yes_no("judge", "judge_chunk", "suitable", model="small", votes=judge_votes,
+                                     threshold=vote_threshold, **checking)
+        self.generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
+                                      **sampling.writing(seed))
+        # exact and near-copies of a question kept before, anywhere in the run
+        self.duplicates = duplicate_questions(gates)
+        self.check_question = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
+                                              votes=question_votes, threshold=vote_threshold, **checking)
+        self.check_answer = PipelineStep(name="check_answer", prompt="check_answer", model="small",
+                                         json_schema=yes_no_schema("accurate"), max_tokens=256, **checking)
+        self.conversation = PipelineStep(name="conversation", prompt="write_conversation", model="large",
+                                         json_schema=CONVERSATION_SCHEMA,
+                                         validator=_conversation_gate(gates, coverage),
+                                         gate_copies=gate_copies, **sampling.writing(seed))
+
+
+class _Share:
+    """Shard ``index`` of ``total``'s part of the progress bar."""
+
+    def __init__(self, index: int, total: int):
+        self.index, self.total = index, total
+
+    def at(self, point: float) -> float:
+        return (self.index + point) / self.total
+
+    def of(self, start: float, end: float) -> tuple[float, float]:
+        return self.at(start), self.at(end)
+
+
+async def _pairs_and_conversations(steps, record, samples, by_id, questions_per_chunk, pairs_per_conversation,
+                                   system_prompts, fallback, fallbacks, seed, share):
+    """Steps 5 to 9 for one shard's chunk samples: its kept pairs and conversations."""
+    policies = steps.policies
+    # 5. generate: one pair per focus sentence (large model), gated
+    focused = focus_samples(samples, questions_per_chunk, seed, record)
+    results = await steps.generate.run(focused, progress=share.of(0.2, 0.5))
+    pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, steps.answers))
+             for sample, result in record.step("generate", focused, results)]
+
+    # 6. deduplicate (no model): exact and near-copies of a question kept before
+    pairs = record.gate("deduplicate", pairs, steps.duplicates)
+
+    # 7. answerable from the chunk alone? (small model, a vote)
+    if policies["check_question"] != "skip":
+        results = await steps.check_question.run(pairs, progress=share.of(0.5, 0.7))
+        pairs = record.apply_verdicts("check_question", pairs, results, policy=policies["check_question"],
+                                      rejected="question judged unanswerable")
+
+    # 8. answer accurate to the chunk? (small model)
+    if policies["check_answer"] != "skip":
+        results = await steps.check_answer.run(pairs, progress=share.of(0.7, 0.85))
+        pairs = record.apply_verdicts("check_answer", pairs, results, policy=policies["check_answer"],
+                                      rejected="answer judged inaccurate", field="accurate")
+
+    # 9. conversations (large model), gated
+    groups = _conversation_groups(pairs, pairs_per_conversation, system_prompts, seed)
+    if steps.rewrite:
+        results = await steps.conversation.run(groups, progress=share.of(0.85, 1.0))
+        conversations = _with_fallback(record, groups, results, fallback, fallbacks)
+    else:
+        conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
+        record.count("conversation", len(groups), len(groups))
+    return pairs, conversations
 
 
 # -- the gates ------------------------------------------------------------------------------------
@@ -259,26 +329,30 @@ def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
     return groups
 
 
-def _with_fallback(record, groups, results, fallback):
+class _Fallbacks:
+    """How many conversations the run had, and why each one built from its pairs was."""
+
+    def __init__(self):
+        self.total = 0
+        self.reasons = Counter()
+
+
+def _with_fallback(record, groups, results, fallback, fallbacks: _Fallbacks):
     """The written conversations; where the model could not write one and ``fallback`` is on,
-    the checked pairs as they are (counted, and said in one warning)."""
+    the checked pairs as they are (counted in ``fallbacks``, which the run says in one
+    warning at the end)."""
     if not fallback:
         return [(g, r.value["messages"]) for g, r in record.step("conversation", groups, results)]
-    conversations, reasons = [], Counter()
+    conversations = []
+    fallbacks.total += len(groups)
     for group, result in zip(groups, results):
         if result.ok:
             conversations.append((group, result.value["messages"]))
         else:
             record.note("conversation", "built from the pairs as they are")
-            reasons[result.reason] += 1
+            fallbacks.reasons[result.reason] += 1
             conversations.append((group, _messages_from_pairs(group["pair_list"])))
     record.count("conversation", len(groups), len(conversations))
-    if reasons:  # kept, but not silently: the user should know the model could not
-        log.warning(
-            "factual-qa: %d of %d conversations were built from the checked pairs as they"
-            " are, because the model's rewrite failed (most often: %s); set"
-            " conversation_fallback: false to drop them instead",
-            sum(reasons.values()), len(groups), reasons.most_common(1)[0][0])
     return conversations
 
 

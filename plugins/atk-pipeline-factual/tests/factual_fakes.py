@@ -68,3 +68,22 @@ def respond(request):
                          {"role": "assistant", "content": answer}]
         return {"messages": messages}
     raise RequestError(f"unexpected prompt: {system[:60]}")
+
+
+def scripted(**extra):
+    """A role on the scripted backend answering with ``respond``."""
+    return {"backend": "scripted", "respond": respond, **extra}
+
+
+def run(tmp_path, name="out", models=None, **fields):
+    """factual-qa in-process over the mixed test inputs (and a sentence nothing can be asked
+    about) in ``tmp_path/in``, into ``tmp_path/name``; its ``RunResult``."""
+    from atk_core.testing import run_pipeline
+
+    fields.setdefault("input_dir", str(tmp_path / "in"))
+    if not (tmp_path / "in").exists():
+        write_inputs(tmp_path / "in")
+        (tmp_path / "in" / "never.txt").write_text(
+            "UNANSWERABLE-FOREVER is written here, in a sentence nobody can turn into a question.")
+    models = models or {"small": scripted(), "large": scripted()}
+    return run_pipeline("factual-qa", output_dir=tmp_path / name, models=models, **fields)

@@ -7,7 +7,7 @@ import re
 
 from atk_core import TrainingQuestions, turns_of
 from atk_core.testing import read_jsonl
-from test_pipeline import run
+from factual_fakes import run
 
 
 def normal(text):

@@ -61,3 +61,21 @@ def test_a_small_run_gives_the_pinned_bytes(tmp_path):
     (html,) = manifest["reading"]["readers"]["html"]["notes"]
     read_as = "article" if html.startswith("article by trafilatura") else "page text"
     assert digests(tmp_path / "out") == {**PINNED, "failures.jsonl": FAILURES[read_as]}
+
+
+def test_a_shard_at_a_time_gives_the_same_bytes_and_counts(tmp_path):
+    # shard_bytes: 1 puts every file in a shard of its own: duplicates across files, the
+    # run-wide near-duplicate finder and the failures of every step meet across shards.
+    whole = pinned_run(tmp_path / "in", tmp_path / "whole")
+    inputs = tmp_path / "in"
+    scripted = {"backend": "scripted", "respond": respond}
+    sharded = run_pipeline("factual-qa", output_dir=tmp_path / "sharded", input_dir=str(inputs), chunk_size=400,
+                           shard_bytes=1, models={"small": scripted, "large": scripted})
+    assert whole.exit_code == sharded.exit_code == 0, sharded.error
+    assert sharded.value == whole.value
+    for name in PINNED:
+        assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    facts = ("steps", "outputs", "reading", "calls", "declared_outputs")
+    manifests = [json.loads((tmp_path / out / "manifest.json").read_text()) for out in ("whole", "sharded")]
+    assert [{k: m[k] for k in facts} for m in manifests][0] == {k: manifests[1][k] for k in facts}
+    assert not [p for p in (tmp_path / "sharded").rglob("*") if ".atk-partial" in str(p) or p.name.endswith(".tmp")]

@@ -7,26 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from atk_core.testing import ScriptedBackend, read_jsonl, run_cli, run_pipeline, stderr_lines
-from factual_fakes import respond, write_inputs
+from atk_core.testing import read_jsonl, run_cli, stderr_lines
+from factual_fakes import respond, run, scripted
 
 TESTS = Path(__file__).resolve().parent
 DATASET_FILES = ("qa_pairs.jsonl", "conversations.sharegpt.jsonl",
                  "conversations.messages.jsonl", "failures.jsonl")
-
-
-def scripted(**extra):
-    return {"backend": "scripted", "respond": respond, **extra}
-
-
-def run(tmp_path, name="out", models=None, **fields):
-    fields.setdefault("input_dir", str(tmp_path / "in"))
-    if not (tmp_path / "in").exists():
-        write_inputs(tmp_path / "in")
-        (tmp_path / "in" / "never.txt").write_text(
-            "UNANSWERABLE-FOREVER is written here, in a sentence nobody can turn into a question.")
-    models = models or {"small": scripted(), "large": scripted()}
-    return run_pipeline("factual-qa", output_dir=tmp_path / name, models=models, **fields)
 
 
 def test_full_pipeline_writes_both_chat_formats_and_every_failure(tmp_path):
