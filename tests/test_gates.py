@@ -159,6 +159,33 @@ def test_near_duplicates_are_deterministic():
     assert first.count(None) < len(questions)  # some collapsed
 
 
+def test_near_duplicates_find_what_datasketchs_own_lsh_finds():
+    # The index lives in SQLite, not in datasketch's MinHashLSH: the same earliest near copy
+    # of every text, by datasketch's own query over the same signatures.
+    import random
+
+    from datasketch import MinHashLSH
+
+    rng = random.Random(3)
+    words = "tide harbour keeper lamp whale oil bell dawn boat river weir salmon kiln lime quarry".split()
+    texts = []
+    for _ in range(300):
+        texts.append(f"What {' '.join(rng.choice(words) for _ in range(rng.randint(4, 9)))} in {rng.randint(1800, 1805)}?")
+        if rng.random() < 0.4:
+            texts.append(rng.choice(texts).replace("What", "Which", 1))
+    seen = NearDuplicates(threshold=0.7)
+    lsh, signatures, expected = MinHashLSH(threshold=0.7, num_perm=128), {}, []
+    for i, text in enumerate(texts):
+        minhash = seen._minhash(text)
+        close = [k for k in lsh.query(minhash) if signatures[k].jaccard(minhash) >= 0.7]
+        expected.append(min(close, key=int) if close else None)
+        if not close:
+            lsh.insert(str(i), minhash)
+            signatures[str(i)] = minhash
+    assert [seen.add(str(i), text) for i, text in enumerate(texts)] == expected
+    assert 30 < sum(e is not None for e in expected) < len(texts) // 2
+
+
 @pytest.mark.parametrize("question, answer, source, expected", [
     ("What was the name of the eruption in 1783?", "1783", None, "answer repeats the question"),
     ("How many copies of the Gutenberg Bible survive?", "Some of them survive on vellum.", None,

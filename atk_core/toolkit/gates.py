@@ -19,7 +19,8 @@ the sample still fails.
 - ``conversation_problem``: a conversation alternates user and assistant,
   never repeats the turn before, and carries each answer it was written from.
 - ``NearDuplicates``: near-copies of a text seen before (MinHash with LSH,
-  from datasketch), for a run-wide de-duplication.
+  from datasketch, kept in a temporary SQLite database), for a run-wide
+  de-duplication.
 
 Words are compared lower-cased, without common function words, and a word of
 six letters or more matches another with the same first five (so "invented"
@@ -449,20 +450,28 @@ class NearDuplicates:
 
     Texts are compared by the Jaccard similarity of their character 4-gram
     shingles (after lower-casing and dropping punctuation), estimated with
-    MinHash and found through LSH (datasketch), so a run of a million
-    questions costs a million lookups, not a million squared comparisons.
+    MinHash (datasketch) and found through LSH bands (datasketch's, for the
+    threshold), so a run of a million questions costs a million lookups, not a
+    million squared comparisons. The texts' signatures and bands are kept in a
+    private temporary SQLite database, which moves to disk once it outgrows its
+    cache: the finder of a run over a large corpus does not grow in memory.
     Deterministic: the same texts in the same order give the same answers.
     """
 
     def __init__(self, threshold: float = 0.7, *, num_perm: int = 128, seed: int = 1):
+        import sqlite3
+
         from datasketch import MinHashLSH
 
         self.threshold = threshold
         self.num_perm = num_perm
         self.seed = seed
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._hashes: dict[str, object] = {}
-        self._order: dict[str, int] = {}
+        self._ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+        self._db = sqlite3.connect("", check_same_thread=False)  # "": temporary, private
+        self._db.executescript(
+            "CREATE TABLE texts (id INTEGER PRIMARY KEY, key TEXT NOT NULL, signature BLOB NOT NULL);"
+            "CREATE TABLE bands (band INTEGER NOT NULL, id INTEGER NOT NULL);"
+            "CREATE INDEX bands_by_band ON bands (band);")
 
     def _minhash(self, text: str):
         from datasketch import MinHash
@@ -485,10 +494,30 @@ class NearDuplicates:
         nothing."""
         return self._closest(self._minhash(text))
 
+    def _bands(self, minhash) -> list[int]:
+        """One 64-bit number per LSH band of the signature (two texts that share a band's
+        values share its number)."""
+        import hashlib
+
+        values = minhash.hashvalues
+        return [int.from_bytes(hashlib.blake2b(band.to_bytes(2, "big") + values[start:end].tobytes(),
+                                               digest_size=8).digest(), "big", signed=True)
+                for band, (start, end) in enumerate(self._ranges)]
+
     def _closest(self, minhash) -> str | None:
-        close = [k for k in self._lsh.query(minhash)
-                 if self._hashes[k].jaccard(minhash) >= self.threshold]
-        return min(close, key=self._order.__getitem__) if close else None
+        import numpy
+
+        bands = self._bands(minhash)
+        rows = self._db.execute(
+            "SELECT texts.key, texts.signature FROM texts WHERE texts.id IN"
+            f" (SELECT id FROM bands WHERE band IN ({','.join('?' * len(bands))})) ORDER BY texts.id",
+            bands)
+        mine = minhash.hashvalues
+        for key, signature in rows:  # the earliest first
+            other = numpy.frombuffer(signature, dtype=mine.dtype)
+            if numpy.float64(numpy.count_nonzero(other == mine)) / numpy.float64(len(mine)) >= self.threshold:
+                return key
+        return None
 
     def add(self, key: str, text: str) -> str | None:
         """Remember ``text`` under ``key``, unless it nearly copies a text seen before: then
@@ -497,9 +526,11 @@ class NearDuplicates:
         first = self._closest(minhash)
         if first is not None:
             return first
-        self._lsh.insert(key, minhash)
-        self._hashes[key] = minhash
-        self._order[key] = len(self._order)
+        with self._db:
+            row = self._db.execute("INSERT INTO texts (key, signature) VALUES (?, ?)",
+                                   (key, minhash.hashvalues.tobytes())).lastrowid
+            self._db.executemany("INSERT INTO bands (band, id) VALUES (?, ?)",
+                                 [(band, row) for band in self._bands(minhash)])
         return None
 
 
