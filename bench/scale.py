@@ -1,139 +1,140 @@
-"""Scale: the ray executor with 1, 2 and 4 workers, and its own cost beside the local executor.
+"""Scale: peak memory and time of factual-qa as the corpus grows, and what a re-run costs.
 
-1. **Scaling.** A local OpenAI-compatible server (its own process) answers
-   every request after ``--latency`` seconds, and each worker may have
-   ``--per-worker`` requests in flight (``worker_concurrency``): the shape of
-   a cluster whose workers each serve a model, where one worker's capacity is
-   the bottleneck. Throughput of a one-step run over ``--samples`` samples
-   with 1, 2 and 4 workers, as a ratio to one worker in the same run; beside
-   it the local executor with the same total in flight (the ceiling: one
-   process, no cluster).
-2. **Overhead.** On an instant server (no latency), the same run with the
-   local executor and with the ray executor (2 workers, the role's
-   concurrency split between them): requests per second, ray / local.
+For each corpus size (MB of text, generated: the same kinds of documents
+repeated with small changes, as a wiki or a ticket archive repeats itself),
+``atk run`` of factual-qa in a subprocess against an instant OpenAI-compatible
+server (FakeOpenAIServer on a thread of this process, answering as
+``tests/passing_model.py`` does, so that pairs pass every gate), reading the
+corpus a shard at a time (the default) and, as the baseline in the same run,
+in one piece (``shard_bytes`` larger than the corpus: what every run did
+before). Then, on the finished streamed run: ``atk run`` again (up to date:
+nothing runs) and ``atk run --again`` (every answer replayed from the store).
 
-Throughput is taken over the run phase (from the step's first progress event
-to its last, in the run's progress.jsonl), so Ray's start-up, paid once per
-run, is reported apart. The cluster is a local one started here with
-``ray start`` (loopback, ``--num-cpus`` 4) and stopped at the end.
+Peak memory is the run process's own maximum resident set (``wait4``'s
+``ru_maxrss``), the server's not included.
 
-    python bench/scale.py [--samples 400] [--latency 0.2] [--per-worker 4] [--overhead-samples 2000]
+    python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--full]
 
-Needs atk-executor-ray (``scripts/setup.sh`` installs it). Stops every Ray
-process on the machine when it ends (``ray stop``).
+By default each chunk is asked one question and the model's own checks are
+skipped (``--full``: the template's three questions, votes and checks, about
+15 requests per chunk): the light run makes a 400 MB corpus take minutes, not
+hours, and memory is what it is about. The Ray executor does not stream yet:
+it is not measured here.
 """
 
 import argparse
-import json
 import os
-import secrets
+import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dispatch import free_port, make_site, start_server  # noqa: E402  (beside this file)
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from passing_model import server_answer  # noqa: E402  (the tests' stand-in model)
 
-RAY = Path(sys.executable).parent / "ray"
+from atk_core.testing import FakeOpenAIServer  # noqa: E402
 
-
-def start_cluster(root: Path, cpus: int) -> tuple[str, dict]:
-    token = root / "ray_token"
-    token.write_text(secrets.token_hex(32))
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    port = free_port()
-    subprocess.run([str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                    f"--num-cpus={cpus}", "--object-store-memory=200000000",
-                    "--include-dashboard=false", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True)
-    return f"127.0.0.1:{port}", env
+PLACES = ["Hartsop", "Caton", "Ambleside", "Kendal", "Sedbergh", "Dent", "Hawes", "Orton", "Tebay", "Shap"]
+THINGS = [("lime kiln", "burned limestone from the quarry above the village"),
+          ("weir", "holds back the river above the old mill"),
+          ("fish pass", "lets salmon climb past the weir each autumn"),
+          ("mill wheel", "turned the stones that ground the valley's oats"),
+          ("packhorse bridge", "carried the wool trade over the beck"),
+          ("signal box", "controlled the junction where the branch line left the main line")]
 
 
-def run(root: Path, name: str, url: str, samples: int, concurrency: int, env: dict,
-        executor=None) -> dict:
-    output = root / name
-    config = root / f"{name}.yaml"
-    config.write_text(textwrap.dedent(f"""\
-        pipeline: bench-dispatch
-        count: {samples}
-        output_dir: {output}
-        progress: [jsonl]
-        models:
-          large: {{backend: openai, model: fake, base_url: '{url}', concurrency: {concurrency},
-                   timeout: 60}}
-    """) + (f"executor: {json.dumps(executor)}\n" if executor else ""))
+def document(rng: random.Random, number: int) -> str:
+    """About 6 KB of plain facts about one place, with its own names and numbers."""
+    place = rng.choice(PLACES)
+    paragraphs = []
+    for part in range(12):
+        thing, does = rng.choice(THINGS)
+        year, size, count = rng.randint(1700, 1990), rng.randint(2, 40), rng.randint(3, 900)
+        paragraphs.append(
+            f"The {thing} at {place} number {number}-{part} {does}. It was built in {year} and"
+            f" measured {size} metres across. By {year + rng.randint(5, 60)} it served {count} households"
+            f" in the parish. The last keeper, {rng.choice(['Agnes', 'Thomas', 'Mary', 'John'])}"
+            f" {rng.choice(['Dixon', 'Airey', 'Mounsey', 'Harker'])}, kept its ledger until"
+            f" {year + rng.randint(61, 120)}.")
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def write_corpus(folder: Path, megabytes: float) -> int:
+    """``folder`` filled with documents of about ``megabytes`` MB of text; the bytes written."""
+    rng = random.Random(megabytes)
+    folder.mkdir(parents=True)
+    written, number = 0, 0
+    while written < megabytes * 1_000_000:
+        text = document(rng, number)
+        (folder / f"{number // 1000:04d}" / f"doc{number:07d}.txt").parent.mkdir(exist_ok=True)
+        (folder / f"{number // 1000:04d}" / f"doc{number:07d}.txt").write_text(text)
+        written += len(text.encode())
+        number += 1
+    return written
+
+
+def config(root: Path, name: str, corpus: Path, url: str, shard_bytes: int, full: bool) -> Path:
+    role = f"{{backend: openai, model: fake, base_url: '{url}', concurrency: 32, timeout: 60}}"
+    light = "" if full else "questions_per_chunk: 1\nverdicts: skip\nrewrite_conversations: false\n"
+    path = root / f"{name}.yaml"
+    path.write_text(f"pipeline: factual-qa\ninput_dir: {corpus}\noutput_dir: {root / name}\n"
+                    f"progress: [jsonl]\nshard_bytes: {shard_bytes}\n{light}"
+                    f"models:\n  small: {role}\n  large: {role}\n")
+    return path
+
+
+def atk_run(path: Path, *args) -> tuple[float, float]:
+    """Seconds and peak resident MB of ``atk run PATH ARGS``, in its own process."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "atk_core", "run", str(config)], env=env,
-                          capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
-    points = []  # (time, answers so far) from the step's progress events
-    for line in (output / "progress.jsonl").read_text().splitlines():
-        event = json.loads(line)
-        message = event.get("message") or ""
-        if message.startswith("ask: "):
-            points.append((_seconds(event["time"]), int(message[5:].split("/")[0])))
-    (t0, n0), (t1, n1) = points[0], points[-1]
-    return {"wall": wall, "rate": (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0}
-
-
-def _seconds(value) -> float:
-    return value if isinstance(value, (int, float)) else datetime.fromisoformat(value).timestamp()
+    process = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path), "-q", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(process.stderr.read().decode()[-2000:])
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=400)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--per-worker", type=int, default=4)
-    parser.add_argument("--overhead-samples", type=int, default=2000)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[4, 40, 400])
+    parser.add_argument("--baseline-up-to", type=float, default=40,
+                        help="run the one-piece baseline only up to this size (MB)")
+    parser.add_argument("--full", action="store_true", help="every step of the template, not the light run")
     args = parser.parse_args()
-
-    root = Path(tempfile.mkdtemp(prefix="atk-bench-scale-"))
-    site = make_site(root)
-    env_site = {"PYTHONPATH": str(site)}
-    address, env = start_cluster(root, cpus=4)
-    env = {**env, **env_site}
-    slow, slow_url = start_server(0.0, delay=args.latency)
-    instant, instant_url = start_server(0.0)
-    try:
-        print(f"scaling: {args.samples} one-step requests, {args.latency * 1000:.0f} ms per answer,"
-              f" {args.per_worker} in flight per worker")
-        print(f"{'stack':<34}{'answers/s':>10}{'× 1 worker':>12}{'whole run s':>13}")
-        base = None
-        for workers in (1, 2, 4):
-            figures = run(root, f"ray{workers}", slow_url, args.samples, 256, env,
-                          {"ray": {"address": address, "workers": workers,
-                                   "worker_concurrency": args.per_worker}})
-            base = base or figures["rate"]
-            print(f"{'ray, ' + str(workers) + ' worker' + 's' * (workers > 1):<34}"
-                  f"{figures['rate']:>10.1f}{figures['rate'] / base:>12.2f}{figures['wall']:>13.1f}")
-        for workers in (1, 4):
-            figures = run(root, f"local{workers}", slow_url, args.samples,
-                          args.per_worker * workers, env)
-            print(f"{'local, ' + str(args.per_worker * workers) + ' in flight':<34}"
-                  f"{figures['rate']:>10.1f}{figures['rate'] / base:>12.2f}{figures['wall']:>13.1f}")
-
-        print(f"\noverhead: {args.overhead_samples} one-step requests, instant server, concurrency 64")
-        local = run(root, "overhead-local", instant_url, args.overhead_samples, 64, env)
-        ray = run(root, "overhead-ray", instant_url, args.overhead_samples, 64, env,
-                  {"ray": {"address": address, "workers": 2}})
-        print(f"{'stack':<34}{'answers/s':>10}{'× local':>12}{'whole run s':>13}")
-        for name, figures in (("local executor", local), ("ray executor, 2 workers", ray)):
-            print(f"{name:<34}{figures['rate']:>10.1f}{figures['rate'] / local['rate']:>12.2f}"
-                  f"{figures['wall']:>13.1f}")
-    finally:
-        for server in (slow, instant):
-            server.terminate()
-            server.wait()
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="atk-scale-") as temp, \
+            FakeOpenAIServer(answer=server_answer, record=False) as server:
+        root = Path(temp)
+        for size in args.sizes:
+            corpus = root / f"corpus-{size:g}"
+            text = write_corpus(corpus, size)
+            sharded = config(root, f"sharded-{size:g}", corpus, server.url + "/v1", 8_000_000, args.full)
+            first = server.request_count
+            seconds, peak = atk_run(sharded)
+            requests = server.request_count - first
+            up_to_date, _ = atk_run(sharded)
+            replay, replay_peak = atk_run(sharded, "--again")
+            row = {"size": size, "text": text / 1e6, "requests": requests, "seconds": seconds, "peak": peak,
+                   "up_to_date": up_to_date, "replay": replay, "replay_peak": replay_peak}
+            if size <= args.baseline_up_to:
+                whole = config(root, f"whole-{size:g}", corpus, server.url + "/v1", 10**15, args.full)
+                row["whole_seconds"], row["whole_peak"] = atk_run(whole)
+            rows.append(row)
+            print(f"{size:g} MB done: {row}", file=sys.stderr, flush=True)
+    smallest = rows[0]["peak"]
+    print("| text | requests | first run | peak memory | × peak at smallest | one piece (before) |"
+          " up to date | --again (replay) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        whole = (f"{row['whole_seconds']:.1f} s, {row['whole_peak']:.0f} MB" if "whole_peak" in row else "not run")
+        print(f"| {row['text']:.1f} MB | {row['requests']:,} | {row['seconds']:.1f} s | {row['peak']:.0f} MB |"
+              f" {row['peak'] / smallest:.2f} | {whole} | {row['up_to_date']:.2f} s"
+              f" ({100 * row['up_to_date'] / row['seconds']:.1f} %) | {row['replay']:.1f} s |")
 
 
 if __name__ == "__main__":

@@ -110,8 +110,17 @@ def _stemmer():
 def words(text: str) -> list[str]:
     """The words and numbers of ``text``, lower-cased, in order (a possessive's ``'s`` off:
     "Moon's" is "moon"). The gates' words too (``atk_core.words``)."""
-    return [re.sub(r"['’]s$", "", w.lower()) for w in _WORD.findall(text)]
+    return list(_words(text))
 
+
+@lru_cache(maxsize=1024)
+def _words(text: str) -> tuple[str, ...]:
+    # The gates split the same chunk for every pair and every attempt asked of it: kept.
+    found = []
+    for word in _WORD.findall(text):
+        word = word.lower()
+        found.append(word[:-2] if word.endswith(("'s", "’s")) else word)
+    return tuple(found)
 
 
 def terms(text: str) -> list[str]:
