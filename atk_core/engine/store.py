@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STORE_FILE = "store.sqlite"
@@ -62,6 +62,7 @@ class StoredAnswer:
     completion_tokens: int
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    created: float = field(default=0.0, compare=False)  # when it was stored (time.time())
 
 
 _COLUMNS = ("key, tag, text, finish_reason, prompt_tokens, completion_tokens, request, created,"
@@ -113,7 +114,7 @@ class Store:
         with self._lock:
             row = self._db.execute(
                 "SELECT text, finish_reason, prompt_tokens, completion_tokens, cache_read_tokens,"
-                " cache_write_tokens FROM responses WHERE key=?", (key,),
+                " cache_write_tokens, created FROM responses WHERE key=?", (key,),
             ).fetchone()
         return StoredAnswer(*row) if row is not None else None
 

@@ -44,8 +44,8 @@ class Model:
         self.stored_usage = Usage()  # tokens of the answers taken from the store
         self.sent = 0
         self.from_store = 0
-        self.reused = 0  # of those, answers this role was sent earlier in this run
-        self._sent_keys: set = set()
+        self.reused = 0  # of those, answers stored since this role started: earlier in this run
+        self._started = time.time()
         self.retries = 0
         self._successes = 0
         self._given_up_in_a_row = 0
@@ -151,7 +151,7 @@ class Model:
             stored = self.store.get(key)
             if stored is not None:
                 self.from_store += 1
-                self.reused += key in self._sent_keys
+                self.reused += stored.created >= self._started  # no set of keys: flat memory
                 response = Response(text=stored.text, finish_reason=stored.finish_reason,
                                     usage=Usage.of(stored), cached=True)
                 self.stored_usage.add(response.usage)
@@ -181,8 +181,6 @@ class Model:
     async def _count_and_store(self, key, canonical, response, tag) -> None:
         self.sent += 1
         self.usage.add(response.usage)
-        if key is not None:
-            self._sent_keys.add(key)
         if self.store is not None:
             await self.store.put_soon(key, canonical, stored_answer(response), tag)
 

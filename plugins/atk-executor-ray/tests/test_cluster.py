@@ -87,9 +87,17 @@ def test_a_ray_run_writes_the_local_bytes_and_a_rerun_sends_nothing(ray_cluster,
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any(e["message"] and e["message"].startswith("generate: ") for e in events)
 
-    atk(on_ray, ray_cluster)  # again: everything is in the store
+    assert "is up to date" in atk(on_ray, ray_cluster).stderr  # again: nothing to do
+    atk(on_ray, ray_cluster, "--again")  # replayed: everything is in the store
     assert calls(ray_log) == calls(local_log)
     assert outputs(tmp_path / "on_ray") == outputs(tmp_path / "local")
+
+    # A shard at a time (every file its own): the driver holds a shard's samples, not the
+    # corpus's, and the bytes are the same.
+    sharded = make_config(tmp_path, "sharded", models={"small": scripted(), "large": scripted()},
+                          questions_per_chunk=5, executor=ray(ray_cluster), shard_bytes=1)
+    atk(sharded, ray_cluster)
+    assert outputs(tmp_path / "sharded") == outputs(tmp_path / "local")
 
 
 def test_against_an_openai_compatible_server_the_bytes_are_the_same(ray_cluster, tmp_path):
