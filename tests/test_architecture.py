@@ -35,7 +35,7 @@ LAYERS = [
     "toolkit.constraints", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.plugins", "engine.prompts",
     # documents: the readers (plugins, found through engine.plugins), the built-in ones, chunks
     "toolkit.html", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose",
-    "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats",
+    "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats", "toolkit.shards",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.http", "models.openai", "models.scripted",
     # executors, steps and what a run records

@@ -31,6 +31,9 @@ class RunContext:
     # given, those that came out ok, and the requests they took (retries and votes included).
     calls: dict = field(default_factory=dict)
     policy: Any = None  # how gates and verdicts apply (a GatePolicy); None: as written
+    # The hash of the run's config, inputs and code (engine.fingerprint); None for a dry run.
+    # What a checkpoint left by a killed run must match to be taken back.
+    fingerprint: str | None = None
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

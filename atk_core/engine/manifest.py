@@ -99,9 +99,43 @@ class RunRecord:
         step = failure["step"]
         handle = self._spools.get(step)
         if handle is None:
-            handle = self._spools[step] = open(self._spool_dir / f"{len(self._spools)}.jsonl", "wb")
+            handle = self._spools[step] = open(self._spool_dir / f"{len(self._spools)}.jsonl", "ab")
         handle.write(jsonl_text([failure]).encode("utf-8"))
         self._spooled += 1
+
+    def state(self) -> dict:
+        """The counts so far and, when spooling, where each step's dropped samples end (its
+        file flushed to disk): what ``restore`` takes back, for a run that goes on from a
+        checkpoint in another process."""
+        import os
+
+        spools = []
+        for step, handle in (self._spools or {}).items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            spools.append([step, os.path.basename(handle.name), handle.tell()])
+        return {"steps": {name: step.to_dict() for name, step in self.steps.items()},
+                "reading": self.reading, "spooled": self._spooled, "spools": spools}
+
+    def restore(self, state: dict, folder) -> None:
+        """Take back a ``state``, spooling into ``folder`` (its files cut back to where the
+        state ends: what was written after it is dropped again when its shard runs again)."""
+        from pathlib import Path
+
+        self.steps = {}
+        for name, entry in state["steps"].items():
+            step = self._step(name)
+            step.inputs, step.outputs = entry["in"], entry["out"]
+            step.dropped.update(entry["dropped"])
+            step.notes.update(entry.get("notes", {}))
+        self.reading = state["reading"]
+        self._spool_dir = Path(folder)
+        self._spools, self._spooled, self.failures = {}, state["spooled"], []
+        for step, name, length in state["spools"]:
+            path = self._spool_dir / name
+            with open(path, "r+b") as handle:
+                handle.truncate(length)
+            self._spools[step] = open(path, "ab")
 
     def count_reading(self, reading) -> None:
         """Count what read a folder (a ``FolderReading``): per reader, the files, documents

@@ -214,7 +214,8 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         model.store = store
 
     context = RunContext(task_id, pipeline, output_dir, config, models, overrides_dir, store,
-                         executor=executor, policy=policy)
+                         executor=executor, policy=policy,
+                         fingerprint=_hash(print_) if print_ is not None else None)
     supplied = {
         "task_id": task_id,
         "models": models,
@@ -255,6 +256,13 @@ def run(config: RunConfig, *, registry=None, progress=None, model_overrides=(),
         deactivate(hub)
         hub.close()
         store.close()
+
+
+def _hash(value) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _already_done(task_id, pipeline, output_dir, reporters, sealed) -> RunResult:

@@ -237,6 +237,15 @@ class Corpus:
         record.count("chunk", len(documents), len(chunks))
         return chunks
 
+    def state(self) -> dict:
+        """What the shards read so far leave for the next ones (JSON), for a checkpoint."""
+        return {"documents": self.documents, "unreadable": self._unreadable,
+                "suffixes": list(self._suffixes), "seen": sorted(self._seen)}
+
+    def restore(self, state: dict) -> None:
+        self.documents, self._unreadable = state["documents"], state["unreadable"]
+        self._suffixes, self._seen = tuple(state["suffixes"]), set(state["seen"])
+
     def finish(self) -> None:
         from ..errors import PipelineError
 

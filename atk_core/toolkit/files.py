@@ -84,20 +84,6 @@ class AtomicFile:
             pass
 
 
-class AtomicJsonl(AtomicFile):
-    """``AtomicFile`` of JSON lines, a batch of records at a time (``extend``); ``count`` is
-    how many it holds. The same bytes as ``atomic_write_jsonl`` of all the records."""
-
-    def __init__(self, path, mode: int | None = None):
-        super().__init__(path, mode)
-        self.count = 0
-
-    def extend(self, records) -> None:
-        records = list(records)
-        self.write(jsonl_text(records).encode("utf-8"))
-        self.count += len(records)
-
-
 def atomic_write_text(path, text: str, mode: int | None = None) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), mode)
 

@@ -458,7 +458,7 @@ class NearDuplicates:
     Deterministic: the same texts in the same order give the same answers.
     """
 
-    def __init__(self, threshold: float = 0.7, *, num_perm: int = 128, seed: int = 1):
+    def __init__(self, threshold: float = 0.7, *, num_perm: int = 128, seed: int = 1, path=None):
         import sqlite3
 
         from datasketch import MinHashLSH
@@ -467,11 +467,27 @@ class NearDuplicates:
         self.num_perm = num_perm
         self.seed = seed
         self._ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
-        self._db = sqlite3.connect("", check_same_thread=False)  # "": temporary, private
+        # "": a temporary, private database; ``path``: a file that outlives the process (a
+        # run resumed from a checkpoint goes on with what it held: ``mark``, ``rollback``).
+        self._db = sqlite3.connect(str(path) if path is not None else "", check_same_thread=False)
         self._db.executescript(
-            "CREATE TABLE texts (id INTEGER PRIMARY KEY, key TEXT NOT NULL, signature BLOB NOT NULL);"
-            "CREATE TABLE bands (band INTEGER NOT NULL, id INTEGER NOT NULL);"
-            "CREATE INDEX bands_by_band ON bands (band);")
+            "CREATE TABLE IF NOT EXISTS texts (id INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+            " signature BLOB NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, id INTEGER NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS bands_by_band ON bands (band);")
+
+    def mark(self) -> int:
+        """Where the texts seen so far end, for ``rollback``."""
+        return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM texts").fetchone()[0]
+
+    def rollback(self, mark: int) -> None:
+        """Forget the texts seen after ``mark``."""
+        with self._db:
+            self._db.execute("DELETE FROM bands WHERE id > ?", (mark,))
+            self._db.execute("DELETE FROM texts WHERE id > ?", (mark,))
+
+    def close(self) -> None:
+        self._db.close()
 
     def _minhash(self, text: str):
         from datasketch import MinHash
@@ -594,6 +610,7 @@ class PairGates:
                                                  passage, margin=self.search_margin))
         return first_problem(*checks)
 
-    def near_copies(self) -> "NearDuplicates | None":
-        """A run-wide near-duplicate finder for questions, if that gate is on."""
-        return NearDuplicates(self.near_duplicate_threshold) if self.near_duplicates else None
+    def near_copies(self, path=None) -> "NearDuplicates | None":
+        """A run-wide near-duplicate finder for questions, if that gate is on (kept in the
+        file ``path``, if given: see ``NearDuplicates``)."""
+        return NearDuplicates(self.near_duplicate_threshold, path=path) if self.near_duplicates else None

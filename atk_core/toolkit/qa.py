@@ -128,13 +128,16 @@ def question_step(*, gates: PairGates, answers: Answers = "written", name: str =
                         validator=validator, max_tokens=min(max_tokens, limit), **options)
 
 
-def duplicate_questions(gates: PairGates, key: str = "id", text: str = "question"):
+def duplicate_questions(gates: PairGates, key: str = "id", text: str = "question", *, near=None):
     """A gate (for ``RunRecord.gate``) over samples in order: one whose ``key`` was seen
     before, or (with ``gates.near_duplicates``) whose ``text`` nearly copies one kept before
-    anywhere in the run, is a duplicate; the first of each family stays."""
+    anywhere in the run, is a duplicate; the first of each family stays. ``near``: the
+    run's ``NearDuplicates`` to use (a gate made for each shard of a corpus shares one);
+    by default a new one."""
     from .gates import Problem
 
-    seen, near = set(), gates.near_copies()
+    seen = set()
+    near = near if near is not None or not gates.near_duplicates else gates.near_copies()
 
     def problem(sample):
         if sample[key] in seen:

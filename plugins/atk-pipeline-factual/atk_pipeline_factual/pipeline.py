@@ -31,18 +31,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, AtomicJsonl, Between, ConfigError, Conversation, Corpus, Documents, ExamSettings, NonEmpty,
+    AtLeast, Between, ConfigError, Conversation, Corpus, Documents, ExamSettings, NonEmpty,
     Output, PairGates, PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep,
     check_input_dir, choose_facts, conversation_problem, conversation_row, derive_seed,
     duplicate_questions, first_problem, focus_samples, judge_chunks, make_exam, pair_of,
     placeholder_problem, prose_problem, question_id, question_problem, question_step,
-    refers_to_source, require_roles, set_progress, with_fields, without, yes_no_schema,
+    refers_to_source, require_roles, set_progress, ShardedOutputs, with_fields, without, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -116,16 +115,23 @@ async def factual_qa(
     whole = bool(exam.size) or documents.subset is not None
     corpus = Corpus(input_dir, record, chunk_size=documents.chunk_size, subset_size=documents.subset,
                     seed=seed, shard_bytes=None if whole else documents.shard_bytes)
-    partial = output / ".atk-partial"
-    shutil.rmtree(partial, ignore_errors=True)  # what a killed run left
-    if len(corpus.shards) > 1:
-        record.spool(partial / "failures")
-    spools = {o.file: AtomicJsonl(output / o.file) for o in OUTPUTS[:3]}
+    # Shard after shard into .atk-partial/, with a checkpoint after each: a killed run goes
+    # on from its first unfinished shard.
+    outputs = ShardedOutputs(output, [o.file for o in OUTPUTS[:3]], record, shards=len(corpus.shards))
+    steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
+                   vote_threshold, policies, rewrite_conversations, conversation_coverage)
+    near = gates.near_copies(path=outputs.folder / "near.sqlite" if len(corpus.shards) > 1 else None)
+    fallbacks = _Fallbacks()
+    if outputs.done:
+        corpus.restore(outputs.state["corpus"])
+        if near is not None:
+            near.rollback(outputs.state["near"])  # what the unfinished shard had added
+        fallbacks.restore(outputs.state["fallbacks"])
+    chats_for_exam, facts = [], []
     try:
-        steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
-                       vote_threshold, policies, rewrite_conversations, conversation_coverage)
-        chats_for_exam, facts, fallbacks = [], [], _Fallbacks()
         for index, files in enumerate(corpus.shards):
+            if index < outputs.done:
+                continue
             share = _Share(index, len(corpus.shards))
             set_progress(task_id, share.at(0.02), "reading documents")
             chunks = corpus.chunks(files)
@@ -145,18 +151,19 @@ async def factual_qa(
                                   for i, s in held.items()})
                     samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
             pairs, conversations = await _pairs_and_conversations(
-                steps, record, samples, by_id, questions_per_chunk, pairs_per_conversation,
+                steps, record, samples, by_id, near, questions_per_chunk, pairs_per_conversation,
                 list(system_prompts), conversation_fallback, fallbacks, seed, share)
-            # outputs, appended shard after shard
             chats = [Conversation(group["id"], [{"role": "system", "content": group["system_prompt"]}, *turns])
                      for group, turns in conversations]
             for output_ in OUTPUTS[:2]:
-                spools[output_.file].extend(conversation_row(c, output_.format) for c in chats)
-            spools[OUTPUTS[2].file].extend(
+                outputs.extend(output_.file, (conversation_row(c, output_.format) for c in chats))
+            outputs.extend(OUTPUTS[2].file, (
                 {k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
-                for p in pairs)
+                for p in pairs))
             if facts:
                 chats_for_exam += chats
+            outputs.finished(index + 1, {"corpus": corpus.state(), "fallbacks": fallbacks.state(),
+                                         "near": near.mark() if near is not None else 0})
         corpus.finish()
         if fallbacks.reasons:  # kept, but not silently: the user should know the model could not
             log.warning(
@@ -164,15 +171,14 @@ async def factual_qa(
                 " are, because the model's rewrite failed (most often: %s); set"
                 " conversation_fallback: false to drop them instead",
                 sum(fallbacks.reasons.values()), fallbacks.total, fallbacks.reasons.most_common(1)[0][0])
-        for file, spool in spools.items():
-            spool.commit()
-            record.wrote(file, spool.count)
+        outputs.commit()
     except BaseException:
-        for spool in spools.values():
-            spool.discard()
-        shutil.rmtree(partial, ignore_errors=True)
+        outputs.close(keep=True)  # what the finished shards wrote, for the run that resumes
         raise
-    qa_count, chat_count = spools[OUTPUTS[2].file].count, spools[OUTPUTS[0].file].count
+    finally:
+        if near is not None:
+            near.close()
+    qa_count, chat_count = outputs.counts[OUTPUTS[2].file], outputs.counts[OUTPUTS[0].file]
     exam_report = None
     if facts:
         # What is trained on: the conversations (qa_pairs.jsonl is a record of the pairs, and a
@@ -182,7 +188,7 @@ async def factual_qa(
                                       answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
                                       prompts=("ask_question", "generate_question"))
     record.write(output, extra={"exam": exam_report} if exam_report else None)
-    shutil.rmtree(partial, ignore_errors=True)
+    outputs.close(keep=False)
     set_progress(task_id, 1.0, f"{qa_count} QA pairs, {chat_count} conversations")
     if not chat_count:
         raise PipelineError(
@@ -203,8 +209,7 @@ class _Steps:
                                      threshold=vote_threshold, **checking)
         self.generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
                                       **sampling.writing(seed))
-        # exact and near-copies of a question kept before, anywhere in the run
-        self.duplicates = duplicate_questions(gates)
+        self.gates = gates
         self.check_question = VoteStep.yes_no("check_question", "check_question", "answerable", model="small",
                                               votes=question_votes, threshold=vote_threshold, **checking)
         self.check_answer = PipelineStep(name="check_answer", prompt="check_answer", model="small",
@@ -228,8 +233,8 @@ class _Share:
         return self.at(start), self.at(end)
 
 
-async def _pairs_and_conversations(steps, record, samples, by_id, questions_per_chunk, pairs_per_conversation,
-                                   system_prompts, fallback, fallbacks, seed, share):
+async def _pairs_and_conversations(steps, record, samples, by_id, near, questions_per_chunk,
+                                   pairs_per_conversation, system_prompts, fallback, fallbacks, seed, share):
     """Steps 5 to 9 for one shard's chunk samples: its kept pairs and conversations."""
     policies = steps.policies
     # 5. generate: one pair per focus sentence (large model), gated
@@ -238,8 +243,9 @@ async def _pairs_and_conversations(steps, record, samples, by_id, questions_per_
     pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, steps.answers))
              for sample, result in record.step("generate", focused, results)]
 
-    # 6. deduplicate (no model): exact and near-copies of a question kept before
-    pairs = record.gate("deduplicate", pairs, steps.duplicates)
+    # 6. deduplicate (no model): exact copies within a chunk (a question's id holds its
+    # chunk's), near copies of a question kept before anywhere in the run
+    pairs = record.gate("deduplicate", pairs, duplicate_questions(steps.gates, near=near))
 
     # 7. answerable from the chunk alone? (small model, a vote)
     if policies["check_question"] != "skip":
@@ -335,6 +341,12 @@ class _Fallbacks:
     def __init__(self):
         self.total = 0
         self.reasons = Counter()
+
+    def state(self) -> dict:
+        return {"total": self.total, "reasons": dict(self.reasons)}
+
+    def restore(self, state: dict) -> None:
+        self.total, self.reasons = state["total"], Counter(state["reasons"])
 
 
 def _with_fallback(record, groups, results, fallback, fallbacks: _Fallbacks):
