@@ -45,7 +45,7 @@ _LAZY = {
     "Chunk": "toolkit.chunks", "chunk_id": "toolkit.chunks", "chunk_document": "toolkit.chunks",
     "chunk_documents": "toolkit.chunks", "chunk_subset": "toolkit.chunks", "chunk_folder": "toolkit.chunks",
     "Corpus": "toolkit.chunks", "judge_chunks": "toolkit.selection",
-    "ShardedOutputs": "toolkit.shards",
+    "ShardedRun": "toolkit.shards", "Shard": "toolkit.shards",
     "sentences": "toolkit.chunks",
     # quality gates: checks of generated text that do not trust the model
     "Problem": "toolkit.gates", "first_problem": "toolkit.gates", "question_problem": "toolkit.gates",

@@ -1,14 +1,27 @@
-"""What a pipeline that goes through its corpus a shard at a time keeps between shards.
+"""A pipeline's pass over its corpus a shard at a time, resumable shard by shard.
 
-``ShardedOutputs`` holds, in the output folder's ``.atk-partial/``, the output
-files being appended to, the dropped samples (``RunRecord.spool``) and a
-checkpoint after each finished shard: where each file ends, the record's
-counts, and what the pipeline's run-wide state needs (the chunks seen, the
-near-duplicate finder's mark...). A run killed mid-corpus and run again with
+``ShardedRun`` reads the input folder as a ``Corpus`` (runs of files of about
+``shard_bytes``), and for each shard gives the pipeline its chunks and the
+samples the content gate and the judge keep. What the pipeline writes is
+appended shard after shard to files in the output folder's ``.atk-partial/``,
+with the dropped samples (``RunRecord.spool``); after each shard it writes a
+checkpoint: where each file ends, the record's counts, the manifest's per-step
+calls, the corpus's state, the run-wide near-duplicate finder's mark, and
+the pipeline's own run-wide state. A run killed mid-corpus and run again with
 the same config, inputs and code (the run's fingerprint) takes the checkpoint
 back and starts at the first unfinished shard: the finished ones are neither
-read nor replayed. ``commit`` puts each output in place whole; until then the
-folder's outputs are the previous run's.
+read nor replayed. At the end each output goes in place whole.
+
+So a pipeline that treats each chunk on its own holds a shard's worth at
+once, and writes the bytes one pass over the whole corpus writes::
+
+    async with ShardedRun(input_dir, output_dir, record, documents, ["rows.jsonl"], seed=seed) as run:
+        near = run.near_copies(gates)
+        async for shard in run.shards(judge=judge, policy="enforce", task_id=task_id):
+            ...  # steps over shard.samples, with progress=shard.progress(0.2, 0.5)
+            run.extend("rows.jsonl", rows)
+            run.finished(shard, {"kept": kept})  # the pipeline's run-wide state, as JSON
+    run.write_record()  # failures.jsonl and the manifest
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .files import atomic_write_json, jsonl_text
@@ -24,29 +38,61 @@ PARTIAL = ".atk-partial"
 CHECKPOINT = "checkpoint.json"
 
 
-class ShardedOutputs:
-    """The outputs ``files`` of a run over ``shards`` shards, appended shard after shard."""
+@dataclass
+class Shard:
+    """One shard of a corpus: its chunks (by id too), and the samples that go on."""
 
-    def __init__(self, output_dir, files, record, *, shards: int):
+    index: int
+    total: int
+    chunks: list
+    samples: list
+
+    @property
+    def by_id(self) -> dict:
+        return {chunk.id: chunk for chunk in self.chunks}
+
+    def at(self, point: float) -> float:
+        """Where ``point`` (0 to 1 of the whole run's bar) falls in this shard's part of it."""
+        return (self.index + point) / self.total
+
+    def progress(self, start: float, end: float) -> tuple[float, float]:
+        """A step's share of the bar (as it would be in one pass) within this shard's part."""
+        return self.at(start), self.at(end)
+
+
+class ShardedRun:
+    """See the module. ``outputs``: the files (relative to the output folder) the pipeline
+    appends to; ``whole``: read the corpus in one piece (a choice among all its chunks, an
+    exam's facts, a subset, needs it)."""
+
+    def __init__(self, input_dir, output_dir, record, documents, outputs, *, seed: int = 0,
+                 whole: bool = False):
         from ..engine.context import current_run
+        from .chunks import Corpus
 
-        run = current_run()
-        self.key = getattr(run, "fingerprint", None) if run is not None else None
+        self.run = current_run()
         self.output_dir = Path(output_dir)
         self.folder = self.output_dir / PARTIAL
         self.record = record
-        self.files = list(files)
-        self.resumable = shards > 1 and self.key is not None
+        self.corpus = Corpus(input_dir, record, chunk_size=documents.chunk_size,
+                             subset_size=documents.subset, seed=seed,
+                             shard_bytes=None if whole else documents.shard_bytes)
+        self.documents = documents
+        self.sharded = len(self.corpus.shards) > 1
+        key = getattr(self.run, "fingerprint", None)
+        self.resumable = self.sharded and key is not None
+        self._key = key
         checkpoint = self._checkpoint() if self.resumable else None
         if checkpoint is None:
             shutil.rmtree(self.folder, ignore_errors=True)  # another run's, or a killed one's
         (self.folder / "outputs").mkdir(parents=True, exist_ok=True)
         self.done = checkpoint["done"] if checkpoint else 0
-        self.state = checkpoint["state"] if checkpoint else {}  # the pipeline's, from ``finished``
-        self.counts = dict(checkpoint["counts"]) if checkpoint else {f: 0 for f in self.files}
+        self.state = checkpoint["state"] if checkpoint else {}  # the pipeline's own, as it left it
+        self.counts = dict(checkpoint["counts"]) if checkpoint else {name: 0 for name in outputs}
+        self._checkpointed = checkpoint
         lengths = checkpoint["lengths"] if checkpoint else {}
         self._handles = {}
-        for name in self.files:
+        for name in outputs:
             path = self._partial(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as handle:
@@ -54,43 +100,26 @@ class ShardedOutputs:
             self._handles[name] = open(path, "ab")
         if checkpoint:
             record.restore(checkpoint["record"], self.folder / "failures")
-            run.calls.update(checkpoint["calls"])  # the manifest's per-step calls, as if replayed
-        elif shards > 1:
+            self.run.calls.update(checkpoint["calls"])  # the manifest's per-step calls
+            self.corpus.restore(checkpoint["corpus"])
+        elif self.sharded:
             record.spool(self.folder / "failures")
+        self._near = None
 
-    def _partial(self, name: str) -> Path:
-        return self.folder / "outputs" / name
+    async def __aenter__(self) -> "ShardedRun":
+        return self
 
-    def _checkpoint(self) -> dict | None:
+    async def __aexit__(self, kind, error, trace) -> None:
+        if self._near is not None:
+            self._near.close()
+        if kind is not None:  # what the finished shards wrote stays, for the run that resumes
+            self._close_files()
+            return
         try:
-            checkpoint = json.loads((self.folder / CHECKPOINT).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return checkpoint if checkpoint.get("key") == self.key else None
-
-    def extend(self, name: str, rows) -> None:
-        rows = list(rows)
-        self._handles[name].write(jsonl_text(rows).encode("utf-8"))
-        self.counts[name] += len(rows)
-
-    def finished(self, done: int, state: dict) -> None:
-        """Shards up to ``done`` are finished: flush what they wrote and write the
-        checkpoint, with the pipeline's run-wide ``state`` (JSON)."""
-        lengths = {}
-        for name, handle in self._handles.items():
-            handle.flush()
-            os.fsync(handle.fileno())
-            lengths[name] = handle.tell()
-        self.done, self.state = done, state
-        if self.resumable:
-            from ..engine.context import current_run
-
-            atomic_write_json(self.folder / CHECKPOINT, {
-                "key": self.key, "done": done, "lengths": lengths, "counts": self.counts,
-                "record": self.record.state(), "calls": current_run().calls, "state": state})
-
-    def commit(self) -> None:
-        """Put every output in place (each whole, by a rename) and count it in the record."""
+            self.corpus.finish()
+        except BaseException:
+            self._close_files()
+            raise
         for name, handle in self._handles.items():
             handle.flush()
             os.fsync(handle.fileno())
@@ -100,11 +129,74 @@ class ShardedOutputs:
             os.replace(self._partial(name), target)
             self.record.wrote(name, self.counts[name])
 
-    def close(self, *, keep: bool) -> None:
-        """Close the files; ``keep``: leave the folder for a resumed run (the run failed or
-        was killed), else remove it."""
+    def near_copies(self, gates):
+        """The run-wide near-duplicate finder for ``gates`` (None when that gate is off): one
+        for every shard, in ``.atk-partial/`` when there are several, taken back to the
+        checkpoint on a resumed run."""
+        path = self.folder / "near.sqlite" if self.sharded else None
+        self._near = gates.near_copies(path=path)
+        if self._near is not None and self._checkpointed:
+            self._near.rollback(self._checkpointed["near"])  # what the unfinished shard added
+        return self._near
+
+    async def shards(self, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
+                     judged: tuple[float, float] = (0.02, 0.2), task_id=None):
+        """Each unfinished shard in order, read, chunked, through the content gate and the
+        ``judge`` (see ``judge_chunks``), the judge's progress ``judged``."""
+        from ..engine.progress import set_progress
+        from .selection import judge_chunks
+
+        for index, files in enumerate(self.corpus.shards):
+            if index < self.done:
+                continue
+            shard = Shard(index, len(self.corpus.shards), [], [])
+            set_progress(task_id, shard.at(judged[0]), "reading documents")
+            shard.chunks = self.corpus.chunks(files)
+            shard.samples = await judge_chunks(shard.chunks, self.record, self.documents, judge=judge,
+                                               policy=policy, rejected=rejected,
+                                               progress=shard.progress(*judged))
+            yield shard
+
+    def extend(self, name: str, rows) -> None:
+        """Append ``rows`` to the output ``name``."""
+        rows = list(rows)
+        self._handles[name].write(jsonl_text(rows).encode("utf-8"))
+        self.counts[name] += len(rows)
+
+    def finished(self, shard: Shard, state: dict | None = None) -> None:
+        """``shard`` is done: what it wrote is flushed, and the checkpoint says so, with the
+        pipeline's run-wide ``state`` (JSON), which a resumed run finds in ``state``."""
+        self.done, self.state = shard.index + 1, state or {}
+        if not self.resumable:
+            return
+        lengths = {}
+        for name, handle in self._handles.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            lengths[name] = handle.tell()
+        atomic_write_json(self.folder / CHECKPOINT, {
+            "key": self._key, "done": self.done, "lengths": lengths, "counts": self.counts,
+            "record": self.record.state(), "calls": self.run.calls, "corpus": self.corpus.state(),
+            "near": self._near.mark() if self._near is not None else 0, "state": self.state})
+
+    def write_record(self, extra: dict | None = None) -> dict:
+        """``failures.jsonl`` and the manifest (``RunRecord.write``); then the partial
+        folder goes."""
+        manifest = self.record.write(self.output_dir, extra=extra)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return manifest
+
+    def _partial(self, name: str) -> Path:
+        return self.folder / "outputs" / name
+
+    def _checkpoint(self) -> dict | None:
+        try:
+            checkpoint = json.loads((self.folder / CHECKPOINT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return checkpoint if checkpoint.get("key") == self._key else None
+
+    def _close_files(self) -> None:
         for handle in self._handles.values():
             if not handle.closed:
                 handle.close()
-        if not keep:
-            shutil.rmtree(self.folder, ignore_errors=True)

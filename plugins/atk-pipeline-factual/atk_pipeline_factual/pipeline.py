@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, Conversation, Corpus, Documents, ExamSettings, NonEmpty,
+    AtLeast, Between, ConfigError, Conversation, Documents, ExamSettings, NonEmpty,
     Output, PairGates, PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep,
     check_input_dir, choose_facts, conversation_problem, conversation_row, derive_seed,
-    duplicate_questions, first_problem, focus_samples, judge_chunks, make_exam, pair_of,
+    duplicate_questions, first_problem, focus_samples, make_exam, pair_of,
     placeholder_problem, prose_problem, question_id, question_problem, question_step,
-    refers_to_source, require_roles, set_progress, ShardedOutputs, with_fields, without, yes_no_schema,
+    refers_to_source, require_roles, set_progress, ShardedRun, with_fields, without, yes_no_schema,
 )
 
 log = logging.getLogger("atk")
@@ -113,31 +113,15 @@ async def factual_qa(
     # the corpus in one piece. Otherwise it goes a shard at a time, and what is held at once
     # is a shard's worth (with the run-wide duplicate finders).
     whole = bool(exam.size) or documents.subset is not None
-    corpus = Corpus(input_dir, record, chunk_size=documents.chunk_size, subset_size=documents.subset,
-                    seed=seed, shard_bytes=None if whole else documents.shard_bytes)
-    # Shard after shard into .atk-partial/, with a checkpoint after each: a killed run goes
-    # on from its first unfinished shard.
-    outputs = ShardedOutputs(output, [o.file for o in OUTPUTS[:3]], record, shards=len(corpus.shards))
     steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
                    vote_threshold, policies, rewrite_conversations, conversation_coverage)
-    near = gates.near_copies(path=outputs.folder / "near.sqlite" if len(corpus.shards) > 1 else None)
-    fallbacks = _Fallbacks()
-    if outputs.done:
-        corpus.restore(outputs.state["corpus"])
-        if near is not None:
-            near.rollback(outputs.state["near"])  # what the unfinished shard had added
-        fallbacks.restore(outputs.state["fallbacks"])
+    files = [o.file for o in OUTPUTS[:3]]
     chats_for_exam, facts = [], []
-    try:
-        for index, files in enumerate(corpus.shards):
-            if index < outputs.done:
-                continue
-            share = _Share(index, len(corpus.shards))
-            set_progress(task_id, share.at(0.02), "reading documents")
-            chunks = corpus.chunks(files)
-            samples = await judge_chunks(chunks, record, documents, judge=steps.judge,
-                                         policy=policies["judge"], progress=share.of(0.02, 0.2))
-            by_id = {chunk.id: chunk for chunk in chunks}
+    async with ShardedRun(input_dir, output, record, documents, files, seed=seed, whole=whole) as run:
+        near = run.near_copies(gates)
+        fallbacks = _Fallbacks(run.state.get("fallbacks"))
+        async for shard in run.shards(judge=steps.judge, policy=policies["judge"], task_id=task_id):
+            samples, by_id = shard.samples, shard.by_id
             if whole:
                 # The exam's facts; a held-out one's sentence is cut from its chunk before
                 # anything is written from it, so no pair or conversation can hold it.
@@ -152,33 +136,24 @@ async def factual_qa(
                     samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
             pairs, conversations = await _pairs_and_conversations(
                 steps, record, samples, by_id, near, questions_per_chunk, pairs_per_conversation,
-                list(system_prompts), conversation_fallback, fallbacks, seed, share)
+                list(system_prompts), conversation_fallback, fallbacks, seed, shard)
             chats = [Conversation(group["id"], [{"role": "system", "content": group["system_prompt"]}, *turns])
                      for group, turns in conversations]
             for output_ in OUTPUTS[:2]:
-                outputs.extend(output_.file, (conversation_row(c, output_.format) for c in chats))
-            outputs.extend(OUTPUTS[2].file, (
+                run.extend(output_.file, (conversation_row(c, output_.format) for c in chats))
+            run.extend(OUTPUTS[2].file, (
                 {k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
                 for p in pairs))
             if facts:
                 chats_for_exam += chats
-            outputs.finished(index + 1, {"corpus": corpus.state(), "fallbacks": fallbacks.state(),
-                                         "near": near.mark() if near is not None else 0})
-        corpus.finish()
+            run.finished(shard, {"fallbacks": fallbacks.state()})
         if fallbacks.reasons:  # kept, but not silently: the user should know the model could not
             log.warning(
                 "factual-qa: %d of %d conversations were built from the checked pairs as they"
                 " are, because the model's rewrite failed (most often: %s); set"
                 " conversation_fallback: false to drop them instead",
                 sum(fallbacks.reasons.values()), fallbacks.total, fallbacks.reasons.most_common(1)[0][0])
-        outputs.commit()
-    except BaseException:
-        outputs.close(keep=True)  # what the finished shards wrote, for the run that resumes
-        raise
-    finally:
-        if near is not None:
-            near.close()
-    qa_count, chat_count = outputs.counts[OUTPUTS[2].file], outputs.counts[OUTPUTS[0].file]
+    qa_count, chat_count = run.counts[OUTPUTS[2].file], run.counts[OUTPUTS[0].file]
     exam_report = None
     if facts:
         # What is trained on: the conversations (qa_pairs.jsonl is a record of the pairs, and a
@@ -187,8 +162,7 @@ async def factual_qa(
         exam_report = await make_exam(record, output, OUTPUTS[3].file, facts, training, gates=gates,
                                       answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
                                       prompts=("ask_question", "generate_question"))
-    record.write(output, extra={"exam": exam_report} if exam_report else None)
-    outputs.close(keep=False)
+    run.write_record(extra={"exam": exam_report} if exam_report else None)
     set_progress(task_id, 1.0, f"{qa_count} QA pairs, {chat_count} conversations")
     if not chat_count:
         raise PipelineError(
@@ -220,26 +194,13 @@ class _Steps:
                                          gate_copies=gate_copies, **sampling.writing(seed))
 
 
-class _Share:
-    """Shard ``index`` of ``total``'s part of the progress bar."""
-
-    def __init__(self, index: int, total: int):
-        self.index, self.total = index, total
-
-    def at(self, point: float) -> float:
-        return (self.index + point) / self.total
-
-    def of(self, start: float, end: float) -> tuple[float, float]:
-        return self.at(start), self.at(end)
-
-
 async def _pairs_and_conversations(steps, record, samples, by_id, near, questions_per_chunk,
-                                   pairs_per_conversation, system_prompts, fallback, fallbacks, seed, share):
+                                   pairs_per_conversation, system_prompts, fallback, fallbacks, seed, shard):
     """Steps 5 to 9 for one shard's chunk samples: its kept pairs and conversations."""
     policies = steps.policies
     # 5. generate: one pair per focus sentence (large model), gated
     focused = focus_samples(samples, questions_per_chunk, seed, record)
-    results = await steps.generate.run(focused, progress=share.of(0.2, 0.5))
+    results = await steps.generate.run(focused, progress=shard.progress(0.2, 0.5))
     pairs = [_pair(by_id[sample["chunk_id"]], pair_of(result.value, sample, steps.answers))
              for sample, result in record.step("generate", focused, results)]
 
@@ -249,20 +210,20 @@ async def _pairs_and_conversations(steps, record, samples, by_id, near, question
 
     # 7. answerable from the chunk alone? (small model, a vote)
     if policies["check_question"] != "skip":
-        results = await steps.check_question.run(pairs, progress=share.of(0.5, 0.7))
+        results = await steps.check_question.run(pairs, progress=shard.progress(0.5, 0.7))
         pairs = record.apply_verdicts("check_question", pairs, results, policy=policies["check_question"],
                                       rejected="question judged unanswerable")
 
     # 8. answer accurate to the chunk? (small model)
     if policies["check_answer"] != "skip":
-        results = await steps.check_answer.run(pairs, progress=share.of(0.7, 0.85))
+        results = await steps.check_answer.run(pairs, progress=shard.progress(0.7, 0.85))
         pairs = record.apply_verdicts("check_answer", pairs, results, policy=policies["check_answer"],
                                       rejected="answer judged inaccurate", field="accurate")
 
     # 9. conversations (large model), gated
     groups = _conversation_groups(pairs, pairs_per_conversation, system_prompts, seed)
     if steps.rewrite:
-        results = await steps.conversation.run(groups, progress=share.of(0.85, 1.0))
+        results = await steps.conversation.run(groups, progress=shard.progress(0.85, 1.0))
         conversations = _with_fallback(record, groups, results, fallback, fallbacks)
     else:
         conversations = [(g, _messages_from_pairs(g["pair_list"])) for g in groups]
@@ -338,15 +299,12 @@ def _conversation_groups(pairs, size, system_prompts, seed) -> list[dict]:
 class _Fallbacks:
     """How many conversations the run had, and why each one built from its pairs was."""
 
-    def __init__(self):
-        self.total = 0
-        self.reasons = Counter()
+    def __init__(self, state: dict | None = None):
+        self.total = state["total"] if state else 0
+        self.reasons = Counter(state["reasons"] if state else {})
 
     def state(self) -> dict:
         return {"total": self.total, "reasons": dict(self.reasons)}
-
-    def restore(self, state: dict) -> None:
-        self.total, self.reasons = state["total"], Counter(state["reasons"])
 
 
 def _with_fallback(record, groups, results, fallback, fallbacks: _Fallbacks):
