@@ -174,6 +174,20 @@ class ScriptedPipeline:
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), \
                 f"{name} differs between two runs of the same config"
 
+    def assert_shards_change_no_byte(self, tmp_path, outputs, **fields) -> None:
+        """A run with every input file a shard of its own (``shard_bytes: 1``) writes the same
+        bytes, and the same manifest counts, as a run reading the corpus in one piece."""
+        tmp_path = Path(tmp_path)
+        whole = self.run(tmp_path, "whole", shard_bytes=10**15, **fields)
+        sharded = self.run(tmp_path, "sharded", shard_bytes=1, **fields)
+        assert whole.exit_code == sharded.exit_code == 0, sharded.error or whole.error
+        for name in outputs:
+            assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), \
+                f"{name} differs when the corpus goes a shard at a time"
+        manifests = [json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("whole", "sharded")]
+        for fact in ("steps", "outputs", "reading"):
+            assert manifests[0].get(fact) == manifests[1].get(fact), fact
+
     def refused(self, tmp_path, **fields) -> str:
         """``atk run`` of a config with ``fields`` (scripted roles, output ``tmp_path/out``,
         one document in ``tmp_path/docs``, which ``input_dir: docs`` names) must be refused
@@ -243,6 +257,11 @@ class PipelinePromises:
 
     def test_killed_with_sigkill_then_run_again_repeats_only_the_calls_in_flight(self, tmp_path):
         self.kit.assert_resumes_after_kill(tmp_path, self.outputs, **self.fields)
+
+    def test_a_shard_at_a_time_writes_what_one_pass_writes(self, tmp_path):
+        # shard_bytes: 1 makes every input file a shard of its own (a pipeline that reads its
+        # corpus in one piece ignores it)
+        self.kit.assert_shards_change_no_byte(tmp_path, self.outputs, **self.fields)
 
     def test_its_config_mistakes_are_refused_in_one_line(self, tmp_path):
         for index, (fields, message) in enumerate(self.mistakes):

@@ -35,8 +35,8 @@ from atk_core import (
     AtLeast, Between, ConfigError, Documents, PipelineError, PipelineStep, Problem, PromptLibrary,
     Output, RunRecord, Sampling, StepEnvironment, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, first_problem, grounding_problem,
-    placeholder_problem, prose_problem, refers_to_source, require_roles, select_chunks, set_progress,
-    with_fields, words, write_records,
+    placeholder_problem, prose_problem, refers_to_source, require_roles, set_progress, ShardedRun,
+    with_fields, words,
 )
 
 from .forms import form_problem
@@ -95,82 +95,88 @@ async def repvar(
     """
     record = RunRecord()
     checking = sampling.checking(seed)
-
-    # 1. read, chunk, content; 2. filter (small model, a vote)
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
-    chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
-        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
-    by_id = {chunk.id: chunk for chunk in chunks}
-
-    # 3. facts (small model), gated; a chunk whose facts fail still gets its variations
-    facts = {sample["id"]: [] for sample in samples}
-    if extract_facts:
-        step = PipelineStep(name="facts", prompt="extract_facts", model="small",
-                            json_schema=FACTS_SCHEMA, validator=_facts_gate(fact_grounding),
-                            max_tokens=min(sampling.max_tokens, 512), **checking)
-        results = await step.run(samples, progress=(0.15, 0.3))
-        for sample, result in record.step("facts", samples, results):
-            facts[sample["id"]] = _grounded_facts(result.value["facts"], sample["chunk"],
-                                                  fact_grounding)
-
-    # 4. variations (large model), each in a form the seed picks, gated
+    facts_step = PipelineStep(name="facts", prompt="extract_facts", model="small",
+                              json_schema=FACTS_SCHEMA, validator=_facts_gate(fact_grounding),
+                              max_tokens=min(sampling.max_tokens, 512), **checking)
     env = StepEnvironment.from_run()
     available = [name.split("/", 1)[1] for name in env.prompts.names(FORMS_FOLDER)]
     chosen_forms = _forms(available, forms)
-    rewrites = [{**sample, "id": f"{sample['id']}/v{index}", "chunk_id": sample["id"],
-                 "form": form, "facts": _fact_lines(facts[sample["id"]])}
-                for sample in samples
-                for index, form in enumerate(_pick_forms(chosen_forms, variations, seed, sample["id"]))]
-    steps = {form: PipelineStep(
+    form_steps = {form: PipelineStep(
         name="variation", prompt=f"{FORMS_FOLDER}/{form}", model="large",
         validator=_variation_gate(env.prompts.load(f"{FORMS_FOLDER}/{form}").own_words(),
                                   variation_grounding, min_variation_words, max_similarity),
-        gate_copies=gate_copies, **sampling.writing(seed))
-        for form in sorted({r["form"] for r in rewrites})}
-    # One form after the other (each with the model's full concurrency), so the bar only grows.
-    share, result_of = 0.6 / max(1, len(steps)), {}
-    for i, (form, step) in enumerate(steps.items()):
-        group = [r for r in rewrites if r["form"] == form]
-        for result in await step.run(group, progress=(0.3 + i * share, 0.3 + (i + 1) * share)):
-            result_of[result.sample_id] = result
-    results = [result_of[r["id"]] for r in rewrites]  # back in chunk order
-    kept = {sample["id"]: result.value.strip()
-            for sample, result in record.step("variation", rewrites, results)}
-
-    # 5. typos (no model), and the outputs
-    rows, sources = [], []
-
-    def add(text, kind, chunk, row_id, form=None):
-        prefix = f"{dataset_context.strip()}\n\n" if dataset_context and dataset_context.strip() else ""
-        rows.append({"text": prefix + text})
-        sources.append({"id": row_id, "kind": kind, "form": form, "source": chunk.source,
-                        "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id})
-
-    for sample in samples:
-        chunk = by_id[sample["id"]]
-        if include_chunks:
-            add(chunk.text, "chunk", chunk, chunk.id)
-        if facts[chunk.id]:
-            add(_fact_lines(facts[chunk.id]), "facts", chunk, f"{chunk.id}/facts")
-        for rewrite in (r for r in rewrites if r["chunk_id"] == chunk.id):
-            if rewrite["id"] in kept:
-                add(kept[rewrite["id"]], "variation", chunk, rewrite["id"], rewrite["form"])
-        for index in range(typo_variations):
-            typo_seed = derive_seed(seed, chunk.id, "typos", index)
-            add(with_typos(chunk.text, typo_rate, typo_seed), "typos", chunk, f"{chunk.id}/t{index}")
-    if typo_variations:
-        record.count("typos", len(samples), len(samples) * typo_variations)
-
+        gate_copies=gate_copies, **sampling.writing(seed)) for form in chosen_forms}
+    prefix = f"{dataset_context.strip()}\n\n" if dataset_context and dataset_context.strip() else ""
     output = Path(output_dir)
-    write_records(output, rows, OUTPUTS[0], record)
-    write_records(output, sources, OUTPUTS[1], record)
-    record.write(output)
-    set_progress(task_id, 1.0, f"{len(rows)} rows ({len(kept)} variations)")
-    if not rows:
+    files = [o.file for o in OUTPUTS[:2]]
+
+    # A shard of the corpus at a time: every chunk is rewritten on its own.
+    async with ShardedRun(input_dir, output, record, documents, files, seed=seed) as run:
+        kept_total = run.state.get("variations", 0)
+        # 1. read, chunk, content; 2. filter (small model, a vote)
+        async for shard in run.shards(judge=judge, policy=verdicts, rejected="judged without content",
+                                      judged=(0.02, 0.15), task_id=task_id):
+            samples, by_id = shard.samples, shard.by_id
+
+            # 3. facts (small model), gated; a chunk whose facts fail still gets its variations
+            facts = {sample["id"]: [] for sample in samples}
+            if extract_facts:
+                results = await facts_step.run(samples, progress=shard.progress(0.15, 0.3))
+                for sample, result in record.step("facts", samples, results):
+                    facts[sample["id"]] = _grounded_facts(result.value["facts"], sample["chunk"],
+                                                          fact_grounding)
+
+            # 4. variations (large model), each in a form the seed picks, gated
+            rewrites = [{**sample, "id": f"{sample['id']}/v{index}", "chunk_id": sample["id"],
+                         "form": form, "facts": _fact_lines(facts[sample["id"]])}
+                        for sample in samples
+                        for index, form in enumerate(_pick_forms(chosen_forms, variations, seed, sample["id"]))]
+            used = sorted({r["form"] for r in rewrites})
+            # One form after the other (each with the model's full concurrency), so the bar only grows.
+            share, result_of = 0.6 / max(1, len(used)), {}
+            for i, form in enumerate(used):
+                group = [r for r in rewrites if r["form"] == form]
+                for result in await form_steps[form].run(
+                        group, progress=shard.progress(0.3 + i * share, 0.3 + (i + 1) * share)):
+                    result_of[result.sample_id] = result
+            results = [result_of[r["id"]] for r in rewrites]  # back in chunk order
+            kept = {sample["id"]: result.value.strip()
+                    for sample, result in record.step("variation", rewrites, results)}
+            kept_total += len(kept)
+
+            # 5. typos (no model), and the outputs
+            rows, sources = [], []
+
+            def add(text, kind, chunk, row_id, form=None):
+                rows.append({"text": prefix + text})
+                sources.append({"id": row_id, "kind": kind, "form": form, "source": chunk.source,
+                                "start": chunk.start, "end": chunk.end, "chunk_id": chunk.id})
+
+            for sample in samples:
+                chunk = by_id[sample["id"]]
+                if include_chunks:
+                    add(chunk.text, "chunk", chunk, chunk.id)
+                if facts[chunk.id]:
+                    add(_fact_lines(facts[chunk.id]), "facts", chunk, f"{chunk.id}/facts")
+                for rewrite in (r for r in rewrites if r["chunk_id"] == chunk.id):
+                    if rewrite["id"] in kept:
+                        add(kept[rewrite["id"]], "variation", chunk, rewrite["id"], rewrite["form"])
+                for index in range(typo_variations):
+                    typo_seed = derive_seed(seed, chunk.id, "typos", index)
+                    add(with_typos(chunk.text, typo_rate, typo_seed), "typos", chunk, f"{chunk.id}/t{index}")
+            if typo_variations:
+                record.count("typos", len(samples), len(samples) * typo_variations)
+            run.extend(OUTPUTS[0].file, rows)
+            run.extend(OUTPUTS[1].file, sources)
+            run.finished(shard, {"variations": kept_total})
+    run.write_record()
+    written = run.counts[OUTPUTS[0].file]
+    set_progress(task_id, 1.0, f"{written} rows ({kept_total} variations)")
+    if not written:
         raise PipelineError(f"no text survived the checks; see {output / 'failures.jsonl'}"
                             f" or run: atk inspect {output}")
-    return {"rows": len(rows), "variations": len(kept)}
+    return {"rows": written, "variations": kept_total}
 
 
 # -- forms ------------------------------------------------------------------------------------
