@@ -13,7 +13,7 @@ nothing runs) and ``atk run --again`` (every answer replayed from the store).
 Peak memory is the run process's own maximum resident set (``wait4``'s
 ``ru_maxrss``), the server's not included.
 
-    python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--full]
+    python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--replay-up-to 40] [--full]
 
 By default each chunk is asked one question and the model's own checks are
 skipped (``--full``: the template's three questions, votes and checks, about
@@ -104,6 +104,8 @@ def main():
     parser.add_argument("--sizes", type=float, nargs="+", default=[4, 40, 400])
     parser.add_argument("--baseline-up-to", type=float, default=40,
                         help="run the one-piece baseline only up to this size (MB)")
+    parser.add_argument("--replay-up-to", type=float, default=40,
+                        help="replay the finished run (--again) only up to this size (MB)")
     parser.add_argument("--full", action="store_true", help="every step of the template, not the light run")
     args = parser.parse_args()
     rows = []
@@ -118,7 +120,7 @@ def main():
             seconds, peak = atk_run(sharded)
             requests = server.request_count - first
             up_to_date, _ = atk_run(sharded)
-            replay, replay_peak = atk_run(sharded, "--again")
+            replay, replay_peak = atk_run(sharded, "--again") if size <= args.replay_up_to else (None, None)
             row = {"size": size, "text": text / 1e6, "requests": requests, "seconds": seconds, "peak": peak,
                    "up_to_date": up_to_date, "replay": replay, "replay_peak": replay_peak}
             if size <= args.baseline_up_to:
@@ -132,9 +134,10 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         whole = (f"{row['whole_seconds']:.1f} s, {row['whole_peak']:.0f} MB" if "whole_peak" in row else "not run")
+        replay = "not run" if row["replay"] is None else f"{row['replay']:.1f} s"
         print(f"| {row['text']:.1f} MB | {row['requests']:,} | {row['seconds']:.1f} s | {row['peak']:.0f} MB |"
               f" {row['peak'] / smallest:.2f} | {whole} | {row['up_to_date']:.2f} s"
-              f" ({100 * row['up_to_date'] / row['seconds']:.1f} %) | {row['replay']:.1f} s |")
+              f" ({100 * row['up_to_date'] / row['seconds']:.1f} %) | {replay} |")
 
 
 if __name__ == "__main__":
