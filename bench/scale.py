@@ -13,13 +13,15 @@ nothing runs) and ``atk run --again`` (every answer replayed from the store).
 Peak memory is the run process's own maximum resident set (``wait4``'s
 ``ru_maxrss``), the server's not included.
 
-    python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--replay-up-to 40] [--full]
+    python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--replay-up-to 40]
+                          [--ray-up-to 40] [--full]
 
 By default each chunk is asked one question and the model's own checks are
 skipped (``--full``: the template's three questions, votes and checks, about
 15 requests per chunk): the light run makes a 400 MB corpus take minutes, not
-hours, and memory is what it is about. The Ray executor does not stream yet:
-it is not measured here.
+hours, and memory is what it is about. ``--ray-up-to``: the same streamed run
+on a two-node local Ray cluster (``ray start`` twice, two CPUs each), the
+driver's peak and time.
 """
 
 import argparse
@@ -76,21 +78,35 @@ def write_corpus(folder: Path, megabytes: float) -> int:
     return written
 
 
-def config(root: Path, name: str, corpus: Path, url: str, shard_bytes: int, full: bool) -> Path:
+def config(root: Path, name: str, corpus: Path, url: str, shard_bytes: int, full: bool,
+           executor: str = "") -> Path:
     role = f"{{backend: openai, model: fake, base_url: '{url}', concurrency: 32, timeout: 60}}"
     light = "" if full else "questions_per_chunk: 1\nverdicts: skip\nrewrite_conversations: false\n"
     path = root / f"{name}.yaml"
     path.write_text(f"pipeline: factual-qa\ninput_dir: {corpus}\noutput_dir: {root / name}\n"
                     f"progress: [jsonl]\nshard_bytes: {shard_bytes}\n{light}"
-                    f"models:\n  small: {role}\n  large: {role}\n")
+                    f"models:\n  small: {role}\n  large: {role}\n"
+                    + (f"executor: {executor}\n" if executor else ""))
     return path
 
 
-def atk_run(path: Path, *args) -> tuple[float, float]:
+def start_two_nodes(root: Path) -> tuple[str, dict]:
+    """A local Ray cluster of two nodes (a head and a worker, two CPUs each); its address
+    and the environment that reaches it."""
+    from ray_workers import RAY, start_cluster  # beside this file
+
+    address, env = start_cluster(root, 2)
+    subprocess.run([str(RAY), "start", f"--address={address}", "--num-cpus=2",
+                    "--object-store-memory=200000000", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True)
+    return address, env
+
+
+def atk_run(path: Path, *args, env=None) -> tuple[float, float]:
     """Seconds and peak resident MB of ``atk run PATH ARGS``, in its own process."""
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "atk_core", "run", str(path), "-q", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
@@ -107,6 +123,9 @@ def main():
     parser.add_argument("--replay-up-to", type=float, default=40,
                         help="replay the finished run (--again) only up to this size (MB)")
     parser.add_argument("--full", action="store_true", help="every step of the template, not the light run")
+    parser.add_argument("--ray-up-to", type=float, default=None,
+                        help="also run on a two-node local Ray cluster, up to this size (MB);"
+                             " needs atk-executor-ray, and stops every Ray process here at the end")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="atk-scale-") as temp, \
@@ -128,16 +147,33 @@ def main():
                 row["whole_seconds"], row["whole_peak"] = atk_run(whole)
             rows.append(row)
             print(f"{size:g} MB done: {row}", file=sys.stderr, flush=True)
+        if args.ray_up_to:
+            from ray_workers import RAY
+
+            address, env = start_two_nodes(root)
+            try:
+                for row in rows:
+                    if row["size"] > args.ray_up_to:
+                        continue
+                    executor = f"{{ray: {{address: '{address}', workers: 2}}}}"
+                    on_ray = config(root, f"ray-{row['size']:g}", root / f"corpus-{row['size']:g}",
+                                    server.url + "/v1", 8_000_000, args.full, executor)
+                    row["ray_seconds"], row["ray_peak"] = atk_run(on_ray, env=env)
+                    print(f"{row['size']:g} MB on Ray: {row['ray_seconds']:.1f} s, {row['ray_peak']:.0f} MB",
+                          file=sys.stderr, flush=True)
+            finally:
+                subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True)
     smallest = rows[0]["peak"]
     print("| text | requests | first run | peak memory | × peak at smallest | one piece (before) |"
-          " up to date | --again (replay) |")
-    print("|---|---|---|---|---|---|---|---|")
+          " up to date | --again (replay) | on Ray (driver's peak) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         whole = (f"{row['whole_seconds']:.1f} s, {row['whole_peak']:.0f} MB" if "whole_peak" in row else "not run")
         replay = "not run" if row["replay"] is None else f"{row['replay']:.1f} s"
+        ray = f"{row['ray_seconds']:.1f} s, {row['ray_peak']:.0f} MB" if "ray_peak" in row else "not run"
         print(f"| {row['text']:.1f} MB | {row['requests']:,} | {row['seconds']:.1f} s | {row['peak']:.0f} MB |"
               f" {row['peak'] / smallest:.2f} | {whole} | {row['up_to_date']:.2f} s"
-              f" ({100 * row['up_to_date'] / row['seconds']:.1f} %) | {replay} |")
+              f" ({100 * row['up_to_date'] / row['seconds']:.1f} %) | {replay} | {ray} |")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ class ShardedRun:
         elif self.sharded:
             record.spool(self.folder / "failures")
         self._near = None
+        self._surveyed = None  # after survey(): the file of the shards it read
 
     async def __aenter__(self) -> "ShardedRun":
         return self
@@ -139,23 +140,71 @@ class ShardedRun:
             self._near.rollback(self._checkpointed["near"])  # what the unfinished shard added
         return self._near
 
+    async def survey(self, take, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
+                     judged: tuple[float, float] = (0.02, 0.2), task_id=None) -> None:
+        """For a pipeline that needs something of every chunk before it writes from any (a
+        retrieval index over the corpus, every name in it): read and judge every shard first,
+        calling ``take(shard)`` with each, then ``shards()`` gives them again from
+        ``.atk-partial/`` (not read or judged twice). On a resumed run past the survey, nothing
+        happens: what ``take`` built must be kept where it outlives the process (a file in
+        ``folder``, or the pipeline's ``state``)."""
+        import dataclasses
+        import sqlite3
+
+        if self._checkpointed and self._checkpointed.get("surveyed"):
+            self._surveyed = self.folder / "survey.sqlite"
+            return
+        path = self.folder / "survey.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE shards (shard INTEGER PRIMARY KEY, chunks TEXT, samples TEXT)")
+            total = len(self.corpus.shards)
+            start, end = judged
+            for index, files in enumerate(self.corpus.shards):
+                shard = Shard(index, total, [], [])
+                shard.chunks, shard.samples = await self._read(
+                    files, judge, policy, rejected,
+                    (start + (end - start) * index / total, start + (end - start) * (index + 1) / total), task_id)
+                take(shard)
+                db.execute("INSERT INTO shards VALUES (?, ?, ?)", (
+                    index, json.dumps([dataclasses.asdict(c) for c in shard.chunks]), json.dumps(shard.samples)))
+                db.commit()
+        self._surveyed = path
+        if self.resumable:  # the survey is done: a resumed run starts after it
+            self.finished(Shard(-1, total, [], []), self.state, surveyed=True)
+
     async def shards(self, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
                      judged: tuple[float, float] = (0.02, 0.2), task_id=None):
         """Each unfinished shard in order, read, chunked, through the content gate and the
-        ``judge`` (see ``judge_chunks``), the judge's progress ``judged``."""
-        from ..engine.progress import set_progress
-        from .selection import judge_chunks
+        ``judge`` (see ``judge_chunks``), the judge's progress ``judged`` (after ``survey``:
+        as the survey found it)."""
+        import sqlite3
+
+        from .chunks import Chunk
 
         for index, files in enumerate(self.corpus.shards):
             if index < self.done:
                 continue
             shard = Shard(index, len(self.corpus.shards), [], [])
-            set_progress(task_id, shard.at(judged[0]), "reading documents")
-            shard.chunks = self.corpus.chunks(files)
-            shard.samples = await judge_chunks(shard.chunks, self.record, self.documents, judge=judge,
-                                               policy=policy, rejected=rejected,
-                                               progress=shard.progress(*judged))
+            if self._surveyed is not None:
+                with sqlite3.connect(self._surveyed) as db:
+                    chunks, samples = db.execute("SELECT chunks, samples FROM shards WHERE shard = ?",
+                                                 (index,)).fetchone()
+                shard.chunks = [Chunk(**chunk) for chunk in json.loads(chunks)]
+                shard.samples = json.loads(samples)
+            else:
+                shard.chunks, shard.samples = await self._read(files, judge, policy, rejected,
+                                                               shard.progress(*judged), task_id)
             yield shard
+
+    async def _read(self, files, judge, policy, rejected, progress, task_id):
+        from ..engine.progress import set_progress
+        from .selection import judge_chunks
+
+        set_progress(task_id, progress[0], "reading documents")
+        chunks = self.corpus.chunks(files)
+        samples = await judge_chunks(chunks, self.record, self.documents, judge=judge, policy=policy,
+                                     rejected=rejected, progress=progress)
+        return chunks, samples
 
     def extend(self, name: str, rows) -> None:
         """Append ``rows`` to the output ``name``."""
@@ -163,7 +212,7 @@ class ShardedRun:
         self._handles[name].write(jsonl_text(rows).encode("utf-8"))
         self.counts[name] += len(rows)
 
-    def finished(self, shard: Shard, state: dict | None = None) -> None:
+    def finished(self, shard: Shard, state: dict | None = None, *, surveyed: bool = False) -> None:
         """``shard`` is done: what it wrote is flushed, and the checkpoint says so, with the
         pipeline's run-wide ``state`` (JSON), which a resumed run finds in ``state``."""
         self.done, self.state = shard.index + 1, state or {}
@@ -177,7 +226,8 @@ class ShardedRun:
         atomic_write_json(self.folder / CHECKPOINT, {
             "key": self._key, "done": self.done, "lengths": lengths, "counts": self.counts,
             "record": self.record.state(), "calls": self.run.calls, "corpus": self.corpus.state(),
-            "near": self._near.mark() if self._near is not None else 0, "state": self.state})
+            "near": self._near.mark() if self._near is not None else 0, "state": self.state,
+            "surveyed": surveyed or self._surveyed is not None})
 
     def write_record(self, extra: dict | None = None) -> dict:
         """``failures.jsonl`` and the manifest (``RunRecord.write``); then the partial

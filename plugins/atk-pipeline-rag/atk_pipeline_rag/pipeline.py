@@ -34,8 +34,7 @@ from atk_core import (
     PipelineStep, Problem, RunRecord, Sampling, StepEnvironment, chatter_problem, check_input_dir,
     chunk_filter, derive_seed, duplicate_questions, first_problem, focus_samples,
     grounding_problem, pair_of, placeholder_problem, question_id, question_step, repetition_problem,
-    require_roles, select_chunks, set_progress, unknown_word_problem, with_fields, words,
-    write_conversations, write_records,
+    require_roles, set_progress, ShardedRun, unknown_word_problem, with_fields, words, conversation_row,
 )
 
 from .retrieval import ChunkIndex
@@ -86,80 +85,100 @@ async def rag_data(
     """Turn a folder of documents into conversations that use, or refuse from, retrieved
     context. The annotations are what a config may set; ``vet_config`` the rest."""
     record = RunRecord()
-
-    # 1. read, chunk, content, filter
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **sampling.checking(seed))
-    chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
-        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
-    by_id = {chunk.id: chunk for chunk in chunks}
-
-    # 2. generate, 3. deduplicate
-    focused = focus_samples(samples, questions_per_chunk, seed, record)
     generate = question_step(gates=gates, answers=answers, gate_copies=gate_copies,
                              **sampling.writing(seed))
-    results = await generate.run(focused, progress=(0.15, 0.6))
-    pairs = [{**pair_of(result.value, sample, answers), "id": question_id("rag", sample["id"], result.value["question"]),
-              "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
-             for sample, result in record.step("generate", focused, results)]
-    pairs = record.gate("deduplicate", pairs, duplicate_questions(gates))
+    refuse = PipelineStep(name="refuse", prompt="write_refusal", model="large",
+                          json_schema=REFUSAL_SCHEMA, validator=_refusal_gate,
+                          gate_copies=gate_copies, **sampling.writing(seed, max_tokens=256))
+    prompts = StepEnvironment.from_run().prompts
+    system = prompts.load("system")
+    output = Path(output_dir)
+    files = [o.file for o in OUTPUTS[:4]]
 
-    # 4. retrieve: the context each question is given
-    index = ChunkIndex(samples)
-    texts = {sample["id"]: sample["chunk"] for sample in samples}
-    try:
-        for pair in pairs:
-            pair.update(_context(pair, index, texts, max_chunks, failure_share, seed, record,
-                                 gates.grounding_threshold))
-    finally:
-        index.close()
-    record.count("retrieve", len(pairs), len(pairs))
+    # A shard at a time; retrieval searches the whole corpus, so every shard is read and
+    # judged first, into the index (a file beside the partial outputs).
+    async with ShardedRun(input_dir, output, record, documents, files, seed=seed) as run:
+        index = ChunkIndex(path=run.folder / "index.sqlite")
+        try:
+            # 1. read, chunk, content, filter
+            await run.survey(lambda shard: index.add(shard.samples, shard.by_id), judge=judge,
+                             policy=verdicts, rejected="judged without content", judged=(0.02, 0.15),
+                             task_id=task_id)
+            near = run.near_copies(gates)
+            kinds = run.state.get("failure_samples", 0)
+            async for shard in run.shards():
+                samples = shard.samples
 
-    # 5. refuse: the failure samples' answers
-    failures = [p for p in pairs if p["failure"]]
-    if failures and refusals == "written":
-        refuse = PipelineStep(name="refuse", prompt="write_refusal", model="large",
-                              json_schema=REFUSAL_SCHEMA, validator=_refusal_gate,
-                              gate_copies=gate_copies, **sampling.writing(seed, max_tokens=256))
-        results = await refuse.run(failures, progress=(0.6, 0.9))
-        refused = {s["id"]: r.value["answer"].strip() for s, r in record.step("refuse", failures, results)}
-        pairs = [p for p in pairs if not p["failure"] or p["id"] in refused]
-        for pair in pairs:
-            if pair["failure"]:
-                pair["answer"] = refused[pair["id"]]
-    elif failures:
-        text = StepEnvironment.from_run().prompts.load("refusal").render({}).strip()
-        for pair in failures:
-            pair["answer"] = text
+                # 2. generate, 3. deduplicate
+                focused = focus_samples(samples, questions_per_chunk, seed, record)
+                results = await generate.run(focused, progress=shard.progress(0.15, 0.6))
+                pairs = [{**pair_of(result.value, sample, answers),
+                          "id": question_id("rag", sample["id"], result.value["question"]),
+                          "chunk_id": sample["chunk_id"], "focus": sample["focus"]}
+                         for sample, result in record.step("generate", focused, results)]
+                pairs = record.gate("deduplicate", pairs, duplicate_questions(gates, near=near))
 
-    # outputs
-    system = StepEnvironment.from_run().prompts.load("system")
+                # 4. retrieve: the context each question is given, from the whole corpus
+                for pair in pairs:
+                    pair.update(_context(pair, index, max_chunks, failure_share, seed, record,
+                                         gates.grounding_threshold))
+                record.count("retrieve", len(pairs), len(pairs))
+
+                # 5. refuse: the failure samples' answers
+                failures = [p for p in pairs if p["failure"]]
+                if failures and refusals == "written":
+                    results = await refuse.run(failures, progress=shard.progress(0.6, 0.9))
+                    refused = {s["id"]: r.value["answer"].strip()
+                               for s, r in record.step("refuse", failures, results)}
+                    pairs = [p for p in pairs if not p["failure"] or p["id"] in refused]
+                    for pair in pairs:
+                        if pair["failure"]:
+                            pair["answer"] = refused[pair["id"]]
+                elif failures:
+                    text = prompts.load("refusal").render({}).strip()
+                    for pair in failures:
+                        pair["answer"] = text
+
+                # outputs, appended shard after shard
+                chats, retrieval = _rows(pairs, index, system)
+                for output_ in OUTPUTS[:3]:
+                    run.extend(output_.file, (conversation_row(c, output_.format) for c in chats))
+                run.extend(OUTPUTS[3].file, retrieval)
+                kinds += sum(p["failure"] for p in pairs)
+                run.finished(shard, {"failure_samples": kinds})
+        finally:
+            index.close()
+    run.write_record()
+    conversations = run.counts[OUTPUTS[0].file]
+    set_progress(task_id, 1.0, f"{conversations} conversations ({kinds} with the answer not in the context)")
+    if not conversations:
+        raise PipelineError(f"no conversation survived the checks; see {output / 'failures.jsonl'}"
+                            f" or run: atk inspect {output}")
+    return {"conversations": conversations, "failure_samples": kinds}
+
+
+def _rows(pairs, index: ChunkIndex, system):
+    """Each pair's conversation (the retrieved chunks in its system prompt) and its line of
+    retrieval.jsonl; a chunk found anywhere in the corpus, through the index."""
     chats, retrieval = [], []
     for pair in pairs:
-        context = "\n\n".join(f"Document {n} (from {by_id[c['chunk_id']].source}):\n"
-                                f"{by_id[c['chunk_id']].text}" for n, c in enumerate(pair["context"], 1))
+        places = {c["chunk_id"]: index.place(c["chunk_id"]) for c in pair["context"]}
+        context = "\n\n".join(f"Document {n} (from {places[c['chunk_id']][0]}):\n{index.text(c['chunk_id'])}"
+                              for n, c in enumerate(pair["context"], 1))
         chats.append(Conversation(pair["id"], [
             {"role": "system", "content": system.render({"context": context}).strip()},
             {"role": "user", "content": pair["question"]},
             {"role": "assistant", "content": pair["answer"]}]))
         retrieval.append({"id": pair["id"], "question": pair["question"], "failure": pair["failure"],
-                          "source_chunk": pair["chunk_id"], "source": by_id[pair["chunk_id"]].source,
-                          "context": [{**c, "source": by_id[c["chunk_id"]].source,
-                                       "start": by_id[c["chunk_id"]].start,
-                                       "end": by_id[c["chunk_id"]].end} for c in pair["context"]]})
-    output = Path(output_dir)
-    write_conversations(output, chats, OUTPUTS, record)
-    write_records(output, retrieval, OUTPUTS[3], record)
-    record.write(output)
-    kinds = sum(p["failure"] for p in pairs)
-    set_progress(task_id, 1.0, f"{len(chats)} conversations ({kinds} with the answer not in the context)")
-    if not chats:
-        raise PipelineError(f"no conversation survived the checks; see {output / 'failures.jsonl'}"
-                            f" or run: atk inspect {output}")
-    return {"conversations": len(chats), "failure_samples": kinds}
+                          "source_chunk": pair["chunk_id"], "source": index.place(pair["chunk_id"])[0],
+                          "context": [{**c, "source": places[c["chunk_id"]][0],
+                                       "start": places[c["chunk_id"]][1],
+                                       "end": places[c["chunk_id"]][2]} for c in pair["context"]]})
+    return chats, retrieval
 
 
-def _context(pair, index: ChunkIndex, texts: dict, max_chunks: int, failure_share: float,
+def _context(pair, index: ChunkIndex, max_chunks: int, failure_share: float,
              seed: int, record: RunRecord, threshold: float) -> dict:
     """The chunks a sample is given: ``k`` of them (1..max_chunks, by the seed); the source
     and the best other hits for its question, or (a failure sample, by the seed) only other
@@ -171,7 +190,7 @@ def _context(pair, index: ChunkIndex, texts: dict, max_chunks: int, failure_shar
     others = index.search(pair["question"], k + 5 if failure else k, exclude=[pair["chunk_id"]])
     if failure:
         lacking = [(chunk_id, score) for chunk_id, score in others
-                   if grounding_problem(pair["answer"], texts[chunk_id], threshold=threshold)]
+                   if grounding_problem(pair["answer"], index.text(chunk_id), threshold=threshold)]
         for _ in range(len(others) - len(lacking)):
             record.note("retrieve", "a hit that holds the answer left out of a failure sample")
         others = lacking

@@ -1,4 +1,4 @@
-"""Retrieval over a run's chunks: SQLite FTS5 and BM25, in memory, no service to run.
+"""Retrieval over a run's chunks: SQLite FTS5 and BM25, no service to run.
 
 The distractors of a RAG sample are what a real retriever would return for
 its question: chunks that share its words, ranked by BM25, not chunks drawn
@@ -14,14 +14,38 @@ from atk_core import content_words
 
 
 class ChunkIndex:
-    """A full-text index of chunks (``id``, ``chunk`` text) to search with a question."""
+    """A full-text index of chunks (``id``, ``chunk`` text) to search with a question: in
+    memory, or in the file ``path`` (a corpus read a shard at a time adds each shard's
+    chunks, and a resumed run opens it again). It keeps each chunk's source and offsets, to
+    give a hit from another shard."""
 
-    def __init__(self, samples):
-        self._db = sqlite3.connect(":memory:")
-        self._db.execute("CREATE VIRTUAL TABLE chunks USING fts5(id UNINDEXED, body)")
-        self._db.executemany("INSERT INTO chunks VALUES (?, ?)",
-                             [(sample["id"], sample["chunk"]) for sample in samples])
-        self.size = len(samples)
+    def __init__(self, samples=(), path=None):
+        self._db = sqlite3.connect(str(path) if path is not None else ":memory:")
+        self._db.executescript(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(id UNINDEXED, body);"
+            "CREATE TABLE IF NOT EXISTS places (id TEXT PRIMARY KEY, body TEXT, source TEXT,"
+            " start INTEGER, end INTEGER);")
+        self.add(samples)
+
+    def add(self, samples, chunks=None) -> None:
+        """Index ``samples`` (in order), with their chunks' places (``chunks``: by id)."""
+        def place(sample):
+            chunk = (chunks or {}).get(sample["id"])
+            return (sample["id"], sample["chunk"], sample.get("source"),
+                    chunk.start if chunk else None, chunk.end if chunk else None)
+
+        with self._db:
+            self._db.executemany("INSERT INTO chunks VALUES (?, ?)",
+                                 [(sample["id"], sample["chunk"]) for sample in samples])
+            self._db.executemany("INSERT OR REPLACE INTO places VALUES (?, ?, ?, ?, ?)",
+                                 [place(sample) for sample in samples])
+
+    def text(self, chunk_id: str) -> str:
+        return self._db.execute("SELECT body FROM places WHERE id = ?", (chunk_id,)).fetchone()[0]
+
+    def place(self, chunk_id: str) -> tuple[str, int, int]:
+        """The chunk's source, start and end."""
+        return self._db.execute("SELECT source, start, end FROM places WHERE id = ?", (chunk_id,)).fetchone()
 
     def search(self, query: str, limit: int, exclude=()) -> list[tuple[str, float]]:
         """Up to ``limit`` chunk ids (and BM25 scores, higher is closer), best first, for the
