@@ -141,13 +141,13 @@ class ShardedRun:
         return self._near
 
     async def survey(self, take, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
-                     judged: tuple[float, float] = (0.02, 0.2), task_id=None) -> None:
+                     judged: tuple[float, float] = (0.02, 0.2), task_id=None, state=dict) -> None:
         """For a pipeline that needs something of every chunk before it writes from any (a
         retrieval index over the corpus, every name in it): read and judge every shard first,
         calling ``take(shard)`` with each, then ``shards()`` gives them again from
         ``.atk-partial/`` (not read or judged twice). On a resumed run past the survey, nothing
         happens: what ``take`` built must be kept where it outlives the process (a file in
-        ``folder``, or the pipeline's ``state``)."""
+        ``folder``, or the pipeline's state: ``state()``, as ``finished`` takes it)."""
         import dataclasses
         import sqlite3
 
@@ -170,7 +170,7 @@ class ShardedRun:
                 db.commit()
         self._surveyed = path
         if self.resumable:  # the survey is done: a resumed run starts after it
-            self.finished(Shard(-1, total, [], []), self.state, surveyed=True)
+            self.finished(Shard(-1, total, [], []), state(), surveyed=True)
 
     async def shards(self, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
                      judged: tuple[float, float] = (0.02, 0.2), task_id=None):

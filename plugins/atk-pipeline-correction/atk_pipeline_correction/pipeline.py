@@ -42,8 +42,8 @@ from atk_core import (
     Conversation, Output, Sampling, StepEnvironment, VoteStep, chatter_problem, check_input_dir,
     chunk_filter, content_words, derive_seed, duplicate_questions, first_problem, focus_samples,
     grounding_problem, pair_of, placeholder_problem, preference_row, prose_problem, question_id,
-    question_step, refers_to_source, repetition_problem, require_roles, select_chunks, set_progress,
-    unknown_word_problem, with_fields, write_conversations, write_records,
+    question_step, refers_to_source, repetition_problem, require_roles, set_progress, ShardedRun, conversation_row,
+    unknown_word_problem, with_fields,
 )
 
 from .flaws import alter, names_in
@@ -96,80 +96,89 @@ async def correction(
     record = RunRecord()
     checking = sampling.checking(seed)
     prompts = StepEnvironment.from_run().prompts
-
-    # 1. read, chunk, content, filter
     judge = chunk_filter(votes=filter_votes, threshold=vote_threshold, **checking)
-    chunks, samples = await select_chunks(
-        input_dir, record, documents, seed=seed, judge=judge, policy=verdicts,
-        rejected="judged without content", progress=(0.02, 0.15), task_id=task_id)
-    by_id = {chunk.id: chunk for chunk in chunks}
-
-    # 2. generate (large model), gated
-    focused = focus_samples(samples, questions_per_chunk, seed, record)
     options = dict(gate_copies=gate_copies, **sampling.writing(seed))
     short = dict(options, max_tokens=min(sampling.max_tokens, SAMPLE_MAX_TOKENS))
-    if flaws == "written":
-        sentence = answers == "sentence"
-        step = PipelineStep(name="generate", model="large",
-                            prompt="write_flawed" if sentence else "write_correction",
-                            json_schema=FLAWED_SCHEMA if sentence else WRITTEN_SCHEMA,
-                            validator=lambda value, sample: _sample_problem(
-                                _written(value, sample, answers), sample, gates, answers),
-                            **short)
-        results = await step.run(focused, progress=(0.15, 0.65))
-        made = [_written(result.value, sample, answers)
-                for sample, result in record.step("generate", focused, results)]
-    else:
-        step = question_step(gates=gates, answers=answers, **options)
-        results = await step.run(focused, progress=(0.15, 0.65))
-        asked = [{**pair_of(result.value, sample, answers), "sample": sample}
-                 for sample, result in record.step("generate", focused, results)]
-        follow_ups = _lines(prompts, "follow_ups")
-        # Every name of the run: alter() leaves out those the sample's own chunk holds.
-        names = set().union(*(names_in(s["chunk"]) for s in samples))
-        made = [_altered(pair, follow_ups, names, seed) for pair in asked]
-        made = record.gate("alter", made, lambda s: s.get("problem") or _sample_problem(
-            s, s["sample"], gates, answers, pair=False))  # the question step gated the pair
-    made = record.gate("deduplicate", made, duplicate_questions(gates))
-
-    # 3. check (small model, a vote): the first answer wrong, the correction right
-    if verdicts != "skip" and made:
-        check = VoteStep.yes_no("check", "check_correction", "confirmed", model="small",
-                                votes=check_votes, threshold=vote_threshold, **checking)
-        results = await check.run([{**s["sample"], **_fields(s), "id": s["id"]} for s in made],
-                                  progress=(0.65, 0.9))
-        made = record.apply_verdicts("check", made, results, policy=verdicts,
-                                  rejected="correction not confirmed")
-
-    # outputs
+    sentence = answers == "sentence"
+    write = PipelineStep(name="generate", model="large",
+                         prompt="write_flawed" if sentence else "write_correction",
+                         json_schema=FLAWED_SCHEMA if sentence else WRITTEN_SCHEMA,
+                         validator=lambda value, sample: _sample_problem(
+                             _written(value, sample, answers), sample, gates, answers),
+                         **short)
+    ask = question_step(gates=gates, answers=answers, **options)
+    check = VoteStep.yes_no("check", "check_correction", "confirmed", model="small",
+                            votes=check_votes, threshold=vote_threshold, **checking)
+    follow_ups = _lines(prompts, "follow_ups")
     system = prompts.load("system").render({}).strip()
     acknowledgements = _lines(prompts, "acknowledgements")
-    chats, preferences, rows = [], [], []
-    for sample in made:
-        chunk = by_id[sample["sample"]["chunk_id"]]
-        pick = random.Random(derive_seed(seed, sample["id"], "acknowledgement"))
-        final = f"{pick.choice(acknowledgements)} {sample['correction']}"
-        asked = [{"role": "system", "content": system}, {"role": "user", "content": sample["question"]}]
-        # only the last assistant message, the correction, is trained
-        chats.append(Conversation(sample["id"], [
-            *asked, {"role": "assistant", "content": sample["flawed_answer"], "weight": 0},
-            {"role": "user", "content": sample["follow_up"]},
-            {"role": "assistant", "content": final, "weight": 1}]))
-        preferences.append(preference_row(sample["id"], asked, sample["correction"],
-                                          sample["flawed_answer"]))
-        rows.append({"id": sample["id"], **_fields(sample), "flaw": sample["flaw"],
-                     "chunk_id": chunk.id, "source": chunk.source, "start": chunk.start,
-                     "end": chunk.end, "focus": sample["sample"]["focus"]})
     output = Path(output_dir)
-    write_conversations(output, chats, OUTPUTS, record)
-    write_records(output, preferences, OUTPUTS[2], record)
-    write_records(output, rows, OUTPUTS[3], record)
-    record.write(output)
-    set_progress(task_id, 1.0, f"{len(rows)} corrections")
-    if not rows:
+    files = [o.file for o in OUTPUTS]
+
+    # A shard at a time; a code-made flaw takes a name from anywhere in the corpus, so every
+    # shard is read and judged first, and its names kept.
+    async with ShardedRun(input_dir, output, record, documents, files, seed=seed) as run:
+        # 1. read, chunk, content, filter
+        names = set(run.state.get("names", []))
+        await run.survey(lambda shard: names.update(*(names_in(s["chunk"]) for s in shard.samples)),
+                         judge=judge, policy=verdicts, rejected="judged without content",
+                         judged=(0.02, 0.15), task_id=task_id, state=lambda: {"names": sorted(names)})
+        near = run.near_copies(gates)
+        async for shard in run.shards():
+            samples, by_id = shard.samples, shard.by_id
+
+            # 2. generate (large model), gated
+            focused = focus_samples(samples, questions_per_chunk, seed, record)
+            if flaws == "written":
+                results = await write.run(focused, progress=shard.progress(0.15, 0.65))
+                made = [_written(result.value, sample, answers)
+                        for sample, result in record.step("generate", focused, results)]
+            else:
+                results = await ask.run(focused, progress=shard.progress(0.15, 0.65))
+                asked = [{**pair_of(result.value, sample, answers), "sample": sample}
+                         for sample, result in record.step("generate", focused, results)]
+                # Every name of the run: alter() leaves out those the sample's own chunk holds.
+                made = [_altered(pair, follow_ups, names, seed) for pair in asked]
+                made = record.gate("alter", made, lambda s: s.get("problem") or _sample_problem(
+                    s, s["sample"], gates, answers, pair=False))  # the question step gated the pair
+            made = record.gate("deduplicate", made, duplicate_questions(gates, near=near))
+
+            # 3. check (small model, a vote): the first answer wrong, the correction right
+            if verdicts != "skip" and made:
+                results = await check.run([{**s["sample"], **_fields(s), "id": s["id"]} for s in made],
+                                          progress=shard.progress(0.65, 0.9))
+                made = record.apply_verdicts("check", made, results, policy=verdicts,
+                                             rejected="correction not confirmed")
+
+            # outputs, appended shard after shard
+            chats, preferences, rows = [], [], []
+            for sample in made:
+                chunk = by_id[sample["sample"]["chunk_id"]]
+                pick = random.Random(derive_seed(seed, sample["id"], "acknowledgement"))
+                final = f"{pick.choice(acknowledgements)} {sample['correction']}"
+                asked = [{"role": "system", "content": system}, {"role": "user", "content": sample["question"]}]
+                # only the last assistant message, the correction, is trained
+                chats.append(Conversation(sample["id"], [
+                    *asked, {"role": "assistant", "content": sample["flawed_answer"], "weight": 0},
+                    {"role": "user", "content": sample["follow_up"]},
+                    {"role": "assistant", "content": final, "weight": 1}]))
+                preferences.append(preference_row(sample["id"], asked, sample["correction"],
+                                                  sample["flawed_answer"]))
+                rows.append({"id": sample["id"], **_fields(sample), "flaw": sample["flaw"],
+                             "chunk_id": chunk.id, "source": chunk.source, "start": chunk.start,
+                             "end": chunk.end, "focus": sample["sample"]["focus"]})
+            for output_ in OUTPUTS[:2]:
+                run.extend(output_.file, (conversation_row(c, output_.format) for c in chats))
+            run.extend(OUTPUTS[2].file, preferences)
+            run.extend(OUTPUTS[3].file, rows)
+            run.finished(shard, {"names": sorted(names)})
+    run.write_record()
+    corrections = run.counts[OUTPUTS[3].file]
+    set_progress(task_id, 1.0, f"{corrections} corrections")
+    if not corrections:
         raise PipelineError(f"no correction survived the checks; see {output / 'failures.jsonl'}"
                             f" or run: atk inspect {output}")
-    return {"corrections": len(rows)}
+    return {"corrections": corrections}
 
 
 def _fields(sample: dict) -> dict:
