@@ -134,7 +134,7 @@ def main():
         for size in args.sizes:
             corpus = root / f"corpus-{size:g}"
             text = write_corpus(corpus, size)
-            sharded = config(root, f"sharded-{size:g}", corpus, server.url + "/v1", 8_000_000, args.full)
+            sharded = config(root, f"sharded-{size:g}", corpus, server.url + "/v1", 4_000_000, args.full)
             first = server.request_count
             seconds, peak = atk_run(sharded)
             requests = server.request_count - first
@@ -157,7 +157,7 @@ def main():
                         continue
                     executor = f"{{ray: {{address: '{address}', workers: 2}}}}"
                     on_ray = config(root, f"ray-{row['size']:g}", root / f"corpus-{row['size']:g}",
-                                    server.url + "/v1", 8_000_000, args.full, executor)
+                                    server.url + "/v1", 4_000_000, args.full, executor)
                     row["ray_seconds"], row["ray_peak"] = atk_run(on_ray, env=env)
                     print(f"{row['size']:g} MB on Ray: {row['ray_seconds']:.1f} s, {row['ray_peak']:.0f} MB",
                           file=sys.stderr, flush=True)

@@ -30,7 +30,7 @@ _STORE = "store.sqlite"  # and its -wal and -shm
 def fingerprint(plan) -> dict:
     """The fingerprint of a planned run (``runner.plan``): config, inputs and code."""
     output_dir = Path(plan.output_dir).expanduser().resolve()
-    inputs: dict[str, str] = {}
+    inputs = _Digest()  # a corpus of many files: hashed as it is walked, nothing kept per file
     for path in sorted(set(_paths_in(plan.arguments))):
         _hash_into(inputs, path, output_dir)
     if plan.prompt_overrides is not None:
@@ -38,10 +38,25 @@ def fingerprint(plan) -> dict:
     config = plan.config.redacted_yaml()
     return {
         "config": _sha(config.encode("utf-8")),
-        "inputs": _sha(json.dumps(inputs, sort_keys=True).encode("utf-8")),
-        "input_files": len(inputs),
+        "inputs": "sha256:" + inputs.hexdigest(),
+        "input_files": inputs.count,
         "code": _code_hash(plan.pipeline),
     }
+
+
+class _Digest:
+    """path -> hash pairs, as ``_hash_into`` sets them, folded into one sha256."""
+
+    def __init__(self):
+        self._sha = hashlib.sha256()
+        self.count = 0
+
+    def __setitem__(self, path: str, digest) -> None:
+        self._sha.update(f"{path}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
 
 
 def seal(output_dir, print_: dict, value=None) -> bool:
@@ -117,7 +132,7 @@ def _another_run(folder: Path) -> bool:
     return manifest is not None and not manifest.get("part_of")
 
 
-def _hash_into(hashes: dict, path: Path, output_dir: Path | None = None, skip=None) -> None:
+def _hash_into(hashes, path: Path, output_dir: Path | None = None, skip=None) -> None:
     """path -> content hash of ``path``, or of every file under it, except the run's own
     output folder (an input folder may hold it) and subfolders ``skip`` says to."""
     path = path.resolve()

@@ -201,22 +201,24 @@ class Corpus:
         self.input_dir = input_dir
         self.record = record
         self.chunk_size, self.subset_size, self.seed = chunk_size, subset_size, seed
-        files = folder_files(self.folder)
+        # Each shard a list of paths relative to the folder, as text (a corpus of many files
+        # holds much less so than as Path objects).
+        files = [path.relative_to(self.folder).as_posix() for path in folder_files(self.folder)]
         if shard_bytes is None or subset_size is not None:
             self.shards = [files]
         else:
-            self.shards = _runs_of(files, shard_bytes)
+            self.shards = _runs_of(self.folder, files, shard_bytes)
         self.documents = 0
         self._unreadable = 0
         self._suffixes: tuple[str, ...] = ()
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()  # the kept chunks' ids, as the numbers they spell
 
     def chunks(self, files) -> list[Chunk]:
         """The chunks of one shard's ``files`` that go on (see the class)."""
         from .documents import read_folder
 
         record = self.record
-        reading = read_folder(self.folder, files=files)
+        reading = read_folder(self.folder, files=[self.folder / name for name in files])
         documents, unreadable = reading.documents, reading.unreadable
         self._suffixes = reading.suffixes
         for problem in unreadable:
@@ -228,7 +230,7 @@ class Corpus:
         self._unreadable += len(unreadable)
         if len(self.shards) == 1 and not documents:
             self.finish()
-        chunks, duplicates = chunk_documents(documents, self.chunk_size, self._seen)
+        chunks, duplicates = chunk_documents(documents, self.chunk_size, _Ids(self._seen))
         for chunk in duplicates:
             record.drop("chunk", chunk.id, f"chunk: exact duplicate of an earlier chunk ({chunk.source})",
                         kind="duplicate chunk")
@@ -256,13 +258,27 @@ class Corpus:
             )
 
 
-def _runs_of(files, size: int) -> list[list]:
-    """``files`` cut into runs of consecutive files of about ``size`` bytes together (a file
-    larger than that is a run of its own)."""
+class _Ids:
+    """A set of chunk ids kept as the 64-bit numbers their hex digits spell (``c-`` and 16
+    hex digits: about half the memory of the text), for ``chunk_documents``."""
+
+    def __init__(self, numbers: set):
+        self.numbers = numbers
+
+    def __contains__(self, chunk_id: str) -> bool:
+        return int(chunk_id[2:], 16) in self.numbers
+
+    def add(self, chunk_id: str) -> None:
+        self.numbers.add(int(chunk_id[2:], 16))
+
+
+def _runs_of(folder, files, size: int) -> list[list]:
+    """``files`` (relative to ``folder``) cut into runs of consecutive files of about
+    ``size`` bytes together (a file larger than that is a run of its own)."""
     runs, current, held = [], [], 0
     for path in files:
         try:
-            length = path.stat().st_size
+            length = (folder / path).stat().st_size
         except OSError:
             length = 0
         if current and held + length > size:

@@ -43,7 +43,7 @@ class Documents:
     min_chunk_words: Annotated[int, AtLeast(0)] = 5  # the content gate (0: off)
     # How much of the corpus (bytes of input files) a pipeline that streams (factual-qa)
     # holds at once: it reads, asks about and writes one shard after another.
-    shard_bytes: Annotated[int, AtLeast(1)] = 8_000_000
+    shard_bytes: Annotated[int, AtLeast(1)] = 4_000_000
 
     @property
     def subset(self) -> int | None:
