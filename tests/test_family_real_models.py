@@ -116,9 +116,11 @@ def test_a_pipeline_from_its_wheel_on_unseen_documents(pipeline, where, installe
             loaded = datasets.load_dataset("json", data_files=str(out / name), split="train")
             assert len(loaded) == len(read_jsonl(out / name)), name
 
-    # Again: every answer comes from the store, and every output is the same bytes.
+    # Again: up to date, nothing runs; forced (--again), every answer comes from the store,
+    # and every output is the same bytes.
     before = {name: (out / name).read_bytes() for name in files}
-    atk(*run, timeout=600)
+    assert "is up to date" in atk(*run, timeout=600).stderr
+    atk(*run, "--again", timeout=600)
     again = json.loads((out / "manifest.json").read_text())
     assert {role: m["requests_sent"] for role, m in again["models"].items()} == \
         {role: 0 for role in again["models"]}
@@ -192,7 +194,8 @@ def test_domain_expert_from_its_wheel_on_two_unseen_folders(installed_python, tm
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()
                    and p.suffix in (".jsonl", ".yaml") and p.name not in ("progress.jsonl", "config.resolved.yaml"))
     before = {p: (out / p).read_bytes() for p in files}
-    atk(*run, timeout=600)
+    assert "is up to date" in atk(*run, timeout=600).stderr
+    atk(*run, "--again", timeout=600)
     again = json.loads((out / "manifest.json").read_text())
     assert {role: m["requests_sent"] for role, m in again["models"].items()} == {"small": 0, "large": 0}
     assert {p: (out / p).read_bytes() for p in files} == before
