@@ -35,11 +35,11 @@ LAYERS = [
     "toolkit.constraints", "toolkit.fields", "toolkit.outputs", "pipeline", "engine.plugins", "engine.prompts",
     # documents: the readers (plugins, found through engine.plugins), the built-in ones, chunks
     "toolkit.html", "toolkit.documents", "toolkit.chunks", "toolkit.meaning", "toolkit.gates", "toolkit.prose",
-    "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats", "toolkit.shards",
+    "toolkit.pdf", "toolkit.readers", "toolkit.scoring", "toolkit.formats",
     # models: the backend API, a role's policy, the built-in backends
     "models.base", "models.specs", "models.batches", "models.model", "models", "models.http", "models.openai", "models.scripted",
     # executors, steps and what a run records
-    "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.exam", "engine.manifest", "engine.fingerprint", "engine.reporters",
+    "engine.executors", "engine.steps", "toolkit.qa", "toolkit.selection", "toolkit.shards", "toolkit.exam", "engine.manifest", "engine.fingerprint", "engine.reporters",
     # configs, the runner, and what reads a finished run
     "evaluation.pipeline", "evaluation",
     "engine.config", "engine.compose", "engine.runner", "commands.estimate", "commands.inspection", "commands.export", "commands.scaffold",
