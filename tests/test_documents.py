@@ -5,6 +5,7 @@ from pathlib import Path
 from atk_core import (
     Document, chunk_document, chunk_documents, chunk_subset, html_to_text, read_documents, read_folder,
 )
+from atk_core.toolkit.documents import folder_files
 from atk_core.testing import pdf_bytes, write_mixed_inputs as write_inputs
 
 
@@ -28,6 +29,23 @@ def test_every_kind_of_input_is_read_or_reported(tmp_path):
         ("scan.pdf", "PDF has no text layer (scanned?)", "pdf"),
     }
     assert read_documents(tmp_path / "in") == (documents, problems)
+
+
+def test_files_are_walked_in_the_order_of_their_relative_paths(tmp_path):
+    # Walked a folder at a time, the order must still be that of the whole paths as text:
+    # "a-c.txt" and "a.txt" come before everything under "a/" ("-" and "." sort before "/").
+    names = ["a/b.txt", "a-c.txt", "a.txt", "a/b/c/d.txt", "a0/x.md", "B.txt", "b/c-/e.txt", "b/c.txt",
+             "b/c/d.txt", "a b/q.md", "é.txt", "a/.hidden/x.txt", ".hidden.txt"]
+    folder = tmp_path / "in"
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+    (folder / "linked").symlink_to(folder / "b", target_is_directory=True)  # not followed
+    (folder / "linked.txt").symlink_to(folder / "a.txt")  # a file, as any other
+    walked = [path.relative_to(folder).as_posix() for path in folder_files(folder)]
+    visible = [name for name in names if "/." not in "/" + name]
+    assert walked == sorted(visible + ["linked.txt"])
+    assert walked[:4] == ["B.txt", "a b/q.md", "a-c.txt", "a.txt"]
 
 
 def test_binary_data_with_a_text_suffix(tmp_path):

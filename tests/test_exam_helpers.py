@@ -66,3 +66,73 @@ def test_the_turns_of_every_format():
     assert turns_of({"conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]}) == [
         ("user", "Q?"), ("assistant", "A.")]
     assert turns_of({"text": "Plain text."}) == [("text", "Plain text.")]
+
+
+def _chosen_in_one_piece(chunks, settings, seed):
+    """What choose_facts chose before it went through its chunks in passes: every sentence
+    counted, every document's facts held, then the same round-robin."""
+    import dataclasses
+
+    from atk_core import derive_seed
+    from atk_core.toolkit.chunks import sentences
+    from atk_core.toolkit.exam import _normal
+    from atk_core.toolkit.qa import focus_sentences
+    from atk_core.toolkit.exam import Fact
+
+    counts = {}
+    for c in chunks:
+        for sentence in sentences(c.text):
+            counts[_normal(sentence)] = counts.get(_normal(sentence), 0) + 1
+    by_document = {}
+    for c in chunks:
+        for _, sentence in focus_sentences(c.text, 1_000, seed, c.id):
+            span = find_sentence(c.text, sentence)
+            if counts.get(_normal(sentence), 0) == 1 and span is not None:
+                by_document.setdefault(c.source, []).append(
+                    Fact(c.source, c.start + span[0], c.start + span[1], sentence, c.id, c.text))
+    for facts in by_document.values():
+        facts.sort(key=lambda f: derive_seed(seed, "exam", f.id))
+    chosen, queues = [], [by_document[s] for s in sorted(by_document)]
+    while len(chosen) < settings.size and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < settings.size:
+                chosen.append(queue.pop(0))
+    order = sorted(range(len(chosen)), key=lambda i: derive_seed(seed, "held out", chosen[i].id))
+    held = set(order[:settings.held_out(len(chosen))])
+    return [dataclasses.replace(f, seen=i not in held) for i, f in enumerate(chosen)]
+
+
+class _Passes:
+    """Chunks given again on each pass, as a corpus read a shard at a time gives them; counts
+    the passes."""
+
+    def __init__(self, chunks):
+        self.chunks, self.passes = chunks, 0
+
+    def __iter__(self):
+        self.passes += 1
+        yield from self.chunks
+
+
+def test_facts_chosen_in_passes_are_those_chosen_in_one_piece():
+    import random
+
+    sentences = [s.strip() + "." for s in TEXT.split(". ") if s.strip()]
+    passes_made = []
+    for trial in range(40):
+        rng = random.Random(trial)
+        chunks = []
+        # Sources not in name order (as lines of a JSON-lines file come: #L10 before #L2 by
+        # name), and the first documents' sentences copied later, so that they have no fact
+        # and choose_facts must reach past them.
+        for number in rng.sample(range(30), rng.randint(5, 30)):
+            picked = rng.sample(sentences, rng.randint(1, 4))
+            text = " ".join(f"{s[:-1]} in year {number * 7 + rng.randint(0, 3)}." if rng.random() < 0.6 else s
+                            for s in picked)
+            chunks.append(Chunk(chunk_id(f"{number}{text}"), f"docs.jsonl#L{number}", 0, len(text), text))
+        settings = ExamSettings(size=rng.choice([1, 3, 5, 12]), unseen_share=rng.choice([0, 0.25]))
+        passes = _Passes(chunks)
+        assert choose_facts(passes, settings, trial) == _chosen_in_one_piece(chunks, settings, trial), trial
+        assert choose_facts(chunks, settings, trial) == _chosen_in_one_piece(chunks, settings, trial), trial
+        passes_made.append(passes.passes)
+    assert min(passes_made) == 2 and max(passes_made) > 2  # some had to reach past their first documents

@@ -86,3 +86,19 @@ def test_a_checkpoint_of_another_config_is_not_taken_back(tmp_path):
     assert reference.returncode == 0, reference.stderr
     for name in DATA:
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+def test_a_subset_over_shards_is_the_subset_of_one_pass(tmp_path):
+    # The subset is chosen among every chunk of the corpus; a shard at a time, a first pass
+    # finds the same chunks, and the outputs are the bytes of the run that read all at once.
+    runs = {}
+    for name, shard_bytes in (("sharded", 1), ("whole", 10_000_000)):
+        path = config(tmp_path, name, tmp_path / f"{name}.calls")
+        done = run_cli("run", path, "--set", "use_subset=true", "--set", "subset_size=3",
+                       "--set", f"shard_bytes={shard_bytes}", env=env(), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads((tmp_path / name / "manifest.json").read_text())
+    for name in DATA:
+        assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert runs["sharded"]["steps"] == runs["whole"]["steps"]
+    assert [step["out"] for step in runs["whole"]["steps"] if step["name"] == "chunk"] == [3]

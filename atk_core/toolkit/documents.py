@@ -22,6 +22,7 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,12 +268,38 @@ def read_documents(folder) -> tuple[list[Document], list[Unreadable]]:
     return reading.documents, reading.unreadable
 
 
-def folder_files(folder) -> list[Path]:
-    """The files under ``folder`` a reading goes through: recursively, sorted by path, hidden
-    ones skipped."""
-    folder = Path(folder)
-    return sorted((p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)),
-                  key=lambda p: p.relative_to(folder).as_posix())
+def folder_files(folder) -> Iterator[Path]:
+    """The files under ``folder`` a reading goes through: recursively, in the order of their
+    paths relative to ``folder`` (as text), hidden ones (a part starting with ".") skipped,
+    symbolic links to folders not followed. Walked, not listed: a corpus of many files is
+    never held as a list of them."""
+    yield from _walk(Path(folder))
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    # A folder sorts as its name and "/", the character every path under it goes on with:
+    # so each folder's entries, sorted by that, give the order of the whole relative paths.
+    entries = []
+    try:
+        with os.scandir(directory) as scan:
+            for entry in scan:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        entries.append(entry.name + "/")
+                    elif entry.is_file():
+                        entries.append(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        return
+    entries.sort()
+    for name in entries:
+        if name.endswith("/"):
+            yield from _walk(directory / name[:-1])
+        else:
+            yield directory / name
 
 
 def read_folder(folder, readers: dict | None = None, files: list | None = None) -> FolderReading:
@@ -315,10 +342,6 @@ def read_folder(folder, readers: dict | None = None, files: list | None = None) 
 def installed_suffixes() -> tuple[str, ...]:
     """The suffixes the installed readers claim, sorted."""
     return _Readers(None).suffixes
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _head(path: Path) -> bytes:

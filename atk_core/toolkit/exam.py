@@ -81,32 +81,39 @@ class Fact:
 # -- 1. the facts ---------------------------------------------------------------------------------
 
 
-def choose_facts(chunks: list, settings: ExamSettings, seed: int) -> list[Fact]:
+def choose_facts(chunks: Iterable, settings: ExamSettings, seed: int) -> list[Fact]:
     """``settings.size`` facts from ``chunks`` (``Chunk``s of the documents, in order): from
     each chunk the sentences ``focus_sentences`` would pick, taken round-robin over the
-    documents so that each document gives its share; the first ``held_out`` in a seeded
-    order are not seen by training. A sentence found twice in the documents is not asked
-    about (holding one copy out would not keep it from training)."""
+    documents (in the order of their names) so that each document gives its share; the first
+    ``held_out`` in a seeded order are not seen by training. A sentence found twice in the
+    documents is not asked about (holding one copy out would not keep it from training).
+
+    ``chunks`` may be a list, or anything that gives them again each time it is gone
+    through (a corpus read a shard at a time): the round-robin takes from the first
+    ``size`` documents that have a fact at most, so only the facts of those are held, and
+    a second pass counts their sentences wherever they are. (When sentences found twice
+    leave fewer documents than that, the passes are made again over more of them.)"""
     from .chunks import sentences
-    from .qa import focus_sentences
 
     if settings.size < 1:
         return []
-    counts: dict[str, int] = {}
-    for chunk in chunks:
-        for sentence in sentences(chunk.text):
-            counts[_normal(sentence)] = counts.get(_normal(sentence), 0) + 1
-    by_document: dict[str, list[Fact]] = {}
-    for chunk in chunks:
-        for _, sentence in focus_sentences(chunk.text, 1_000, seed, chunk.id):
-            if counts.get(_normal(sentence), 0) != 1:
-                continue
-            span = find_sentence(chunk.text, sentence)
-            if span is None:
-                continue
-            by_document.setdefault(chunk.source, []).append(
-                Fact(chunk.source, chunk.start + span[0], chunk.start + span[1], sentence, chunk.id,
-                     chunk.text))
+    reach = settings.size
+    while True:
+        candidates, more = _candidates(chunks, reach, seed)
+        counts = dict.fromkeys((_normal(f.sentence) for facts in candidates.values() for f in facts), 0)
+        for chunk in chunks:
+            for sentence in sentences(chunk.text):
+                key = _normal(sentence)
+                if key in counts:
+                    counts[key] += 1
+        by_document = {}
+        for source, facts in candidates.items():
+            facts = [fact for fact in facts if counts[_normal(fact.sentence)] == 1]
+            if facts:
+                by_document[source] = facts
+        if len(by_document) >= settings.size or not more:
+            break
+        reach *= 2
     for source, facts in by_document.items():  # each document's facts in a seeded order
         facts.sort(key=lambda f: derive_seed(seed, "exam", f.id))
     chosen, queues = [], [by_document[s] for s in sorted(by_document)]
@@ -117,6 +124,35 @@ def choose_facts(chunks: list, settings: ExamSettings, seed: int) -> list[Fact]:
     order = sorted(range(len(chosen)), key=lambda i: derive_seed(seed, "held out", chosen[i].id))
     held = set(order[:settings.held_out(len(chosen))])
     return [dataclasses.replace(f, seen=i not in held) for i, f in enumerate(chosen)]
+
+
+def _candidates(chunks: Iterable, reach: int, seed: int) -> tuple[dict[str, list[Fact]], bool]:
+    """The facts ``choose_facts`` could take from the first ``reach`` documents (by name) that
+    have any, and whether other documents have some too."""
+    from .qa import focus_sentences
+
+    found: dict[str, list[Fact]] = {}
+    cutoff = None  # once documents were let go: every one after this name is beyond reach
+    for chunk in chunks:
+        if cutoff is not None and chunk.source > cutoff:
+            continue
+        for _, sentence in focus_sentences(chunk.text, 1_000, seed, chunk.id):
+            span = find_sentence(chunk.text, sentence)
+            if span is not None:
+                found.setdefault(chunk.source, []).append(
+                    Fact(chunk.source, chunk.start + span[0], chunk.start + span[1], sentence, chunk.id,
+                         chunk.text))
+        if len(found) > 2 * reach:
+            names = sorted(found)
+            cutoff = names[reach - 1]
+            for name in names[reach:]:
+                del found[name]
+    if len(found) > reach:
+        names = sorted(found)
+        cutoff = names[reach - 1]
+        for name in names[reach:]:
+            del found[name]
+    return found, cutoff is not None
 
 
 def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, seed: int) -> list[tuple[str, Fact]]:

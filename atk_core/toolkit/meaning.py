@@ -57,8 +57,10 @@ mainly typically known
 
 
 def stem(word: str) -> str:
-    """A (lower-case) word's stem: its Snowball stem, irregular verbs joined to their verb."""
-    return _stem(word)
+    """A (lower-case) word's stem: its Snowball stem, irregular verbs joined to their verb.
+    A number is its own stem (and is not cached: a corpus of tickets or records has more
+    distinct numbers than words)."""
+    return word if word.isdigit() else _stem(word)
 
 
 @lru_cache(maxsize=65536)

@@ -62,8 +62,8 @@ class Shard:
 
 class ShardedRun:
     """See the module. ``outputs``: the files (relative to the output folder) the pipeline
-    appends to; ``whole``: read the corpus in one piece (a choice among all its chunks, an
-    exam's facts, a subset, needs it)."""
+    appends to; ``whole``: read the corpus in one piece (a choice that needs every chunk at
+    once, as an exam's facts do)."""
 
     def __init__(self, input_dir, output_dir, record, documents, outputs, *, seed: int = 0,
                  whole: bool = False):

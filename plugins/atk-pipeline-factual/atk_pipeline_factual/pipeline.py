@@ -109,10 +109,10 @@ async def factual_qa(
     record = RunRecord()
     policies = verdict_policies(verdicts)
     output = Path(output_dir)
-    # The exam chooses its facts among all chunks, and a subset among all chunks: those read
-    # the corpus in one piece. Otherwise it goes a shard at a time, and what is held at once
-    # is a shard's worth (with the run-wide duplicate finders).
-    whole = bool(exam.size) or documents.subset is not None
+    # The exam chooses its facts among all chunks: it reads the corpus in one piece.
+    # Otherwise it goes a shard at a time, and what is held at once is a shard's worth (with
+    # the run-wide duplicate finders).
+    whole = bool(exam.size)
     steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
                    vote_threshold, policies, rewrite_conversations, conversation_coverage)
     files = [o.file for o in OUTPUTS[:3]]
