@@ -102,3 +102,4 @@ def test_a_subset_over_shards_is_the_subset_of_one_pass(tmp_path):
         assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
     assert runs["sharded"]["steps"] == runs["whole"]["steps"]
     assert [step["out"] for step in runs["whole"]["steps"] if step["name"] == "chunk"] == [3]
+

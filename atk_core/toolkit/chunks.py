@@ -207,7 +207,7 @@ class Corpus:
 
     def __init__(self, input_dir, record, *, chunk_size: int, subset_size: int | None = None,
                  seed: int = 0, shard_bytes: int | None = None):
-        from .documents import folder_files, input_folder
+        from .documents import folder_files, input_folder, runs_of_files
 
         self.folder = input_folder(input_dir)
         self.input_dir = input_dir
@@ -219,11 +219,11 @@ class Corpus:
         if shard_bytes is None:
             self.shards = [SEPARATOR.join(files)]
         else:
-            self.shards = _runs_of(self.folder, files, shard_bytes)
+            self.shards = [SEPARATOR.join(run) for run in runs_of_files(self.folder, files, shard_bytes)] or [""]
         self.documents = 0
         self._unreadable = 0
         self._suffixes: tuple[str, ...] = ()
-        self._seen = _Ids()  # the kept chunks' ids
+        self._seen = ChunkIds()  # the kept chunks' ids
         self._chosen: set[str] | None = None  # a subset over several shards: its chunks' ids
 
     def chunks(self, files) -> list[Chunk]:
@@ -266,7 +266,7 @@ class Corpus:
         from .documents import read_folder
 
         if self._chosen is None:
-            seen = _Ids()
+            seen = ChunkIds()
 
             def ranked():
                 for files in self.shards:
@@ -301,8 +301,8 @@ class Corpus:
             )
 
 
-class _Ids:
-    """The set of chunk ids kept so far, for ``chunk_documents``: each as the 64-bit number
+class ChunkIds:
+    """A set of chunk ids (those kept so far, for ``chunk_documents``): each as the 64-bit number
     its 16 hex digits spell (``c-`` and the digits), in a sorted array of 8 bytes an id,
     and the ids of the shard being read in a set until ``settle()`` merges them in. A
     corpus of a million chunks holds 8 MB here, not the 60 a set of numbers would."""
@@ -339,23 +339,3 @@ class _Ids:
         if sys.byteorder != "little":
             self.settled.byteswap()
         self.recent = set()
-
-
-def _runs_of(folder, files, size: int) -> list[str]:
-    """``files`` (relative to ``folder``) cut into runs of consecutive files of about
-    ``size`` bytes together (a file larger than that is a run of its own), each joined by
-    ``SEPARATOR``."""
-    runs, current, held = [], [], 0
-    for path in files:
-        try:
-            length = (folder / path).stat().st_size
-        except OSError:
-            length = 0
-        if current and held + length > size:
-            runs.append(SEPARATOR.join(current))
-            current, held = [], 0
-        current.append(path)
-        held += length
-    if current or not runs:
-        runs.append(SEPARATOR.join(current))
-    return runs

@@ -302,6 +302,33 @@ def _walk(directory: Path) -> Iterator[Path]:
             yield directory / name
 
 
+def runs_of_files(folder, files, size: int) -> Iterator[list]:
+    """``files`` (paths under ``folder``: relative to it, or whole) in runs of consecutive
+    files of about ``size`` bytes together (a file larger than that is a run of its own)."""
+    folder = Path(folder)
+    run, held = [], 0
+    for path in files:
+        try:
+            length = (folder / path).stat().st_size
+        except OSError:
+            length = 0
+        if run and held + length > size:
+            yield run
+            run, held = [], 0
+        run.append(path)
+        held += length
+    if run:
+        yield run
+
+
+def readings(folder, size: int) -> Iterator[FolderReading]:
+    """``read_folder(folder)`` a run of files of about ``size`` bytes at a time
+    (``runs_of_files``): a folder of any size read with one run's documents held."""
+    folder = Path(folder)
+    for run in runs_of_files(folder, folder_files(folder), size):
+        yield read_folder(folder, files=run)
+
+
 def read_folder(folder, readers: dict | None = None, files: list | None = None) -> FolderReading:
     """Every file under ``folder`` (``folder_files``; or only ``files``, some of them, as a
     shard of a corpus reads), read by the reader that claims it: a ``FolderReading``.

@@ -155,26 +155,41 @@ def _candidates(chunks: Iterable, reach: int, seed: int) -> tuple[dict[str, list
     return found, cutoff is not None
 
 
-def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, seed: int) -> list[tuple[str, Fact]]:
+def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, seed: int, *,
+                     shard_bytes: int = 4_000_000) -> list[tuple[str, Fact]]:
     """``choose_facts`` over the documents of several input folders (chunked as the run's
-    parts chunk them): ``(folder, fact)`` pairs, each fact's ``source`` relative to its folder."""
-    from .chunks import chunk_documents
-    from .documents import input_folder, read_documents
-
+    parts chunk them): ``(folder, fact)`` pairs, each fact's ``source`` relative to its folder.
+    The folders are read ``shard_bytes`` of files at a time, on each of ``choose_facts``'s
+    passes: what is held is a run of files and the facts within reach, not the corpus."""
     if settings.size < 1:
         return []
-    chunks = []
-    for number, folder in enumerate(folders):
-        documents, _ = read_documents(input_folder(folder))
-        kept, _ = chunk_documents(documents, chunk_size)
-        chunks += [dataclasses.replace(c, source=f"{number}/{c.source}") for c in kept]
     found = []
-    for fact in choose_facts(chunks, settings, seed):
+    for fact in choose_facts(_ChunksOfFolders(folders, chunk_size, shard_bytes), settings, seed):
         number, source = fact.source.split("/", 1)
         folder = folders[int(number)]
         name = Path(str(folder)).expanduser().resolve().name if len(folders) > 1 else ""
         found.append((folder, dataclasses.replace(fact, source=source, folder=name)))
     return found
+
+
+class _ChunksOfFolders:
+    """The chunks of several folders, each folder's exact duplicates dropped, every source
+    prefixed with its folder's number: read again on each pass."""
+
+    def __init__(self, folders, chunk_size: int, shard_bytes: int):
+        self.folders, self.chunk_size, self.shard_bytes = folders, chunk_size, shard_bytes
+
+    def __iter__(self):
+        from .chunks import ChunkIds, chunk_documents
+        from .documents import input_folder, readings
+
+        for number, folder in enumerate(self.folders):
+            seen = ChunkIds()
+            for reading in readings(input_folder(folder), self.shard_bytes):
+                kept, _ = chunk_documents(reading.documents, self.chunk_size, seen)
+                seen.settle()
+                for chunk in kept:
+                    yield dataclasses.replace(chunk, source=f"{number}/{chunk.source}")
 
 
 def find_sentence(text: str, sentence: str) -> tuple[int, int] | None:
@@ -193,14 +208,14 @@ def find_sentence(text: str, sentence: str) -> tuple[int, int] | None:
 # -- 2. held-out facts out of the documents --------------------------------------------------------
 
 
-def redact(input_dir, facts: Iterable[Fact], into) -> Path:
+def redact(input_dir, facts: Iterable[Fact], into, *, shard_bytes: int = 4_000_000) -> Path:
     """Write the documents of ``input_dir`` to the folder ``into``, without the sentences of
     the held-out ``facts`` (those with ``seen`` false), and return it: the folder the run's
     parts read instead of ``input_dir``. Text is written as it was read (a PDF or Word file
     becomes ``NAME.txt``: its text, as every pipeline reads it); an unreadable file is
     left out, as a pipeline would leave it out. Writes nothing and returns ``input_dir``
-    when no fact is held out."""
-    from .documents import input_folder, read_documents
+    when no fact is held out. Read ``shard_bytes`` of files at a time."""
+    from .documents import input_folder, readings
     from .files import atomic_write_text
 
     held: dict[str, list[str]] = {}
@@ -212,11 +227,12 @@ def redact(input_dir, facts: Iterable[Fact], into) -> Path:
     import shutil
 
     into = Path(into)
-    documents, _ = read_documents(input_folder(input_dir))
     staging = into.with_name(f".{into.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
-    for document in documents:
-        atomic_write_text(staging / _text_name(document.source), without(document.text, held.get(document.source, ())))
+    for reading in readings(input_folder(input_dir), shard_bytes):  # a run of files at a time
+        for document in reading.documents:
+            atomic_write_text(staging / _text_name(document.source),
+                              without(document.text, held.get(document.source, ())))
     staging.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(into, ignore_errors=True)  # an earlier run's copies: a renamed document must not stay
     staging.rename(into)
@@ -242,24 +258,35 @@ def _text_name(source: str) -> str:
 
 class TrainingQuestions:
     """The questions of the training data, and whether an exam question nearly copies one
-    (the run's near-duplicate finder, at the gates' threshold)."""
+    (the run's near-duplicate finder, at the gates' threshold). Kept in private temporary
+    SQLite databases, which move to disk as they grow: the training data of a large corpus
+    is gone through once, not held."""
 
     def __init__(self, questions: Iterable[str], threshold: float = 0.7):
+        import sqlite3
+
         from .gates import NearDuplicates
 
-        self._exact = {_normal(q) for q in questions if q.strip()}
+        self._db = sqlite3.connect("", check_same_thread=False)
+        self._db.execute("CREATE TABLE questions (text TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.executemany("INSERT OR IGNORE INTO questions VALUES (?)",
+                             ((_normal(q),) for q in questions if q.strip()))
+        self._count = self._db.execute("SELECT COUNT(*) FROM questions").fetchone()[0]
         self._near = NearDuplicates(threshold)
-        for number, question in enumerate(sorted(self._exact)):
+        # In the order of their text (SQLite's, on UTF-8, is Python's), as the finder keeps
+        # the first of two near copies: the same questions give the same finder.
+        for number, (question,) in enumerate(self._db.execute("SELECT text FROM questions ORDER BY text")):
             self._near.add(f"training question {number}", question)
 
     def __len__(self) -> int:
-        return len(self._exact)
+        return self._count
 
     def problem(self, question: str):
         """A ``Problem`` if ``question`` is, or nearly is, a training question; else None."""
         from .gates import Problem
 
-        if _normal(question) in self._exact or self._near.copy_of(question) is not None:
+        exact = self._db.execute("SELECT 1 FROM questions WHERE text = ?", (_normal(question),)).fetchone()
+        if exact is not None or self._near.copy_of(question) is not None:
             return Problem("near a training question",
                            "this question (or nearly the same) is in the training data; ask"
                            " about the fact in other words")
@@ -322,15 +349,16 @@ async def make_exam(record, output_dir, file: str, facts: list[Fact], training: 
     ``exam`` with its reason);
     return what the manifest says of it. ``training`` is every training file the run wrote,
     ``{file: rows}`` (any of atk's formats: text, messages, sharegpt, segments, preference
-    pairs): its user turns are the questions an exam question must not copy, and its records
+    pairs; ``rows`` a list, or ``JsonLines`` of the file, read as they are gone through,
+    twice): its user turns are the questions an exam question must not copy, and its records
     are what must teach a seen fact and must not hold a held-out one. ``options`` are the
     step's (``Sampling.writing(seed)``)."""
     from .files import atomic_write_jsonl
     from .gates import Problem
     from .qa import pair_of
 
-    questions = [text for rows in training.values() for row in rows
-                 for role, text in turns_of(row) if role == "user"]
+    questions = (text for rows in training.values() for row in rows
+                 for role, text in turns_of(row) if role == "user")
     known = TrainingQuestions(questions, gates.near_duplicate_threshold)
     step = exam_step(gates=gates, training=known, answers=answers, prompts=prompts, **options)
     samples = [fact.as_sample() for fact in facts]

@@ -97,5 +97,19 @@ def atomic_write_jsonl(path, records) -> Path:
     return atomic_write_text(path, jsonl_text(records))
 
 
+class JsonLines:
+    """The records of a JSON-lines file, read from it each time they are gone through: a file
+    of any size, as a list that is never held (``make_exam``'s training files)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __iter__(self):
+        with open(self.path, encoding="utf-8") as file:
+            for line in file:
+                if line.strip():
+                    yield json.loads(line)
+
+
 def atomic_write_json(path, value) -> Path:
     return atomic_write_text(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")

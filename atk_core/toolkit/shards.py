@@ -145,9 +145,10 @@ class ShardedRun:
         """For a pipeline that needs something of every chunk before it writes from any (a
         retrieval index over the corpus, every name in it): read and judge every shard first,
         calling ``take(shard)`` with each, then ``shards()`` gives them again from
-        ``.atk-partial/`` (not read or judged twice). On a resumed run past the survey, nothing
+        ``.atk-partial/`` (not read or judged twice); ``state()``, called once the survey is
+        done, is the run's ``state`` from then on. On a resumed run past the survey, nothing
         happens: what ``take`` built must be kept where it outlives the process (a file in
-        ``folder``, or the pipeline's state: ``state()``, as ``finished`` takes it)."""
+        ``folder``, or in ``state()``, which the checkpoint keeps)."""
         import dataclasses
         import sqlite3
 
@@ -169,8 +170,15 @@ class ShardedRun:
                     index, json.dumps([dataclasses.asdict(c) for c in shard.chunks]), json.dumps(shard.samples)))
                 db.commit()
         self._surveyed = path
+        self.state = state()
         if self.resumable:  # the survey is done: a resumed run starts after it
-            self.finished(Shard(-1, total, [], []), state(), surveyed=True)
+            self.finished(Shard(-1, total, [], []), self.state, surveyed=True)
+
+    def surveyed_chunks(self) -> "_Surveyed":
+        """After ``survey``: the chunks that went through its gates and judge, every shard's
+        in order, read again from the survey's file each time they are gone through (what
+        ``choose_facts`` takes, holding none of them)."""
+        return _Surveyed(self._surveyed)
 
     async def shards(self, *, judge=None, policy: str = "enforce", rejected: str = "judged unsuitable",
                      judged: tuple[float, float] = (0.02, 0.2), task_id=None):
@@ -250,3 +258,25 @@ class ShardedRun:
         for handle in self._handles.values():
             if not handle.closed:
                 handle.close()
+
+
+class _Surveyed:
+    """``ShardedRun.surveyed_chunks``: iterable again and again."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        import sqlite3
+
+        from .chunks import Chunk
+
+        with sqlite3.connect(self.path) as db:
+            shards = [row[0] for row in db.execute("SELECT shard FROM shards ORDER BY shard")]
+            for index in shards:
+                chunks, samples = db.execute("SELECT chunks, samples FROM shards WHERE shard = ?",
+                                             (index,)).fetchone()
+                kept = {sample["id"] for sample in json.loads(samples)}
+                for chunk in json.loads(chunks):
+                    if chunk["id"] in kept:
+                        yield Chunk(**chunk)

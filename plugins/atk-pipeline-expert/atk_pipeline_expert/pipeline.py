@@ -136,9 +136,10 @@ async def domain_expert(
     counter = token_counter(tokenizer or base_model)
 
     # 0. the exam's facts; the documents without the held-out ones, for every part to read
-    facts = facts_of_folders(input_dirs, documents.chunk_size, exam, seed)
+    facts = facts_of_folders(input_dirs, documents.chunk_size, exam, seed, shard_bytes=documents.shard_bytes)
     reads = {folder: redact(folder, [fact for where, fact in facts if where == folder],
-                            output / "exam" / "inputs" / folder_name(input_dirs, folder))
+                            output / "exam" / "inputs" / folder_name(input_dirs, folder),
+                            shard_bytes=documents.shard_bytes)
              for folder in input_dirs}
 
     # 1. the parts, folder by folder

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    AtLeast, Between, ConfigError, Conversation, Documents, ExamSettings, NonEmpty,
+    AtLeast, Between, ConfigError, Conversation, Documents, ExamSettings, Fact, JsonLines, NonEmpty,
     Output, PairGates, PipelineError, PipelineStep, Problem, RunRecord, Sampling, VoteStep,
     check_input_dir, choose_facts, conversation_problem, conversation_row, derive_seed,
     duplicate_questions, first_problem, focus_samples, make_exam, pair_of,
@@ -109,31 +109,37 @@ async def factual_qa(
     record = RunRecord()
     policies = verdict_policies(verdicts)
     output = Path(output_dir)
-    # The exam chooses its facts among all chunks: it reads the corpus in one piece.
-    # Otherwise it goes a shard at a time, and what is held at once is a shard's worth (with
-    # the run-wide duplicate finders).
-    whole = bool(exam.size)
     steps = _Steps(gates, answers, gate_copies, sampling, seed, judge_votes, question_votes,
                    vote_threshold, policies, rewrite_conversations, conversation_coverage)
     files = [o.file for o in OUTPUTS[:3]]
-    chats_for_exam, facts = [], []
-    async with ShardedRun(input_dir, output, record, documents, files, seed=seed, whole=whole) as run:
+    facts = []
+    # A shard at a time: what is held at once is a shard's worth (with the run-wide duplicate
+    # finders). The exam chooses its facts among all chunks, so with one every shard is read
+    # and judged first, and the facts chosen in passes over what the survey kept.
+    async with ShardedRun(input_dir, output, record, documents, files, seed=seed) as run:
         near = run.near_copies(gates)
+        if exam.size:
+            def chosen():
+                return {"facts": [dataclasses.asdict(fact)
+                                  for fact in choose_facts(run.surveyed_chunks(), exam, seed)]}
+
+            await run.survey(lambda shard: None, judge=steps.judge, policy=policies["judge"],
+                             task_id=task_id, state=chosen)
+            facts = [Fact(**fact) for fact in run.state["facts"]]
+        # A held-out fact's sentence is cut from its chunk before anything is written from
+        # it, so no pair or conversation can hold it.
+        held: dict[str, list[str]] = {}
+        for fact in facts:
+            if not fact.seen:
+                held.setdefault(fact.chunk_id, []).append(fact.sentence)
         fallbacks = _Fallbacks(run.state.get("fallbacks"))
         async for shard in run.shards(judge=steps.judge, policy=policies["judge"], task_id=task_id):
             samples, by_id = shard.samples, shard.by_id
-            if whole:
-                # The exam's facts; a held-out one's sentence is cut from its chunk before
-                # anything is written from it, so no pair or conversation can hold it.
-                facts = choose_facts([by_id[s["id"]] for s in samples], exam, seed)
-                held: dict[str, list[str]] = {}
-                for fact in facts:
-                    if not fact.seen:
-                        held.setdefault(fact.chunk_id, []).append(fact.sentence)
-                if held:
-                    by_id.update({i: dataclasses.replace(by_id[i], text=without(by_id[i].text, s))
-                                  for i, s in held.items()})
-                    samples = [{**s, "chunk": by_id[s["id"]].text} for s in samples]
+            cut = {i: dataclasses.replace(by_id[i], text=without(by_id[i].text, s))
+                   for i, s in held.items() if i in by_id}
+            if cut:
+                by_id.update(cut)
+                samples = [{**s, "chunk": by_id[s["id"]].text} if s["id"] in cut else s for s in samples]
             pairs, conversations = await _pairs_and_conversations(
                 steps, record, samples, by_id, near, questions_per_chunk, pairs_per_conversation,
                 list(system_prompts), conversation_fallback, fallbacks, seed, shard)
@@ -144,9 +150,7 @@ async def factual_qa(
             run.extend(OUTPUTS[2].file, (
                 {k: p[k] for k in ("id", "question", "answer", "source", "start", "end", "chunk_id")}
                 for p in pairs))
-            if facts:
-                chats_for_exam += chats
-            run.finished(shard, {"fallbacks": fallbacks.state()})
+            run.finished(shard, {**run.state, "fallbacks": fallbacks.state()})
         if fallbacks.reasons:  # kept, but not silently: the user should know the model could not
             log.warning(
                 "factual-qa: %d of %d conversations were built from the checked pairs as they"
@@ -158,7 +162,7 @@ async def factual_qa(
     if facts:
         # What is trained on: the conversations (qa_pairs.jsonl is a record of the pairs, and a
         # pair a conversation left out teaches nothing).
-        training = {"conversations.messages.jsonl": [conversation_row(c, "messages") for c in chats_for_exam]}
+        training = {OUTPUTS[1].file: JsonLines(output / OUTPUTS[1].file)}
         exam_report = await make_exam(record, output, OUTPUTS[3].file, facts, training, gates=gates,
                                       answers=answers, options=sampling.writing(seed), progress=(0.97, 0.99),
                                       prompts=("ask_question", "generate_question"))

@@ -51,3 +51,19 @@ def test_held_out_facts_are_in_no_pair_or_conversation(tmp_path):
     for item in held:
         assert not any(normal(item["sentence"]) in text for text in texts), item
         assert normal(item["sentence"]) in normal(item["context"])  # the exam keeps the passage whole
+
+
+def test_an_exam_a_shard_at_a_time_is_the_exam_of_one_pass(tmp_path):
+    # The facts are chosen among every judged chunk: a shard at a time, every shard is judged
+    # first and the facts chosen in passes over what was kept; a held-out fact's sentence is
+    # cut from its chunk in whichever shard that is. The bytes of one pass over the corpus.
+    for name, shard_bytes in (("sharded", 1), ("whole", 10_000_000)):
+        result = run(tmp_path, name=name, exam={"size": 4, "unseen_share": 0.5}, shard_bytes=shard_bytes)
+        assert result.exit_code == 0, result.error
+    items = read_jsonl(tmp_path / "whole" / "exam.jsonl")
+    assert {item["seen"] for item in items} == {True, False}, items
+    for file in ("exam.jsonl", "qa_pairs.jsonl", "conversations.sharegpt.jsonl", "conversations.messages.jsonl",
+                 "failures.jsonl"):
+        assert (tmp_path / "sharded" / file).read_bytes() == (tmp_path / "whole" / file).read_bytes(), file
+    manifests = [json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("sharded", "whole")]
+    assert manifests[0]["exam"] == manifests[1]["exam"] and manifests[0]["steps"] == manifests[1]["steps"]
