@@ -29,7 +29,7 @@ _LAZY = {
     # what a run keeps
     "RunRecord": "engine.manifest", "Store": "engine.store",
     "atomic_write_bytes": "toolkit.files", "atomic_write_text": "toolkit.files", "atomic_write_json": "toolkit.files",
-    "JsonLines": "toolkit.files",
+    "JsonLines": "toolkit.files", "AtomicFile": "toolkit.files",
     "atomic_write_jsonl": "toolkit.files", "jsonl_text": "toolkit.files",
     # the exam a run sets aside, and scoring answers against its references
     "ExamSettings": "toolkit.exam", "Fact": "toolkit.exam", "choose_facts": "toolkit.exam",

@@ -40,13 +40,15 @@ import inspect
 import logging
 import random
 import re
+import shutil
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from atk_core import (
-    ConfigError, Conversation, Documents, ExamSettings, NonEmpty, Output, PairGates,
-    PipelineError, RunRecord, Sampling, atomic_write_jsonl, atomic_write_text, conversation_row,
+    AtomicFile, ConfigError, Conversation, Documents, ExamSettings, JsonLines, NonEmpty, Output, PairGates,
+    PipelineError, RunRecord, Sampling, atomic_write_text, conversation_row, jsonl_text,
     derive_seed, facts_of_folders, make_exam, part_fields, part_outputs, redact, run_part,
     set_progress, token_counter, vet_part, with_fields,
 )
@@ -152,76 +154,91 @@ async def domain_expert(
                        progress=(index * share, (index + 1) * share),
                        **part_arguments(part, settings, reads[folder]))
     set_progress(task_id, 0.9 if facts else 0.95, "assembling the training data")
+    # What the run drops (the parts' failures, the mix's leftovers) goes to files, not memory.
+    spool = output / ".atk-spool"
+    shutil.rmtree(spool, ignore_errors=True)  # a killed run's
+    record.spool(spool)
     funnels = []  # each part's funnel into the run's (its steps and drops, named after the part)
     for folder, part in plan:
         place = part_dir(output, part.name, input_dirs, folder)
         funnels.append(_replay(record, place, f"{part.name} {place.name}", output, folder))
 
     # 2. pretraining text, 4. preference pairs: every record of every part, in order, from the
-    # files each part's manifest says it wrote, by their declared kind
-    texts, pairs = {}, []
+    # files each part's manifest says it wrote, by their declared kind, written out as it is
+    # read; 3. the SFT mix: what each conversation offers (its tokens, where it is), its text
+    # read again when it is written. Held: a few numbers a record, not the records.
+    out = _Outputs(output)
+    lengths = {"pretrain": array("q"), "sft": array("q"), "dpo": array("q")}
     offered = {name: [] for name in shares}
-    for folder, part in plan:
-        place = part_dir(output, part.name, input_dirs, folder)
-        written = _written(place)
-        for file, declared in _of_kind(written, "pretraining"):
-            rows = _records(place, file, declared, part, folder, output)
-            if rows:
-                texts.setdefault(_pretraining_file(part, file), []).extend(rows)
-        for file, declared in _of_kind(written, "preference"):
-            for row, origin in _records(place, file, declared, part, folder, output):
-                pairs.append((_preference(row, f"{origin['part_output']} line {origin['line']}"), origin))
-        # 3. the SFT mix: a part's conversations as messages (else as sharegpt)
-        if not shares.get(part.name):
-            continue
-        conversations = _of_kind(written, "sft")
-        readable = ([c for c in conversations if c[1].get("format") == "messages"]
-                    or [c for c in conversations if c[1].get("format") == "sharegpt"])
-        for file, declared in readable:
-            for row, origin in _records(place, file, declared, part, folder, output):
-                offered[part.name].append(_item(part.name, row.get("id"), _messages(row, declared["format"]),
-                                                origin, seed, dropped_prompts, as_segments, counter))
-    if GENERIC in offered:
-        offered[GENERIC] = [
-            _item(GENERIC, None, messages, {"part": GENERIC, "dataset": generic_dataset, "line": line},
-                  seed, dropped_prompts, as_segments, counter)
-            for line, messages in enumerate(generic, 1)]
+    texts = []  # the pretraining files, in the order they were first written to
     try:
-        chosen, report = balance(offered, shares, seed)
-    except ValueError as exc:
-        raise PipelineError(str(exc)) from None
-    random.Random(derive_seed(seed, "mix", "order")).shuffle(chosen)
-    record.count("mix", sum(map(len, offered.values())), len(chosen))
-    taken = {id(item) for item in chosen}
-    for item in (i for items in offered.values() for i in items if id(i) not in taken):
-        record.drop("mix", _origin_key(item.origin), f"mix: more {item.source} than its share of"
-                    " the tokens", "beyond its source's share")
+        for folder, part in plan:
+            place = part_dir(output, part.name, input_dirs, folder)
+            written = _written(place)
+            for file, declared in _of_kind(written, "pretraining"):
+                target = _pretraining_file(part, file)
+                for row, origin, _ in _PartFile(place, file, declared, part, folder, output).records():
+                    if target not in texts:
+                        texts.append(target)
+                    lengths["pretrain"].append(counter.count(row["text"]))
+                    out.write(target, row, origin, lengths["pretrain"][-1])
+            for file, declared in _of_kind(written, "preference"):
+                for row, origin, _ in _PartFile(place, file, declared, part, folder, output).records():
+                    row = _preference(row, f"{origin['part_output']} line {origin['line']}")
+                    lengths["dpo"].append(_pair_tokens(row, counter))
+                    out.write(PREFERENCE, row, origin, lengths["dpo"][-1])
+            # 3. the SFT mix: a part's conversations as messages (else as sharegpt)
+            if not shares.get(part.name):
+                continue
+            conversations = _of_kind(written, "sft")
+            readable = ([c for c in conversations if c[1].get("format") == "messages"]
+                        or [c for c in conversations if c[1].get("format") == "sharegpt"])
+            for file, declared in readable:
+                source = _PartFile(place, file, declared, part, folder, output)
+                for row, origin, at in source.records():
+                    item = _item(part.name, row.get("id"), _messages(row, declared["format"]), origin, seed,
+                                 dropped_prompts, as_segments, counter)
+                    offered[part.name].append(_Offered(part.name, item.tokens, source, at))
+        if GENERIC in offered:
+            offered[GENERIC] = [
+                _item(GENERIC, None, messages, {"part": GENERIC, "dataset": generic_dataset, "line": line},
+                      seed, dropped_prompts, as_segments, counter)
+                for line, messages in enumerate(generic, 1)]
+        try:
+            chosen, report = balance(offered, shares, seed)
+        except ValueError as exc:
+            raise PipelineError(str(exc)) from None
+        random.Random(derive_seed(seed, "mix", "order")).shuffle(chosen)
+        record.count("mix", sum(map(len, offered.values())), len(chosen))
+        taken = {id(item) for item in chosen}
+        for item in (i for items in offered.values() for i in items if id(i) not in taken):
+            key = item.key if isinstance(item, _Offered) else _origin_key(item.origin)
+            record.drop("mix", key, f"mix: more {item.source} than its share of the tokens",
+                        "beyond its source's share")
+        del taken, offered
 
-    sft_files = {MIX: [i for i in chosen if i.source not in as_segments]} \
-        if any(share > 0 for share in shares.values()) else {}
-    for name in as_segments:
-        sft_files[f"sft/{name}.segments.jsonl"] = [i for i in chosen if i.source == name]
-    written = {path: ([row for row, _ in rows], [origin for _, origin in rows]) for path, rows in texts.items()}
-    written.update({path: ([i.row for i in items], [i.origin for i in items]) for path, items in sft_files.items()})
-    if pairs:
-        written[PREFERENCE] = ([row for row, _ in pairs], [origin for _, origin in pairs])
-    for path, (rows, origins) in written.items():
-        atomic_write_jsonl(output / path, rows)
-        atomic_write_jsonl(output / _sources(path), origins)
-        record.wrote(path, len(rows))
-        record.wrote(_sources(path), len(origins))
+        sft_paths = [MIX] if any(share > 0 for share in shares.values()) else []
+        sft_paths += [f"sft/{name}.segments.jsonl" for name in as_segments]
+        for path in sft_paths:
+            out.start(path)
+        for offer in chosen:
+            if isinstance(offer, _Offered):  # its record read again, and made as it was offered
+                row, origin = offer.file.at(offer.at)
+                offer = _item(offer.source, row.get("id"), _messages(row, offer.file.format), origin, seed,
+                              dropped_prompts, as_segments, counter)
+            item = offer
+            out.write(MIX if item.source not in as_segments else f"sft/{item.source}.segments.jsonl",
+                      item.row, item.origin, item.tokens)
+            lengths["sft"].append(item.tokens)
+        files = out.finish(texts, sft_paths, record)
+    except BaseException:
+        out.discard()
+        raise
+    pairs = out.records.get(PREFERENCE, 0)
+    tokens = {path: out.tokens[path] for path in files}
 
     # 5. Axolotl configs, each stage sized to its data
-    tokens = {path: sum(counter.count(row["text"]) for row, _ in rows) for path, rows in texts.items()}
-    tokens.update({path: sum(i.tokens for i in items) for path, items in sft_files.items()})
-    lengths = {}
-    if any(texts.values()):
-        lengths["pretrain"] = [counter.count(row["text"]) for rows in texts.values() for row, _ in rows]
-    if chosen:
-        lengths["sft"] = [i.tokens for i in chosen]
-    if pairs:
-        lengths["dpo"] = [_pair_tokens(row, counter) for row, _ in pairs]
-        tokens[PREFERENCE] = sum(lengths["dpo"])
+    lengths = {stage: n for stage, n in lengths.items() if n}
     data = {stage: Data(len(n), sum(n), max(n)) for stage, n in lengths.items()}
     margin = 1.25 if counter.describe().get("method") == "estimate" else 1.0  # bytes / 4 runs low
     epochs = {"pretrain": training.pretrain_epochs, "sft": training.sft_epochs, "dpo": training.dpo_epochs}
@@ -229,8 +246,8 @@ async def domain_expert(
                                  margin=margin, lengths=lengths[stage])
              for stage, d in data.items()}
     stages = axolotl.configs(base_model=base_model, training=training, pretraining=sorted(texts),
-                             sft=[(MIX, "messages")] * bool(sft_files.get(MIX))
-                             + [(p, "segments") for p in sft_files if p != MIX and sft_files[p]],
+                             sft=[(MIX, "messages")] * bool(out.records.get(MIX))
+                             + [(p, "segments") for p in sft_paths if p != MIX and out.records[p]],
                              preference=[PREFERENCE] if pairs else [], sizes=sizes,
                              extra=axolotl_extra or {})
     what = {"pretrain": "text", "sft": "conversation", "dpo": "preference pair"}
@@ -254,7 +271,7 @@ async def domain_expert(
     if facts:
         set_progress(task_id, 0.93, f"the exam: {len(facts)} facts")
         exam_report = await make_exam(record, output, EXAM, [fact for _, fact in facts],
-                                      {path: rows for path, (rows, _) in written.items()}, gates=gates,
+                                      {path: JsonLines(output / path) for path in files}, gates=gates,
                                       answers=answers, options=sampling.writing(seed), progress=(0.93, 0.99))
 
     # 7. the manifest: every part's funnel, the tokens, the stages, the exam
@@ -268,10 +285,10 @@ async def domain_expert(
         "training": {stage: {**dataclasses.asdict(data[stage]), **dataclasses.asdict(sizes[stage]),
                              "too_small": axolotl.too_small(sizes[stage])} for stage in stages},
     })
-    pretraining = sum(map(len, texts.values()))
+    pretraining = sum(out.records[path] for path in texts)
     set_progress(task_id, 1.0, f"{len(chosen)} conversations in the mix, {pretraining} pretraining"
-                               f" texts, {len(pairs)} preference pairs")
-    return {"mix": len(chosen), "pretraining": pretraining, "preference": len(pairs)}
+                               f" texts, {pairs} preference pairs")
+    return {"mix": len(chosen), "pretraining": pretraining, "preference": pairs}
 
 
 # -- the parts -----------------------------------------------------------------------------------
@@ -424,18 +441,131 @@ def _of_kind(written: dict, kind: str) -> list[tuple[str, dict]]:
     return [(file, entry) for file, entry in written.items() if entry.get("kind") == kind]
 
 
-def _records(place: Path, file: str, declared: dict, part: Part, folder, output: Path) -> list[tuple[dict, dict]]:
-    """Each record of a file a part wrote, with where it came from: what the part's own
-    ``sources`` output says of that line, then the part, the folder, the file and line
-    (which nothing of the part's overrides)."""
-    where = f"{_relative(place, output)}/{file}"
-    rows = _read(place / file)
-    sources = declared.get("sources")
-    about = _read(place / sources) if sources else [{}] * len(rows)
-    if len(about) != len(rows):
-        raise PipelineError(f"{where}: {sources} has {len(about)} lines for {len(rows)} records")
-    return [(row, {**extra, "part": part.name, "folder": str(folder), "part_output": where, "line": line})
-            for line, (row, extra) in enumerate(zip(rows, about), 1)]
+class _PartFile:
+    """A file a part wrote, read a record at a time: each record with where it came from
+    (what the part's own ``sources`` output says of that line, then the part, the folder,
+    the file and line, which nothing of the part's overrides), and where it is in the files,
+    to read it again (``at``)."""
+
+    def __init__(self, place: Path, file: str, declared: dict, part: Part, folder, output: Path):
+        self.path, self.format = place / file, declared.get("format")
+        self.sources_name = declared.get("sources")
+        self.sources = place / self.sources_name if self.sources_name else None
+        self.where = f"{_relative(place, output)}/{file}"
+        self.part, self.folder = part, folder
+
+    def records(self):
+        """``(row, origin, at)`` for each record, in order."""
+        import json
+        from contextlib import nullcontext
+
+        with open(self.path, "rb") as rows, \
+                (open(self.sources, "rb") if self.sources else nullcontext()) as about:
+            line = 0
+            while True:
+                offset, text = _next_line(rows)
+                if text is None:
+                    break
+                line += 1
+                about_offset, extra = _next_line(about) if about else (None, b"{}")
+                if extra is None:
+                    self._mismatch()
+                yield json.loads(text), self._origin(json.loads(extra), line), (line, offset, about_offset)
+            if about and _next_line(about)[1] is not None:
+                self._mismatch()
+
+    def at(self, at) -> tuple[dict, dict]:
+        """The record and origin ``records`` gave with ``at``, read again."""
+        import json
+
+        line, offset, about_offset = at
+        with open(self.path, "rb") as rows:
+            rows.seek(offset)
+            row = json.loads(rows.readline())
+        extra = {}
+        if self.sources:
+            with open(self.sources, "rb") as about:
+                about.seek(about_offset)
+                extra = json.loads(about.readline())
+        return row, self._origin(extra, line)
+
+    def _origin(self, extra: dict, line: int) -> dict:
+        return {**extra, "part": self.part.name, "folder": str(self.folder), "part_output": self.where,
+                "line": line}
+
+    def _mismatch(self):
+        raise PipelineError(f"{self.where}: {self.sources_name} has {_count(self.sources)} lines for"
+                            f" {_count(self.path)} records")
+
+
+def _next_line(handle) -> tuple[int, bytes | None]:
+    """Where the next line that is not blank starts, and the line (None at the end)."""
+    while True:
+        offset = handle.tell()
+        text = handle.readline()
+        if not text:
+            return offset, None
+        if text.strip():
+            return offset, text
+
+
+def _count(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+class _Offered:
+    """A conversation offered to the mix without its text: its source, its tokens as it will
+    be written, and where to read it again if it is chosen."""
+
+    __slots__ = ("source", "tokens", "file", "at")
+
+    def __init__(self, source: str, tokens: int, file: _PartFile, at: tuple):
+        self.source, self.tokens, self.file, self.at = source, tokens, file, at
+
+    @property
+    def key(self) -> str:
+        return f"{self.file.where}:{self.at[0]}"
+
+
+class _Outputs:
+    """The run's data files, written a record at a time, each with its ``.sources.jsonl``
+    (what each line came from), and put in place together by ``finish``."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.files: dict[str, tuple[AtomicFile, AtomicFile]] = {}
+        self.records: dict[str, int] = {}
+        self.tokens: dict[str, int] = {}
+
+    def start(self, path: str) -> None:
+        if path not in self.files:
+            self.files[path] = (AtomicFile(self.output / path), AtomicFile(self.output / _sources(path)))
+            self.records[path] = self.tokens[path] = 0
+
+    def write(self, path: str, row: dict, origin: dict, tokens: int) -> None:
+        self.start(path)
+        rows, sources = self.files[path]
+        rows.write(jsonl_text([row]).encode("utf-8"))
+        sources.write(jsonl_text([origin]).encode("utf-8"))
+        self.records[path] += 1
+        self.tokens[path] += tokens
+
+    def finish(self, texts: list[str], sft: list[str], record: RunRecord) -> list[str]:
+        """Every file in place, in ``record``: the pretraining ``texts``, the ``sft`` files
+        (written even when empty), and the preference pairs when there are some; their list."""
+        files = [*texts, *sft, *([PREFERENCE] if self.records.get(PREFERENCE) else [])]
+        for path in files:
+            for handle in self.files[path]:
+                handle.commit()
+            record.wrote(path, self.records[path])
+            record.wrote(_sources(path), self.records[path])
+        return files
+
+    def discard(self) -> None:
+        for rows, sources in self.files.values():
+            rows.discard()
+            sources.discard()
 
 
 def _pretraining_file(part: Part, file: str) -> str:

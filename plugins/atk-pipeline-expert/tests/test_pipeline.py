@@ -535,3 +535,32 @@ def test_atk_eval_finds_the_exam_of_a_finished_run_and_scores_it(tmp_path):
     assert report["questions"] == len(read_jsonl(out / "exam" / "exam.jsonl"))
     assert reader["closed"]["accuracy"] == 0.0  # it knows nothing
     assert reader["open"]["accuracy"] >= 0.8, reader["open"]  # the passage holds every answer
+
+
+# -- the assembly, a record at a time ------------------------------------------------------------
+
+
+def test_a_parts_file_is_read_a_record_at_a_time_and_again_where_it_was(tmp_path):
+    # The mix holds where a conversation is, not the conversation: what is read again at an
+    # offered record's place is what was offered (blank lines skipped, as before).
+    from atk_core import PipelineError
+    from atk_pipeline_expert.pipeline import Part, _PartFile
+
+    place = tmp_path / "parts" / "factual-qa" / "1-coast"
+    place.mkdir(parents=True)
+    rows = [{"messages": [{"role": "user", "content": f"Question {n}?"}]} for n in range(5)]
+    (place / "chats.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    (place / "chats.sources.jsonl").write_text("".join(json.dumps({"chunk": n}) + "\n\n" for n in range(5)))
+    part = Part("factual-qa", {}, None, (), ())
+    declared = {"format": "messages", "sources": "chats.sources.jsonl"}
+    file = _PartFile(place, "chats.jsonl", declared, part, "/docs/coast", tmp_path)
+    read = list(file.records())
+    assert [row for row, _, _ in read] == rows
+    assert read[3][1] == {"chunk": 3, "part": "factual-qa", "folder": "/docs/coast",
+                          "part_output": "parts/factual-qa/1-coast/chats.jsonl", "line": 4}
+    for row, origin, at in reversed(read):
+        assert file.at(at) == (row, origin)
+
+    (place / "chats.sources.jsonl").write_text("".join(json.dumps({"chunk": n}) + "\n" for n in range(4)))
+    with pytest.raises(PipelineError, match=r"chats.jsonl: chats.sources.jsonl has 4 lines for 5 records"):
+        list(file.records())
