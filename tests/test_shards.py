@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from atk_core.testing import kill_midway, read_jsonl, run_cli, write_config, write_documents
 
 HERE = Path(__file__).resolve().parent
@@ -29,11 +31,11 @@ def documents(folder):
     return write_documents(folder, texts)
 
 
-def config(tmp_path, name, log):
+def config(tmp_path, name, log, **fields):
     role = {"backend": "scripted", "respond": "passing_model:respond", "log": str(log), "concurrency": 1}
     return write_config(tmp_path / f"{name}.yaml", "factual-qa", input_dir=str(documents(tmp_path / "docs")),
                         output_dir=str(tmp_path / name), models={"small": role, "large": role},
-                        shard_bytes=1)
+                        shard_bytes=1, **fields)
 
 
 def env():
@@ -44,12 +46,14 @@ def lines(path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_a_killed_run_goes_on_from_its_first_unfinished_shard(tmp_path):
-    clean = run_cli("run", config(tmp_path, "clean", tmp_path / "clean.calls"), env=env(), cwd=tmp_path)
+@pytest.mark.parametrize("fields", [{}, {"use_subset": True, "subset_size": 4}], ids=["all", "subset"])
+def test_a_killed_run_goes_on_from_its_first_unfinished_shard(tmp_path, fields):
+    # (A subset's chunks, chosen in a first pass over every shard, are in the checkpoint.)
+    clean = run_cli("run", config(tmp_path, "clean", tmp_path / "clean.calls", **fields), env=env(), cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
     total = lines(tmp_path / "clean.calls")
 
-    path = config(tmp_path, "killed", tmp_path / "killed.calls")
+    path = config(tmp_path, "killed", tmp_path / "killed.calls", **fields)
     before = kill_midway(path, log=tmp_path / "killed.calls", calls=total * 2 // 3, env=env(), cwd=tmp_path)
     checkpoint = json.loads((tmp_path / "killed" / ".atk-partial" / "checkpoint.json").read_text())
     finished = checkpoint["done"]
