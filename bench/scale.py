@@ -14,14 +14,15 @@ Peak memory is the run process's own maximum resident set (``wait4``'s
 ``ru_maxrss``), the server's not included.
 
     python bench/scale.py [--sizes 4 40 400] [--baseline-up-to 40] [--replay-up-to 40]
-                          [--ray-up-to 40] [--full]
+                          [--ray-up-to 40] [--ray-only] [--full]
 
 By default each chunk is asked one question and the model's own checks are
 skipped (``--full``: the template's three questions, votes and checks, about
 15 requests per chunk): the light run makes a 400 MB corpus take minutes, not
 hours, and memory is what it is about. ``--ray-up-to``: the same streamed run
 on a two-node local Ray cluster (``ray start`` twice, two CPUs each), the
-driver's peak and time.
+driver's peak and time; ``--ray-only``: those alone (the local runs of a large
+corpus take long enough on their own).
 """
 
 import argparse
@@ -126,6 +127,8 @@ def main():
     parser.add_argument("--ray-up-to", type=float, default=None,
                         help="also run on a two-node local Ray cluster, up to this size (MB);"
                              " needs atk-executor-ray, and stops every Ray process here at the end")
+    parser.add_argument("--ray-only", action="store_true",
+                        help="with --ray-up-to: only the Ray runs (a large corpus's local figures taken apart)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="atk-scale-") as temp, \
@@ -134,6 +137,9 @@ def main():
         for size in args.sizes:
             corpus = root / f"corpus-{size:g}"
             text = write_corpus(corpus, size)
+            if args.ray_only:
+                rows.append({"size": size, "text": text / 1e6})
+                continue
             sharded = config(root, f"sharded-{size:g}", corpus, server.url + "/v1", 4_000_000, args.full)
             first = server.request_count
             seconds, peak = atk_run(sharded)
@@ -158,11 +164,20 @@ def main():
                     executor = f"{{ray: {{address: '{address}', workers: 2}}}}"
                     on_ray = config(root, f"ray-{row['size']:g}", root / f"corpus-{row['size']:g}",
                                     server.url + "/v1", 4_000_000, args.full, executor)
+                    first = server.request_count
                     row["ray_seconds"], row["ray_peak"] = atk_run(on_ray, env=env)
+                    row["ray_requests"] = server.request_count - first
                     print(f"{row['size']:g} MB on Ray: {row['ray_seconds']:.1f} s, {row['ray_peak']:.0f} MB",
                           file=sys.stderr, flush=True)
             finally:
                 subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True)
+    if args.ray_only:
+        print("| text | requests | on Ray: first run, driver's peak |\n|---|---|---|")
+        for row in rows:
+            if "ray_peak" in row:
+                print(f"| {row['text']:.1f} MB | {row['ray_requests']:,} | {row['ray_seconds']:.1f} s,"
+                      f" {row['ray_peak']:.0f} MB |")
+        return
     smallest = rows[0]["peak"]
     print("| text | requests | first run | peak memory | × peak at smallest | one piece (before) |"
           " up to date | --again (replay) | on Ray (driver's peak) |")
