@@ -305,7 +305,7 @@ class ChunkIds:
     """A set of chunk ids (those kept so far, for ``chunk_documents``): each as the 64-bit number
     its 16 hex digits spell (``c-`` and the digits), in a sorted array of 8 bytes an id,
     and the ids of the shard being read in a set until ``settle()`` merges them in. A
-    corpus of a million chunks holds 8 MB here, not the 60 a set of numbers would."""
+    corpus of a million chunks holds 8 MB here, not the 70 a set of numbers would."""
 
     def __init__(self):
         self.settled = array("Q")
