@@ -70,14 +70,10 @@ def test_the_turns_of_every_format():
 
 def _chosen_in_one_piece(chunks, settings, seed):
     """What choose_facts chose before it went through its chunks in passes: every sentence
-    counted, every document's facts held, then the same round-robin."""
-    import dataclasses
-
-    from atk_core import derive_seed
+    counted, every document's facts held, then the same round-robin (``spread``)."""
     from atk_core.toolkit.chunks import sentences
-    from atk_core.toolkit.exam import _normal
+    from atk_core.toolkit.exam import Fact, _normal, spread
     from atk_core.toolkit.qa import focus_sentences
-    from atk_core.toolkit.exam import Fact
 
     counts = {}
     for c in chunks:
@@ -90,16 +86,7 @@ def _chosen_in_one_piece(chunks, settings, seed):
             if counts.get(_normal(sentence), 0) == 1 and span is not None:
                 by_document.setdefault(c.source, []).append(
                     Fact(c.source, c.start + span[0], c.start + span[1], sentence, c.id, c.text))
-    for facts in by_document.values():
-        facts.sort(key=lambda f: derive_seed(seed, "exam", f.id))
-    chosen, queues = [], [by_document[s] for s in sorted(by_document)]
-    while len(chosen) < settings.size and any(queues):
-        for queue in queues:
-            if queue and len(chosen) < settings.size:
-                chosen.append(queue.pop(0))
-    order = sorted(range(len(chosen)), key=lambda i: derive_seed(seed, "held out", chosen[i].id))
-    held = set(order[:settings.held_out(len(chosen))])
-    return [dataclasses.replace(f, seen=i not in held) for i, f in enumerate(chosen)]
+    return spread(by_document, settings, seed)
 
 
 class _Passes:

@@ -184,6 +184,19 @@ def chunk_folder(input_dir, record, *, chunk_size: int, subset_size: int | None 
     return chunks
 
 
+def chunks_of_runs(folder, runs, chunk_size: int):
+    """The chunks of ``folder``'s files read a run at a time (``runs``: lists of their
+    paths), an exact duplicate of an earlier one dropped: what ``chunk_documents`` keeps of
+    the whole folder, holding one run's documents (and the kept ids, ``ChunkIds``)."""
+    from .documents import read_folder
+
+    seen = ChunkIds()
+    for run in runs:
+        kept, _ = chunk_documents(read_folder(folder, files=run).documents, chunk_size, seen)
+        seen.settle()
+        yield from kept
+
+
 SEPARATOR = "\0"  # between the paths of a shard's files
 
 
@@ -263,20 +276,10 @@ class Corpus:
         """The ids of the subset's chunks, as ``chunk_subset`` over every shard's chunks would
         choose them: found (once) by a pass over the shards that keeps the ``subset_size``
         first in its order, and nothing else."""
-        from .documents import read_folder
-
         if self._chosen is None:
-            seen = ChunkIds()
-
-            def ranked():
-                for files in self.shards:
-                    kept, _ = chunk_documents(read_folder(self.folder, files=self._paths(files)).documents,
-                                              self.chunk_size, seen)
-                    seen.settle()
-                    for chunk in kept:
-                        yield _rank(self.seed, chunk.text), chunk.id
-
-            self._chosen = {chunk_id for _, chunk_id in nsmallest(self.subset_size, ranked())}
+            chunks = chunks_of_runs(self.folder, map(self._paths, self.shards), self.chunk_size)
+            ranked = ((_rank(self.seed, chunk.text), chunk.id) for chunk in chunks)
+            self._chosen = {chunk_id for _, chunk_id in nsmallest(self.subset_size, ranked)}
         return self._chosen
 
     def state(self) -> dict:

@@ -114,7 +114,14 @@ def choose_facts(chunks: Iterable, settings: ExamSettings, seed: int) -> list[Fa
         if len(by_document) >= settings.size or not more:
             break
         reach *= 2
-    for source, facts in by_document.items():  # each document's facts in a seeded order
+    return spread(by_document, settings, seed)
+
+
+def spread(by_document: dict[str, list[Fact]], settings: ExamSettings, seed: int) -> list[Fact]:
+    """``settings.size`` of the facts ``by_document``: each document's in a seeded order,
+    taken round-robin over the documents in the order of their names; the first
+    ``held_out`` in a seeded order marked not seen."""
+    for facts in by_document.values():
         facts.sort(key=lambda f: derive_seed(seed, "exam", f.id))
     chosen, queues = [], [by_document[s] for s in sorted(by_document)]
     while len(chosen) < settings.size and any(queues):
@@ -142,17 +149,19 @@ def _candidates(chunks: Iterable, reach: int, seed: int) -> tuple[dict[str, list
                 found.setdefault(chunk.source, []).append(
                     Fact(chunk.source, chunk.start + span[0], chunk.start + span[1], sentence, chunk.id,
                          chunk.text))
-        if len(found) > 2 * reach:
-            names = sorted(found)
-            cutoff = names[reach - 1]
-            for name in names[reach:]:
-                del found[name]
+        if len(found) > 2 * reach:  # let go of the documents past the first ``reach``
+            cutoff = _keep_first(found, reach)
     if len(found) > reach:
-        names = sorted(found)
-        cutoff = names[reach - 1]
-        for name in names[reach:]:
-            del found[name]
+        cutoff = _keep_first(found, reach)
     return found, cutoff is not None
+
+
+def _keep_first(found: dict, reach: int) -> str:
+    """Drop all but the first ``reach`` names of ``found``; the last name kept."""
+    names = sorted(found)
+    for name in names[reach:]:
+        del found[name]
+    return names[reach - 1]
 
 
 def facts_of_folders(folders: list, chunk_size: int, settings: ExamSettings, seed: int, *,
@@ -180,16 +189,14 @@ class _ChunksOfFolders:
         self.folders, self.chunk_size, self.shard_bytes = folders, chunk_size, shard_bytes
 
     def __iter__(self):
-        from .chunks import ChunkIds, chunk_documents
-        from .documents import input_folder, readings
+        from .chunks import chunks_of_runs
+        from .documents import folder_files, input_folder, runs_of_files
 
         for number, folder in enumerate(self.folders):
-            seen = ChunkIds()
-            for reading in readings(input_folder(folder), self.shard_bytes):
-                kept, _ = chunk_documents(reading.documents, self.chunk_size, seen)
-                seen.settle()
-                for chunk in kept:
-                    yield dataclasses.replace(chunk, source=f"{number}/{chunk.source}")
+            folder = input_folder(folder)
+            runs = runs_of_files(folder, folder_files(folder), self.shard_bytes)
+            for chunk in chunks_of_runs(folder, runs, self.chunk_size):
+                yield dataclasses.replace(chunk, source=f"{number}/{chunk.source}")
 
 
 def find_sentence(text: str, sentence: str) -> tuple[int, int] | None:

@@ -185,20 +185,12 @@ class ShardedRun:
         """Each unfinished shard in order, read, chunked, through the content gate and the
         ``judge`` (see ``judge_chunks``), the judge's progress ``judged`` (after ``survey``:
         as the survey found it)."""
-        import sqlite3
-
-        from .chunks import Chunk
-
         for index, files in enumerate(self.corpus.shards):
             if index < self.done:
                 continue
             shard = Shard(index, len(self.corpus.shards), [], [])
             if self._surveyed is not None:
-                with sqlite3.connect(self._surveyed) as db:
-                    chunks, samples = db.execute("SELECT chunks, samples FROM shards WHERE shard = ?",
-                                                 (index,)).fetchone()
-                shard.chunks = [Chunk(**chunk) for chunk in json.loads(chunks)]
-                shard.samples = json.loads(samples)
+                shard.chunks, shard.samples = _Surveyed(self._surveyed).shard(index)
             else:
                 shard.chunks, shard.samples = await self._read(files, judge, policy, rejected,
                                                                shard.progress(*judged), task_id)
@@ -266,17 +258,22 @@ class _Surveyed:
     def __init__(self, path):
         self.path = path
 
-    def __iter__(self):
+    def shard(self, index: int) -> tuple[list, list]:
+        """The chunks and samples the survey kept of shard ``index``."""
         import sqlite3
 
         from .chunks import Chunk
 
         with sqlite3.connect(self.path) as db:
+            chunks, samples = db.execute("SELECT chunks, samples FROM shards WHERE shard = ?", (index,)).fetchone()
+        return [Chunk(**chunk) for chunk in json.loads(chunks)], json.loads(samples)
+
+    def __iter__(self):
+        import sqlite3
+
+        with sqlite3.connect(self.path) as db:
             shards = [row[0] for row in db.execute("SELECT shard FROM shards ORDER BY shard")]
-            for index in shards:
-                chunks, samples = db.execute("SELECT chunks, samples FROM shards WHERE shard = ?",
-                                             (index,)).fetchone()
-                kept = {sample["id"] for sample in json.loads(samples)}
-                for chunk in json.loads(chunks):
-                    if chunk["id"] in kept:
-                        yield Chunk(**chunk)
+        for index in shards:
+            chunks, samples = self.shard(index)
+            kept = {sample["id"] for sample in samples}
+            yield from (chunk for chunk in chunks if chunk.id in kept)

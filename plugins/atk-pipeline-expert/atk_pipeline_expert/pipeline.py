@@ -221,12 +221,11 @@ async def domain_expert(
         sft_paths += [f"sft/{name}.segments.jsonl" for name in as_segments]
         for path in sft_paths:
             out.start(path)
-        for offer in chosen:
-            if isinstance(offer, _Offered):  # its record read again, and made as it was offered
-                row, origin = offer.file.at(offer.at)
-                offer = _item(offer.source, row.get("id"), _messages(row, offer.file.format), origin, seed,
-                              dropped_prompts, as_segments, counter)
-            item = offer
+        for item in chosen:
+            if isinstance(item, _Offered):  # its record read again, and made as it was offered
+                row, origin = item.file.at(item.at)
+                item = _item(item.source, row.get("id"), _messages(row, item.file.format), origin, seed,
+                             dropped_prompts, as_segments, counter)
             out.write(MIX if item.source not in as_segments else f"sft/{item.source}.segments.jsonl",
                       item.row, item.origin, item.tokens)
             lengths["sft"].append(item.tokens)
